@@ -1,0 +1,32 @@
+# PromptOps: `make run` starts the server, `make test` runs every check. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test lint typecheck bench install clean
+
+install:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	@$(UV) sync --frozen --quiet
+
+run: install
+	$(VENV)/bin/promptops serve
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+test: install lint
+	$(VENV)/bin/pytest -q
+
+bench: install
+	$(VENV)/bin/python bench/resolve.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

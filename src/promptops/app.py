@@ -1,0 +1,139 @@
+"""The FastAPI application factory: routers, error handling, middleware, start-up (migrate + bootstrap)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from promptops import __version__
+from promptops.auth.api import auth_router, keys_router, members_router
+from promptops.bootstrap import bootstrap, print_credentials
+from promptops.config import Settings, get_settings
+from promptops.context import current_request_id
+from promptops.db import Database
+from promptops.errors import ProblemError
+from promptops.governance.api import contract_router
+from promptops.governance.api import router as audit_router
+from promptops.logging import configure_logging, log
+from promptops.middleware import Metrics, RequestContextMiddleware
+from promptops.migrate import upgrade
+from promptops.ops.api import router as ops_router
+from promptops.registry import service as registry_service
+from promptops.registry.api import router as prompts_router
+from promptops.runtime import Runtime
+from promptops.tenancy.api import router as projects_router
+
+PROBLEM_JSON = "application/problem+json"
+HTTP_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+
+def _problem_response(body: dict[str, Any], status: int) -> JSONResponse:
+    body.setdefault("requestId", current_request_id())
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return _problem_response(exc.to_problem(request.url.path), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(first["loc"][1:] if len(first["loc"]) > 1 else first["loc"])
+        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more error(s))"
+        body = {
+            "type": "https://promptops.dev/problems/validation_error",
+            "title": "Request validation failed",
+            "status": 422,
+            "detail": detail,
+            "code": "validation_error",
+            "instance": request.url.path,
+            "errors": errors,
+        }
+        return _problem_response(body, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        body = {
+            "type": f"https://promptops.dev/problems/{code}",
+            "title": str(exc.detail),
+            "status": exc.status_code,
+            "detail": str(exc.detail) if exc.status_code != 404 else f"No route for {request.url.path}",
+            "code": code,
+            "instance": request.url.path,
+        }
+        return _problem_response(body, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+        body = {
+            "type": "https://promptops.dev/problems/internal_error",
+            "title": "Internal server error",
+            "status": 500,
+            "detail": "An unexpected error occurred; quote the request id when reporting it.",
+            "code": "internal_error",
+            "instance": request.url.path,
+        }
+        return _problem_response(body, 500)
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    """Build the application. Start-up migrates the database and bootstraps a fresh installation."""
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    runtime = Runtime(settings=settings, db=db)
+    registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
+    runtime.api_key_cache.ttl = settings.resolve_cache_ttl_seconds
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await asyncio.to_thread(upgrade, settings.effective_database_url)
+        if settings.bootstrap:
+            created = await bootstrap(runtime)
+            if created is not None:
+                print_credentials(created, settings)
+        log.info("started", database=db.dialect, version=__version__)
+        yield
+        await db.dispose()
+
+    app = FastAPI(
+        title="PromptOps",
+        version=__version__,
+        summary="Create, version, test, optimize, ship and govern LLM prompts",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.metrics = Metrics()
+    _install_error_handlers(app)
+    for router in (
+        ops_router, auth_router, projects_router, members_router, keys_router, prompts_router, audit_router,
+        contract_router,
+    ):
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics)
+    return app
+
+
+def build_default_app() -> FastAPI:
+    """Entry point for ``uvicorn --factory promptops.app:build_default_app``."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,139 @@
+"""REST face of identity: login sessions, API keys and project members."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from promptops.auth import service
+from promptops.auth.deps import CSRF_COOKIE, PUBLIC, SESSION_COOKIE, forget_api_keys, require
+from promptops.auth.models import ApiKey, Membership, User
+from promptops.auth.principal import Principal
+from promptops.auth.schemas import (
+    ApiKeyCreatedOut,
+    ApiKeyIn,
+    ApiKeyOut,
+    LoginIn,
+    LoginOut,
+    MeOut,
+    MemberIn,
+    MemberOut,
+    MemberUpdateIn,
+)
+from promptops.governance.rbac import ROLE_PERMISSIONS
+from promptops.governance.rbac import Permission as P
+from promptops.idempotency import idempotent
+from promptops.runtime import runtime_of
+
+auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+keys_router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
+members_router = APIRouter(prefix="/api/v1/members", tags=["members"])
+
+KeyManager = Annotated[Principal, Depends(require(P.APIKEY_MANAGE))]
+MemberManager = Annotated[Principal, Depends(require(P.MEMBER_MANAGE))]
+
+
+@auth_router.post("/login", response_model=LoginOut, dependencies=[Depends(PUBLIC)], summary="Log in")
+async def login(body: LoginIn, request: Request, response: Response) -> LoginOut:
+    runtime = runtime_of(request)
+    ttl = timedelta(hours=runtime.settings.session_ttl_hours)
+    async with runtime.db.transaction(write=True) as session:
+        token, user_session, principal = await service.login(session, body.email, body.password, ttl, body.project)
+    secure = runtime.settings.cookie_secure
+    max_age = int(ttl.total_seconds())
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure)
+    response.set_cookie(CSRF_COOKIE, user_session.csrf_token, max_age=max_age, samesite="lax", secure=secure)
+    return LoginOut(
+        token=token, expires_at=user_session.expires_at, csrf_token=user_session.csrf_token,
+        user_id=principal.id, email=principal.name, project_id=principal.project_id, role=principal.role,
+    )
+
+
+@auth_router.post("/logout", status_code=204, summary="End the current login session")
+async def logout(
+    request: Request, principal: Annotated[Principal, Depends(require(P.PROJECT_READ))]
+) -> Response:
+    async with runtime_of(request).db.transaction(write=True) as session:
+        await service.logout(session, principal)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+@auth_router.get("/me", response_model=MeOut, summary="Who am I, in which project, with which permissions")
+async def me(principal: Annotated[Principal, Depends(require(P.PROJECT_READ))]) -> MeOut:
+    return MeOut(
+        kind=principal.kind, id=principal.id, name=principal.name, project_id=principal.project_id,
+        org_id=principal.org_id, role=principal.role,
+        permissions=sorted(p.value for p in ROLE_PERMISSIONS[principal.role]),
+    )
+
+
+def key_out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(key)
+
+
+@keys_router.post("", status_code=201, response_model=ApiKeyCreatedOut, summary="Create an API key (shown once)")
+@idempotent
+async def create_key(body: ApiKeyIn, request: Request, principal: KeyManager) -> ApiKeyCreatedOut:
+    async with runtime_of(request).db.transaction(write=True) as session:
+        key, raw = await service.create_api_key(session, principal, body.name, body.role, body.expires_at)
+    return ApiKeyCreatedOut(**key_out(key).model_dump(), key=raw)
+
+
+@keys_router.get("", response_model=list[ApiKeyOut], summary="List API keys of the project")
+async def list_keys(request: Request, principal: Annotated[Principal, Depends(require(P.APIKEY_READ))]) -> list[ApiKeyOut]:
+    async with runtime_of(request).db.transaction() as session:
+        keys = await service.list_api_keys(session, principal)
+    return [key_out(k) for k in keys]
+
+
+@keys_router.delete("/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key")
+async def revoke_key(key_id: str, request: Request, principal: KeyManager) -> ApiKeyOut:
+    async with runtime_of(request).db.transaction(write=True) as session:
+        key = await service.revoke_api_key(session, principal, key_id)
+    forget_api_keys(request)
+    return key_out(key)
+
+
+def member_out(membership: Membership, user: User) -> MemberOut:
+    return MemberOut(
+        user_id=user.id, email=user.email, name=user.name, role=membership.role,  # type: ignore[arg-type]
+        project_id=membership.project_id, created_at=membership.created_at,
+    )
+
+
+@members_router.get("", response_model=list[MemberOut], summary="List project members")
+async def list_members(
+    request: Request, principal: Annotated[Principal, Depends(require(P.MEMBER_READ))]
+) -> list[MemberOut]:
+    async with runtime_of(request).db.transaction() as session:
+        rows = await service.list_members(session, principal)
+    return [member_out(m, u) for m, u in rows]
+
+
+@members_router.post("", status_code=201, response_model=MemberOut, summary="Add a member (creating the user)")
+@idempotent
+async def add_member(body: MemberIn, request: Request, principal: MemberManager) -> MemberOut:
+    async with runtime_of(request).db.transaction(write=True) as session:
+        membership, user = await service.add_member(
+            session, principal, body.email, body.role, body.password, body.name
+        )
+    return member_out(membership, user)
+
+
+@members_router.patch("/{user_id}", response_model=MemberOut, summary="Change a member's role")
+async def change_role(user_id: str, body: MemberUpdateIn, request: Request, principal: MemberManager) -> MemberOut:
+    async with runtime_of(request).db.transaction(write=True) as session:
+        membership, user = await service.change_member_role(session, principal, user_id, body.role)
+    return member_out(membership, user)
+
+
+@members_router.delete("/{user_id}", status_code=204, summary="Remove a member from the project")
+async def remove_member(user_id: str, request: Request, principal: MemberManager) -> Response:
+    async with runtime_of(request).db.transaction(write=True) as session:
+        await service.remove_member(session, principal, user_id)
+    return Response(status_code=204)

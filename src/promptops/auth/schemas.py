@@ -1,0 +1,80 @@
+"""Bodies of the identity endpoints (login, API keys, members)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from promptops.governance.rbac import Role
+from promptops.schemas import ApiModel, ApiOut
+
+
+class LoginIn(ApiModel):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+    project: str | None = Field(default=None, max_length=100)
+
+
+class LoginOut(ApiOut):
+    token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+    csrf_token: str
+    user_id: str
+    email: str
+    project_id: str
+    role: Role
+
+
+class MeOut(ApiOut):
+    kind: str
+    id: str
+    name: str
+    project_id: str
+    org_id: str
+    role: Role
+    permissions: list[str]
+
+
+class ApiKeyIn(ApiModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+    expires_at: datetime | None = None
+
+
+class ApiKeyOut(ApiOut):
+    id: str
+    name: str
+    role: Role
+    prefix: str
+    project_id: str
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    key: str = Field(description="The API key itself. Shown only in this response; store it now.")
+
+
+class MemberIn(ApiModel):
+    email: str = Field(min_length=3, max_length=254)
+    role: Role
+    name: str = Field(default="", max_length=200)
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+
+
+class MemberUpdateIn(ApiModel):
+    role: Role
+
+
+class MemberOut(ApiOut):
+    user_id: str
+    email: str
+    name: str
+    role: Role
+    project_id: str
+    created_at: datetime

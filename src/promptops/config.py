@@ -1,0 +1,70 @@
+"""Settings from environment variables (prefix ``PROMPTOPS_``); see the table in README.md."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROMPTOPS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Where the embedded database and state live.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/promptops.db"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs session cookies; default: generated once and stored in <data_dir>/secret_key.",
+    )
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    bootstrap: bool = True
+    bootstrap_admin_email: str = "admin@localhost"
+    bootstrap_admin_password: str | None = None
+    bootstrap_admin_key: str | None = None
+    load_examples: bool = True
+
+    session_ttl_hours: int = Field(default=24 * 7, ge=1, le=24 * 90)
+    cookie_secure: bool = False
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_page_size: int = Field(default=200, ge=1, le=1000)
+    include_max_depth: int = Field(default=5, ge=1, le=20)
+    deployable_labels: list[str] = Field(default_factory=lambda: ["production"])
+    resolve_cache_ttl_seconds: float = Field(
+        default=1.0, ge=0, description="In-process cache of auth and label resolution; 0 disables."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'promptops.db').resolve()}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` / ``sqlite://`` URLs and pick the async drivers we ship."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///") or url == "sqlite://":
+        return "sqlite+aiosqlite" + url[len("sqlite") :]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,74 @@
+"""Roles, permissions (``resource:action``) and the one authorization check.
+
+The table below is the whole policy: a route declares one permission, a principal's role grants a set.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from promptops.errors import Forbidden
+
+
+class Role(StrEnum):
+    VIEWER = "Viewer"
+    QA_ANALYST = "QAAnalyst"
+    PROMPT_ENGINEER = "PromptEngineer"
+    ADMIN = "PromptOpsAdmin"
+    COMPLIANCE = "ComplianceOfficer"
+
+
+class Permission(StrEnum):
+    PROJECT_READ = "project:read"
+    PROJECT_CREATE = "project:create"
+    PROJECT_MANAGE = "project:manage"
+    PROMPT_READ = "prompt:read"
+    PROMPT_WRITE = "prompt:write"
+    LABEL_WRITE = "label:write"
+    LABEL_DEPLOY = "label:deploy"
+    AUDIT_READ = "audit:read"
+    AUDIT_VERIFY = "audit:verify"
+    APIKEY_READ = "apikey:read"
+    APIKEY_MANAGE = "apikey:manage"
+    MEMBER_READ = "member:read"
+    MEMBER_MANAGE = "member:manage"
+
+
+P = Permission
+_VIEWER = {P.PROJECT_READ, P.PROMPT_READ, P.MEMBER_READ}
+_QA = set(_VIEWER)  # QA-specific rights (feedback, annotation) arrive with those features
+_ENGINEER = _QA | {P.PROMPT_WRITE, P.LABEL_WRITE, P.LABEL_DEPLOY, P.AUDIT_READ}
+_COMPLIANCE = _VIEWER | {P.AUDIT_READ, P.AUDIT_VERIFY, P.APIKEY_READ}
+_ADMIN = set(Permission)
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: frozenset(_VIEWER),
+    Role.QA_ANALYST: frozenset(_QA),
+    Role.PROMPT_ENGINEER: frozenset(_ENGINEER),
+    Role.ADMIN: frozenset(_ADMIN),
+    Role.COMPLIANCE: frozenset(_COMPLIANCE),
+}
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        from promptops.errors import ValidationProblem
+
+        raise ValidationProblem(f"Unknown role {value!r}; expected one of: {allowed}", code="invalid_role")
+
+
+def has_permission(role: Role | str, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS.get(Role(role), frozenset())
+
+
+def ensure_permission(role: Role | str, permission: Permission) -> None:
+    """Raise 403 unless ``role`` grants ``permission``."""
+    if not has_permission(role, permission):
+        raise Forbidden(
+            f"Role {Role(role).value} lacks permission {permission.value}",
+            code="permission_denied",
+            permission=permission.value,
+        )

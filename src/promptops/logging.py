@@ -1,0 +1,51 @@
+"""Structured JSON logs (structlog); every line carries the request id of the request that wrote it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from promptops.context import request_id_var
+
+
+def _add_request_id(_logger: object, _name: str, event: dict) -> dict:  # type: ignore[type-arg]
+    rid = request_id_var.get()
+    if rid is not None and "request_id" not in event:
+        event["request_id"] = rid
+    return event
+
+
+def configure_logging(level: str = "INFO", json: bool = True) -> None:
+    processors: list = [  # type: ignore[type-arg]
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_request_id,
+        structlog.processors.format_exc_info,
+    ]
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Route stdlib loggers (uvicorn, alembic, sqlalchemy) through the same JSON renderer.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[*processors[:-1], structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+log = structlog.get_logger("promptops")

@@ -1,0 +1,14 @@
+"""Imports every table so ``metadata`` is complete (for Alembic and for tests)."""
+
+from __future__ import annotations
+
+from promptops.auth import models as auth_models
+from promptops.db import Base
+from promptops.governance import models as governance_models
+from promptops.idempotency import IdempotencyRecord
+from promptops.registry import models as registry_models
+from promptops.tenancy import models as tenancy_models
+
+metadata = Base.metadata
+
+__all__ = ["IdempotencyRecord", "auth_models", "governance_models", "metadata", "registry_models", "tenancy_models"]

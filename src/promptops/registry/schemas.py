@@ -1,0 +1,249 @@
+"""Request and response bodies of the registry API (camelCase on the wire)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from promptops.schemas import ApiModel, ApiOut, SmallJson
+
+Kind = Literal["text", "chat"]
+Source = Literal["manual", "generated", "refined", "forked", "imported"]
+VarType = Literal["string", "number", "integer", "boolean", "array", "object", "any"]
+Tag = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+LabelName = Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_-]*$")
+
+
+class VariableIn(ApiModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    type: VarType = "string"
+    required: bool = True
+    default: Any = None
+    description: str = Field(default="", max_length=1000)
+
+
+class MessageIn(ApiModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str = Field(max_length=200_000)
+
+
+class ModelConfigIn(ApiModel):
+    provider: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=200)
+    params: SmallJson = Field(default_factory=dict)
+
+
+class VersionFields(ApiModel):
+    kind: Kind = "text"
+    template: str | None = Field(default=None, max_length=200_000)
+    messages: list[MessageIn] | None = Field(default=None, max_length=200)
+    variables: list[VariableIn] = Field(default_factory=list, max_length=100)
+    model_config_: ModelConfigIn = Field(default_factory=ModelConfigIn, alias="modelConfig")
+    response_schema: SmallJson | None = None
+    metadata: SmallJson = Field(default_factory=dict)
+    commit_message: str = Field(default="", max_length=2000)
+    source: Source = "manual"
+    parent_version_id: str | None = Field(default=None, max_length=40)
+
+    @model_validator(mode="after")
+    def _shape(self) -> VersionFields:
+        if self.kind == "text":
+            if self.template is None:
+                raise ValueError("a text prompt needs 'template'")
+            if self.messages is not None:
+                raise ValueError("a text prompt takes 'template', not 'messages'")
+        else:
+            if not self.messages:
+                raise ValueError("a chat prompt needs a non-empty 'messages' list")
+            if self.template is not None:
+                raise ValueError("a chat prompt takes 'messages', not 'template'")
+        names = [v.name for v in self.variables]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"variables declared twice: {', '.join(dupes)}")
+        if self.source == "forked":
+            raise ValueError("source 'forked' is set by the fork endpoint")
+        return self
+
+
+class CreateVersionIn(VersionFields):
+    labels: list[str] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _labels(self) -> CreateVersionIn:
+        validate_label_list(self.labels)
+        return self
+
+
+class CreatePromptIn(CreateVersionIn):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    tags: list[str] = Field(default_factory=list, max_length=32)
+
+
+class UpdatePromptIn(ApiModel):
+    description: str | None = Field(default=None, max_length=2000)
+    tags: list[str] | None = Field(default=None, max_length=32)
+    archived: bool | None = None
+
+
+class SetLabelIn(ApiModel):
+    version: int | None = Field(default=None, ge=1)
+    version_id: str | None = Field(default=None, max_length=40)
+    reason: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _one(self) -> SetLabelIn:
+        if (self.version is None) == (self.version_id is None):
+            raise ValueError("give exactly one of 'version' or 'versionId'")
+        return self
+
+
+class RollbackIn(ApiModel):
+    version: int | None = Field(default=None, ge=1)
+    reason: str = Field(default="", max_length=2000)
+    approver: str | None = Field(default=None, max_length=254)
+
+
+class RenderIn(ApiModel):
+    variables: dict[str, Any] = Field(default_factory=dict, max_length=200)
+    label: str | None = Field(default=None, max_length=63)
+    version: int | None = Field(default=None, ge=1)
+
+
+class ForkIn(ApiModel):
+    new_name: str = Field(min_length=1, max_length=200)
+    label: str | None = Field(default=None, max_length=63)
+    version: int | None = Field(default=None, ge=1)
+    description: str | None = Field(default=None, max_length=2000)
+    tags: list[str] | None = Field(default=None, max_length=32)
+    commit_message: str = Field(default="", max_length=2000)
+
+
+def validate_label_list(labels: list[str]) -> None:
+    import re
+
+    for label in labels:
+        if not re.match(r"^[a-z][a-z0-9_-]{0,62}$", label):
+            raise ValueError(f"invalid label {label!r}: use lowercase letters, digits, '-' or '_'")
+        if label == "latest":
+            raise ValueError("'latest' is derived (the newest version) and cannot be set")
+
+
+# --- responses ------------------------------------------------------------------------------------------------
+
+
+class PromptOut(ApiOut):
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    archived: bool
+    latest_version: int
+    labels: dict[str, int]
+    created_at: datetime
+    updated_at: datetime
+
+
+class VersionOut(ApiOut):
+    id: str
+    prompt_id: str
+    prompt_name: str
+    version: int
+    kind: Kind
+    template: str | None
+    messages: list[dict[str, Any]] | None
+    variables: list[dict[str, Any]]
+    model_config_: dict[str, Any] = Field(alias="modelConfig")
+    response_schema: dict[str, Any] | None
+    metadata: dict[str, Any]
+    commit_message: str
+    parent_version_id: str | None
+    source: str
+    content_hash: str
+    labels: list[str]
+    warnings: list[str]
+    created_by: str | None
+    created_at: datetime
+
+
+class ResolvedOut(ApiOut):
+    prompt: PromptOut
+    version: VersionOut
+    resolved_by: str
+
+
+class PromptPage(ApiOut):
+    items: list[PromptOut]
+    next_cursor: str | None
+
+
+class VersionPage(ApiOut):
+    items: list[VersionOut]
+    next_cursor: str | None
+
+
+class LabelOut(ApiOut):
+    name: str
+    version: int
+    version_id: str
+    deployable: bool
+    updated_at: datetime
+    updated_by: str | None
+
+
+class LabelEventOut(ApiOut):
+    id: str
+    label: str
+    action: str
+    from_version: int | None
+    to_version: int | None
+    from_version_id: str | None
+    to_version_id: str | None
+    reason: str
+    actor_id: str | None
+    created_at: datetime
+
+
+class LabelMoveOut(ApiOut):
+    prompt_id: str
+    name: str
+    label: str
+    version: int
+    version_id: str
+    previous_version: int | None
+    previous_version_id: str | None
+    deployed: bool
+
+
+class RenderedVersionRef(ApiOut):
+    prompt_id: str
+    name: str
+    version_id: str
+    version: int
+
+
+class RenderOut(ApiOut):
+    kind: Kind
+    text: str | None
+    messages: list[dict[str, str]] | None
+    prompt_id: str
+    version_id: str
+    version: int
+    versions_used: list[RenderedVersionRef]
+
+
+class DiffOut(ApiOut):
+    from_ref: str = Field(alias="from")
+    to_ref: str = Field(alias="to")
+    from_version_id: str
+    to_version_id: str
+    identical: bool
+    kind_changed: bool
+    template: str
+    variables: list[dict[str, Any]]
+    model_config_: list[dict[str, Any]] = Field(alias="modelConfig")
+    response_schema: list[dict[str, Any]]
+    metadata: list[dict[str, Any]]

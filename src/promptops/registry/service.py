@@ -1,0 +1,777 @@
+"""Prompt registry behaviour: prompts, immutable versions, labels, rollback, fork, diff, render.
+
+Service functions take an open session (the caller owns the transaction) and the acting principal; they
+scope every query to the principal's project and append an audit event for every change.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptops.auth.principal import Principal
+from promptops.cache import TTLCache
+from promptops.db import utcnow
+from promptops.errors import Conflict, NotFound, ValidationProblem
+from promptops.governance import audit
+from promptops.governance.rbac import Permission
+from promptops.ids import has_prefix, new_id
+from promptops.registry import diff as diffing
+from promptops.registry.hashing import content_hash
+from promptops.registry.models import LabelEvent, Prompt, PromptLabel, PromptTag, PromptVersion
+from promptops.registry.refs import PromptRef, parse_ref, validate_prompt_name
+from promptops.registry.schemas import (
+    CreatePromptIn,
+    CreateVersionIn,
+    ForkIn,
+    UpdatePromptIn,
+    VersionFields,
+    validate_label_list,
+)
+from promptops.templates import engine
+from promptops.tenancy.models import Project
+
+DEFAULT_DEPLOYABLE_LABELS = ("production",)
+
+# Resolved (prompt, version) pairs by (project, name, label, version). Every registry write in this process
+# drops its project's entries; other replicas converge within the TTL (configured at app start).
+resolve_cache: TTLCache["Resolved"] = TTLCache(ttl=0)
+
+
+def _invalidate(project_id: str) -> None:
+    resolve_cache.invalidate(lambda key: key[0] == project_id)
+
+
+# --- lookups --------------------------------------------------------------------------------------------------
+
+
+async def get_prompt(session: AsyncSession, principal: Principal, name_or_id: str) -> Prompt:
+    """A prompt of the principal's project by name or id (404 otherwise)."""
+    column = Prompt.id if has_prefix(name_or_id, "prompt") else Prompt.name
+    prompt = (
+        await session.execute(
+            select(Prompt).where(Prompt.project_id == principal.project_id, column == name_or_id)
+        )
+    ).scalar_one_or_none()
+    if prompt is None:
+        raise NotFound(f"Prompt {name_or_id!r} not found", code="prompt_not_found")
+    return prompt
+
+
+async def _version_by_number(session: AsyncSession, prompt: Prompt, number: int) -> PromptVersion:
+    version = (
+        await session.execute(
+            select(PromptVersion).where(PromptVersion.prompt_id == prompt.id, PromptVersion.version == number)
+        )
+    ).scalar_one_or_none()
+    if version is None:
+        raise NotFound(f"Prompt {prompt.name!r} has no version {number}", code="version_not_found")
+    return version
+
+
+async def _version_by_label(session: AsyncSession, prompt: Prompt, label: str) -> PromptVersion:
+    if label == "latest":
+        if prompt.latest_version == 0:
+            raise NotFound(f"Prompt {prompt.name!r} has no versions", code="version_not_found")
+        return await _version_by_number(session, prompt, prompt.latest_version)
+    version = (
+        await session.execute(
+            select(PromptVersion)
+            .join(PromptLabel, PromptLabel.version_id == PromptVersion.id)
+            .where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label)
+        )
+    ).scalar_one_or_none()
+    if version is None:
+        raise NotFound(f"Prompt {prompt.name!r} has no label {label!r}", code="label_not_found")
+    return version
+
+
+async def _version_by_id(session: AsyncSession, principal: Principal, version_id: str) -> PromptVersion:
+    version = (
+        await session.execute(
+            select(PromptVersion).where(
+                PromptVersion.project_id == principal.project_id, PromptVersion.id == version_id
+            )
+        )
+    ).scalar_one_or_none()
+    if version is None:
+        raise NotFound(f"Version {version_id} not found", code="version_not_found")
+    return version
+
+
+async def select_version(
+    session: AsyncSession, prompt: Prompt, *, label: str | None = None, version: int | None = None
+) -> tuple[PromptVersion, str]:
+    """The version a label or number selects (default: latest), and how it was selected."""
+    if label is not None and version is not None:
+        raise ValidationProblem("Give a label or a version, not both", code="ambiguous_selector")
+    if version is not None:
+        return await _version_by_number(session, prompt, version), f"version:{version}"
+    label = label or "latest"
+    return await _version_by_label(session, prompt, label), f"label:{label}"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved version with what a client needs alongside it (the prompt's labels and tags)."""
+
+    prompt: Prompt
+    version: PromptVersion
+    how: str
+    labels: dict[str, int]
+    tags: list[str]
+
+
+async def resolve_full(
+    session: AsyncSession,
+    principal: Principal,
+    name: str,
+    *,
+    label: str | None = None,
+    version: int | None = None,
+) -> Resolved:
+    """Resolve ``name`` (or ``name@label`` / ``name@3`` inside ``name``) to one immutable version."""
+    if "@" in name:
+        if label is not None or version is not None:
+            raise ValidationProblem("Selector given both in the name and as a parameter", code="ambiguous_selector")
+        ref = parse_ref(name)
+        name, label, version = ref.name, ref.label, ref.version
+    key = (principal.project_id, name, label, version)
+    cached = resolve_cache.get(key)
+    if cached is not None:
+        return cached
+    prompt = await get_prompt(session, principal, name)
+    found, how = await select_version(session, prompt, label=label, version=version)
+    labels = (await label_versions(session, [prompt.id]))[prompt.id]
+    tags = (await tags_of(session, [prompt.id]))[prompt.id]
+    result = Resolved(prompt, found, how, labels, tags)
+    resolve_cache.put(key, result)
+    return result
+
+
+async def resolve(
+    session: AsyncSession,
+    principal: Principal,
+    name: str,
+    *,
+    label: str | None = None,
+    version: int | None = None,
+) -> tuple[Prompt, PromptVersion, str]:
+    resolved = await resolve_full(session, principal, name, label=label, version=version)
+    return resolved.prompt, resolved.version, resolved.how
+
+
+async def labels_of_prompt(session: AsyncSession, prompt_id: str) -> dict[str, PromptLabel]:
+    rows = await session.execute(select(PromptLabel).where(PromptLabel.prompt_id == prompt_id))
+    return {label.name: label for label in rows.scalars()}
+
+
+async def label_versions(session: AsyncSession, prompt_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """{prompt id: {label: version number}} for many prompts in one query."""
+    result: dict[str, dict[str, int]] = {pid: {} for pid in prompt_ids}
+    if not prompt_ids:
+        return result
+    rows = await session.execute(
+        select(PromptLabel.prompt_id, PromptLabel.name, PromptVersion.version)
+        .join(PromptVersion, PromptVersion.id == PromptLabel.version_id)
+        .where(PromptLabel.prompt_id.in_(prompt_ids))
+    )
+    for prompt_id, label, number in rows:
+        result[prompt_id][label] = number
+    return result
+
+
+async def tags_of(session: AsyncSession, prompt_ids: Sequence[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {pid: [] for pid in prompt_ids}
+    if not prompt_ids:
+        return result
+    rows = await session.execute(
+        select(PromptTag.prompt_id, PromptTag.tag).where(PromptTag.prompt_id.in_(prompt_ids)).order_by(PromptTag.tag)
+    )
+    for prompt_id, tag in rows:
+        result[prompt_id].append(tag)
+    return result
+
+
+# --- create ---------------------------------------------------------------------------------------------------
+
+
+def _check_tags(tags: list[str]) -> list[str]:
+    import re
+
+    clean = sorted(set(tags))
+    for tag in clean:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", tag):
+            raise ValidationProblem(
+                f"Invalid tag {tag!r}: letters, digits, '_', '.', ':' or '-', at most 64", code="invalid_tag"
+            )
+    return clean
+
+
+def _analyze(fields: VersionFields) -> tuple[list[dict[str, Any]], list[str]]:
+    """Validate a version's templates and variables; returns the variable specs and save-time warnings."""
+    specs = [engine.VariableSpec.from_dict(v.model_dump()) for v in fields.variables]
+    messages = [m.model_dump() for m in fields.messages] if fields.messages else None
+    analysis = engine.analyze(fields.kind, fields.template, messages, specs)
+    warnings = []
+    if analysis.undeclared:
+        warnings.append(
+            "Variables used but not declared: " + ", ".join(analysis.undeclared)
+            + " (declare them to get type checks and defaults)"
+        )
+    if analysis.unused:
+        warnings.append("Variables declared but not used: " + ", ".join(analysis.unused))
+    return [s.to_dict() for s in specs], warnings
+
+
+async def _add_version(
+    session: AsyncSession,
+    principal: Principal,
+    prompt: Prompt,
+    fields: VersionFields,
+    *,
+    source: str | None = None,
+    parent_version_id: str | None = None,
+) -> PromptVersion:
+    variables, warnings = _analyze(fields)
+    messages = [m.model_dump() for m in fields.messages] if fields.messages else None
+    model_config = fields.model_config_.model_dump(exclude_none=True)
+    parent_id = parent_version_id or fields.parent_version_id
+    if parent_id is not None:
+        await _version_by_id(session, principal, parent_id)
+    elif prompt.latest_version > 0:
+        parent_id = (await _version_by_number(session, prompt, prompt.latest_version)).id
+    number = prompt.latest_version + 1
+    version = PromptVersion(
+        id=new_id("version"),
+        project_id=prompt.project_id,
+        prompt_id=prompt.id,
+        version=number,
+        kind=fields.kind,
+        template=fields.template,
+        messages=messages,
+        variables=variables,
+        model_config_=model_config,
+        response_schema=fields.response_schema,
+        metadata_=fields.metadata,
+        commit_message=fields.commit_message,
+        parent_version_id=parent_id,
+        source=source or fields.source,
+        content_hash=content_hash(
+            fields.kind, fields.template, messages, variables, model_config, fields.response_schema
+        ),
+        warnings=warnings,
+        created_by=principal.id,
+        created_at=utcnow(),
+    )
+    prompt.latest_version = number
+    prompt.updated_at = version.created_at
+    session.add(version)
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "PromptVersionCreated",
+        prompt_id=prompt.id,
+        data={
+            "name": prompt.name,
+            "versionId": version.id,
+            "version": number,
+            "source": version.source,
+            "parentId": parent_id,
+            "contentHash": version.content_hash,
+            "commitMessage": version.commit_message,
+        },
+    )
+    return version
+
+
+async def create_prompt(session: AsyncSession, principal: Principal, body: CreatePromptIn) -> tuple[Prompt, PromptVersion]:
+    """Create a prompt with its first version (and optional tags and labels)."""
+    validate_prompt_name(body.name)
+    tags = _check_tags(body.tags)
+    exists = (
+        await session.execute(
+            select(Prompt.id).where(Prompt.project_id == principal.project_id, Prompt.name == body.name)
+        )
+    ).first()
+    if exists is not None:
+        raise Conflict(f"Prompt {body.name!r} already exists", code="prompt_exists")
+    now = utcnow()
+    prompt = Prompt(
+        id=new_id("prompt"),
+        project_id=principal.project_id,
+        name=body.name,
+        description=body.description,
+        archived=False,
+        latest_version=0,
+        created_by=principal.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(prompt)
+    session.add_all(PromptTag(prompt_id=prompt.id, tag=t, project_id=principal.project_id) for t in tags)
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "PromptCreated",
+        prompt_id=prompt.id,
+        data={"name": prompt.name, "description": prompt.description, "tags": tags},
+    )
+    version = await _add_version(session, principal, prompt, body)
+    for label in body.labels:
+        await _move_label(session, principal, prompt, label, version, action="set", reason=body.commit_message)
+    _invalidate(principal.project_id)
+    return prompt, version
+
+
+async def _lock_prompt(session: AsyncSession, principal: Principal, name_or_id: str) -> Prompt:
+    """The prompt row, locked for update so version numbers stay gapless under concurrent writers."""
+    prompt = await get_prompt(session, principal, name_or_id)
+    locked = (
+        await session.execute(
+            select(Prompt).where(Prompt.id == prompt.id).with_for_update().execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    return locked
+
+
+async def create_version(
+    session: AsyncSession, principal: Principal, name: str, body: CreateVersionIn
+) -> tuple[Prompt, PromptVersion]:
+    """Append an immutable version (number = previous + 1, gapless) and move any requested labels to it."""
+    prompt = await _lock_prompt(session, principal, name)
+    if prompt.archived:
+        raise Conflict(f"Prompt {prompt.name!r} is archived; unarchive it first", code="prompt_archived")
+    version = await _add_version(session, principal, prompt, body)
+    for label in body.labels:
+        await _move_label(session, principal, prompt, label, version, action="set", reason=body.commit_message)
+    _invalidate(principal.project_id)
+    return prompt, version
+
+
+async def update_prompt(session: AsyncSession, principal: Principal, name: str, body: UpdatePromptIn) -> Prompt:
+    prompt = await _lock_prompt(session, principal, name)
+    changes: dict[str, Any] = {}
+    if body.description is not None and body.description != prompt.description:
+        changes["description"] = {"from": prompt.description, "to": body.description}
+        prompt.description = body.description
+    if body.tags is not None:
+        tags = _check_tags(body.tags)
+        current = (await tags_of(session, [prompt.id]))[prompt.id]
+        if tags != current:
+            changes["tags"] = {"from": current, "to": tags}
+            await session.execute(delete(PromptTag).where(PromptTag.prompt_id == prompt.id))
+            session.add_all(PromptTag(prompt_id=prompt.id, tag=t, project_id=prompt.project_id) for t in tags)
+    if body.archived is not None and body.archived != prompt.archived:
+        changes["archived"] = {"from": prompt.archived, "to": body.archived}
+        prompt.archived = body.archived
+    if changes:
+        prompt.updated_at = utcnow()
+        await session.flush()
+        event = "PromptArchived" if changes.keys() == {"archived"} and prompt.archived else "PromptUpdated"
+        await audit.record(session, principal, event, prompt_id=prompt.id, data={"name": prompt.name, "changes": changes})
+        _invalidate(principal.project_id)
+    return prompt
+
+
+# --- labels ---------------------------------------------------------------------------------------------------
+
+
+async def deployable_labels(session: AsyncSession, project_id: str) -> frozenset[str]:
+    project = await session.get(Project, project_id)
+    configured = (project.settings or {}).get("deployableLabels") if project else None
+    return frozenset(configured if configured is not None else DEFAULT_DEPLOYABLE_LABELS)
+
+
+@dataclass(frozen=True)
+class LabelMove:
+    prompt: Prompt
+    label: str
+    version: PromptVersion
+    previous: PromptVersion | None
+    deployed: bool
+
+
+async def _move_label(
+    session: AsyncSession,
+    principal: Principal,
+    prompt: Prompt,
+    label: str,
+    version: PromptVersion,
+    *,
+    action: str,
+    reason: str = "",
+    approver: str | None = None,
+) -> LabelMove:
+    validate_label_list([label])
+    deployable = label in await deployable_labels(session, prompt.project_id)
+    if deployable:
+        principal.require(Permission.LABEL_DEPLOY)
+    current = (
+        await session.execute(
+            select(PromptLabel)
+            .where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    previous = await session.get(PromptVersion, current.version_id) if current else None
+    now = utcnow()
+    if current is None:
+        session.add(
+            PromptLabel(
+                prompt_id=prompt.id, name=label, project_id=prompt.project_id, version_id=version.id,
+                updated_by=principal.id, updated_at=now,
+            )
+        )
+    else:
+        current.version_id = version.id
+        current.updated_by = principal.id
+        current.updated_at = now
+    session.add(
+        LabelEvent(
+            id=new_id("label_event"), project_id=prompt.project_id, prompt_id=prompt.id, label=label,
+            from_version_id=previous.id if previous else None, to_version_id=version.id, action=action,
+            reason=reason, actor_id=principal.id, created_at=now,
+        )
+    )
+    await session.flush()
+    data = {
+        "name": prompt.name,
+        "label": label,
+        "versionId": version.id,
+        "version": version.version,
+        "previousId": previous.id if previous else None,
+        "previousVersion": previous.version if previous else None,
+        "deployRef": f"{prompt.name}@{label}",
+        "reason": reason,
+    }
+    if action == "rollback":
+        event = "RollbackTriggered"
+        data["approver"] = approver or principal.display
+    else:
+        event = "PromptDeployed" if deployable else "LabelMoved"
+    await audit.record(session, principal, event, prompt_id=prompt.id, data=data)
+    return LabelMove(prompt, label, version, previous, deployable)
+
+
+async def set_label(
+    session: AsyncSession,
+    principal: Principal,
+    name: str,
+    label: str,
+    *,
+    version: int | None = None,
+    version_id: str | None = None,
+    reason: str = "",
+) -> LabelMove:
+    """Point ``label`` at a version (a deployment when the label is deployable, e.g. production)."""
+    if label == "latest":
+        raise ValidationProblem("'latest' is derived (the newest version) and cannot be set", code="invalid_label")
+    prompt = await _lock_prompt(session, principal, name)
+    if version_id is not None:
+        target = await _version_by_id(session, principal, version_id)
+        if target.prompt_id != prompt.id:
+            raise ValidationProblem(f"Version {version_id} belongs to another prompt", code="version_mismatch")
+    else:
+        assert version is not None
+        target = await _version_by_number(session, prompt, version)
+    move = await _move_label(session, principal, prompt, label, target, action="set", reason=reason)
+    _invalidate(principal.project_id)
+    return move
+
+
+async def delete_label(session: AsyncSession, principal: Principal, name: str, label: str) -> None:
+    prompt = await _lock_prompt(session, principal, name)
+    current = (
+        await session.execute(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label))
+    ).scalar_one_or_none()
+    if current is None:
+        raise NotFound(f"Prompt {prompt.name!r} has no label {label!r}", code="label_not_found")
+    if label in await deployable_labels(session, prompt.project_id):
+        principal.require(Permission.LABEL_DEPLOY)
+    await session.delete(current)
+    session.add(
+        LabelEvent(
+            id=new_id("label_event"), project_id=prompt.project_id, prompt_id=prompt.id, label=label,
+            from_version_id=current.version_id, to_version_id=None, action="delete", actor_id=principal.id,
+            created_at=utcnow(),
+        )
+    )
+    await audit.record(
+        session, principal, "LabelRemoved", prompt_id=prompt.id,
+        data={"name": prompt.name, "label": label, "previousId": current.version_id},
+    )
+    _invalidate(principal.project_id)
+
+
+async def rollback(
+    session: AsyncSession,
+    principal: Principal,
+    name: str,
+    label: str = "production",
+    *,
+    to_version: int | None = None,
+    to_version_id: str | None = None,
+    reason: str = "",
+    approver: str | None = None,
+) -> LabelMove:
+    """Move ``label`` back: to a named version, or else to where it pointed before its last move."""
+    prompt = await _lock_prompt(session, principal, name)
+    current = (
+        await session.execute(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label))
+    ).scalar_one_or_none()
+    if current is None:
+        raise NotFound(f"Prompt {prompt.name!r} has no label {label!r} to roll back", code="label_not_found")
+    if to_version_id is not None:
+        target = await _version_by_id(session, principal, to_version_id)
+        if target.prompt_id != prompt.id:
+            raise ValidationProblem(f"Version {to_version_id} belongs to another prompt", code="version_mismatch")
+    elif to_version is not None:
+        target = await _version_by_number(session, prompt, to_version)
+    else:
+        last = (
+            await session.execute(
+                select(LabelEvent)
+                .where(LabelEvent.prompt_id == prompt.id, LabelEvent.label == label)
+                .order_by(LabelEvent.created_at.desc(), LabelEvent.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if last is None or last.from_version_id is None:
+            raise Conflict(
+                f"Label {label!r} of {prompt.name!r} has no previous version to roll back to; name a version",
+                code="nothing_to_roll_back",
+            )
+        target = await _version_by_id(session, principal, last.from_version_id)
+    if target.id == current.version_id:
+        raise Conflict(
+            f"Label {label!r} already points at version {target.version}", code="rollback_noop"
+        )
+    move = await _move_label(
+        session, principal, prompt, label, target, action="rollback", reason=reason, approver=approver
+    )
+    _invalidate(principal.project_id)
+    return move
+
+
+async def label_history(
+    session: AsyncSession, principal: Principal, name: str, label: str | None = None, limit: int = 100
+) -> list[tuple[LabelEvent, int | None, int | None]]:
+    """Every move of the prompt's labels (newest first) with version numbers."""
+    prompt = await get_prompt(session, principal, name)
+    stmt = select(LabelEvent).where(LabelEvent.prompt_id == prompt.id)
+    if label is not None:
+        stmt = stmt.where(LabelEvent.label == label)
+    events = list(
+        (await session.execute(stmt.order_by(LabelEvent.created_at.desc(), LabelEvent.id.desc()).limit(limit))).scalars()
+    )
+    numbers = dict(
+        (await session.execute(select(PromptVersion.id, PromptVersion.version).where(PromptVersion.prompt_id == prompt.id))).all()
+    )
+    return [(e, numbers.get(e.from_version_id or ""), numbers.get(e.to_version_id or "")) for e in events]
+
+
+# --- listing --------------------------------------------------------------------------------------------------
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationProblem("Invalid cursor", code="invalid_cursor")
+
+
+async def list_prompts(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    prefix: str | None = None,
+    tag: str | None = None,
+    label: str | None = None,
+    query: str | None = None,
+    archived: bool = False,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Prompt], str | None]:
+    """Prompts ordered by name, filtered, one page at a time (cursor = last name seen)."""
+    stmt = select(Prompt).where(Prompt.project_id == principal.project_id, Prompt.archived == archived)
+    if prefix:
+        folder = prefix if prefix.endswith("/") else prefix + "/"
+        stmt = stmt.where(or_(Prompt.name.startswith(folder, autoescape=True), Prompt.name == prefix.rstrip("/")))
+    if tag:
+        stmt = stmt.where(
+            Prompt.id.in_(select(PromptTag.prompt_id).where(PromptTag.project_id == principal.project_id, PromptTag.tag == tag))
+        )
+    if label:
+        if label == "latest":
+            stmt = stmt.where(Prompt.latest_version > 0)
+        else:
+            stmt = stmt.where(
+                Prompt.id.in_(select(PromptLabel.prompt_id).where(PromptLabel.project_id == principal.project_id, PromptLabel.name == label))
+            )
+    if query:
+        pattern = f"%{query.lower()}%"
+        stmt = stmt.where(
+            or_(func.lower(Prompt.name).like(pattern), func.lower(Prompt.description).like(pattern))
+        )
+    if cursor:
+        stmt = stmt.where(Prompt.name > decode_cursor(cursor))
+    rows = list((await session.execute(stmt.order_by(Prompt.name).limit(limit + 1))).scalars())
+    next_cursor = encode_cursor(rows[limit - 1].name) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def list_versions(
+    session: AsyncSession, principal: Principal, name: str, *, cursor: str | None = None, limit: int = 50
+) -> tuple[Prompt, list[PromptVersion], str | None]:
+    """Versions of a prompt, newest first (cursor = last version number seen)."""
+    prompt = await get_prompt(session, principal, name)
+    stmt = select(PromptVersion).where(PromptVersion.prompt_id == prompt.id)
+    if cursor:
+        raw = decode_cursor(cursor)
+        if not raw.isdigit():
+            raise ValidationProblem("Invalid cursor", code="invalid_cursor")
+        stmt = stmt.where(PromptVersion.version < int(raw))
+    rows = list((await session.execute(stmt.order_by(PromptVersion.version.desc()).limit(limit + 1))).scalars())
+    next_cursor = encode_cursor(str(rows[limit - 1].version)) if len(rows) > limit else None
+    return prompt, rows[:limit], next_cursor
+
+
+# --- fork, diff, render ---------------------------------------------------------------------------------------
+
+
+def version_fields(version: PromptVersion) -> dict[str, Any]:
+    return {
+        "kind": version.kind,
+        "template": version.template,
+        "messages": version.messages,
+        "variables": version.variables,
+        "modelConfig": version.model_config_,
+        "responseSchema": version.response_schema,
+        "metadata": version.metadata_,
+    }
+
+
+async def fork(session: AsyncSession, principal: Principal, name: str, body: ForkIn) -> tuple[Prompt, PromptVersion]:
+    """A new prompt whose version 1 copies a version of another, keeping lineage (source ``forked``)."""
+    source_prompt, source_version, _ = await resolve(session, principal, name, label=body.label, version=body.version)
+    validate_prompt_name(body.new_name)
+    tags = body.tags if body.tags is not None else (await tags_of(session, [source_prompt.id]))[source_prompt.id]
+    create = CreatePromptIn(
+        name=body.new_name,
+        description=body.description if body.description is not None else source_prompt.description,
+        tags=tags,
+        kind=source_version.kind,  # type: ignore[arg-type]
+        template=source_version.template,
+        messages=source_version.messages,  # type: ignore[arg-type]
+        variables=source_version.variables,  # type: ignore[arg-type]
+        modelConfig=source_version.model_config_,  # type: ignore[arg-type]
+        responseSchema=source_version.response_schema,
+        metadata=source_version.metadata_,
+        commitMessage=body.commit_message or f"Forked from {source_prompt.name}@{source_version.version}",
+    )
+    exists = (
+        await session.execute(select(Prompt.id).where(Prompt.project_id == principal.project_id, Prompt.name == body.new_name))
+    ).first()
+    if exists is not None:
+        raise Conflict(f"Prompt {body.new_name!r} already exists", code="prompt_exists")
+    now = utcnow()
+    prompt = Prompt(
+        id=new_id("prompt"), project_id=principal.project_id, name=body.new_name, description=create.description,
+        archived=False, latest_version=0, created_by=principal.id, created_at=now, updated_at=now,
+    )
+    session.add(prompt)
+    session.add_all(PromptTag(prompt_id=prompt.id, tag=t, project_id=principal.project_id) for t in _check_tags(tags))
+    await session.flush()
+    await audit.record(
+        session, principal, "PromptForked", prompt_id=prompt.id,
+        data={"name": prompt.name, "fromPromptId": source_prompt.id, "fromName": source_prompt.name,
+              "fromVersionId": source_version.id, "fromVersion": source_version.version},
+    )
+    version = await _add_version(
+        session, principal, prompt, create, source="forked", parent_version_id=source_version.id
+    )
+    _invalidate(principal.project_id)
+    return prompt, version
+
+
+async def _diff_side(
+    session: AsyncSession, principal: Principal, prompt: Prompt, ref: str
+) -> tuple[PromptVersion, str]:
+    """A diff side: ``3``, ``production``, ``other/name@2`` or a version id."""
+    if has_prefix(ref, "version"):
+        version = await _version_by_id(session, principal, ref)
+        owner = await session.get(Prompt, version.prompt_id)
+        return version, f"{owner.name if owner else '?'}@{version.version}"
+    if "@" in ref:
+        other, found, _ = await resolve(session, principal, ref)
+        return found, f"{other.name}@{found.version}"
+    if ref.isdigit():
+        found = await _version_by_number(session, prompt, int(ref))
+    else:
+        found = await _version_by_label(session, prompt, ref)
+    return found, f"{prompt.name}@{found.version}"
+
+
+async def diff(
+    session: AsyncSession, principal: Principal, name: str, from_ref: str, to_ref: str
+) -> tuple[PromptVersion, PromptVersion, dict[str, Any], str, str]:
+    """Unified text diff of template/messages and structured diff of config, variables, schema, metadata."""
+    prompt = await get_prompt(session, principal, name)
+    a, a_name = await _diff_side(session, principal, prompt, from_ref)
+    b, b_name = await _diff_side(session, principal, prompt, to_ref)
+    result = diffing.diff_versions(version_fields(a), version_fields(b), a_name, b_name)
+    return a, b, result, a_name, b_name
+
+
+async def render(
+    session: AsyncSession,
+    principal: Principal,
+    name: str,
+    variables: dict[str, Any],
+    *,
+    label: str | None = None,
+    version: int | None = None,
+    max_depth: int = 5,
+) -> tuple[Prompt, PromptVersion, engine.RenderResult]:
+    """Render a version with variables; includes (``{% include "name@label" %}``) resolve in this project."""
+    prompt, found, _ = await resolve(session, principal, name, label=label, version=version)
+    return prompt, found, await render_version(session, principal, found, variables, max_depth=max_depth)
+
+
+async def render_version(
+    session: AsyncSession,
+    principal: Principal,
+    version: PromptVersion,
+    variables: dict[str, Any],
+    *,
+    max_depth: int = 5,
+) -> engine.RenderResult:
+    async def resolver(ref: str) -> engine.IncludedPrompt:
+        included_prompt, included, _ = await resolve(session, principal, ref)
+        return engine.IncludedPrompt(
+            ref=ref,
+            prompt_id=included_prompt.id,
+            prompt_name=included_prompt.name,
+            version_id=included.id,
+            version=included.version,
+            kind=included.kind,
+            template=included.template or "",
+            variables=tuple(engine.VariableSpec.from_dict(v) for v in included.variables),
+        )
+
+    specs = [engine.VariableSpec.from_dict(v) for v in version.variables]
+    return await engine.render(
+        version.kind, version.template, version.messages, specs, variables, resolver, max_depth=max_depth
+    )

@@ -1,0 +1,29 @@
+"""Shared Pydantic base: camelCase JSON on the wire, snake_case in Python, unknown fields rejected."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ApiOut(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+def _json_size_limit(limit: int) -> Any:
+    def check(value: Any) -> Any:
+        if value is not None and len(orjson.dumps(value)) > limit:
+            raise ValueError(f"must encode to at most {limit} bytes of JSON")
+        return value
+
+    return AfterValidator(check)
+
+
+SmallJson = Annotated[dict[str, Any], _json_size_limit(65_536)]

@@ -1,0 +1,118 @@
+"""Tenant scoping and project management.
+
+Every query on a tenant-owned table goes through :func:`scoped` / :func:`get_scoped`, so a row of another
+project is simply not found (404), never forbidden (403) and never returned.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptops.auth.models import Membership
+from promptops.auth.principal import Principal
+from promptops.errors import Conflict, NotFound, ValidationProblem
+from promptops.governance import audit
+from promptops.governance.rbac import Role
+from promptops.ids import new_id
+from promptops.tenancy.models import Organization, Project
+
+T = TypeVar("T")
+PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def scoped(stmt: Select[Any], model: Any, principal: Principal) -> Select[Any]:
+    """Restrict a SELECT on a tenant-owned model to the principal's project."""
+    return stmt.where(model.project_id == principal.project_id)
+
+
+async def get_scoped(session: AsyncSession, model: type[T], principal: Principal, row_id: str, what: str) -> T:
+    """Fetch one tenant-owned row by id, or 404 if it does not exist in the principal's project."""
+    row = (await session.execute(scoped(select(model), model, principal).where(model.id == row_id))).scalar_one_or_none()  # type: ignore[attr-defined]
+    if row is None:
+        raise NotFound(f"{what} {row_id} not found", code=f"{what.lower().replace(' ', '_')}_not_found")
+    return row
+
+
+def validate_project_name(name: str) -> str:
+    if not PROJECT_NAME_RE.match(name):
+        raise ValidationProblem(
+            "Project name must be 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+            code="invalid_project_name",
+        )
+    return name
+
+
+async def list_projects(session: AsyncSession, principal: Principal) -> list[tuple[Project, str]]:
+    """Projects the principal can see, with its role in each: a key sees its one project."""
+    if principal.user_id is None:
+        project = await session.get(Project, principal.project_id)
+        return [(project, principal.role.value)] if project else []
+    rows = await session.execute(
+        select(Project, Membership.role)
+        .join(Membership, Membership.project_id == Project.id)
+        .where(Membership.user_id == principal.user_id)
+        .order_by(Project.name)
+    )
+    return [(p, r) for p, r in rows]
+
+
+async def create_project(
+    session: AsyncSession, principal: Principal, name: str, description: str = ""
+) -> Project:
+    """Create a project in the principal's organization; a user creator becomes its PromptOpsAdmin."""
+    validate_project_name(name)
+    exists = (
+        await session.execute(select(Project.id).where(Project.org_id == principal.org_id, Project.name == name))
+    ).first()
+    if exists is not None:
+        raise Conflict(f"Project {name!r} already exists", code="project_exists")
+    project = Project(id=new_id("project"), org_id=principal.org_id, name=name, description=description, settings={})
+    session.add(project)
+    await session.flush()
+    await audit.ensure_chain(session, project.id)
+    if principal.user_id is not None:
+        session.add(
+            Membership(id=new_id("membership"), project_id=project.id, user_id=principal.user_id, role=Role.ADMIN)
+        )
+    await audit.record(session, principal, "ProjectCreated", data={"projectId": project.id, "name": name})
+    await audit.record(
+        session, principal, "ProjectCreated", data={"projectId": project.id, "name": name}, project_id=project.id
+    )
+    return project
+
+
+async def get_or_create_org(session: AsyncSession, name: str) -> Organization:
+    org = (await session.execute(select(Organization).where(Organization.name == name))).scalar_one_or_none()
+    if org is None:
+        org = Organization(id=new_id("org"), name=name)
+        session.add(org)
+        await session.flush()
+    return org
+
+
+async def update_project(
+    session: AsyncSession,
+    principal: Principal,
+    description: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Project:
+    """Change the principal's project description or settings (e.g. ``deployableLabels``)."""
+    project = await session.get(Project, principal.project_id)
+    if project is None:
+        raise NotFound("Project not found", code="project_not_found")
+    changes: dict[str, Any] = {}
+    if description is not None and description != project.description:
+        changes["description"] = {"from": project.description, "to": description}
+        project.description = description
+    if settings:
+        merged = {**(project.settings or {}), **settings}
+        if merged != project.settings:
+            changes["settings"] = {"from": project.settings, "to": merged}
+            project.settings = merged
+    if changes:
+        await audit.record(session, principal, "ProjectUpdated", data={"projectId": project.id, "changes": changes})
+    return project

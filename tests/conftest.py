@@ -1,0 +1,179 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``PROMPTOPS_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``).
+A template database is migrated once per run and each test gets a fresh copy (``CREATE DATABASE ... TEMPLATE``);
+SQLite tests copy a migrated template file. When PostgreSQL does not answer, its tests are skipped with a
+notice, except under ``CI=true`` where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from promptops.app import create_app
+from promptops.config import Settings
+from promptops.migrate import upgrade
+
+PG_URL = os.environ.get("PROMPTOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+ADMIN_KEY = "po_adm1n000_" + "A" * 40
+ADMIN_PASSWORD = "admin-password-123"
+ADMIN_EMAIL = "admin@localhost"
+RUN_ID = uuid.uuid4().hex[:8]
+
+_pg_state: dict[str, Any] = {}
+
+
+def _pg_base() -> tuple[str, str]:
+    """(server URL without database, maintenance database name)."""
+    base, _, dbname = PG_URL.rpartition("/")
+    return base, dbname
+
+
+async def _pg_exec(sql: str, database: str | None = None) -> None:
+    base, maintenance = _pg_base()
+    conn = await asyncpg.connect(f"{base}/{database or maintenance}", timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _postgres_template() -> str:
+    if "template" in _pg_state:
+        return _pg_state["template"]
+    if "error" in _pg_state:
+        raise _pg_state["error"]
+    name = f"promptops_tpl_{RUN_ID}"
+    try:
+        asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        _pg_state["error"] = exc
+        raise
+    base, _ = _pg_base()
+    upgrade(f"{base}/{name}")
+    _pg_state["template"] = name
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tpl") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_databases() -> Iterator[None]:
+    yield
+    for name in [*_pg_state.get("created", []), _pg_state.get("template")]:
+        if name:
+            try:
+                asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except Exception as exc:  # cleanup must not hide test results
+                print(f"could not drop test database {name}: {exc}")
+
+
+def new_database(kind: str, tmp_path: Path, sqlite_template: Path) -> str:
+    """A fresh, migrated database URL of ``kind`` (sqlite | postgresql)."""
+    if kind == "sqlite":
+        target = tmp_path / f"db-{uuid.uuid4().hex[:6]}.db"
+        shutil.copy(sqlite_template, target)
+        return f"sqlite+aiosqlite:///{target}"
+    try:
+        template = _postgres_template()
+    except Exception as exc:
+        message = f"PostgreSQL not reachable at {PG_URL}: {exc}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(message)
+    name = f"promptops_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    _pg_state.setdefault("created", []).append(name)
+    base, _ = _pg_base()
+    return f"{base}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    return new_database(request.param, tmp_path, sqlite_template)
+
+
+def make_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "data_dir": tmp_path / "data",
+        "bootstrap_admin_key": ADMIN_KEY,
+        "bootstrap_admin_password": ADMIN_PASSWORD,
+        "bootstrap_admin_email": ADMIN_EMAIL,
+        "log_json": True,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class Api:
+    """A test client bound to the app, with helpers to act as a given key."""
+
+    def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
+        self.client = client
+        self.app = app
+
+    @staticmethod
+    def auth(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    async def request(self, method: str, url: str, key: str | None = ADMIN_KEY, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if key is not None:
+            headers.update(self.auth(key))
+        return await self.client.request(method, url, headers=headers, **kwargs)
+
+    async def get(self, url: str, key: str | None = ADMIN_KEY, **kw: Any) -> httpx.Response:
+        return await self.request("GET", url, key, **kw)
+
+    async def post(self, url: str, key: str | None = ADMIN_KEY, **kw: Any) -> httpx.Response:
+        return await self.request("POST", url, key, **kw)
+
+    async def put(self, url: str, key: str | None = ADMIN_KEY, **kw: Any) -> httpx.Response:
+        return await self.request("PUT", url, key, **kw)
+
+    async def patch(self, url: str, key: str | None = ADMIN_KEY, **kw: Any) -> httpx.Response:
+        return await self.request("PATCH", url, key, **kw)
+
+    async def delete(self, url: str, key: str | None = ADMIN_KEY, **kw: Any) -> httpx.Response:
+        return await self.request("DELETE", url, key, **kw)
+
+    async def make_key(self, role: str, name: str | None = None, key: str = ADMIN_KEY) -> dict[str, Any]:
+        r = await self.post("/api/v1/api-keys", key, json={"name": name or f"{role}-key", "role": role})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+async def open_api(db_url: str, tmp_path: Path, **overrides: Any) -> tuple[Api, Any, Any]:
+    app = create_app(make_settings(db_url, tmp_path, **overrides), migrate=False)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return Api(client, app), client, lifespan
+
+
+@pytest.fixture
+async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
+    """The app on a fresh database, bootstrapped with the known admin key and the example prompts."""
+    api_, client, lifespan = await open_api(db_url, tmp_path)
+    try:
+        yield api_
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
