@@ -57,7 +57,7 @@ def _postgres_template() -> str:
     name = f"promptops_tpl_{RUN_ID}"
     try:
         asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         _pg_state["error"] = exc
         raise
     base, _ = _pg_base()
@@ -133,7 +133,9 @@ class Api:
     def auth(key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
 
-    async def request(self, method: str, url: str, key: str | None = ADMIN_KEY, **kwargs: Any) -> httpx.Response:
+    async def request(
+        self, method: str, url: str, key: str | None = ADMIN_KEY, **kwargs: Any
+    ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}) or {})
         if key is not None:
             headers.update(self.auth(key))

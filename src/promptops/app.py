@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,12 +48,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
             for e in exc.errors()
         ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(first["loc"][1:] if len(first["loc"]) > 1 else first["loc"])
-        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        first_loc: list[str] = errors[0]["loc"] if errors else []  # type: ignore[assignment]
+        first_msg = str(errors[0]["msg"]) if errors else "invalid request"
+        where = ".".join(first_loc[1:] if len(first_loc) > 1 else first_loc)
+        detail = f"{where}: {first_msg}" if where else first_msg
         if len(errors) > 1:
             detail += f" (and {len(errors) - 1} more error(s))"
         body = {
@@ -111,6 +117,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             if created is not None:
                 print_credentials(created, settings)
         log.info("started", database=db.dialect, version=__version__)
+        # Move everything built at start-up out of the collector's view: full collections then scan only
+        # request garbage, which removes tens-of-milliseconds pauses from the latency tail.
+        gc.collect()
+        gc.freeze()
         yield
         await db.dispose()
 
@@ -124,11 +134,19 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.metrics = Metrics()
     _install_error_handlers(app)
     for router in (
-        ops_router, auth_router, projects_router, members_router, keys_router, prompts_router, audit_router,
+        ops_router,
+        auth_router,
+        projects_router,
+        members_router,
+        keys_router,
+        prompts_router,
+        audit_router,
         contract_router,
     ):
         app.include_router(router)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics
+    )
     return app
 
 

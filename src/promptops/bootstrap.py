@@ -40,7 +40,9 @@ def example_bodies() -> list[CreatePromptIn]:
     bodies = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(SUFFIX):
-            bodies.append(CreatePromptIn.model_validate(parse_prompt_file(entry.read_text(), source=entry.name)))
+            bodies.append(
+                CreatePromptIn.model_validate(parse_prompt_file(entry.read_text(), source=entry.name))
+            )
     return bodies
 
 
@@ -52,18 +54,31 @@ async def bootstrap(runtime: Runtime) -> BootstrapResult | None:
             if (await session.execute(select(Organization.id).limit(1))).first() is not None:
                 return None
             org = Organization(id=new_id("org"), name="default")
-            project = Project(id=new_id("project"), org_id=org.id, name="default", description="Default project", settings={})
+            project = Project(
+                id=new_id("project"),
+                org_id=org.id,
+                name="default",
+                description="Default project",
+                settings={},
+            )
             session.add_all([org, project])
             await session.flush()
             await audit.ensure_chain(session, project.id)
             system = system_principal(project.id, org.id)
-            await audit.record(session, system, "ProjectCreated", data={"projectId": project.id, "name": "default"})
+            await audit.record(
+                session, system, "ProjectCreated", data={"projectId": project.id, "name": "default"}
+            )
             password = settings.bootstrap_admin_password or secrets.token_urlsafe(12)
             user = await auth.create_user(session, settings.bootstrap_admin_email, password, "Administrator")
-            session.add(Membership(id=new_id("membership"), project_id=project.id, user_id=user.id, role=Role.ADMIN))
+            session.add(
+                Membership(id=new_id("membership"), project_id=project.id, user_id=user.id, role=Role.ADMIN)
+            )
             await audit.record(session, system, "UserCreated", data={"userId": user.id, "email": user.email})
             await audit.record(
-                session, system, "MemberAdded", data={"userId": user.id, "email": user.email, "role": Role.ADMIN.value}
+                session,
+                system,
+                "MemberAdded",
+                data={"userId": user.id, "email": user.email, "role": Role.ADMIN.value},
             )
             _key, raw_key = await auth.create_api_key(
                 session, system, "bootstrap-admin", Role.ADMIN, raw_key=settings.bootstrap_admin_key

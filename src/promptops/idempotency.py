@@ -86,8 +86,13 @@ def idempotent(func: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable
                 )
                 session.add(
                     IdempotencyRecord(
-                        id=new_id("idempotency"), project_id=principal.project_id, principal_id=principal.id,
-                        key=key, fingerprint=fingerprint, status_code=201, response=body,
+                        id=new_id("idempotency"),
+                        project_id=principal.project_id,
+                        principal_id=principal.id,
+                        key=key,
+                        fingerprint=fingerprint,
+                        status_code=201,
+                        response=body,
                     )
                 )
         except IntegrityError:
@@ -118,6 +123,9 @@ async def _lookup(session: Any, principal: Principal, key: str) -> IdempotencyRe
 def _replay(record: IdempotencyRecord, fingerprint: str) -> JSONResponse:
     if record.fingerprint != fingerprint:
         raise ValidationProblem(
-            "This Idempotency-Key was already used with a different request body", code="idempotency_key_reused"
+            "This Idempotency-Key was already used with a different request body",
+            code="idempotency_key_reused",
         )
-    return JSONResponse(record.response, status_code=record.status_code, headers={"Idempotent-Replayed": "true"})
+    return JSONResponse(
+        record.response, status_code=record.status_code, headers={"Idempotent-Replayed": "true"}
+    )

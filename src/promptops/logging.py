@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
 from promptops.context import request_id_var
 
 
-def _add_request_id(_logger: object, _name: str, event: dict) -> dict:  # type: ignore[type-arg]
+def _add_request_id(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
     rid = request_id_var.get()
     if rid is not None and "request_id" not in event:
         event["request_id"] = rid
@@ -18,7 +19,7 @@ def _add_request_id(_logger: object, _name: str, event: dict) -> dict:  # type: 
 
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
-    processors: list = [  # type: ignore[type-arg]
+    processors: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_request_id,

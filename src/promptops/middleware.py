@@ -21,7 +21,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "promptops_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "promptops_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "promptops_http_request_duration_seconds",
@@ -50,7 +53,9 @@ class RequestContextMiddleware:
         limit = self.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            await _problem(send, PayloadTooLarge(f"Request body exceeds {limit} bytes", limit=limit), request_id)
+            await _problem(
+                send, PayloadTooLarge(f"Request body exceeds {limit} bytes", limit=limit), request_id
+            )
             status = 413
             self._finish(scope, status, started)
             request_id_var.reset(token)

@@ -11,4 +11,11 @@ from promptops.tenancy import models as tenancy_models
 
 metadata = Base.metadata
 
-__all__ = ["IdempotencyRecord", "auth_models", "governance_models", "metadata", "registry_models", "tenancy_models"]
+__all__ = [
+    "IdempotencyRecord",
+    "auth_models",
+    "governance_models",
+    "metadata",
+    "registry_models",
+    "tenancy_models",
+]

@@ -12,7 +12,10 @@ TRIAGE = {
     "description": "Route a ticket",
     "tags": ["support", "routing"],
     "template": "Classify this ticket for {{ team }}: {{ ticket }}\n",
-    "variables": [{"name": "ticket", "type": "string"}, {"name": "team", "type": "string", "default": "tier1", "required": False}],
+    "variables": [
+        {"name": "ticket", "type": "string"},
+        {"name": "team", "type": "string", "default": "tier1", "required": False},
+    ],
     "modelConfig": {"provider": "local", "model": "gemma-3-270m", "params": {"temperature": 0}},
     "commitMessage": "first",
 }
@@ -36,14 +39,21 @@ async def test_full_lifecycle(api: Api) -> None:
     assert created["version"]["version"] == 1
     assert created["prompt"]["tags"] == ["routing", "support"]
     assert created["version"]["labels"] == ["latest"]
-    v2 = await add_version(api, "support/triage", "Route for {{ team }}: {{ ticket }}\n", commitMessage="second")
+    v2 = await add_version(
+        api, "support/triage", "Route for {{ team }}: {{ ticket }}\n", commitMessage="second"
+    )
     v3 = await add_version(
-        api, "support/triage", "Route ticket to {{ team }}: {{ ticket }}\n", modelConfig={"params": {"temperature": 0.5}}
+        api,
+        "support/triage",
+        "Route ticket to {{ team }}: {{ ticket }}\n",
+        modelConfig={"params": {"temperature": 0.5}},
     )
     assert [v2["version"]["version"], v3["version"]["version"]] == [2, 3]
     assert v3["version"]["parentVersionId"] == v2["version"]["id"]
 
-    r = await api.put("/api/v1/prompts/support/triage/labels/production", json={"version": 2, "reason": "ship"})
+    r = await api.put(
+        "/api/v1/prompts/support/triage/labels/production", json={"version": 2, "reason": "ship"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["deployed"] is True and r.json()["previousVersion"] is None
     r = await api.put("/api/v1/prompts/support/triage/labels/production", json={"version": 3})
@@ -60,14 +70,18 @@ async def test_full_lifecycle(api: Api) -> None:
     assert r.json()["version"]["version"] == 3 and "latest" in r.json()["version"]["labels"]
 
     # rollback to where production was before its last move
-    r = await api.post("/api/v1/prompts/support/triage/labels/production/rollback", json={"reason": "regression"})
+    r = await api.post(
+        "/api/v1/prompts/support/triage/labels/production/rollback", json={"reason": "regression"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 2 and r.json()["previousVersion"] == 3
     r = await api.get("/api/v1/prompts/support/triage@production")
     assert r.json()["version"]["version"] == 2
 
     # contract rollback to a named version
-    r = await api.post("/api/prompt/rollback", json={"promptId": created["prompt"]["id"], "toVersion": 1, "reason": "older"})
+    r = await api.post(
+        "/api/prompt/rollback", json={"promptId": created["prompt"]["id"], "toVersion": 1, "reason": "older"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["currentVersion"] == 1 and r.json()["previousVersion"] == 2
 
@@ -75,7 +89,9 @@ async def test_full_lifecycle(api: Api) -> None:
     assert [h["action"] for h in history] == ["rollback", "rollback", "set", "set"]
 
     # fork keeps lineage
-    r = await api.post("/api/v1/prompts/support/triage/fork", json={"newName": "support/triage-v2", "version": 3})
+    r = await api.post(
+        "/api/v1/prompts/support/triage/fork", json={"newName": "support/triage-v2", "version": 3}
+    )
     assert r.status_code == 201, r.text
     fork = r.json()
     assert fork["version"]["source"] == "forked" and fork["version"]["parentVersionId"] == v3["version"]["id"]
@@ -88,11 +104,16 @@ async def test_full_lifecycle(api: Api) -> None:
     assert d["identical"] is False
     assert "-Classify this ticket" in d["template"] and "+Route ticket to" in d["template"]
     assert any(c["path"] == "params.temperature" for c in d["modelConfig"])
-    r = await api.get("/api/v1/prompts/support/triage/diff", params={"from": "3", "to": "support/triage-v2@1"})
+    r = await api.get(
+        "/api/v1/prompts/support/triage/diff", params={"from": "3", "to": "support/triage-v2@1"}
+    )
     assert r.json()["identical"] is True
 
     # render with variables, default applied, exact versions reported
-    r = await api.post("/api/v1/prompts/support/triage/render", json={"variables": {"ticket": "VPN down"}, "label": "production"})
+    r = await api.post(
+        "/api/v1/prompts/support/triage/render",
+        json={"variables": {"ticket": "VPN down"}, "label": "production"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["text"] == "Classify this ticket for tier1: VPN down\n"
     assert r.json()["versionsUsed"][0]["version"] == 1
@@ -108,19 +129,27 @@ async def test_missing_variables_named(api: Api) -> None:
 
 
 async def test_chat_prompt_and_include(api: Api) -> None:
-    r = await api.post("/api/v1/prompts", json={"name": "shared/tone", "template": "Be concise and kind.", "labels": ["production"]})
+    r = await api.post(
+        "/api/v1/prompts",
+        json={"name": "shared/tone", "template": "Be concise and kind.", "labels": ["production"]},
+    )
     assert r.status_code == 201, r.text
     body = {
         "name": "support/chat",
         "kind": "chat",
         "messages": [
-            {"role": "system", "content": '{% include "shared/tone@production" %} You help {{ product }} users.'},
+            {
+                "role": "system",
+                "content": '{% include "shared/tone@production" %} You help {{ product }} users.',
+            },
             {"role": "user", "content": "{{ question }}"},
         ],
         "variables": [{"name": "product", "type": "string"}, {"name": "question", "type": "string"}],
     }
     await create(api, body)
-    r = await api.post("/api/v1/prompts/support/chat/render", json={"variables": {"product": "Acme", "question": "Hi?"}})
+    r = await api.post(
+        "/api/v1/prompts/support/chat/render", json={"variables": {"product": "Acme", "question": "Hi?"}}
+    )
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["messages"][0] == {"role": "system", "content": "Be concise and kind. You help Acme users."}
@@ -153,18 +182,27 @@ async def test_bad_inputs_are_clear_4xx(api: Api) -> None:
     assert r.status_code == 422
     r = await api.post("/api/v1/prompts/support/triage/labels/production/rollback", json={})
     assert r.status_code == 404 and r.json()["code"] == "label_not_found"
-    r = await api.post("/api/v1/prompts", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    r = await api.post(
+        "/api/v1/prompts", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
 
 
 async def test_list_filters_and_pagination(api: Api) -> None:
     for i in range(5):
-        body = {**TRIAGE, "name": f"folder/p{i}", "tags": ["even" if i % 2 == 0 else "odd"], "labels": ["staging"] if i < 2 else []}
+        body = {
+            **TRIAGE,
+            "name": f"folder/p{i}",
+            "tags": ["even" if i % 2 == 0 else "odd"],
+            "labels": ["staging"] if i < 2 else [],
+        }
         await create(api, body)
     r = await api.get("/api/v1/prompts", params={"prefix": "folder/", "limit": 2})
     page1 = r.json()
     assert [p["name"] for p in page1["items"]] == ["folder/p0", "folder/p1"] and page1["nextCursor"]
-    r = await api.get("/api/v1/prompts", params={"prefix": "folder", "limit": 2, "cursor": page1["nextCursor"]})
+    r = await api.get(
+        "/api/v1/prompts", params={"prefix": "folder", "limit": 2, "cursor": page1["nextCursor"]}
+    )
     assert [p["name"] for p in r.json()["items"]] == ["folder/p2", "folder/p3"]
     r = await api.get("/api/v1/prompts", params={"tag": "odd"})
     assert [p["name"] for p in r.json()["items"]] == ["folder/p1", "folder/p3"]
@@ -185,7 +223,10 @@ async def test_examples_loaded_on_first_start(api: Api) -> None:
 async def test_concurrent_version_creates_are_gapless(api: Api) -> None:
     await create(api)
     results = await asyncio.gather(
-        *[api.post("/api/v1/prompts/support/triage/versions", json={"template": f"v {i} {{{{ ticket }}}}"}) for i in range(50)]
+        *[
+            api.post("/api/v1/prompts/support/triage/versions", json={"template": f"v {i} {{{{ ticket }}}}"})
+            for i in range(50)
+        ]
     )
     assert all(r.status_code == 201 for r in results), [r.text for r in results if r.status_code != 201][:3]
     numbers = sorted(r.json()["version"]["version"] for r in results)

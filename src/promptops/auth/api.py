@@ -17,10 +17,10 @@ from promptops.auth.schemas import (
     ApiKeyOut,
     LoginIn,
     LoginOut,
-    MeOut,
     MemberIn,
     MemberOut,
     MemberUpdateIn,
+    MeOut,
 )
 from promptops.governance.rbac import ROLE_PERMISSIONS
 from promptops.governance.rbac import Permission as P
@@ -40,14 +40,21 @@ async def login(body: LoginIn, request: Request, response: Response) -> LoginOut
     runtime = runtime_of(request)
     ttl = timedelta(hours=runtime.settings.session_ttl_hours)
     async with runtime.db.transaction(write=True) as session:
-        token, user_session, principal = await service.login(session, body.email, body.password, ttl, body.project)
+        token, user_session, principal = await service.login(
+            session, body.email, body.password, ttl, body.project
+        )
     secure = runtime.settings.cookie_secure
     max_age = int(ttl.total_seconds())
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure)
     response.set_cookie(CSRF_COOKIE, user_session.csrf_token, max_age=max_age, samesite="lax", secure=secure)
     return LoginOut(
-        token=token, expires_at=user_session.expires_at, csrf_token=user_session.csrf_token,
-        user_id=principal.id, email=principal.name, project_id=principal.project_id, role=principal.role,
+        token=token,
+        expires_at=user_session.expires_at,
+        csrf_token=user_session.csrf_token,
+        user_id=principal.id,
+        email=principal.name,
+        project_id=principal.project_id,
+        role=principal.role,
     )
 
 
@@ -66,8 +73,12 @@ async def logout(
 @auth_router.get("/me", response_model=MeOut, summary="Who am I, in which project, with which permissions")
 async def me(principal: Annotated[Principal, Depends(require(P.PROJECT_READ))]) -> MeOut:
     return MeOut(
-        kind=principal.kind, id=principal.id, name=principal.name, project_id=principal.project_id,
-        org_id=principal.org_id, role=principal.role,
+        kind=principal.kind,
+        id=principal.id,
+        name=principal.name,
+        project_id=principal.project_id,
+        org_id=principal.org_id,
+        role=principal.role,
         permissions=sorted(p.value for p in ROLE_PERMISSIONS[principal.role]),
     )
 
@@ -76,7 +87,9 @@ def key_out(key: ApiKey) -> ApiKeyOut:
     return ApiKeyOut.model_validate(key)
 
 
-@keys_router.post("", status_code=201, response_model=ApiKeyCreatedOut, summary="Create an API key (shown once)")
+@keys_router.post(
+    "", status_code=201, response_model=ApiKeyCreatedOut, summary="Create an API key (shown once)"
+)
 @idempotent
 async def create_key(body: ApiKeyIn, request: Request, principal: KeyManager) -> ApiKeyCreatedOut:
     async with runtime_of(request).db.transaction(write=True) as session:
@@ -85,7 +98,9 @@ async def create_key(body: ApiKeyIn, request: Request, principal: KeyManager) ->
 
 
 @keys_router.get("", response_model=list[ApiKeyOut], summary="List API keys of the project")
-async def list_keys(request: Request, principal: Annotated[Principal, Depends(require(P.APIKEY_READ))]) -> list[ApiKeyOut]:
+async def list_keys(
+    request: Request, principal: Annotated[Principal, Depends(require(P.APIKEY_READ))]
+) -> list[ApiKeyOut]:
     async with runtime_of(request).db.transaction() as session:
         keys = await service.list_api_keys(session, principal)
     return [key_out(k) for k in keys]
@@ -101,8 +116,12 @@ async def revoke_key(key_id: str, request: Request, principal: KeyManager) -> Ap
 
 def member_out(membership: Membership, user: User) -> MemberOut:
     return MemberOut(
-        user_id=user.id, email=user.email, name=user.name, role=membership.role,  # type: ignore[arg-type]
-        project_id=membership.project_id, created_at=membership.created_at,
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=membership.role,
+        project_id=membership.project_id,
+        created_at=membership.created_at,
     )
 
 
@@ -115,7 +134,9 @@ async def list_members(
     return [member_out(m, u) for m, u in rows]
 
 
-@members_router.post("", status_code=201, response_model=MemberOut, summary="Add a member (creating the user)")
+@members_router.post(
+    "", status_code=201, response_model=MemberOut, summary="Add a member (creating the user)"
+)
 @idempotent
 async def add_member(body: MemberIn, request: Request, principal: MemberManager) -> MemberOut:
     async with runtime_of(request).db.transaction(write=True) as session:
@@ -126,7 +147,9 @@ async def add_member(body: MemberIn, request: Request, principal: MemberManager)
 
 
 @members_router.patch("/{user_id}", response_model=MemberOut, summary="Change a member's role")
-async def change_role(user_id: str, body: MemberUpdateIn, request: Request, principal: MemberManager) -> MemberOut:
+async def change_role(
+    user_id: str, body: MemberUpdateIn, request: Request, principal: MemberManager
+) -> MemberOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         membership, user = await service.change_member_role(session, principal, user_id, body.role)
     return member_out(membership, user)

@@ -20,6 +20,7 @@ CSRF_COOKIE = "promptops_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+
 def forget_api_keys(request: Request) -> None:
     """Drop cached keys after a revocation: the revoked key must stop working at once; refilling is cheap."""
     runtime_of(request).api_key_cache.invalidate()
@@ -30,7 +31,9 @@ def _bearer(request: Request) -> str | None:
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("Authorization header must be 'Bearer <token>'", code="invalid_authorization")
+            raise Unauthenticated(
+                "Authorization header must be 'Bearer <token>'", code="invalid_authorization"
+            )
         return token.strip()
     return request.headers.get("x-api-key")
 
@@ -46,18 +49,19 @@ async def authenticate(request: Request) -> Principal:
     if not token:
         raise Unauthenticated("Send an API key or session token as 'Authorization: Bearer <token>'")
     if token.startswith("po_"):
-        key_digest = digest(token)
-        cache = runtime.api_key_cache
-        cached = cache.get(key_digest)
-        if cached is None or (cached.expires_at is not None and cached.expires_at <= utcnow()):
+
+        async def load() -> service.KeyAuth:
             async with runtime.db.transaction() as session:
-                cached = await service.authenticate_api_key(session, token)
-            if cached.needs_touch:
+                auth = await service.authenticate_api_key(session, token)
+            if auth.needs_touch:
                 async with runtime.db.transaction(write=True) as session:
-                    await service.touch_api_key(session, cached.key_id)
-                cached = service.KeyAuth(cached.principal, cached.key_id, cached.expires_at, needs_touch=False)
-            cache.put(key_digest, cached)
-        return cached.principal
+                    await service.touch_api_key(session, auth.key_id)
+            return auth
+
+        auth = await runtime.api_key_cache.get_or_load(digest(token), load)
+        if auth.expires_at is not None and auth.expires_at <= utcnow():
+            raise Unauthenticated("This API key has expired", code="api_key_expired")
+        return auth.principal
     async with runtime.db.transaction() as session:
         principal, user_session = await service.authenticate_session(
             session, token, request.headers.get("x-project")

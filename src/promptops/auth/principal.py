@@ -32,4 +32,6 @@ class Principal:
 
 def system_principal(project_id: str, org_id: str) -> Principal:
     """The server itself (bootstrap, migrations of data): full rights in one project."""
-    return Principal(kind="system", id="system", name="system", project_id=project_id, org_id=org_id, role=Role.ADMIN)
+    return Principal(
+        kind="system", id="system", name="system", project_id=project_id, org_id=org_id, role=Role.ADMIN
+    )

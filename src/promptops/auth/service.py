@@ -18,6 +18,7 @@ from promptops.governance import audit
 from promptops.governance.rbac import Role, parse_role
 from promptops.ids import new_id
 from promptops.tenancy.models import Project
+from promptops.tenancy.service import scoped
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -53,7 +54,12 @@ async def authenticate_api_key(session: AsyncSession, raw_key: str) -> KeyAuth:
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthenticated("This API key has expired", code="api_key_expired")
     principal = Principal(
-        kind="api_key", id=key.id, name=key.name, project_id=key.project_id, org_id=org_id, role=Role(key.role)
+        kind="api_key",
+        id=key.id,
+        name=key.name,
+        project_id=key.project_id,
+        org_id=org_id,
+        role=Role(key.role),
     )
     needs_touch = key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION
     return KeyAuth(principal, key.id, key.expires_at, needs_touch)
@@ -113,8 +119,14 @@ async def login(
     session: AsyncSession, email: str, password: str, ttl: timedelta, project_ref: str | None = None
 ) -> tuple[str, UserSession, Principal]:
     """Check a password and open a session; returns the bearer token (shown once) and the session row."""
-    user = (await session.execute(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
-    if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
+    user = (
+        await session.execute(select(User).where(User.email == email.strip().lower()))
+    ).scalar_one_or_none()
+    if (
+        not verify_password(user.password_hash if user else None, password)
+        or user is None
+        or not user.is_active
+    ):
         raise Unauthenticated("Wrong email or password", code="invalid_credentials")
     token = new_session_token()
     user_session = UserSession(
@@ -181,30 +193,33 @@ async def create_api_key(
         session,
         principal,
         "ApiKeyCreated",
-        data={"apiKeyId": key.id, "name": name, "role": parsed_role.value, "prefix": prefix,
-              "expiresAt": expires_at.isoformat() if expires_at else None},
+        data={
+            "apiKeyId": key.id,
+            "name": name,
+            "role": parsed_role.value,
+            "prefix": prefix,
+            "expiresAt": expires_at.isoformat() if expires_at else None,
+        },
     )
     return key, raw_key
 
 
 async def list_api_keys(session: AsyncSession, principal: Principal) -> list[ApiKey]:
-    rows = await session.execute(
-        select(ApiKey).where(ApiKey.project_id == principal.project_id).order_by(ApiKey.created_at)
-    )
+    rows = await session.execute(scoped(select(ApiKey), ApiKey, principal).order_by(ApiKey.created_at))
     return list(rows.scalars())
 
 
 async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: str) -> ApiKey:
     key = (
-        await session.execute(
-            select(ApiKey).where(ApiKey.project_id == principal.project_id, ApiKey.id == key_id)
-        )
+        await session.execute(scoped(select(ApiKey), ApiKey, principal).where(ApiKey.id == key_id))
     ).scalar_one_or_none()
     if key is None:
         raise NotFound(f"API key {key_id} not found", code="api_key_not_found")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-        await audit.record(session, principal, "ApiKeyRevoked", data={"apiKeyId": key.id, "prefix": key.prefix})
+        await audit.record(
+            session, principal, "ApiKeyRevoked", data={"apiKeyId": key.id, "prefix": key.prefix}
+        )
     return key
 
 
@@ -241,16 +256,20 @@ async def create_user(session: AsyncSession, email: str, password: str | None, n
 
 async def list_members(session: AsyncSession, principal: Principal) -> list[tuple[Membership, User]]:
     rows = await session.execute(
-        select(Membership, User)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.project_id == principal.project_id)
-        .order_by(User.email)
+        scoped(
+            select(Membership, User).join(User, User.id == Membership.user_id), Membership, principal
+        ).order_by(User.email)
     )
     return [(m, u) for m, u in rows]
 
 
 async def add_member(
-    session: AsyncSession, principal: Principal, email: str, role: str, password: str | None = None, name: str = ""
+    session: AsyncSession,
+    principal: Principal,
+    email: str,
+    role: str,
+    password: str | None = None,
+    name: str = "",
 ) -> tuple[Membership, User]:
     """Add a user to the principal's project, creating the user (with ``password``) if new."""
     parsed_role = parse_role(role)
@@ -271,7 +290,7 @@ async def add_member(
         )
     existing = (
         await session.execute(
-            select(Membership).where(Membership.project_id == principal.project_id, Membership.user_id == user.id)
+            scoped(select(Membership), Membership, principal).where(Membership.user_id == user.id)
         )
     ).scalar_one_or_none()
     if existing is not None:
@@ -292,9 +311,9 @@ async def add_member(
 async def _membership(session: AsyncSession, principal: Principal, user_id: str) -> tuple[Membership, User]:
     row = (
         await session.execute(
-            select(Membership, User)
-            .join(User, User.id == Membership.user_id)
-            .where(Membership.project_id == principal.project_id, Membership.user_id == user_id)
+            scoped(
+                select(Membership, User).join(User, User.id == Membership.user_id), Membership, principal
+            ).where(Membership.user_id == user_id)
         )
     ).one_or_none()
     if row is None:

@@ -31,9 +31,19 @@ AuditReader = Annotated[Principal, Depends(require(P.AUDIT_READ))]
 
 def record_out(event: AuditEvent) -> AuditEventRecord:
     return AuditEventRecord(
-        event_type=event.event_type, prompt_id=event.prompt_id, user=event.actor_name, timestamp=event.occurred_at,
-        id=event.id, seq=event.seq, project_id=event.project_id, actor_type=event.actor_type, actor_id=event.actor_id,
-        request_id=event.request_id, data=event.data, prev_hash=event.prev_hash, hash=event.hash,
+        event_type=event.event_type,
+        prompt_id=event.prompt_id,
+        user=event.actor_name,
+        timestamp=event.occurred_at,
+        id=event.id,
+        seq=event.seq,
+        project_id=event.project_id,
+        actor_type=event.actor_type,
+        actor_id=event.actor_id,
+        request_id=event.request_id,
+        data=event.data,
+        prev_hash=event.prev_hash,
+        hash=event.hash,
     )
 
 
@@ -50,13 +60,22 @@ async def _list(
 ) -> AuditPage:
     async with runtime_of(request).db.transaction() as session:
         events, next_cursor = await service.list_events(
-            session, principal, prompt_id=prompt_id, user=user, event_type=event_type, since=since, until=until,
-            cursor=cursor, limit=limit,
+            session,
+            principal,
+            prompt_id=prompt_id,
+            user=user,
+            event_type=event_type,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
         )
     return AuditPage(events=[record_out(e) for e in events], next_cursor=next_cursor)
 
 
-@contract_router.get("/audit", response_model=AuditPage, summary="Fetch audit logs (seed 004 AuditEventRecord)")
+@contract_router.get(
+    "/audit", response_model=AuditPage, summary="Fetch audit logs (seed 004 AuditEventRecord)"
+)
 async def contract_audit(
     request: Request,
     principal: AuditReader,
@@ -87,11 +106,16 @@ async def list_audit(
 
 
 @router.get("/verify", response_model=VerifyOut, summary="Verify the project's audit hash chain")
-async def verify(request: Request, principal: Annotated[Principal, Depends(require(P.AUDIT_VERIFY))]) -> VerifyOut:
+async def verify(
+    request: Request, principal: Annotated[Principal, Depends(require(P.AUDIT_VERIFY))]
+) -> VerifyOut:
     async with runtime_of(request).db.transaction() as session:
         result = await service.verify(session, principal)
     return VerifyOut(
-        project_id=result.project_id, ok=result.ok, events_checked=result.events_checked, last_seq=result.last_seq,
+        project_id=result.project_id,
+        ok=result.ok,
+        events_checked=result.events_checked,
+        last_seq=result.last_seq,
         problems=[ChainProblemOut(**p.__dict__) for p in result.problems],
     )
 
@@ -102,12 +126,21 @@ async def contract_rollback(
 ) -> RollbackResult:
     async with runtime_of(request).db.transaction(write=True) as session:
         move = await registry.rollback(
-            session, principal, body.prompt_id, body.label, to_version=body.to_version,
-            to_version_id=body.to_version_id, reason=body.reason, approver=body.approver,
+            session,
+            principal,
+            body.prompt_id,
+            body.label,
+            to_version=body.to_version,
+            to_version_id=body.to_version_id,
+            reason=body.reason,
+            approver=body.approver,
         )
     return RollbackResult(
-        prompt_id=move.prompt.id, name=move.prompt.name, label=move.label,
+        prompt_id=move.prompt.id,
+        name=move.prompt.name,
+        label=move.label,
         previous_id=move.previous.id if move.previous else None,
         previous_version=move.previous.version if move.previous else None,
-        current_id=move.version.id, current_version=move.version.version,
+        current_id=move.version.id,
+        current_version=move.version.version,
     )

@@ -148,9 +148,7 @@ class VerifyResult:
         }
 
 
-def verify_events(
-    project_id: str, events: Sequence[AuditEvent], head: AuditChainHead | None
-) -> VerifyResult:
+def verify_events(project_id: str, events: Sequence[AuditEvent], head: AuditChainHead | None) -> VerifyResult:
     """Check a project's events (any order) against each other and the chain head.
 
     Reports every problem found: an event whose content no longer matches its hash (edited), a gap in
@@ -164,13 +162,19 @@ def verify_events(
     seen_seqs: set[int] = set()
     for event in ordered:
         if event.seq in seen_seqs:
-            problems.append(ChainProblem(event.seq, event.id, "inserted", f"duplicate sequence number {event.seq}"))
+            problems.append(
+                ChainProblem(event.seq, event.id, "inserted", f"duplicate sequence number {event.seq}")
+            )
             continue
         seen_seqs.add(event.seq)
         if event.seq != expected_seq:
-            missing = f"{expected_seq}" if event.seq == expected_seq + 1 else f"{expected_seq}..{event.seq - 1}"
+            missing = (
+                f"{expected_seq}" if event.seq == expected_seq + 1 else f"{expected_seq}..{event.seq - 1}"
+            )
             problems.append(
-                ChainProblem(expected_seq, None, "missing", f"event(s) with seq {missing} are missing (deleted)")
+                ChainProblem(
+                    expected_seq, None, "missing", f"event(s) with seq {missing} are missing (deleted)"
+                )
             )
         recomputed = compute_hash(event)
         if recomputed != event.hash:
@@ -210,7 +214,9 @@ def verify_events(
         elif head.last_seq < last_seq or (ordered and head.last_hash != ordered[-1].hash):
             problems.append(
                 ChainProblem(
-                    last_seq, ordered[-1].id if ordered else None, "head_mismatch",
+                    last_seq,
+                    ordered[-1].id if ordered else None,
+                    "head_mismatch",
                     "the chain head does not match the last event",
                 )
             )
@@ -219,7 +225,13 @@ def verify_events(
 
 async def verify_project(session: AsyncSession, project_id: str) -> VerifyResult:
     events = (
-        await session.execute(select(AuditEvent).where(AuditEvent.project_id == project_id).order_by(AuditEvent.seq))
-    ).scalars().all()
+        (
+            await session.execute(
+                select(AuditEvent).where(AuditEvent.project_id == project_id).order_by(AuditEvent.seq)
+            )
+        )
+        .scalars()
+        .all()
+    )
     head = await session.get(AuditChainHead, project_id)
     return verify_events(project_id, events, head)

@@ -13,6 +13,7 @@ from promptops.governance import audit
 from promptops.governance.models import AuditEvent
 from promptops.ids import has_prefix
 from promptops.registry.models import Prompt
+from promptops.tenancy.service import scoped
 
 
 async def list_events(
@@ -28,12 +29,12 @@ async def list_events(
     limit: int = 50,
 ) -> tuple[list[AuditEvent], str | None]:
     """The project's audit events, newest first; ``cursor`` is the last seq seen."""
-    stmt = select(AuditEvent).where(AuditEvent.project_id == principal.project_id)
+    stmt = scoped(select(AuditEvent), AuditEvent, principal)
     if prompt_id:
         if not has_prefix(prompt_id, "prompt"):
             found = (
                 await session.execute(
-                    select(Prompt.id).where(Prompt.project_id == principal.project_id, Prompt.name == prompt_id)
+                    scoped(select(Prompt.id), Prompt, principal).where(Prompt.name == prompt_id)
                 )
             ).scalar_one_or_none()
             prompt_id = found or prompt_id

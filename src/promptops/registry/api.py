@@ -53,8 +53,15 @@ async def prompt_out(session: AsyncSession, prompt: Prompt) -> PromptOut:
 
 def _prompt_out(prompt: Prompt, labels: dict[str, int], tags: list[str]) -> PromptOut:
     return PromptOut(
-        id=prompt.id, name=prompt.name, description=prompt.description, tags=tags, archived=prompt.archived,
-        latest_version=prompt.latest_version, labels=labels, created_at=prompt.created_at, updated_at=prompt.updated_at,
+        id=prompt.id,
+        name=prompt.name,
+        description=prompt.description,
+        tags=tags,
+        archived=prompt.archived,
+        latest_version=prompt.latest_version,
+        labels=labels,
+        created_at=prompt.created_at,
+        updated_at=prompt.updated_at,
     )
 
 
@@ -63,39 +70,64 @@ def version_out(prompt: Prompt, version: PromptVersion, labels: dict[str, int]) 
     if version.version == prompt.latest_version:
         here.append("latest")
     return VersionOut(
-        id=version.id, prompt_id=prompt.id, prompt_name=prompt.name, version=version.version, kind=version.kind,  # type: ignore[arg-type]
-        template=version.template, messages=version.messages, variables=version.variables,
-        modelConfig=version.model_config_, response_schema=version.response_schema, metadata=version.metadata_,
-        commit_message=version.commit_message, parent_version_id=version.parent_version_id, source=version.source,
-        content_hash=version.content_hash, labels=here, warnings=version.warnings or [], created_by=version.created_by,
+        id=version.id,
+        prompt_id=prompt.id,
+        prompt_name=prompt.name,
+        version=version.version,
+        kind=version.kind,
+        template=version.template,
+        messages=version.messages,
+        variables=version.variables,
+        modelConfig=version.model_config_,
+        response_schema=version.response_schema,
+        metadata=version.metadata_,
+        commit_message=version.commit_message,
+        parent_version_id=version.parent_version_id,
+        source=version.source,
+        content_hash=version.content_hash,
+        labels=here,
+        warnings=version.warnings or [],
+        created_by=version.created_by,
         created_at=version.created_at,
     )
 
 
 def resolved_from(r: service.Resolved) -> ResolvedOut:
     return ResolvedOut(
-        prompt=_prompt_out(r.prompt, r.labels, r.tags), version=version_out(r.prompt, r.version, r.labels),
+        prompt=_prompt_out(r.prompt, r.labels, r.tags),
+        version=version_out(r.prompt, r.version, r.labels),
         resolved_by=r.how,
     )
 
 
-async def resolved_out(session: AsyncSession, prompt: Prompt, version: PromptVersion, how: str) -> ResolvedOut:
+async def resolved_out(
+    session: AsyncSession, prompt: Prompt, version: PromptVersion, how: str
+) -> ResolvedOut:
     labels = (await service.label_versions(session, [prompt.id]))[prompt.id]
     tags = (await service.tags_of(session, [prompt.id]))[prompt.id]
     return ResolvedOut(
-        prompt=_prompt_out(prompt, labels, tags), version=version_out(prompt, version, labels), resolved_by=how
+        prompt=_prompt_out(prompt, labels, tags),
+        version=version_out(prompt, version, labels),
+        resolved_by=how,
     )
 
 
 def _move_out(move: service.LabelMove) -> LabelMoveOut:
     return LabelMoveOut(
-        prompt_id=move.prompt.id, name=move.prompt.name, label=move.label, version=move.version.version,
-        version_id=move.version.id, previous_version=move.previous.version if move.previous else None,
-        previous_version_id=move.previous.id if move.previous else None, deployed=move.deployed,
+        prompt_id=move.prompt.id,
+        name=move.prompt.name,
+        label=move.label,
+        version=move.version.version,
+        version_id=move.version.id,
+        previous_version=move.previous.version if move.previous else None,
+        previous_version_id=move.previous.id if move.previous else None,
+        deployed=move.deployed,
     )
 
 
-@router.post("", status_code=201, response_model=ResolvedOut, summary="Create a prompt with its first version")
+@router.post(
+    "", status_code=201, response_model=ResolvedOut, summary="Create a prompt with its first version"
+)
 @idempotent
 async def create_prompt(body: CreatePromptIn, request: Request, principal: Writer) -> ResolvedOut:
     async with runtime_of(request).db.transaction(write=True) as session:
@@ -117,17 +149,29 @@ async def list_prompts(
 ) -> PromptPage:
     async with runtime_of(request).db.transaction() as session:
         prompts, next_cursor = await service.list_prompts(
-            session, principal, prefix=prefix, tag=tag, label=label, query=q, archived=archived, cursor=cursor, limit=limit
+            session,
+            principal,
+            prefix=prefix,
+            tag=tag,
+            label=label,
+            query=q,
+            archived=archived,
+            cursor=cursor,
+            limit=limit,
         )
         ids = [p.id for p in prompts]
         labels = await service.label_versions(session, ids)
         tags = await service.tags_of(session, ids)
-    return PromptPage(items=[_prompt_out(p, labels[p.id], tags[p.id]) for p in prompts], next_cursor=next_cursor)
+    return PromptPage(
+        items=[_prompt_out(p, labels[p.id], tags[p.id]) for p in prompts], next_cursor=next_cursor
+    )
 
 
 @router.post("/{name:path}/versions", status_code=201, response_model=ResolvedOut, summary="Add a version")
 @idempotent
-async def create_version(name: str, body: CreateVersionIn, request: Request, principal: Writer) -> ResolvedOut:
+async def create_version(
+    name: str, body: CreateVersionIn, request: Request, principal: Writer
+) -> ResolvedOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         prompt, version = await service.create_version(session, principal, name, body)
         return await resolved_out(session, prompt, version, f"version:{version.version}")
@@ -135,11 +179,16 @@ async def create_version(name: str, body: CreateVersionIn, request: Request, pri
 
 @router.get("/{name:path}/versions", response_model=VersionPage, summary="List versions, newest first")
 async def list_versions(
-    name: str, request: Request, principal: Reader,
-    cursor: Annotated[str | None, Query(max_length=400)] = None, limit: Limit = 50,
+    name: str,
+    request: Request,
+    principal: Reader,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    limit: Limit = 50,
 ) -> VersionPage:
     async with runtime_of(request).db.transaction() as session:
-        prompt, versions, next_cursor = await service.list_versions(session, principal, name, cursor=cursor, limit=limit)
+        prompt, versions, next_cursor = await service.list_versions(
+            session, principal, name, cursor=cursor, limit=limit
+        )
         labels = (await service.label_versions(session, [prompt.id]))[prompt.id]
     return VersionPage(items=[version_out(prompt, v, labels) for v in versions], next_cursor=next_cursor)
 
@@ -152,32 +201,58 @@ async def list_labels(name: str, request: Request, principal: Reader) -> list[La
         numbers = (await service.label_versions(session, [prompt.id]))[prompt.id]
         deployable = await service.deployable_labels(session, principal.project_id)
     return [
-        LabelOut(name=n, version=numbers[n], version_id=lbl.version_id, deployable=n in deployable,
-                 updated_at=lbl.updated_at, updated_by=lbl.updated_by)
+        LabelOut(
+            name=n,
+            version=numbers[n],
+            version_id=lbl.version_id,
+            deployable=n in deployable,
+            updated_at=lbl.updated_at,
+            updated_by=lbl.updated_by,
+        )
         for n, lbl in sorted(labels.items())
     ]
 
 
 @router.get("/{name:path}/history", response_model=list[LabelEventOut], summary="Label move history")
 async def history(
-    name: str, request: Request, principal: Reader,
-    label: Annotated[str | None, Query(max_length=63)] = None, limit: Limit = 100,
+    name: str,
+    request: Request,
+    principal: Reader,
+    label: Annotated[str | None, Query(max_length=63)] = None,
+    limit: Limit = 100,
 ) -> list[LabelEventOut]:
     async with runtime_of(request).db.transaction() as session:
         rows = await service.label_history(session, principal, name, label, limit)
     return [
-        LabelEventOut(id=e.id, label=e.label, action=e.action, from_version=f, to_version=t,
-                      from_version_id=e.from_version_id, to_version_id=e.to_version_id, reason=e.reason,
-                      actor_id=e.actor_id, created_at=e.created_at)
+        LabelEventOut(
+            id=e.id,
+            label=e.label,
+            action=e.action,
+            from_version=f,
+            to_version=t,
+            from_version_id=e.from_version_id,
+            to_version_id=e.to_version_id,
+            reason=e.reason,
+            actor_id=e.actor_id,
+            created_at=e.created_at,
+        )
         for e, f, t in rows
     ]
 
 
 @router.put("/{name:path}/labels/{label}", response_model=LabelMoveOut, summary="Point a label at a version")
-async def set_label(name: str, label: str, body: SetLabelIn, request: Request, principal: Labeller) -> LabelMoveOut:
+async def set_label(
+    name: str, label: str, body: SetLabelIn, request: Request, principal: Labeller
+) -> LabelMoveOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         move = await service.set_label(
-            session, principal, name, label, version=body.version, version_id=body.version_id, reason=body.reason
+            session,
+            principal,
+            name,
+            label,
+            version=body.version,
+            version_id=body.version_id,
+            reason=body.reason,
         )
     return _move_out(move)
 
@@ -195,7 +270,13 @@ async def rollback_label(
 ) -> LabelMoveOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         move = await service.rollback(
-            session, principal, name, label, to_version=body.version, reason=body.reason, approver=body.approver
+            session,
+            principal,
+            name,
+            label,
+            to_version=body.version,
+            reason=body.reason,
+            approver=body.approver,
         )
     return _move_out(move)
 
@@ -205,18 +286,33 @@ async def render(name: str, body: RenderIn, request: Request, principal: Reader)
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         prompt, version, result = await service.render(
-            session, principal, name, body.variables, label=body.label, version=body.version,
+            session,
+            principal,
+            name,
+            body.variables,
+            label=body.label,
+            version=body.version,
             max_depth=runtime.settings.include_max_depth,
         )
-    used = [RenderedVersionRef(prompt_id=prompt.id, name=prompt.name, version_id=version.id, version=version.version)]
+    used = [
+        RenderedVersionRef(
+            prompt_id=prompt.id, name=prompt.name, version_id=version.id, version=version.version
+        )
+    ]
     used += [
-        RenderedVersionRef(prompt_id=i.prompt_id, name=i.prompt_name, version_id=i.version_id, version=i.version)
+        RenderedVersionRef(
+            prompt_id=i.prompt_id, name=i.prompt_name, version_id=i.version_id, version=i.version
+        )
         for i in result.included
     ]
     return RenderOut(
-        kind=version.kind,  # type: ignore[arg-type]
-        text=result.text, messages=result.messages, prompt_id=prompt.id, version_id=version.id,
-        version=version.version, versions_used=used,
+        kind=version.kind,
+        text=result.text,
+        messages=result.messages,
+        prompt_id=prompt.id,
+        version_id=version.id,
+        version=version.version,
+        versions_used=used,
     )
 
 
@@ -225,22 +321,33 @@ async def diff(
     name: str,
     request: Request,
     principal: Reader,
-    from_: Annotated[str, Query(alias="from", max_length=300, description="Version number, label, name@ref or id")],
+    from_: Annotated[
+        str, Query(alias="from", max_length=300, description="Version number, label, name@ref or id")
+    ],
     to: Annotated[str, Query(max_length=300)],
 ) -> DiffOut:
     async with runtime_of(request).db.transaction() as session:
         a, b, result, a_name, b_name = await service.diff(session, principal, name, from_, to)
     return DiffOut.model_validate(
         {
-            "from": a_name, "to": b_name, "fromVersionId": a.id, "toVersionId": b.id,
-            "identical": result["identical"], "kindChanged": result["kindChanged"], "template": result["template"],
-            "variables": result["variables"], "modelConfig": result["modelConfig"],
-            "responseSchema": result["responseSchema"], "metadata": result["metadata"],
+            "from": a_name,
+            "to": b_name,
+            "fromVersionId": a.id,
+            "toVersionId": b.id,
+            "identical": result["identical"],
+            "kindChanged": result["kindChanged"],
+            "template": result["template"],
+            "variables": result["variables"],
+            "modelConfig": result["modelConfig"],
+            "responseSchema": result["responseSchema"],
+            "metadata": result["metadata"],
         }
     )
 
 
-@router.post("/{name:path}/fork", status_code=201, response_model=ResolvedOut, summary="Fork into a new prompt")
+@router.post(
+    "/{name:path}/fork", status_code=201, response_model=ResolvedOut, summary="Fork into a new prompt"
+)
 @idempotent
 async def fork(name: str, body: ForkIn, request: Request, principal: Writer) -> ResolvedOut:
     async with runtime_of(request).db.transaction(write=True) as session:
@@ -263,5 +370,7 @@ async def resolve(
     label: Annotated[str | None, Query(max_length=63)] = None,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> ResolvedOut:
-    async with runtime_of(request).db.transaction() as session:
-        return resolved_from(await service.resolve_full(session, principal, name, label=label, version=version))
+    resolved = await service.resolve_cached(
+        runtime_of(request).db, principal, name, label=label, version=version
+    )
+    return resolved_from(resolved)

@@ -29,8 +29,17 @@ from promptops.errors import ValidationProblem
 
 SUFFIX = ".prompt.md"
 FRONT_MATTER_KEYS = {
-    "name", "description", "tags", "kind", "messages", "variables", "modelConfig", "responseSchema", "metadata",
-    "labels", "commitMessage",
+    "name",
+    "description",
+    "tags",
+    "kind",
+    "messages",
+    "variables",
+    "modelConfig",
+    "responseSchema",
+    "metadata",
+    "labels",
+    "commitMessage",
 }
 
 
@@ -39,18 +48,24 @@ def parse_prompt_file(text: str, *, source: str = "<string>") -> dict[str, Any]:
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as exc:
-        raise ValidationProblem(f"{source}: front matter is not valid YAML: {exc}", code="invalid_prompt_file")
+        raise ValidationProblem(
+            f"{source}: front matter is not valid YAML: {exc}", code="invalid_prompt_file"
+        )
     meta = dict(post.metadata)
     unknown = sorted(set(meta) - FRONT_MATTER_KEYS)
     if unknown:
-        raise ValidationProblem(f"{source}: unknown front matter keys: {', '.join(unknown)}", code="invalid_prompt_file")
+        raise ValidationProblem(
+            f"{source}: unknown front matter keys: {', '.join(unknown)}", code="invalid_prompt_file"
+        )
     if "name" not in meta:
         raise ValidationProblem(f"{source}: front matter needs a 'name'", code="invalid_prompt_file")
     kind = meta.get("kind") or ("chat" if "messages" in meta else "text")
     body: dict[str, Any] = {k: v for k, v in meta.items() if v is not None}
     body["kind"] = kind
     if kind == "text":
-        body["template"] = post.content if post.content.endswith("\n") or not post.content else post.content + "\n"
+        body["template"] = (
+            post.content if post.content.endswith("\n") or not post.content else post.content + "\n"
+        )
     elif post.content.strip():
         raise ValidationProblem(
             f"{source}: a chat prompt keeps its messages in the front matter; the body must be empty",

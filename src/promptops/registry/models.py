@@ -36,7 +36,10 @@ class PromptTag(Base):
 
 class PromptVersion(Base):
     __tablename__ = "prompt_versions"
-    __table_args__ = (UniqueConstraint("prompt_id", "version"), Index("ix_prompt_versions_project", "project_id"))
+    __table_args__ = (
+        UniqueConstraint("prompt_id", "version"),
+        Index("ix_prompt_versions_project", "project_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))

@@ -47,7 +47,9 @@ def parse_ref(ref: str) -> PromptRef:
     if not sep:
         return PromptRef(name)
     if not selector:
-        raise ValidationProblem(f"Reference {ref!r} has an empty selector after '@'", code="invalid_reference")
+        raise ValidationProblem(
+            f"Reference {ref!r} has an empty selector after '@'", code="invalid_reference"
+        )
     if selector.isdigit():
         return PromptRef(name, version=int(selector))
     return PromptRef(name, label=selector)

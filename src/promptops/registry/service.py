@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
 from promptops.cache import TTLCache
-from promptops.db import utcnow
+from promptops.db import Database, utcnow
 from promptops.errors import Conflict, NotFound, ValidationProblem
 from promptops.governance import audit
 from promptops.governance.rbac import Permission
@@ -24,7 +24,7 @@ from promptops.ids import has_prefix, new_id
 from promptops.registry import diff as diffing
 from promptops.registry.hashing import content_hash
 from promptops.registry.models import LabelEvent, Prompt, PromptLabel, PromptTag, PromptVersion
-from promptops.registry.refs import PromptRef, parse_ref, validate_prompt_name
+from promptops.registry.refs import parse_ref, validate_prompt_name
 from promptops.registry.schemas import (
     CreatePromptIn,
     CreateVersionIn,
@@ -35,12 +35,13 @@ from promptops.registry.schemas import (
 )
 from promptops.templates import engine
 from promptops.tenancy.models import Project
+from promptops.tenancy.service import scoped
 
 DEFAULT_DEPLOYABLE_LABELS = ("production",)
 
 # Resolved (prompt, version) pairs by (project, name, label, version). Every registry write in this process
 # drops its project's entries; other replicas converge within the TTL (configured at app start).
-resolve_cache: TTLCache["Resolved"] = TTLCache(ttl=0)
+resolve_cache: TTLCache[Resolved] = TTLCache(ttl=0)
 
 
 def _invalidate(project_id: str) -> None:
@@ -54,9 +55,7 @@ async def get_prompt(session: AsyncSession, principal: Principal, name_or_id: st
     """A prompt of the principal's project by name or id (404 otherwise)."""
     column = Prompt.id if has_prefix(name_or_id, "prompt") else Prompt.name
     prompt = (
-        await session.execute(
-            select(Prompt).where(Prompt.project_id == principal.project_id, column == name_or_id)
-        )
+        await session.execute(scoped(select(Prompt), Prompt, principal).where(column == name_or_id))
     ).scalar_one_or_none()
     if prompt is None:
         raise NotFound(f"Prompt {name_or_id!r} not found", code="prompt_not_found")
@@ -94,9 +93,7 @@ async def _version_by_label(session: AsyncSession, prompt: Prompt, label: str) -
 async def _version_by_id(session: AsyncSession, principal: Principal, version_id: str) -> PromptVersion:
     version = (
         await session.execute(
-            select(PromptVersion).where(
-                PromptVersion.project_id == principal.project_id, PromptVersion.id == version_id
-            )
+            scoped(select(PromptVersion), PromptVersion, principal).where(PromptVersion.id == version_id)
         )
     ).scalar_one_or_none()
     if version is None:
@@ -127,6 +124,17 @@ class Resolved:
     tags: list[str]
 
 
+def _split_ref(name: str, label: str | None, version: int | None) -> tuple[str, str | None, int | None]:
+    if "@" in name:
+        if label is not None or version is not None:
+            raise ValidationProblem(
+                "Selector given both in the name and as a parameter", code="ambiguous_selector"
+            )
+        ref = parse_ref(name)
+        return ref.name, ref.label, ref.version
+    return name, label, version
+
+
 async def resolve_full(
     session: AsyncSession,
     principal: Principal,
@@ -136,22 +144,30 @@ async def resolve_full(
     version: int | None = None,
 ) -> Resolved:
     """Resolve ``name`` (or ``name@label`` / ``name@3`` inside ``name``) to one immutable version."""
-    if "@" in name:
-        if label is not None or version is not None:
-            raise ValidationProblem("Selector given both in the name and as a parameter", code="ambiguous_selector")
-        ref = parse_ref(name)
-        name, label, version = ref.name, ref.label, ref.version
-    key = (principal.project_id, name, label, version)
-    cached = resolve_cache.get(key)
-    if cached is not None:
-        return cached
+    name, label, version = _split_ref(name, label, version)
     prompt = await get_prompt(session, principal, name)
     found, how = await select_version(session, prompt, label=label, version=version)
     labels = (await label_versions(session, [prompt.id]))[prompt.id]
     tags = (await tags_of(session, [prompt.id]))[prompt.id]
-    result = Resolved(prompt, found, how, labels, tags)
-    resolve_cache.put(key, result)
-    return result
+    return Resolved(prompt, found, how, labels, tags)
+
+
+async def resolve_cached(
+    db: Database,
+    principal: Principal,
+    name: str,
+    *,
+    label: str | None = None,
+    version: int | None = None,
+) -> Resolved:
+    """:func:`resolve_full` through the process cache: the hot path of clients fetching prompts by label."""
+    name, label, version = _split_ref(name, label, version)
+
+    async def load() -> Resolved:
+        async with db.transaction() as session:
+            return await resolve_full(session, principal, name, label=label, version=version)
+
+    return await resolve_cache.get_or_load((principal.project_id, name, label, version), load)
 
 
 async def resolve(
@@ -191,7 +207,9 @@ async def tags_of(session: AsyncSession, prompt_ids: Sequence[str]) -> dict[str,
     if not prompt_ids:
         return result
     rows = await session.execute(
-        select(PromptTag.prompt_id, PromptTag.tag).where(PromptTag.prompt_id.in_(prompt_ids)).order_by(PromptTag.tag)
+        select(PromptTag.prompt_id, PromptTag.tag)
+        .where(PromptTag.prompt_id.in_(prompt_ids))
+        .order_by(PromptTag.tag)
     )
     for prompt_id, tag in rows:
         result[prompt_id].append(tag)
@@ -221,7 +239,8 @@ def _analyze(fields: VersionFields) -> tuple[list[dict[str, Any]], list[str]]:
     warnings = []
     if analysis.undeclared:
         warnings.append(
-            "Variables used but not declared: " + ", ".join(analysis.undeclared)
+            "Variables used but not declared: "
+            + ", ".join(analysis.undeclared)
             + " (declare them to get type checks and defaults)"
         )
     if analysis.unused:
@@ -291,14 +310,14 @@ async def _add_version(
     return version
 
 
-async def create_prompt(session: AsyncSession, principal: Principal, body: CreatePromptIn) -> tuple[Prompt, PromptVersion]:
+async def create_prompt(
+    session: AsyncSession, principal: Principal, body: CreatePromptIn
+) -> tuple[Prompt, PromptVersion]:
     """Create a prompt with its first version (and optional tags and labels)."""
     validate_prompt_name(body.name)
     tags = _check_tags(body.tags)
     exists = (
-        await session.execute(
-            select(Prompt.id).where(Prompt.project_id == principal.project_id, Prompt.name == body.name)
-        )
+        await session.execute(scoped(select(Prompt.id), Prompt, principal).where(Prompt.name == body.name))
     ).first()
     if exists is not None:
         raise Conflict(f"Prompt {body.name!r} already exists", code="prompt_exists")
@@ -326,7 +345,9 @@ async def create_prompt(session: AsyncSession, principal: Principal, body: Creat
     )
     version = await _add_version(session, principal, prompt, body)
     for label in body.labels:
-        await _move_label(session, principal, prompt, label, version, action="set", reason=body.commit_message)
+        await _move_label(
+            session, principal, prompt, label, version, action="set", reason=body.commit_message
+        )
     _invalidate(principal.project_id)
     return prompt, version
 
@@ -336,7 +357,10 @@ async def _lock_prompt(session: AsyncSession, principal: Principal, name_or_id: 
     prompt = await get_prompt(session, principal, name_or_id)
     locked = (
         await session.execute(
-            select(Prompt).where(Prompt.id == prompt.id).with_for_update().execution_options(populate_existing=True)
+            select(Prompt)
+            .where(Prompt.id == prompt.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     ).scalar_one()
     return locked
@@ -351,12 +375,16 @@ async def create_version(
         raise Conflict(f"Prompt {prompt.name!r} is archived; unarchive it first", code="prompt_archived")
     version = await _add_version(session, principal, prompt, body)
     for label in body.labels:
-        await _move_label(session, principal, prompt, label, version, action="set", reason=body.commit_message)
+        await _move_label(
+            session, principal, prompt, label, version, action="set", reason=body.commit_message
+        )
     _invalidate(principal.project_id)
     return prompt, version
 
 
-async def update_prompt(session: AsyncSession, principal: Principal, name: str, body: UpdatePromptIn) -> Prompt:
+async def update_prompt(
+    session: AsyncSession, principal: Principal, name: str, body: UpdatePromptIn
+) -> Prompt:
     prompt = await _lock_prompt(session, principal, name)
     changes: dict[str, Any] = {}
     if body.description is not None and body.description != prompt.description:
@@ -376,7 +404,9 @@ async def update_prompt(session: AsyncSession, principal: Principal, name: str, 
         prompt.updated_at = utcnow()
         await session.flush()
         event = "PromptArchived" if changes.keys() == {"archived"} and prompt.archived else "PromptUpdated"
-        await audit.record(session, principal, event, prompt_id=prompt.id, data={"name": prompt.name, "changes": changes})
+        await audit.record(
+            session, principal, event, prompt_id=prompt.id, data={"name": prompt.name, "changes": changes}
+        )
         _invalidate(principal.project_id)
     return prompt
 
@@ -426,8 +456,12 @@ async def _move_label(
     if current is None:
         session.add(
             PromptLabel(
-                prompt_id=prompt.id, name=label, project_id=prompt.project_id, version_id=version.id,
-                updated_by=principal.id, updated_at=now,
+                prompt_id=prompt.id,
+                name=label,
+                project_id=prompt.project_id,
+                version_id=version.id,
+                updated_by=principal.id,
+                updated_at=now,
             )
         )
     else:
@@ -436,9 +470,16 @@ async def _move_label(
         current.updated_at = now
     session.add(
         LabelEvent(
-            id=new_id("label_event"), project_id=prompt.project_id, prompt_id=prompt.id, label=label,
-            from_version_id=previous.id if previous else None, to_version_id=version.id, action=action,
-            reason=reason, actor_id=principal.id, created_at=now,
+            id=new_id("label_event"),
+            project_id=prompt.project_id,
+            prompt_id=prompt.id,
+            label=label,
+            from_version_id=previous.id if previous else None,
+            to_version_id=version.id,
+            action=action,
+            reason=reason,
+            actor_id=principal.id,
+            created_at=now,
         )
     )
     await session.flush()
@@ -473,12 +514,16 @@ async def set_label(
 ) -> LabelMove:
     """Point ``label`` at a version (a deployment when the label is deployable, e.g. production)."""
     if label == "latest":
-        raise ValidationProblem("'latest' is derived (the newest version) and cannot be set", code="invalid_label")
+        raise ValidationProblem(
+            "'latest' is derived (the newest version) and cannot be set", code="invalid_label"
+        )
     prompt = await _lock_prompt(session, principal, name)
     if version_id is not None:
         target = await _version_by_id(session, principal, version_id)
         if target.prompt_id != prompt.id:
-            raise ValidationProblem(f"Version {version_id} belongs to another prompt", code="version_mismatch")
+            raise ValidationProblem(
+                f"Version {version_id} belongs to another prompt", code="version_mismatch"
+            )
     else:
         assert version is not None
         target = await _version_by_number(session, prompt, version)
@@ -490,7 +535,9 @@ async def set_label(
 async def delete_label(session: AsyncSession, principal: Principal, name: str, label: str) -> None:
     prompt = await _lock_prompt(session, principal, name)
     current = (
-        await session.execute(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label))
+        await session.execute(
+            select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label)
+        )
     ).scalar_one_or_none()
     if current is None:
         raise NotFound(f"Prompt {prompt.name!r} has no label {label!r}", code="label_not_found")
@@ -499,13 +546,22 @@ async def delete_label(session: AsyncSession, principal: Principal, name: str, l
     await session.delete(current)
     session.add(
         LabelEvent(
-            id=new_id("label_event"), project_id=prompt.project_id, prompt_id=prompt.id, label=label,
-            from_version_id=current.version_id, to_version_id=None, action="delete", actor_id=principal.id,
+            id=new_id("label_event"),
+            project_id=prompt.project_id,
+            prompt_id=prompt.id,
+            label=label,
+            from_version_id=current.version_id,
+            to_version_id=None,
+            action="delete",
+            actor_id=principal.id,
             created_at=utcnow(),
         )
     )
     await audit.record(
-        session, principal, "LabelRemoved", prompt_id=prompt.id,
+        session,
+        principal,
+        "LabelRemoved",
+        prompt_id=prompt.id,
         data={"name": prompt.name, "label": label, "previousId": current.version_id},
     )
     _invalidate(principal.project_id)
@@ -525,14 +581,18 @@ async def rollback(
     """Move ``label`` back: to a named version, or else to where it pointed before its last move."""
     prompt = await _lock_prompt(session, principal, name)
     current = (
-        await session.execute(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label))
+        await session.execute(
+            select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label)
+        )
     ).scalar_one_or_none()
     if current is None:
         raise NotFound(f"Prompt {prompt.name!r} has no label {label!r} to roll back", code="label_not_found")
     if to_version_id is not None:
         target = await _version_by_id(session, principal, to_version_id)
         if target.prompt_id != prompt.id:
-            raise ValidationProblem(f"Version {to_version_id} belongs to another prompt", code="version_mismatch")
+            raise ValidationProblem(
+                f"Version {to_version_id} belongs to another prompt", code="version_mismatch"
+            )
     elif to_version is not None:
         target = await _version_by_number(session, prompt, to_version)
     else:
@@ -551,9 +611,7 @@ async def rollback(
             )
         target = await _version_by_id(session, principal, last.from_version_id)
     if target.id == current.version_id:
-        raise Conflict(
-            f"Label {label!r} already points at version {target.version}", code="rollback_noop"
-        )
+        raise Conflict(f"Label {label!r} already points at version {target.version}", code="rollback_noop")
     move = await _move_label(
         session, principal, prompt, label, target, action="rollback", reason=reason, approver=approver
     )
@@ -570,10 +628,18 @@ async def label_history(
     if label is not None:
         stmt = stmt.where(LabelEvent.label == label)
     events = list(
-        (await session.execute(stmt.order_by(LabelEvent.created_at.desc(), LabelEvent.id.desc()).limit(limit))).scalars()
+        (
+            await session.execute(
+                stmt.order_by(LabelEvent.created_at.desc(), LabelEvent.id.desc()).limit(limit)
+            )
+        ).scalars()
     )
     numbers = dict(
-        (await session.execute(select(PromptVersion.id, PromptVersion.version).where(PromptVersion.prompt_id == prompt.id))).all()
+        (
+            await session.execute(
+                select(PromptVersion.id, PromptVersion.version).where(PromptVersion.prompt_id == prompt.id)
+            )
+        ).all()
     )
     return [(e, numbers.get(e.from_version_id or ""), numbers.get(e.to_version_id or "")) for e in events]
 
@@ -605,20 +671,28 @@ async def list_prompts(
     limit: int = 50,
 ) -> tuple[list[Prompt], str | None]:
     """Prompts ordered by name, filtered, one page at a time (cursor = last name seen)."""
-    stmt = select(Prompt).where(Prompt.project_id == principal.project_id, Prompt.archived == archived)
+    stmt = scoped(select(Prompt), Prompt, principal).where(Prompt.archived == archived)
     if prefix:
         folder = prefix if prefix.endswith("/") else prefix + "/"
-        stmt = stmt.where(or_(Prompt.name.startswith(folder, autoescape=True), Prompt.name == prefix.rstrip("/")))
+        stmt = stmt.where(
+            or_(Prompt.name.startswith(folder, autoescape=True), Prompt.name == prefix.rstrip("/"))
+        )
     if tag:
         stmt = stmt.where(
-            Prompt.id.in_(select(PromptTag.prompt_id).where(PromptTag.project_id == principal.project_id, PromptTag.tag == tag))
+            Prompt.id.in_(
+                scoped(select(PromptTag.prompt_id), PromptTag, principal).where(PromptTag.tag == tag)
+            )
         )
     if label:
         if label == "latest":
             stmt = stmt.where(Prompt.latest_version > 0)
         else:
             stmt = stmt.where(
-                Prompt.id.in_(select(PromptLabel.prompt_id).where(PromptLabel.project_id == principal.project_id, PromptLabel.name == label))
+                Prompt.id.in_(
+                    scoped(select(PromptLabel.prompt_id), PromptLabel, principal).where(
+                        PromptLabel.name == label
+                    )
+                )
             )
     if query:
         pattern = f"%{query.lower()}%"
@@ -643,7 +717,9 @@ async def list_versions(
         if not raw.isdigit():
             raise ValidationProblem("Invalid cursor", code="invalid_cursor")
         stmt = stmt.where(PromptVersion.version < int(raw))
-    rows = list((await session.execute(stmt.order_by(PromptVersion.version.desc()).limit(limit + 1))).scalars())
+    rows = list(
+        (await session.execute(stmt.order_by(PromptVersion.version.desc()).limit(limit + 1))).scalars()
+    )
     next_cursor = encode_cursor(str(rows[limit - 1].version)) if len(rows) > limit else None
     return prompt, rows[:limit], next_cursor
 
@@ -663,41 +739,63 @@ def version_fields(version: PromptVersion) -> dict[str, Any]:
     }
 
 
-async def fork(session: AsyncSession, principal: Principal, name: str, body: ForkIn) -> tuple[Prompt, PromptVersion]:
+async def fork(
+    session: AsyncSession, principal: Principal, name: str, body: ForkIn
+) -> tuple[Prompt, PromptVersion]:
     """A new prompt whose version 1 copies a version of another, keeping lineage (source ``forked``)."""
-    source_prompt, source_version, _ = await resolve(session, principal, name, label=body.label, version=body.version)
+    source_prompt, source_version, _ = await resolve(
+        session, principal, name, label=body.label, version=body.version
+    )
     validate_prompt_name(body.new_name)
-    tags = body.tags if body.tags is not None else (await tags_of(session, [source_prompt.id]))[source_prompt.id]
-    create = CreatePromptIn(
-        name=body.new_name,
-        description=body.description if body.description is not None else source_prompt.description,
-        tags=tags,
-        kind=source_version.kind,  # type: ignore[arg-type]
-        template=source_version.template,
-        messages=source_version.messages,  # type: ignore[arg-type]
-        variables=source_version.variables,  # type: ignore[arg-type]
-        modelConfig=source_version.model_config_,  # type: ignore[arg-type]
-        responseSchema=source_version.response_schema,
-        metadata=source_version.metadata_,
-        commitMessage=body.commit_message or f"Forked from {source_prompt.name}@{source_version.version}",
+    tags = (
+        body.tags if body.tags is not None else (await tags_of(session, [source_prompt.id]))[source_prompt.id]
+    )
+    create = CreatePromptIn.model_validate(
+        {
+            "name": body.new_name,
+            "description": body.description if body.description is not None else source_prompt.description,
+            "tags": tags,
+            **version_fields(source_version),
+            "commitMessage": body.commit_message
+            or f"Forked from {source_prompt.name}@{source_version.version}",
+        }
     )
     exists = (
-        await session.execute(select(Prompt.id).where(Prompt.project_id == principal.project_id, Prompt.name == body.new_name))
+        await session.execute(
+            scoped(select(Prompt.id), Prompt, principal).where(Prompt.name == body.new_name)
+        )
     ).first()
     if exists is not None:
         raise Conflict(f"Prompt {body.new_name!r} already exists", code="prompt_exists")
     now = utcnow()
     prompt = Prompt(
-        id=new_id("prompt"), project_id=principal.project_id, name=body.new_name, description=create.description,
-        archived=False, latest_version=0, created_by=principal.id, created_at=now, updated_at=now,
+        id=new_id("prompt"),
+        project_id=principal.project_id,
+        name=body.new_name,
+        description=create.description,
+        archived=False,
+        latest_version=0,
+        created_by=principal.id,
+        created_at=now,
+        updated_at=now,
     )
     session.add(prompt)
-    session.add_all(PromptTag(prompt_id=prompt.id, tag=t, project_id=principal.project_id) for t in _check_tags(tags))
+    session.add_all(
+        PromptTag(prompt_id=prompt.id, tag=t, project_id=principal.project_id) for t in _check_tags(tags)
+    )
     await session.flush()
     await audit.record(
-        session, principal, "PromptForked", prompt_id=prompt.id,
-        data={"name": prompt.name, "fromPromptId": source_prompt.id, "fromName": source_prompt.name,
-              "fromVersionId": source_version.id, "fromVersion": source_version.version},
+        session,
+        principal,
+        "PromptForked",
+        prompt_id=prompt.id,
+        data={
+            "name": prompt.name,
+            "fromPromptId": source_prompt.id,
+            "fromName": source_prompt.name,
+            "fromVersionId": source_version.id,
+            "fromVersion": source_version.version,
+        },
     )
     version = await _add_version(
         session, principal, prompt, create, source="forked", parent_version_id=source_version.id

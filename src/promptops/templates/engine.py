@@ -12,10 +12,10 @@ import functools
 import inspect
 import re
 import string
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import CodeType, TracebackType
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, meta, nodes
 from jinja2.environment import Template
@@ -45,13 +45,17 @@ TEMPLATE_KINDS = ("text", "chat")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_NAME_LENGTH = 64
 _SPEC_KEYS = ("name", "type", "required", "default", "description")
+# Names the template language reads as literals, operators or the template itself, never as a variable.
+_RESERVED_NAMES = frozenset(
+    {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if", "else", "self"}
+)
 
 # Work units a single render may spend: one per loop iteration (plus the literal text the loop body emits),
 # 25 per call, and one per character of generated or transformed text. Ten million keeps the worst case
 # around a second of CPU while leaving ample room for realistic prompts.
 _WORK_BUDGET = 10_000_000
 _CALL_COST = 25
-# Integers beyond this many bits are only reachable through deliberate blow-ups such as 9**9**9.
+# Integers beyond this many bits only come from deliberate blow-ups such as 9 ** 99999999.
 _MAX_INT_BITS = 65_536
 
 _LOOP_HOOK = "promptops_loop_guard"
@@ -81,6 +85,11 @@ class VariableSpec:
             raise _spec_problem(
                 f"Variable name {self.name!r} is invalid: use letters, digits and underscores, not starting "
                 f"with a digit, at most {_MAX_NAME_LENGTH} characters",
+                self.name,
+            )
+        if self.name in _RESERVED_NAMES:
+            raise _spec_problem(
+                f"Variable name {self.name!r} is reserved by the template language; choose another name",
                 self.name,
             )
         if self.type not in VARIABLE_TYPES:
@@ -297,7 +306,7 @@ async def render(
 
 
 def _spec_problem(detail: str, name: str | None) -> TemplateProblem:
-    extra = {"variable": name} if name is not None else {}
+    extra: dict[str, Any] = {"variable": name} if name is not None else {}
     return TemplateProblem(detail, code="invalid_variable_spec", **extra)
 
 
@@ -648,7 +657,7 @@ class _GuardInserter(NodeTransformer):
     def __init__(self, env: _PromptEnvironment) -> None:
         self._env = env
 
-    def _hook(self, hook: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
+    def _hook(self, hook: str, args: list[Any], lineno: int) -> nodes.Call:
         call = nodes.Call(nodes.EnvironmentAttribute(hook), args, [], None, None)
         call.set_lineno(lineno)
         call.set_environment(self._env)
@@ -1011,7 +1020,8 @@ def _render_one(env: _PromptEnvironment, parsed: _Parsed, origin: _Origin, conte
     chunks: list[str] = []
     try:
         compiled = env.template_class.from_code(env, parsed.code, env.make_globals(None), None)
-        generator = compiled.generate(context)
+        # Template.generate is a generator function; close() releases the render frames on early exit.
+        generator = cast(Generator[str, None, None], compiled.generate(context))
         try:
             for chunk in generator:
                 env.add_output(chunk)

@@ -11,18 +11,23 @@ from promptops.auth.principal import Principal
 from promptops.governance.rbac import Permission as P
 from promptops.governance.rbac import Role
 from promptops.idempotency import idempotent
+from promptops.runtime import runtime_of
 from promptops.tenancy import service
 from promptops.tenancy.models import Project
 from promptops.tenancy.schemas import ProjectIn, ProjectOut, ProjectUpdateIn
-from promptops.runtime import runtime_of
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
 def project_out(project: Project, role: str) -> ProjectOut:
     return ProjectOut(
-        id=project.id, org_id=project.org_id, name=project.name, description=project.description,
-        settings=project.settings or {}, role=Role(role), created_at=project.created_at,
+        id=project.id,
+        org_id=project.org_id,
+        name=project.name,
+        description=project.description,
+        settings=project.settings or {},
+        role=Role(role),
+        created_at=project.created_at,
     )
 
 
@@ -47,7 +52,9 @@ async def create_project(
 
 @router.patch("/current", response_model=ProjectOut, summary="Update the current project")
 async def update_project(
-    body: ProjectUpdateIn, request: Request, principal: Annotated[Principal, Depends(require(P.PROJECT_MANAGE))]
+    body: ProjectUpdateIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(P.PROJECT_MANAGE))],
 ) -> ProjectOut:
     settings = body.settings.model_dump(by_alias=True, exclude_none=True) if body.settings else None
     async with runtime_of(request).db.transaction(write=True) as session:

@@ -21,17 +21,23 @@ from promptops.ids import new_id
 from promptops.tenancy.models import Organization, Project
 
 T = TypeVar("T")
+SelectT = TypeVar("SelectT", bound=Select)
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-def scoped(stmt: Select[Any], model: Any, principal: Principal) -> Select[Any]:
+def scoped(stmt: SelectT, model: Any, principal: Principal) -> SelectT:
     """Restrict a SELECT on a tenant-owned model to the principal's project."""
     return stmt.where(model.project_id == principal.project_id)
 
 
-async def get_scoped(session: AsyncSession, model: type[T], principal: Principal, row_id: str, what: str) -> T:
+async def get_scoped(
+    session: AsyncSession, model: type[T], principal: Principal, row_id: str, what: str
+) -> T:
     """Fetch one tenant-owned row by id, or 404 if it does not exist in the principal's project."""
-    row = (await session.execute(scoped(select(model), model, principal).where(model.id == row_id))).scalar_one_or_none()  # type: ignore[attr-defined]
+    id_column = model.id  # type: ignore[attr-defined]
+    row = (
+        await session.execute(scoped(select(model), model, principal).where(id_column == row_id))
+    ).scalar_one_or_none()
     if row is None:
         raise NotFound(f"{what} {row_id} not found", code=f"{what.lower().replace(' ', '_')}_not_found")
     return row
@@ -66,21 +72,31 @@ async def create_project(
     """Create a project in the principal's organization; a user creator becomes its PromptOpsAdmin."""
     validate_project_name(name)
     exists = (
-        await session.execute(select(Project.id).where(Project.org_id == principal.org_id, Project.name == name))
+        await session.execute(
+            select(Project.id).where(Project.org_id == principal.org_id, Project.name == name)
+        )
     ).first()
     if exists is not None:
         raise Conflict(f"Project {name!r} already exists", code="project_exists")
-    project = Project(id=new_id("project"), org_id=principal.org_id, name=name, description=description, settings={})
+    project = Project(
+        id=new_id("project"), org_id=principal.org_id, name=name, description=description, settings={}
+    )
     session.add(project)
     await session.flush()
     await audit.ensure_chain(session, project.id)
     if principal.user_id is not None:
         session.add(
-            Membership(id=new_id("membership"), project_id=project.id, user_id=principal.user_id, role=Role.ADMIN)
+            Membership(
+                id=new_id("membership"), project_id=project.id, user_id=principal.user_id, role=Role.ADMIN
+            )
         )
     await audit.record(session, principal, "ProjectCreated", data={"projectId": project.id, "name": name})
     await audit.record(
-        session, principal, "ProjectCreated", data={"projectId": project.id, "name": name}, project_id=project.id
+        session,
+        principal,
+        "ProjectCreated",
+        data={"projectId": project.id, "name": name},
+        project_id=project.id,
     )
     return project
 
@@ -114,5 +130,7 @@ async def update_project(
             changes["settings"] = {"from": project.settings, "to": merged}
             project.settings = merged
     if changes:
-        await audit.record(session, principal, "ProjectUpdated", data={"projectId": project.id, "changes": changes})
+        await audit.record(
+            session, principal, "ProjectUpdated", data={"projectId": project.id, "changes": changes}
+        )
     return project

@@ -1,0 +1,160 @@
+"""A thin httpx wrapper: base URL and bearer token from the config, problem+json errors as :class:`CliError`."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from promptops import __version__
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class CliError(Exception):
+    """A failure to show the user as ``Error: <title>: <detail> [code]`` (exit status 1)."""
+
+    def __init__(
+        self, title: str, detail: str | None = None, code: str | None = None, *, status: int | None = None
+    ) -> None:
+        super().__init__(title)
+        self.title = title
+        self.detail = detail
+        self.code = code
+        self.status = status
+
+    def __str__(self) -> str:
+        text = self.title
+        if self.detail and self.detail != self.title:
+            text += f": {self.detail}"
+        if self.code:
+            text += f" [{self.code}]"
+        return text
+
+
+def path_segment(value: str) -> str:
+    """Escape a prompt name or reference for a URL path; '/' and '@' keep their meaning in the routes."""
+    return quote(value, safe="/@")
+
+
+def problem_error(response: httpx.Response) -> CliError:
+    """The CliError for a non-2xx response, from its RFC 9457 body when it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and ("title" in body or "detail" in body):
+        return CliError(
+            str(body.get("title") or f"HTTP {response.status_code}"),
+            str(body["detail"]) if body.get("detail") is not None else None,
+            str(body["code"]) if body.get("code") else None,
+            status=response.status_code,
+        )
+    text = response.text.strip()[:300] or response.reason_phrase
+    return CliError(f"HTTP {response.status_code}", text, status=response.status_code)
+
+
+class ApiClient:
+    """Calls the PromptOps REST API as one principal (API key or login session)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        project: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        headers = {"User-Agent": f"promptops-cli/{__version__}", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if project:
+            # Only login sessions use it: an API key is bound to one project and the server ignores it.
+            headers["X-Project"] = project
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Send one request; returns the decoded JSON body (``None`` for 204) or raises CliError."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, params=clean or None, json=json)
+        except httpx.ConnectError as exc:
+            raise CliError(
+                f"Cannot connect to the PromptOps server at {self.url}",
+                f"{_reason(exc)}; is the server running ('promptops serve') and is the URL right?",
+                "connection_failed",
+            )
+        except httpx.TimeoutException:
+            raise CliError(
+                f"The PromptOps server at {self.url} did not answer in time", None, "timeout"
+            )
+        except httpx.HTTPError as exc:
+            raise CliError(f"Request to {self.url} failed", str(exc) or type(exc).__name__, "http_error")
+        if response.status_code >= 400:
+            raise problem_error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise CliError("The server sent a response that is not JSON", response.text[:300], "bad_response")
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``path`` with query parameters (``None`` values are left out)."""
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        """POST a JSON body."""
+        return self.request("POST", path, json=body if body is not None else {})
+
+    def put(self, path: str, body: Any) -> Any:
+        """PUT a JSON body."""
+        return self.request("PUT", path, json=body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        """PATCH a JSON body."""
+        return self.request("PATCH", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        """DELETE ``path``."""
+        return self.request("DELETE", path)
+
+    def paginate(self, path: str, key: str = "items", **params: Any) -> list[Any]:
+        """Every item of a cursor-paginated listing, following ``nextCursor`` to the end."""
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            page = self.get(path, **params, cursor=cursor)
+            items.extend(page.get(key) or [])
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return items
+
+
+def _reason(exc: httpx.ConnectError) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "unknown host"
+    return str(exc) or "connection failed"

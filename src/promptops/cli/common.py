@@ -1,0 +1,56 @@
+"""Helpers shared by the command groups: the configured client, common options, value parsing."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from promptops.cli import config as cfg
+from promptops.cli.client import ApiClient, CliError, path_segment
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of tables.")]
+
+ROLES_HELP = "One of: Viewer, QAAnalyst, PromptEngineer, PromptOpsAdmin, ComplianceOfficer."
+
+
+def client() -> ApiClient:
+    """A client for the configured server and credentials (config file, then environment overrides)."""
+    config = cfg.load_effective()
+    if not config.token:
+        raise CliError(
+            "Not logged in",
+            f"run 'promptops login --url URL --key KEY' or set {cfg.URL_ENV} and {cfg.KEY_ENV}",
+            "not_logged_in",
+        )
+    return ApiClient(config.url or cfg.DEFAULT_URL, config.token, config.project)
+
+
+def prompt_path(name: str, *rest: str) -> str:
+    """``/api/v1/prompts/<name>[/rest...]`` with the name escaped for the path."""
+    path = f"/api/v1/prompts/{path_segment(name)}"
+    for part in rest:
+        path += "/" + path_segment(part)
+    return path
+
+
+def json_or_string(raw: str) -> Any:
+    """``raw`` decoded as JSON when it parses (numbers, booleans, lists, objects), else the string itself."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def parse_assignment(raw: str, option: str) -> tuple[str, str]:
+    """Split ``key=value`` (the value may itself contain '=')."""
+    key, sep, value = raw.partition("=")
+    if not sep or not key.strip():
+        raise typer.BadParameter(f"expected KEY=VALUE, got {raw!r}", param_hint=option)
+    return key.strip(), value
+
+
+def exit_failure() -> typer.Exit:
+    """The exception that ends a command with status 1 after its error was printed."""
+    return typer.Exit(code=1)

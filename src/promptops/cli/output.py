@@ -1,0 +1,113 @@
+"""Printing: rich tables for people, plain JSON (``--json``) for scripts, errors on stderr.
+
+User data is always wrapped in :class:`rich.text.Text` so brackets in a template or a detail are printed
+as they are instead of being read as rich markup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console on the current stdout/stderr; made per call so test runners' captured streams are used."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout (no colour, so the output always parses)."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def echo(message: str = "") -> None:
+    """A plain line on stdout."""
+    typer.echo(message)
+
+
+def error(message: str) -> None:
+    """``Error: <message>`` on stderr."""
+    typer.echo(f"Error: {message}", err=True)
+
+
+def warn(message: str) -> None:
+    """``Warning: <message>`` on stderr."""
+    typer.echo(f"Warning: {message}", err=True)
+
+
+def cell(value: Any) -> Text:
+    """A table cell: ``-`` for empty values, lists comma-joined, everything else as literal text."""
+    if value is None or value == "" or value == [] or value == {}:
+        return Text("-", style="dim")
+    if isinstance(value, bool):
+        return Text("yes" if value else "no")
+    if isinstance(value, list | tuple):
+        return Text(", ".join(str(v) for v in value))
+    if isinstance(value, dict):
+        return Text(json.dumps(value, ensure_ascii=False, default=str))
+    return Text(str(value))
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+    """Print a table; ``rows`` hold raw values, turned into cells with :func:`cell`."""
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        out.add_column(column, overflow="fold")
+    for row in rows:
+        out.add_row(*(cell(v) for v in row))
+    console().print(out)
+
+
+def fields(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:
+    """A two-column key/value table (one object's fields)."""
+    out = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
+    out.add_column(style="bold")
+    out.add_column(overflow="fold")
+    for key, value in pairs:
+        out.add_row(Text(key), cell(value))
+    console().print(out)
+
+
+def text_block(text: str, *, title: str | None = None) -> None:
+    """Literal text (a template, rendered output) in a panel."""
+    console().print(Panel(Text(text), title=Text(title) if title else None, title_align="left", expand=False))
+
+
+def diff(text: str) -> None:
+    """A unified diff with removed lines red, added lines green and hunk headers cyan."""
+    out = Text()
+    for line in text.splitlines(keepends=True):
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        elif line.startswith("@@"):
+            style = "cyan"
+        else:
+            style = ""
+        out.append(line, style=style)
+    console().print(out, end="")
+
+
+def secret(title: str, value: str, warning: str) -> None:
+    """Show a secret once, prominently, with a warning that it will not be shown again."""
+    body = Text()
+    body.append(value + "\n\n", style="bold")
+    body.append(warning, style="yellow")
+    console().print(Panel(body, title=Text(title), title_align="left", border_style="yellow", expand=False))
+
+
+def short_time(value: str | None) -> str | None:
+    """An ISO timestamp shortened to ``YYYY-MM-DD HH:MM:SS`` for tables."""
+    if not value:
+        return None
+    return value.replace("T", " ")[:19]
