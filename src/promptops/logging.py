@@ -29,8 +29,9 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Look sys.stderr up per logger so redirected streams (tests, daemons) are honoured.
+        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
+        cache_logger_on_first_use=False,
     )
     # Route stdlib loggers (uvicorn, alembic, sqlalchemy) through the same JSON renderer.
     handler = logging.StreamHandler(sys.stderr)

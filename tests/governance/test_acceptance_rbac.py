@@ -184,8 +184,10 @@ async def make_project_b(api: Api) -> dict[str, Any]:
 
 
 def assert_not_found(r: Any, what: str, b: dict[str, Any]) -> None:
+    """404, and nothing of B in the answer beyond what the request itself named (details echo the reference)."""
     assert r.status_code == 404, f"{what}: {r.status_code} {r.text}"
-    assert B_SECRET not in r.text and b["project_id"] not in r.text and b["version_id"] not in r.text, what
+    for secret in (B_SECRET, B_PROMPT["description"], b["project_id"]):
+        assert secret not in r.text, (what, secret)
 
 
 async def test_project_a_key_sees_nothing_of_project_b(api: Api) -> None:

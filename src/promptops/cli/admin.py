@@ -8,9 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from promptops.cli import output
-from promptops.cli.client import CliError
+from promptops.cli.client import CliError, path_segment
 from promptops.cli.common import ROLES_HELP, JsonFlag, client
-from promptops.cli.client import path_segment
 
 keys_app = typer.Typer(help="Create, list and revoke API keys of the project.", no_args_is_help=True)
 members_app = typer.Typer(help="Manage who can access the project, with which role.", no_args_is_help=True)
@@ -59,8 +58,16 @@ def list_keys(as_json: JsonFlag = False) -> None:
     output.table(
         ["Id", "Name", "Role", "Prefix", "Created", "Expires", "Last used", "Revoked"],
         [
-            [k["id"], k["name"], k["role"], k["prefix"], output.short_time(k["createdAt"]),
-             output.short_time(k["expiresAt"]), output.short_time(k["lastUsedAt"]), output.short_time(k["revokedAt"])]
+            [
+                k["id"],
+                k["name"],
+                k["role"],
+                k["prefix"],
+                output.short_time(k["createdAt"]),
+                output.short_time(k["expiresAt"]),
+                output.short_time(k["lastUsedAt"]),
+                output.short_time(k["revokedAt"]),
+            ]
             for k in keys
         ],
     )
@@ -81,7 +88,9 @@ def revoke_key(key_id: str, as_json: JsonFlag = False) -> None:
 
 
 def _member_rows(members: list[dict[str, Any]]) -> list[list[Any]]:
-    return [[m["userId"], m["email"], m["name"], m["role"], output.short_time(m["createdAt"])] for m in members]
+    return [
+        [m["userId"], m["email"], m["name"], m["role"], output.short_time(m["createdAt"])] for m in members
+    ]
 
 
 MEMBER_COLUMNS = ["User id", "Email", "Name", "Role", "Since"]
@@ -119,7 +128,9 @@ def add_member(
             if exc.code != "password_required" or password is not None:
                 raise
             body["password"] = typer.prompt(
-                f"{email} has no account yet; password for the new user", hide_input=True, confirmation_prompt=True
+                f"{email} has no account yet; password for the new user",
+                hide_input=True,
+                confirmation_prompt=True,
             )
             member = api.post("/api/v1/members", body)
     if as_json:
@@ -164,7 +175,10 @@ def list_projects(as_json: JsonFlag = False) -> None:
         return
     output.table(
         ["Id", "Name", "Role", "Description", "Created"],
-        [[p["id"], p["name"], p["role"], p["description"], output.short_time(p["createdAt"])] for p in projects],
+        [
+            [p["id"], p["name"], p["role"], p["description"], output.short_time(p["createdAt"])]
+            for p in projects
+        ],
     )
 
 

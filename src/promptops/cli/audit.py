@@ -18,13 +18,17 @@ SUMMARY_SKIP = {"name"}
 
 
 def _summary(data: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in data.items() if k not in SUMMARY_SKIP and v not in (None, "", [], {}))
+    return ", ".join(
+        f"{k}={v}" for k, v in data.items() if k not in SUMMARY_SKIP and v not in (None, "", [], {})
+    )
 
 
 @app.command("list")
 def list_events(
     prompt: Annotated[str | None, typer.Option(help="Prompt name or id.")] = None,
-    user: Annotated[str | None, typer.Option(help="Actor id or name (e.g. an email or apikey:<name>).")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="Actor id or name (e.g. an email or apikey:<name>).")
+    ] = None,
     event_type: Annotated[str | None, typer.Option("--type", help="Event type, e.g. LabelMoved.")] = None,
     since: Annotated[str | None, typer.Option(help="From this ISO 8601 time (inclusive).")] = None,
     until: Annotated[str | None, typer.Option(help="Until this ISO 8601 time (exclusive).")] = None,
@@ -34,7 +38,11 @@ def list_events(
     """List audit events, newest first."""
     with client() as api:
         page = api.get(
-            "/api/prompt/audit", promptId=prompt, user=user, eventType=event_type, limit=limit,
+            "/api/prompt/audit",
+            promptId=prompt,
+            user=user,
+            eventType=event_type,
+            limit=limit,
             **{"from": since, "to": until},
         )
     if as_json:
@@ -43,8 +51,14 @@ def list_events(
     output.table(
         ["Seq", "Time", "Event", "Actor", "Prompt", "Details"],
         [
-            [e["seq"], output.short_time(e["timestamp"]), e["eventType"], e["user"],
-             (e["data"] or {}).get("name") or e["promptId"], _summary(e["data"] or {})]
+            [
+                e["seq"],
+                output.short_time(e["timestamp"]),
+                e["eventType"],
+                e["user"],
+                (e["data"] or {}).get("name") or e["promptId"],
+                _summary(e["data"] or {}),
+            ]
             for e in page["events"]
         ],
     )
@@ -109,17 +123,12 @@ def _print_result(result: dict[str, Any]) -> None:
     )
 
 
-async def verify_database(url: str, project: str | None) -> list[dict[str, Any]]:
-    """Verify the chains of every project in the database at ``url`` (or the one named) without the server."""
-    # Imported here: only this offline path needs the ORM, and the rest of the CLI stays quick to start.
-    from sqlalchemy import select
+def check_database_url(url: str) -> tuple[str, str]:
+    """The normalized async URL and a password-free form for messages; a missing SQLite file is an error."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError
 
     from promptops.config import normalize_database_url
-    from promptops.db import Database
-    from promptops.governance.audit import verify_project
-    from promptops.tenancy.models import Project
 
     normalized = normalize_database_url(url)
     try:
@@ -127,10 +136,25 @@ async def verify_database(url: str, project: str | None) -> list[dict[str, Any]]
     except ArgumentError as exc:
         raise CliError("Invalid database URL", str(exc), "invalid_database_url")
     shown = parsed.render_as_string(hide_password=True)
-    if parsed.get_backend_name() == "sqlite":
-        # Opening a missing SQLite file would silently create an empty database.
-        if not parsed.database or parsed.database == ":memory:" or not Path(parsed.database).is_file():
-            raise CliError("No such SQLite database", shown, "database_not_found")
+    # Opening a missing SQLite file would silently create an empty database and report it as intact.
+    if parsed.get_backend_name() == "sqlite" and (
+        not parsed.database or parsed.database == ":memory:" or not Path(parsed.database).is_file()
+    ):
+        raise CliError("No such SQLite database", shown, "database_not_found")
+    return normalized, shown
+
+
+async def verify_database(url: str, project: str | None) -> list[dict[str, Any]]:
+    """Verify the chains of every project in the database at ``url`` (or the one named) without the server."""
+    # Imported here: only this offline path needs the ORM, and the rest of the CLI stays quick to start.
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from promptops.db import Database
+    from promptops.governance.audit import verify_project
+    from promptops.tenancy.models import Project
+
+    normalized, shown = check_database_url(url)
     db = Database(normalized)
     try:
         async with db.transaction() as session:
@@ -138,7 +162,9 @@ async def verify_database(url: str, project: str | None) -> list[dict[str, Any]]
             if project is not None:
                 projects = [p for p in projects if project in (p.id, p.name)]
                 if not projects:
-                    raise CliError("Project not found", f"no project {project!r} in {shown}", "project_not_found")
+                    raise CliError(
+                        "Project not found", f"no project {project!r} in {shown}", "project_not_found"
+                    )
             results = []
             for row in projects:
                 result = (await verify_project(session, row.id)).to_dict()

@@ -105,9 +105,7 @@ class ApiClient:
                 "connection_failed",
             )
         except httpx.TimeoutException:
-            raise CliError(
-                f"The PromptOps server at {self.url} did not answer in time", None, "timeout"
-            )
+            raise CliError(f"The PromptOps server at {self.url} did not answer in time", None, "timeout")
         except httpx.HTTPError as exc:
             raise CliError(f"Request to {self.url} failed", str(exc) or type(exc).__name__, "http_error")
         if response.status_code >= 400:

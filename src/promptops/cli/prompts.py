@@ -19,13 +19,21 @@ app = typer.Typer(help="Create, version, label, render and sync prompts.", no_ar
 
 # Keys of a create-prompt body that also belong in a create-version body (the rest describe the prompt).
 VERSION_KEYS = (
-    "kind", "template", "messages", "variables", "modelConfig", "responseSchema", "metadata", "commitMessage",
+    "kind",
+    "template",
+    "messages",
+    "variables",
+    "modelConfig",
+    "responseSchema",
+    "metadata",
+    "commitMessage",
     "labels",
 )
 VARIABLE_DEFAULTS: dict[str, Any] = {"type": "string", "required": True, "default": None, "description": ""}
 
 LabelOpt = Annotated[str | None, typer.Option("--label", "-l", help="Select the version a label points at.")]
 VersionOpt = Annotated[int | None, typer.Option("--version", "-v", min=1, help="Select a version number.")]
+DirOpt = Annotated[Path, typer.Option("--dir", "-d", help="Folder to write prompt files into.")]
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
@@ -49,7 +57,9 @@ def local_content_hash(body: dict[str, Any]) -> str:
     The server hashes the version after filling in defaults (variable fields, ``modelConfig.params``) and
     dropping null model-config fields, so the same normalization happens here before hashing.
     """
-    variables = [{**VARIABLE_DEFAULTS, **v} if isinstance(v, dict) else v for v in body.get("variables") or []]
+    variables = [
+        {**VARIABLE_DEFAULTS, **v} if isinstance(v, dict) else v for v in body.get("variables") or []
+    ]
     model_config = {"params": {}, **(body.get("modelConfig") or {})}
     model_config = {k: v for k, v in model_config.items() if v is not None}
     return content_hash(
@@ -136,8 +146,14 @@ def list_prompts(
     output.table(
         ["Name", "Latest", "Labels", "Tags", "Description", "Updated"],
         [
-            [p["name"], p["latestVersion"], _label_summary(p["labels"]), p["tags"], p["description"],
-             output.short_time(p["updatedAt"])]
+            [
+                p["name"],
+                p["latestVersion"],
+                _label_summary(p["labels"]),
+                p["tags"],
+                p["description"],
+                output.short_time(p["updatedAt"]),
+            ]
             for p in items
         ],
     )
@@ -177,8 +193,10 @@ def show(
     if version["variables"]:
         output.table(
             ["Variable", "Type", "Required", "Default", "Description"],
-            [[v["name"], v["type"], v["required"], v.get("default"), v.get("description")]
-             for v in version["variables"]],
+            [
+                [v["name"], v["type"], v["required"], v.get("default"), v.get("description")]
+                for v in version["variables"]
+            ],
         )
     if version["kind"] == "chat":
         for message in version["messages"] or []:
@@ -200,8 +218,16 @@ def versions(name: str, as_json: JsonFlag = False) -> None:
     output.table(
         ["Version", "Labels", "Kind", "Hash", "Source", "Commit message", "Created by", "Created"],
         [
-            [v["version"], v["labels"], v["kind"], v["contentHash"][:12], v["source"], v["commitMessage"],
-             v["createdBy"], output.short_time(v["createdAt"])]
+            [
+                v["version"],
+                v["labels"],
+                v["kind"],
+                v["contentHash"][:12],
+                v["source"],
+                v["commitMessage"],
+                v["createdBy"],
+                output.short_time(v["createdAt"]),
+            ]
             for v in items
         ],
     )
@@ -222,8 +248,15 @@ def history(
     output.table(
         ["When", "Label", "Action", "From", "To", "Reason", "Actor"],
         [
-            [output.short_time(e["createdAt"]), e["label"], e["action"], e["fromVersion"], e["toVersion"],
-             e["reason"], e["actorId"]]
+            [
+                output.short_time(e["createdAt"]),
+                e["label"],
+                e["action"],
+                e["fromVersion"],
+                e["toVersion"],
+                e["reason"],
+                e["actorId"],
+            ]
             for e in events
         ],
     )
@@ -306,18 +339,26 @@ def create(
     ] = None,
     description: Annotated[str | None, typer.Option(help="What the prompt is for.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", help="A label for version 1 (repeatable).")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="A label for version 1 (repeatable).")
+    ] = None,
     var: Annotated[
         list[str] | None,
-        typer.Option("--var", help="Declare a variable NAME:TYPE=DEFAULT (type and default optional; repeatable)."),
+        typer.Option(
+            "--var", help="Declare a variable NAME:TYPE=DEFAULT (type and default optional; repeatable)."
+        ),
     ] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message of version 1.")] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Commit message of version 1.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a prompt with its first version, from --template or a prompt --file."""
     if (template is None) == (file is None):
         raise typer.BadParameter("give exactly one of --template or --file", param_hint="--template/--file")
-    body: dict[str, Any] = read_prompt_file(file) if file is not None else {"kind": "text", "template": template}
+    body: dict[str, Any] = (
+        read_prompt_file(file) if file is not None else {"kind": "text", "template": template}
+    )
     body["name"] = name
     if description is not None:
         body["description"] = description
@@ -347,10 +388,15 @@ def create(
 def push(
     path: Annotated[Path, typer.Argument(help="A .prompt.md file or a folder searched recursively.")],
     label: Annotated[
-        list[str] | None, typer.Option("--label", "-l", help="Also point this label at new versions (repeatable).")
+        list[str] | None,
+        typer.Option("--label", "-l", help="Also point this label at new versions (repeatable)."),
     ] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message of new versions.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")] = False,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Commit message of new versions.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Push prompt files: create missing prompts, add a version where the content changed.
@@ -370,8 +416,9 @@ def push(
                 results.append(_push_one(api, file, label or [], message, dry_run))
             except CliError as exc:
                 # One bad file should not hide what happened to the others; report it and go on.
-                results.append({"file": str(file), "name": None, "action": "error", "version": None,
-                                "error": str(exc)})
+                results.append(
+                    {"file": str(file), "name": None, "action": "error", "version": None, "error": str(exc)}
+                )
                 failures.append(f"{file}: {exc}")
     if as_json:
         output.print_json(results)
@@ -417,9 +464,10 @@ def _push_one(
 @app.command()
 def pull(
     names: Annotated[list[str] | None, typer.Argument(help="Prompt names (or use --all).")] = None,
-    directory: Annotated[Path, typer.Option("--dir", "-d", help="Folder to write prompt files into.")] = Path("."),
+    directory: DirOpt = Path("."),
     label: Annotated[
-        str | None, typer.Option("--label", "-l", help="Pull the version this label points at; skip prompts without it.")
+        str | None,
+        typer.Option("--label", "-l", help="Pull the version this label points at; skip prompts without it."),
     ] = None,
     version: VersionOpt = None,
     all_prompts: Annotated[bool, typer.Option("--all", help="Pull every prompt of the project.")] = False,
@@ -433,7 +481,9 @@ def pull(
     if not all_prompts and not names:
         raise typer.BadParameter("name at least one prompt, or use --all", param_hint="NAMES")
     if all_prompts and version is not None:
-        raise typer.BadParameter("--version selects one prompt's version; name the prompts", param_hint="--version")
+        raise typer.BadParameter(
+            "--version selects one prompt's version; name the prompts", param_hint="--version"
+        )
     results: list[dict[str, Any]] = []
     with client() as api:
         if all_prompts:
@@ -446,20 +496,29 @@ def pull(
                 resolved = api.get(prompt_path(name), label=label, version=version)
             except CliError as exc:
                 if label is not None and exc.code == "label_not_found":
-                    results.append({"name": name, "version": None, "file": None, "action": f"skipped (no {label})"})
+                    results.append(
+                        {"name": name, "version": None, "file": None, "action": f"skipped (no {label})"}
+                    )
                     continue
                 raise
             target = path_for(directory, name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(dump_prompt_file(resolved["prompt"], resolved["version"]), encoding="utf-8")
             results.append(
-                {"name": name, "version": resolved["version"]["version"], "file": str(target), "action": "written"}
+                {
+                    "name": name,
+                    "version": resolved["version"]["version"],
+                    "file": str(target),
+                    "action": "written",
+                }
             )
     if as_json:
         output.print_json(results)
         return
-    output.table(["Name", "Version", "File", "Action"], [[r["name"], r["version"], r["file"], r["action"]]
-                                                         for r in results])
+    output.table(
+        ["Name", "Version", "File", "Action"],
+        [[r["name"], r["version"], r["file"], r["action"]] for r in results],
+    )
 
 
 @app.command("label")
@@ -494,7 +553,8 @@ def rollback(
     name: str,
     label: Annotated[str, typer.Option("--label", "-l", help="The label to move back.")] = "production",
     to: Annotated[
-        int | None, typer.Option("--to", min=1, help="Target version (default: where the label pointed before).")
+        int | None,
+        typer.Option("--to", min=1, help="Target version (default: where the label pointed before)."),
     ] = None,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
     approver: Annotated[str | None, typer.Option(help="Who approved the rollback.")] = None,
@@ -503,7 +563,8 @@ def rollback(
     """Roll a label back to its previous version (or to --to VERSION)."""
     with client() as api:
         move = api.post(
-            prompt_path(name, "labels", label, "rollback"), {"version": to, "reason": reason, "approver": approver}
+            prompt_path(name, "labels", label, "rollback"),
+            {"version": to, "reason": reason, "approver": approver},
         )
     if as_json:
         output.print_json(move)
@@ -519,7 +580,9 @@ def fork(
     new_name: str,
     label: LabelOpt = None,
     version: VersionOpt = None,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message of the fork.")] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Commit message of the fork.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Copy a version of NAME (latest, --label or --version) into a new prompt NEW_NAME."""

@@ -1,0 +1,181 @@
+"""The ``promptops`` command: run the server, log in, and drive the registry through its REST API.
+
+Every command but ``serve`` and ``audit verify --database-url`` is a thin client of the API: the server
+holds all behaviour, the CLI parses arguments, calls one or a few endpoints and prints the answer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from promptops.cli import admin, audit, output, prompts
+from promptops.cli import config as cfg
+from promptops.cli.client import ApiClient, CliError
+from promptops.cli.common import JsonFlag, client
+from promptops.errors import ProblemError
+
+
+class _Root(TyperGroup):
+    """Turns every CliError (and a local ProblemError) into ``Error: ...`` on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CliError as exc:
+            output.error(str(exc))
+            raise typer.Exit(code=1)
+        except ProblemError as exc:
+            output.error(str(CliError(exc.title, exc.detail, exc.code)))
+            raise typer.Exit(code=1)
+
+
+app = typer.Typer(
+    cls=_Root,
+    name="promptops",
+    help="PromptOps: a self-hostable prompt registry. Run the server, or manage prompts on one.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(prompts.app, name="prompts")
+app.add_typer(audit.app, name="audit")
+app.add_typer(admin.keys_app, name="keys")
+app.add_typer(admin.members_app, name="members")
+app.add_typer(admin.projects_app, name="projects")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default PROMPTOPS_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default PROMPTOPS_PORT or 8000).")
+    ] = None,
+    reload: Annotated[bool, typer.Option("--reload", help="Restart on code changes (development).")] = False,
+) -> None:
+    """Run the PromptOps server (migrates the database and bootstraps a fresh installation on start)."""
+    import uvicorn
+
+    from promptops.config import get_settings
+    from promptops.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(
+        "promptops.app:build_default_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        reload=reload,
+        access_log=False,
+        # Logging is already configured (structured JSON); uvicorn's own dictConfig would replace it.
+        log_config=None,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+    )
+
+
+@app.command()
+def login(
+    url: Annotated[
+        str | None,
+        typer.Option(help="Server URL (default: PROMPTOPS_URL, the stored URL, or http://127.0.0.1:8000)."),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="An API key (po_...). Prompted for when --email is not given.")
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="Log in as a user instead of with an API key.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="The user's password (prompted for when omitted).")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option(help="Project (name or id) for user sessions; sent as X-Project.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check credentials against the server and store them in the config file (mode 0600)."""
+    if key is not None and email is not None:
+        raise typer.BadParameter("give --key or --email, not both", param_hint="--key/--email")
+    stored = cfg.load_stored()
+    base = (url or os.environ.get(cfg.URL_ENV) or stored.url or cfg.DEFAULT_URL).rstrip("/")
+    if email is not None:
+        if password is None:
+            password = typer.prompt("Password", hide_input=True)
+        with ApiClient(base) as anonymous:
+            session = anonymous.post(
+                "/api/v1/auth/login", {"email": email, "password": password, "project": project}
+            )
+        token = str(session["token"])
+    else:
+        token = key or typer.prompt("API key", hide_input=True)
+    with ApiClient(base, token, project) as api:
+        me = api.get("/api/v1/auth/me")
+    config = cfg.CliConfig(url=base, token=token, project=project)
+    path = cfg.save(config)
+    if as_json:
+        output.print_json({"url": base, "project": project, "configFile": str(path), "me": me})
+        return
+    output.echo(
+        f"Logged in to {base} as {me['name']} ({me['kind']}, role {me['role']}, project {me['projectId']})."
+    )
+    output.echo(f"Credentials saved to {path}")
+    if project is not None and not config.is_session:
+        output.warn("an API key is bound to its own project; --project only applies to user sessions")
+
+
+@app.command()
+def logout() -> None:
+    """Forget the stored credentials (and end the login session on the server)."""
+    stored = cfg.load_stored()
+    if stored.token and stored.is_session:
+        try:
+            with ApiClient(stored.url or cfg.DEFAULT_URL, stored.token, stored.project) as api:
+                api.post("/api/v1/auth/logout")
+        except CliError as exc:
+            # The local token is forgotten either way; the session then simply expires on the server.
+            output.warn(f"could not end the session on the server: {exc}")
+    if cfg.clear():
+        output.echo("Logged out.")
+    else:
+        output.echo("Not logged in.")
+    if os.environ.get(cfg.KEY_ENV):
+        output.warn(f"{cfg.KEY_ENV} is set in the environment and still supplies a key")
+
+
+@app.command()
+def whoami(as_json: JsonFlag = False) -> None:
+    """Show who the stored credentials act as, in which project, with which permissions."""
+    with client() as api:
+        me = api.get("/api/v1/auth/me")
+        url = api.url
+    if as_json:
+        output.print_json(me)
+        return
+    output.fields(
+        [
+            ("Server", url),
+            ("Name", me["name"]),
+            ("Kind", me["kind"]),
+            ("Id", me["id"]),
+            ("Role", me["role"]),
+            ("Project", me["projectId"]),
+            ("Organization", me["orgId"]),
+            ("Permissions", me["permissions"]),
+        ]
+    )
+
+
+def main() -> None:
+    """Run the CLI (same as the ``promptops`` entry point)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
