@@ -26,6 +26,7 @@ from promptops.logging import configure_logging, log
 from promptops.middleware import Metrics, RequestContextMiddleware
 from promptops.migrate import upgrade
 from promptops.ops.api import router as ops_router
+from promptops.ops.docs import install_docs
 from promptops.registry import service as registry_service
 from promptops.registry.api import router as prompts_router
 from promptops.runtime import Runtime
@@ -129,10 +130,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         version=__version__,
         summary="Create, version, test, optimize, ship and govern LLM prompts",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.metrics = Metrics()
     _install_error_handlers(app)
+    install_docs(app)
     for router in (
         ops_router,
         auth_router,

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import structlog
 import uvicorn
 from click.testing import Result
 from typer.testing import CliRunner
@@ -44,7 +45,14 @@ class LiveServer:
 
 @contextmanager
 def running_server(db_url: str, tmp_path: Path, **overrides: Any) -> Iterator[LiveServer]:
-    """The app on ``db_url`` (already migrated) served by uvicorn on a free port until the block ends."""
+    """The app on ``db_url`` (already migrated) served by uvicorn on a free port until the block ends.
+
+    The server's structured log goes to ``tmp_path/server.log``: by default structlog prints to whatever
+    ``sys.stdout`` is at the time, which inside CliRunner is the CLI's captured output.
+    """
+    saved_logging = structlog.get_config()
+    log_file = (tmp_path / "server.log").open("a", encoding="utf-8")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=log_file))
     app_ = create_app(make_settings(db_url, tmp_path, **overrides), migrate=False)
     port = free_port()
     config = uvicorn.Config(
@@ -71,6 +79,8 @@ def running_server(db_url: str, tmp_path: Path, **overrides: Any) -> Iterator[Li
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+        structlog.configure(**saved_logging)
+        log_file.close()
 
 
 class Cli:

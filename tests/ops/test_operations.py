@@ -78,3 +78,12 @@ async def test_openapi_and_docs(api: Api) -> None:
     assert {"modelConfig", "commitMessage", "responseSchema"} <= set(schema)
     r = await api.get("/docs", key=None)
     assert r.status_code == 200
+
+
+async def test_docs_served_without_cdn(api: Api) -> None:
+    r = await api.get("/docs", key=None)
+    assert r.status_code == 200 and "/static/api-docs/swagger-ui-bundle.js" in r.text and "cdn" not in r.text
+    r = await api.get("/static/api-docs/swagger-ui-bundle.js", key=None)
+    assert r.status_code == 200 and len(r.content) > 100_000
+    r = await api.get("/redoc", key=None)
+    assert r.status_code == 200 and "redoc.standalone.js" in r.text
