@@ -86,19 +86,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         }
         return _problem_response(body, exc.status_code)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
-        body = {
-            "type": "https://promptops.dev/problems/internal_error",
-            "title": "Internal server error",
-            "status": 500,
-            "detail": "An unexpected error occurred; quote the request id when reporting it.",
-            "code": "internal_error",
-            "instance": request.url.path,
-        }
-        return _problem_response(body, 500)
-
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     """Build the application. Start-up migrates the database and bootstraps a fresh installation."""

@@ -35,9 +35,7 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    max_page_size: int = Field(default=200, ge=1, le=1000)
     include_max_depth: int = Field(default=5, ge=1, le=20)
-    deployable_labels: list[str] = Field(default_factory=lambda: ["production"])
     resolve_cache_ttl_seconds: float = Field(
         default=1.0, ge=0, description="In-process cache of auth and label resolution; 0 disables."
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any
+
+import orjson
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promptops.context import request_id_var
-from promptops.errors import PayloadTooLarge
+from promptops.errors import PayloadTooLarge, ProblemError
 from promptops.logging import log
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -49,15 +50,13 @@ class RequestContextMiddleware:
         request_id = incoming if incoming and REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
         limit = self.max_body_bytes
+        too_large = PayloadTooLarge(f"Request body exceeds {limit} bytes", limit=limit)
+        state = {"status": 500, "started": False, "too_large": False}
         declared = _header(scope, b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            await _problem(
-                send, PayloadTooLarge(f"Request body exceeds {limit} bytes", limit=limit), request_id
-            )
-            status = 413
-            self._finish(scope, status, started)
+            await _send_problem(send, too_large, scope, request_id)
+            self._finish(scope, 413, started)
             request_id_var.reset(token)
             return
         received = 0
@@ -68,13 +67,19 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(f"Request body exceeds {limit} bytes", limit=limit)
+                    # The framework turns errors raised while reading into its own 400; remember the real cause.
+                    state["too_large"] = True
+                    raise too_large
             return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            if state["too_large"]:
+                if message["type"] == "http.response.start":
+                    state["status"], state["started"] = 413, True
+                    await _send_problem(send, too_large, scope, request_id)
+                return
             if message["type"] == "http.response.start":
-                status = message["status"]
+                state["status"], state["started"] = message["status"], True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
@@ -82,8 +87,14 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_id)
+        except Exception as exc:
+            # Answer here, inside the request context, so the 500 carries the request id (header and body).
+            log.exception("unhandled_error", path=scope["path"], error_type=type(exc).__name__)
+            if not state["started"]:
+                state["status"] = 500
+                await _send_problem(send, InternalError(), scope, request_id)
         finally:
-            self._finish(scope, status, started)
+            self._finish(scope, int(state["status"]), started)
             request_id_var.reset(token)
 
     def _finish(self, scope: Scope, status: int, started: float) -> None:
@@ -111,10 +122,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _problem(send: Send, error: Any, request_id: str) -> None:
-    import orjson
+class InternalError(ProblemError):
+    status = 500
+    code = "internal_error"
+    title = "Internal server error"
 
-    body = orjson.dumps(error.to_problem())
+    def __init__(self) -> None:
+        super().__init__("An unexpected error occurred; quote the request id when reporting it.")
+
+
+async def _send_problem(send: Send, error: ProblemError, scope: Scope, request_id: str) -> None:
+    body = orjson.dumps({**error.to_problem(scope["path"]), "requestId": request_id})
     await send(
         {
             "type": "http.response.start",

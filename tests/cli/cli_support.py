@@ -19,8 +19,7 @@ import asyncpg
 import httpx
 import structlog
 import uvicorn
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from conftest import ADMIN_KEY, make_settings
 from promptops.app import create_app
@@ -147,7 +146,8 @@ def tamper_audit_log(db_url: str, project_id: str, edit_seq: int, delete_seq: in
         path = db_url.split(":///", 1)[1]
         with sqlite3.connect(path) as conn:
             cursor = conn.execute(
-                "UPDATE audit_events SET data = ? WHERE project_id = ? AND seq = ?", (edited, project_id, edit_seq)
+                "UPDATE audit_events SET data = ? WHERE project_id = ? AND seq = ?",
+                (edited, project_id, edit_seq),
             )
             assert cursor.rowcount == 1
             cursor = conn.execute(
@@ -161,7 +161,9 @@ def tamper_audit_log(db_url: str, project_id: str, edit_seq: int, delete_seq: in
         try:
             status = await conn.execute(
                 "UPDATE audit_events SET data = $1::jsonb WHERE project_id = $2 AND seq = $3",
-                edited, project_id, edit_seq,
+                edited,
+                project_id,
+                edit_seq,
             )
             assert status == "UPDATE 1", status
             status = await conn.execute(

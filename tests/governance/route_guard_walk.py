@@ -15,8 +15,20 @@ from fastapi.routing import APIRoute
 
 from promptops.auth.deps import PUBLIC, Authorize
 
-# FastAPI's own documentation routes: not ours, not guarded, and the only routes allowed to skip a guard.
+# FastAPI's own documentation routes: the only routes allowed to skip a guard (they may also carry PUBLIC).
 FASTAPI_DOCS_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+# The static assets (Swagger UI / ReDoc JS and CSS) of those pages, bundled instead of loaded from a CDN
+# (promptops.ops.docs): a StaticFiles mount, which cannot carry a dependency.
+DOCS_ASSETS_MOUNT = "/static/api-docs"
+EXCLUDED_ROUTES = FASTAPI_DOCS_ROUTES | {DOCS_ASSETS_MOUNT}
+
+
+@dataclass(frozen=True)
+class OtherRoute:
+    """A route that is not an ``APIRoute`` (FastAPI's docs routes, mounts)."""
+
+    path: str
+    route: Any
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,10 @@ class RouteGuards:
     @property
     def is_public(self) -> bool:
         return len(self.guards) == 1 and self.guards[0] is PUBLIC
+
+    @property
+    def is_excluded(self) -> bool:
+        return self.path in EXCLUDED_ROUTES
 
 
 def is_guard(call: Any) -> bool:
@@ -70,10 +86,10 @@ def _route_contexts(app: FastAPI) -> Iterator[tuple[Any, Any]]:
         yield context.original_route, context
 
 
-def walk(app: FastAPI) -> tuple[list[RouteGuards], list[str]]:
-    """(every API route with its guards, paths of every other route)."""
+def walk(app: FastAPI) -> tuple[list[RouteGuards], list[OtherRoute]]:
+    """(every API route with its guards, every other route)."""
     api_routes: list[RouteGuards] = []
-    others: list[str] = []
+    others: list[OtherRoute] = []
     for original, effective in _route_contexts(app):
         if isinstance(original, APIRoute):
             api_routes.append(
@@ -84,5 +100,5 @@ def walk(app: FastAPI) -> tuple[list[RouteGuards], list[str]]:
                 )
             )
         else:
-            others.append(str(getattr(effective, "path", None) or repr(original)))
+            others.append(OtherRoute(str(getattr(effective, "path", None) or repr(original)), original))
     return api_routes, others

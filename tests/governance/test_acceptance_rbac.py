@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD, Api
 
+from conftest import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD, Api
 from promptops.governance.rbac import ROLE_PERMISSIONS, Permission, Role
 
 EXAMPLE = "sentiment/few-shot"
@@ -100,7 +100,9 @@ async def test_deployable_labels_setting_makes_staging_a_deployment(api: Api) ->
     r = await api.put(f"/api/v1/prompts/{EXAMPLE}/labels/staging", engineer, json={"version": 1})
     assert r.status_code == 200 and r.json()["deployed"] is False, r.text
 
-    r = await api.patch("/api/v1/projects/current", json={"settings": {"deployableLabels": ["production", "staging"]}})
+    r = await api.patch(
+        "/api/v1/projects/current", json={"settings": {"deployableLabels": ["production", "staging"]}}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["settings"]["deployableLabels"] == ["production", "staging"]
     r = await api.get(f"/api/v1/prompts/{EXAMPLE}/labels")
@@ -139,10 +141,14 @@ async def test_label_write_without_label_deploy_cannot_move_deployable_labels(
     assert_denied(r, Permission.LABEL_DEPLOY)
     r = await api.delete(f"/api/v1/prompts/{EXAMPLE}/labels/production", qa)
     assert_denied(r, Permission.LABEL_DEPLOY)
-    r = await api.post(f"/api/v1/prompts/{EXAMPLE}/versions", qa, json={"template": "x", "labels": ["canary"]})
+    r = await api.post(
+        f"/api/v1/prompts/{EXAMPLE}/versions", qa, json={"template": "x", "labels": ["canary"]}
+    )
     assert_denied(r, Permission.PROMPT_WRITE)
 
-    r = await api.patch("/api/v1/projects/current", json={"settings": {"deployableLabels": ["production", "staging"]}})
+    r = await api.patch(
+        "/api/v1/projects/current", json={"settings": {"deployableLabels": ["production", "staging"]}}
+    )
     assert r.status_code == 200, r.text
     r = await api.put(f"/api/v1/prompts/{EXAMPLE}/labels/staging", qa, json={"version": 1})
     assert_denied(r, Permission.LABEL_DEPLOY)
@@ -169,8 +175,11 @@ async def make_project_b(api: Api) -> dict[str, Any]:
     prompt = r.json()
     assert prompt["prompt"]["id"] and prompt["version"]["version"] == 1
     # logging in with a project selects it for the login answer
-    assert (await login(api, ADMIN_EMAIL, ADMIN_PASSWORD, project="project-b"))["projectId"] == project_b["id"]
-    r = await api.post("/api/v1/api-keys", session, json={"name": "b-admin", "role": "PromptOpsAdmin"}, headers=in_b)
+    answer = await login(api, ADMIN_EMAIL, ADMIN_PASSWORD, project="project-b")
+    assert answer["projectId"] == project_b["id"]
+    r = await api.post(
+        "/api/v1/api-keys", session, json={"name": "b-admin", "role": "PromptOpsAdmin"}, headers=in_b
+    )
     assert r.status_code == 201, r.text
     assert r.json()["projectId"] == project_b["id"]
     return {
@@ -232,12 +241,16 @@ async def test_project_a_key_sees_nothing_of_project_b(api: Api) -> None:
     r = await api.get("/api/v1/audit", params={"limit": 200})
     assert r.status_code == 200
     assert B_SECRET not in r.text and pid not in r.text and b["version_id"] not in r.text
-    assert {e["projectId"] for e in r.json()["events"]} == {(await api.get("/api/v1/auth/me")).json()["projectId"]}
+    assert {e["projectId"] for e in r.json()["events"]} == {
+        (await api.get("/api/v1/auth/me")).json()["projectId"]
+    }
     r = await api.get("/api/v1/prompts", params={"q": "secret", "limit": 200})
     assert r.json()["items"] == []
 
     # an include naming B's prompt does not reach into B
-    r = await api.post("/api/v1/prompts", json={"name": "a/includer", "template": '{% include "secret/b-prompt" %}'})
+    r = await api.post(
+        "/api/v1/prompts", json={"name": "a/includer", "template": '{% include "secret/b-prompt" %}'}
+    )
     assert r.status_code == 201, r.text
     r = await api.post("/api/v1/prompts/a/includer/render", json={"variables": {"x": "1"}})
     assert 400 <= r.status_code < 500 and B_SECRET not in r.text, r.text
@@ -245,10 +258,17 @@ async def test_project_a_key_sees_nothing_of_project_b(api: Api) -> None:
     # nothing of B changed, and B's key sees its own prompt but none of A's
     r = await api.get(f"/api/v1/prompts/{name}", b["key"])
     assert r.status_code == 200 and r.json()["version"]["version"] == 1
-    assert r.json()["prompt"]["labels"] == {"production": 1} and r.json()["prompt"]["description"] == "only for project b"
+    assert (
+        r.json()["prompt"]["labels"] == {"production": 1}
+        and r.json()["prompt"]["description"] == "only for project b"
+    )
     assert (await api.get(f"/api/v1/prompts/{EXAMPLE}", b["key"])).status_code == 404
     r = await api.get("/api/prompt/audit", b["key"], params={"promptId": pid})
-    assert {e["eventType"] for e in r.json()["events"]} == {"PromptCreated", "PromptVersionCreated", "PromptDeployed"}
+    assert {e["eventType"] for e in r.json()["events"]} == {
+        "PromptCreated",
+        "PromptVersionCreated",
+        "PromptDeployed",
+    }
 
 
 async def test_project_header_does_not_move_an_api_key_but_selects_a_users_project(api: Api) -> None:
@@ -267,7 +287,8 @@ async def test_project_header_does_not_move_an_api_key_but_selects_a_users_proje
 
     # a member of A only cannot select B: 404 as for any project it cannot see
     r = await api.post(
-        "/api/v1/members", json={"email": "a-only@example.com", "role": "PromptOpsAdmin", "password": "a-only-pass-1"}
+        "/api/v1/members",
+        json={"email": "a-only@example.com", "role": "PromptOpsAdmin", "password": "a-only-pass-1"},
     )
     assert r.status_code == 201, r.text
     a_only = (await login(api, "a-only@example.com", "a-only-pass-1"))["token"]

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
-from conftest import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD, Api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from conftest import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD, Api
 from promptops.db import JSONType
 from promptops.governance.audit import GENESIS_HASH, compute_hash, verify_events
 from promptops.governance.models import AuditChainHead, AuditEvent
@@ -57,12 +58,15 @@ async def run_lifecycle(api: Api) -> dict[str, Any]:
     versions = [r.json()["version"]["id"]]
     for n in (2, 3):
         r = await api.post(
-            "/api/v1/prompts/audit/demo/versions", json={"template": f"v{n} {{{{ x }}}}", "variables": [{"name": "x"}]}
+            "/api/v1/prompts/audit/demo/versions",
+            json={"template": f"v{n} {{{{ x }}}}", "variables": [{"name": "x"}]},
         )
         assert r.status_code == 201, r.text
         versions.append(r.json()["version"]["id"])
     for n in (2, 3):
-        r = await api.put("/api/v1/prompts/audit/demo/labels/production", json={"version": n, "reason": f"ship {n}"})
+        r = await api.put(
+            "/api/v1/prompts/audit/demo/labels/production", json={"version": n, "reason": f"ship {n}"}
+        )
         assert r.status_code == 200 and r.json()["deployed"] is True, r.text
     r = await api.put("/api/v1/prompts/audit/demo/labels/candidate", json={"version": 1})
     assert r.status_code == 200 and r.json()["deployed"] is False, r.text
@@ -73,7 +77,12 @@ async def run_lifecycle(api: Api) -> dict[str, Any]:
     assert r.status_code == 200 and r.json()["version"] == 2, r.text
     r = await api.post(
         "/api/prompt/rollback",
-        json={"promptId": prompt_id, "toVersion": 1, "reason": "older is better", "approver": "cto@example.com"},
+        json={
+            "promptId": prompt_id,
+            "toVersion": 1,
+            "reason": "older is better",
+            "approver": "cto@example.com",
+        },
     )
     assert r.status_code == 200 and r.json()["currentVersion"] == 1, r.text
     r = await api.post("/api/v1/prompts/audit/demo/fork", json={"newName": "audit/demo-fork", "version": 3})
@@ -91,7 +100,9 @@ async def run_lifecycle(api: Api) -> dict[str, Any]:
     )
     assert r.status_code == 201, r.text
     member_id = r.json()["userId"]
-    assert (await api.patch(f"/api/v1/members/{member_id}", session, json={"role": "QAAnalyst"})).status_code == 200
+    assert (
+        await api.patch(f"/api/v1/members/{member_id}", session, json={"role": "QAAnalyst"})
+    ).status_code == 200
     assert (await api.delete(f"/api/v1/members/{member_id}", session)).status_code == 204
     r = await api.patch("/api/v1/projects/current", json={"description": "audited project"})
     assert r.status_code == 200, r.text
@@ -135,22 +146,47 @@ async def test_every_lifecycle_action_is_audited(api: Api) -> None:
     checked = [
         find(events, "PromptCreated", promptId=pid, user=KEY_USER, data__name="audit/demo"),
         *(
-            find(events, "PromptVersionCreated", promptId=pid, user=KEY_USER, data__version=n, data__versionId=vid)
+            find(
+                events,
+                "PromptVersionCreated",
+                promptId=pid,
+                user=KEY_USER,
+                data__version=n,
+                data__versionId=vid,
+            )
             for n, vid in ((1, v1), (2, v2), (3, v3))
         ),
         find(events, "PromptDeployed", promptId=pid, user=KEY_USER, data__version=2, data__previousId=None),
         find(events, "PromptDeployed", promptId=pid, user=KEY_USER, data__version=3, data__previousId=v2),
         find(events, "LabelMoved", promptId=pid, user=KEY_USER, data__label="candidate", data__version=1),
         find(
-            events, "RollbackTriggered", promptId=pid, user=KEY_USER, data__versionId=v2, data__previousId=v3,
-            data__approver="lead@example.com", data__reason="regression",
+            events,
+            "RollbackTriggered",
+            promptId=pid,
+            user=KEY_USER,
+            data__versionId=v2,
+            data__previousId=v3,
+            data__approver="lead@example.com",
+            data__reason="regression",
         ),
         find(
-            events, "RollbackTriggered", promptId=pid, user=KEY_USER, data__versionId=v1, data__previousId=v2,
-            data__approver="cto@example.com", data__reason="older is better",
+            events,
+            "RollbackTriggered",
+            promptId=pid,
+            user=KEY_USER,
+            data__versionId=v1,
+            data__previousId=v2,
+            data__approver="cto@example.com",
+            data__reason="older is better",
         ),
-        find(events, "PromptForked", promptId=ctx["fork_id"], user=KEY_USER, data__fromPromptId=pid,
-             data__fromVersionId=v3),
+        find(
+            events,
+            "PromptForked",
+            promptId=ctx["fork_id"],
+            user=KEY_USER,
+            data__fromPromptId=pid,
+            data__fromVersionId=v3,
+        ),
         find(events, "ApiKeyCreated", user=user, data__apiKeyId=key_id, data__prefix=ctx["key"]["prefix"]),
         find(events, "ApiKeyRevoked", user=user, data__apiKeyId=key_id),
         find(events, "MemberAdded", user=user, data__userId=member, data__role="Viewer"),
@@ -167,13 +203,16 @@ async def test_every_lifecycle_action_is_audited(api: Api) -> None:
     # newest first, gapless, each linked to its predecessor
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(len(events), 0, -1))
-    assert all(new["prevHash"] == old["hash"] for new, old in zip(events, events[1:], strict=False))
+    assert all(new["prevHash"] == old["hash"] for new, old in pairwise(events))
     assert events[-1]["prevHash"] == GENESIS_HASH
 
     r = await api.get("/api/v1/audit/verify")
     assert r.status_code == 200, r.text
     assert r.json() == {
-        "projectId": ctx["project_id"], "ok": True, "eventsChecked": len(events), "lastSeq": len(events),
+        "projectId": ctx["project_id"],
+        "ok": True,
+        "eventsChecked": len(events),
+        "lastSeq": len(events),
         "problems": [],
     }
 
@@ -206,16 +245,29 @@ async def test_audit_filters_and_cursor_pagination(api: Api) -> None:
     by_id = await all_events(api, promptId=pid)
     assert by_id == [e for e in events if e["promptId"] == pid]
     assert sorted(e["eventType"] for e in by_id) == sorted(
-        ["PromptCreated", *["PromptVersionCreated"] * 3, "PromptDeployed", "PromptDeployed", "LabelMoved",
-         "RollbackTriggered", "RollbackTriggered"]
+        [
+            "PromptCreated",
+            *["PromptVersionCreated"] * 3,
+            "PromptDeployed",
+            "PromptDeployed",
+            "LabelMoved",
+            "RollbackTriggered",
+            "RollbackTriggered",
+        ]
     )
     assert await all_events(api, promptId="audit/demo") == by_id
     assert await all_events(api, promptId="audit/missing") == []
 
     by_user = await all_events(api, user=ADMIN_EMAIL)
     assert by_user and by_user == [e for e in events if e["user"] == ADMIN_EMAIL]
-    assert {"UserLoggedIn", "ApiKeyCreated", "ApiKeyRevoked", "MemberAdded", "MemberRoleChanged",
-            "MemberRemoved"} <= {e["eventType"] for e in by_user}
+    assert {
+        "UserLoggedIn",
+        "ApiKeyCreated",
+        "ApiKeyRevoked",
+        "MemberAdded",
+        "MemberRoleChanged",
+        "MemberRemoved",
+    } <= {e["eventType"] for e in by_user}
     assert await all_events(api, user=ctx["user_id"]) == [e for e in events if e["actorId"] == ctx["user_id"]]
     assert await all_events(api, user=KEY_USER) == [e for e in events if e["user"] == KEY_USER]
 
@@ -257,7 +309,9 @@ async def test_audit_filters_and_cursor_pagination(api: Api) -> None:
     r = await api.get("/api/prompt/audit", params={"promptId": pid, "limit": 2})
     first = r.json()
     assert [e["seq"] for e in first["events"]] == [e["seq"] for e in by_id[:2]] and first["nextCursor"]
-    r = await api.get("/api/prompt/audit", params={"promptId": pid, "limit": 2, "cursor": first["nextCursor"]})
+    r = await api.get(
+        "/api/prompt/audit", params={"promptId": pid, "limit": 2, "cursor": first["nextCursor"]}
+    )
     assert r.json()["events"] == by_id[2:4]
 
     for bad in ({"cursor": "abc"}, {"limit": 0}, {"limit": 201}, {"from": "yesterday"}):
@@ -290,7 +344,8 @@ async def verify(api: Api) -> dict[str, Any]:
 async def event_id(api: Api, project_id: str, seq: int) -> str:
     async with engine_of(api).connect() as conn:
         row = await conn.execute(
-            text("SELECT id FROM audit_events WHERE project_id = :p AND seq = :s"), {"p": project_id, "s": seq}
+            text("SELECT id FROM audit_events WHERE project_id = :p AND seq = :s"),
+            {"p": project_id, "s": seq},
         )
         return str(row.scalar_one())
 
@@ -338,7 +393,9 @@ async def test_edited_and_rehashed_event_breaks_the_next_link(api: Api) -> None:
     seq = last // 2
     async with AsyncSession(engine_of(api), expire_on_commit=False) as session:
         event = (
-            await session.execute(select(AuditEvent).where(AuditEvent.project_id == project_id, AuditEvent.seq == seq))
+            await session.execute(
+                select(AuditEvent).where(AuditEvent.project_id == project_id, AuditEvent.seq == seq)
+            )
         ).scalar_one()
         event.data = {**event.data, "forged": True}
         event.actor_name = "someone-else"
@@ -356,7 +413,8 @@ async def test_edited_and_rehashed_event_breaks_the_next_link(api: Api) -> None:
 
 JSON_LEAF = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=12)
 JSON_VALUE = st.recursive(
-    JSON_LEAF, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
 EVENT_SPEC = st.fixed_dictionaries(
@@ -377,8 +435,15 @@ def build_chain(specs: list[dict[str, Any]]) -> tuple[list[AuditEvent], AuditCha
     prev = GENESIS_HASH
     for seq, spec in enumerate(specs, start=1):
         event = AuditEvent(
-            id=f"aud_{seq:06d}", project_id=PROJECT, seq=seq, actor_type="user", actor_id="usr_x",
-            request_id=f"req-{seq}", occurred_at=BASE_TIME + timedelta(milliseconds=seq), prev_hash=prev, **spec,
+            id=f"aud_{seq:06d}",
+            project_id=PROJECT,
+            seq=seq,
+            actor_type="user",
+            actor_id="usr_x",
+            request_id=f"req-{seq}",
+            occurred_at=BASE_TIME + timedelta(milliseconds=seq),
+            prev_hash=prev,
+            **spec,
         )
         event.hash = compute_hash(event)
         prev = event.hash
@@ -411,7 +476,12 @@ def _forge_prev(e: AuditEvent) -> None:
 
 
 EDITS: list[Callable[[AuditEvent], None]] = [
-    _forge_data, _forge_type, _forge_actor, _forge_prompt, _forge_time, _forge_prev,
+    _forge_data,
+    _forge_type,
+    _forge_actor,
+    _forge_prompt,
+    _forge_time,
+    _forge_prev,
 ]
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -87,3 +87,30 @@ async def test_docs_served_without_cdn(api: Api) -> None:
     assert r.status_code == 200 and len(r.content) > 100_000
     r = await api.get("/redoc", key=None)
     assert r.status_code == 200 and "redoc.standalone.js" in r.text
+
+
+async def test_unexpected_error_is_500_problem_with_request_id(api: Api) -> None:
+    from fastapi import Depends
+
+    from promptops.auth.deps import PUBLIC
+
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    api.app.router.add_api_route("/boom-test-only", boom, dependencies=[Depends(PUBLIC)])
+    r = await api.get("/boom-test-only", key=None, headers={"X-Request-ID": "req-500"})
+    assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
+    body = r.json()
+    assert body["code"] == "internal_error" and body["requestId"] == "req-500"
+    assert "secret internals" not in r.text
+
+
+async def test_chunked_body_over_limit_is_413(api: Api) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(40):
+            yield b"x" * 65_536
+
+    r = await api.post("/api/v1/prompts", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "payload_too_large" and r.json()["requestId"]
+    r = await api.post("/api/v1/prompts", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["instance"] == "/api/v1/prompts" and r.json()["requestId"]

@@ -254,3 +254,11 @@ async def test_archive_blocks_new_versions(api: Api) -> None:
     assert r.status_code == 409 and r.json()["code"] == "prompt_archived"
     r = await api.get("/api/v1/prompts", params={"archived": True})
     assert [p["name"] for p in r.json()["items"]] == ["support/triage"]
+
+
+async def test_invalid_label_names_are_422(api: Api) -> None:
+    await create(api)
+    r = await api.put("/api/v1/prompts/support/triage/labels/Prod", json={"version": 1})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_label"
+    r = await api.get("/api/v1/prompts", params={"cursor": "!!!"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cursor"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from promptops.governance.rbac import Role
 from promptops.schemas import ApiModel, ApiOut
@@ -40,7 +40,12 @@ class MeOut(ApiOut):
 class ApiKeyIn(ApiModel):
     name: str = Field(min_length=1, max_length=100)
     role: Role
-    expires_at: datetime | None = None
+    expires_at: datetime | None = Field(default=None, description="UTC when no offset is given")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class ApiKeyOut(ApiOut):

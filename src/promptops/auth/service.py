@@ -286,7 +286,7 @@ async def add_member(
     elif password is not None:
         raise ValidationProblem(
             f"User {email} already exists; omit the password (it cannot be set for an existing user here)",
-            code="user_exists",
+            code="password_not_allowed",
         )
     existing = (
         await session.execute(

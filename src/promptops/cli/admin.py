@@ -56,21 +56,28 @@ def list_keys(as_json: JsonFlag = False) -> None:
         output.print_json(keys)
         return
     output.table(
-        ["Id", "Name", "Role", "Prefix", "Created", "Expires", "Last used", "Revoked"],
+        ["Id", "Name", "Role", "Prefix", "Status", "Expires", "Last used"],
         [
             [
                 k["id"],
                 k["name"],
                 k["role"],
                 k["prefix"],
-                output.short_time(k["createdAt"]),
+                _key_status(k),
                 output.short_time(k["expiresAt"]),
                 output.short_time(k["lastUsedAt"]),
-                output.short_time(k["revokedAt"]),
             ]
             for k in keys
         ],
     )
+
+
+def _key_status(key: dict[str, Any]) -> str:
+    if key["revokedAt"]:
+        return f"revoked {output.short_time(key['revokedAt'])}"
+    if key["expiresAt"] and datetime.fromisoformat(key["expiresAt"]) <= datetime.now(UTC):
+        return "expired"
+    return "active"
 
 
 @keys_app.command("revoke")

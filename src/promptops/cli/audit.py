@@ -14,12 +14,15 @@ from promptops.cli.common import JsonFlag, client, exit_failure
 
 app = typer.Typer(help="Read and verify the tamper-evident audit trail.", no_args_is_help=True)
 
-SUMMARY_SKIP = {"name"}
+# Shown elsewhere in the row (name) or too long to read in a table (ids, hashes); --json has them all.
+SUMMARY_SKIP = {"name", "deployRef", "contentHash"}
 
 
 def _summary(data: dict[str, Any]) -> str:
     return ", ".join(
-        f"{k}={v}" for k, v in data.items() if k not in SUMMARY_SKIP and v not in (None, "", [], {})
+        f"{k}={v}"
+        for k, v in data.items()
+        if k not in SUMMARY_SKIP and not k.endswith("Id") and v not in (None, "", [], {})
     )
 
 
@@ -171,7 +174,8 @@ async def verify_database(url: str, project: str | None) -> list[dict[str, Any]]
                 result["projectName"] = row.name
                 results.append(result)
     except SQLAlchemyError as exc:
-        first_line = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        # The driver's own message (exc.orig) without SQLAlchemy's statement dump and help link.
+        first_line = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise CliError("Cannot read the database", f"{shown}: {first_line}", "database_error")
     except OSError as exc:
         raise CliError("Cannot connect to the database", f"{shown}: {exc}", "database_error")

@@ -27,7 +27,8 @@ class CliError(Exception):
     def __str__(self) -> str:
         text = self.title
         if self.detail and self.detail != self.title:
-            text += f": {self.detail}"
+            # One line per error: multi-line details (YAML parser messages) would read as separate errors.
+            text += ": " + " ".join(self.detail.split())
         if self.code:
             text += f" [{self.code}]"
         return text
@@ -137,13 +138,13 @@ class ApiClient:
         """DELETE ``path``."""
         return self.request("DELETE", path)
 
-    def paginate(self, path: str, key: str = "items", **params: Any) -> list[Any]:
+    def paginate(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Every item of a cursor-paginated listing, following ``nextCursor`` to the end."""
         items: list[Any] = []
         cursor: str | None = None
         while True:
-            page = self.get(path, **params, cursor=cursor)
-            items.extend(page.get(key) or [])
+            page = self.get(path, **(params or {}), cursor=cursor)
+            items.extend(page.get("items") or [])
             cursor = page.get("nextCursor")
             if not cursor:
                 return items

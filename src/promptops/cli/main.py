@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -20,11 +19,15 @@ from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import JsonFlag, client
 from promptops.errors import ProblemError
 
+if TYPE_CHECKING:
+    # Typer vendors click and does not re-export the base Context that TyperGroup.invoke takes.
+    from typer._click import Context as ClickContext
+
 
 class _Root(TyperGroup):
     """Turns every CliError (and a local ProblemError) into ``Error: ...`` on stderr and exit status 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except CliError as exc:

@@ -59,6 +59,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str |
     """Print a table; ``rows`` hold raw values, turned into cells with :func:`cell`."""
     out = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
+        # Fold rather than crop or ellipsize: an identifier split over two lines is still whole.
         out.add_column(column, overflow="fold")
     for row in rows:
         out.add_row(*(cell(v) for v in row))
@@ -77,7 +78,11 @@ def fields(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> Non
 
 def text_block(text: str, *, title: str | None = None) -> None:
     """Literal text (a template, rendered output) in a panel."""
-    console().print(Panel(Text(text), title=Text(title) if title else None, title_align="left", expand=False))
+    # The final newline of a template would show as an empty last line inside the frame.
+    shown = text[:-1] if text.endswith("\n") else text
+    console().print(
+        Panel(Text(shown), title=Text(title) if title else None, title_align="left", expand=False)
+    )
 
 
 def diff(text: str) -> None:

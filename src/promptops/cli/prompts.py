@@ -115,7 +115,7 @@ def _label_summary(labels: dict[str, int]) -> str:
 
 def _warn_all(version: dict[str, Any]) -> None:
     for warning in version.get("warnings") or []:
-        output.warn(warning)
+        output.warn(f"{version['promptName']}@{version['version']}: {warning}")
 
 
 # --- reading --------------------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def list_prompts(
     params = {"prefix": prefix, "tag": tag, "label": label, "q": query, "archived": archived, "limit": limit}
     with client() as api:
         if all_pages:
-            items, cursor = api.paginate("/api/v1/prompts", **params), None
+            items, cursor = api.paginate("/api/v1/prompts", params), None
         else:
             page = api.get("/api/v1/prompts", **params)
             items, cursor = page["items"], page.get("nextCursor")
@@ -211,7 +211,7 @@ def show(
 def versions(name: str, as_json: JsonFlag = False) -> None:
     """List every version of a prompt, newest first."""
     with client() as api:
-        items = api.paginate(prompt_path(name, "versions"), limit=200)
+        items = api.paginate(prompt_path(name, "versions"), {"limit": 200})
     if as_json:
         output.print_json(items)
         return
@@ -419,7 +419,7 @@ def push(
                 results.append(
                     {"file": str(file), "name": None, "action": "error", "version": None, "error": str(exc)}
                 )
-                failures.append(f"{file}: {exc}")
+                failures.append(str(exc) if str(file) in str(exc) else f"{file}: {exc}")
     if as_json:
         output.print_json(results)
     else:
@@ -488,7 +488,7 @@ def pull(
     with client() as api:
         if all_prompts:
             # The listing filters by label on the server, so prompts without it are skipped there.
-            targets = [p["name"] for p in api.paginate("/api/v1/prompts", label=label, limit=200)]
+            targets = [p["name"] for p in api.paginate("/api/v1/prompts", {"label": label, "limit": 200})]
         else:
             targets = list(names or [])
         for name in targets:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -122,14 +123,23 @@ class ForkIn(ApiModel):
     commit_message: str = Field(default="", max_length=2000)
 
 
-def validate_label_list(labels: list[str]) -> None:
-    import re
+LABEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
+
+def label_name_problem(label: str) -> str | None:
+    """Why ``label`` cannot be set, or None if it can."""
+    if not LABEL_RE.match(label):
+        return f"Invalid label {label!r}: 1-63 lowercase letters, digits, '-' or '_', starting with a letter"
+    if label == "latest":
+        return "'latest' is derived (the newest version) and cannot be set"
+    return None
+
+
+def validate_label_list(labels: list[str]) -> None:
     for label in labels:
-        if not re.match(r"^[a-z][a-z0-9_-]{0,62}$", label):
-            raise ValueError(f"invalid label {label!r}: use lowercase letters, digits, '-' or '_'")
-        if label == "latest":
-            raise ValueError("'latest' is derived (the newest version) and cannot be set")
+        problem = label_name_problem(label)
+        if problem:
+            raise ValueError(problem)
 
 
 # --- responses ------------------------------------------------------------------------------------------------

@@ -31,13 +31,20 @@ from promptops.registry.schemas import (
     ForkIn,
     UpdatePromptIn,
     VersionFields,
-    validate_label_list,
+    label_name_problem,
 )
 from promptops.templates import engine
 from promptops.tenancy.models import Project
 from promptops.tenancy.service import scoped
 
 DEFAULT_DEPLOYABLE_LABELS = ("production",)
+
+
+def check_label_name(label: str) -> None:
+    problem = label_name_problem(label)
+    if problem:
+        raise ValidationProblem(problem, code="invalid_label")
+
 
 # Resolved (prompt, version) pairs by (project, name, label, version). Every registry write in this process
 # drops its project's entries; other replicas converge within the TTL (configured at app start).
@@ -440,7 +447,8 @@ async def _move_label(
     reason: str = "",
     approver: str | None = None,
 ) -> LabelMove:
-    validate_label_list([label])
+    check_label_name(label)
+    principal.require(Permission.LABEL_WRITE)
     deployable = label in await deployable_labels(session, prompt.project_id)
     if deployable:
         principal.require(Permission.LABEL_DEPLOY)
@@ -653,9 +661,14 @@ def encode_cursor(value: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
-        raise ValidationProblem("Invalid cursor", code="invalid_cursor")
+        value = ""
+    if not value:
+        raise ValidationProblem(
+            "Invalid cursor: pass back the nextCursor of the previous page", code="invalid_cursor"
+        )
+    return value
 
 
 async def list_prompts(

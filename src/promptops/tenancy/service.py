@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.models import Membership
 from promptops.auth.principal import Principal
-from promptops.errors import Conflict, NotFound, ValidationProblem
+from promptops.errors import Conflict, Forbidden, NotFound, ValidationProblem
 from promptops.governance import audit
 from promptops.governance.rbac import Role
 from promptops.ids import new_id
@@ -70,6 +70,11 @@ async def create_project(
     session: AsyncSession, principal: Principal, name: str, description: str = ""
 ) -> Project:
     """Create a project in the principal's organization; a user creator becomes its PromptOpsAdmin."""
+    if principal.user_id is None:
+        raise Forbidden(
+            "Projects are created by users: an API key is bound to its one project and could not use a new one",
+            code="user_required",
+        )
     validate_project_name(name)
     exists = (
         await session.execute(
@@ -84,18 +89,22 @@ async def create_project(
     session.add(project)
     await session.flush()
     await audit.ensure_chain(session, project.id)
-    if principal.user_id is not None:
-        session.add(
-            Membership(
-                id=new_id("membership"), project_id=project.id, user_id=principal.user_id, role=Role.ADMIN
-            )
-        )
+    session.add(
+        Membership(id=new_id("membership"), project_id=project.id, user_id=principal.user_id, role=Role.ADMIN)
+    )
     await audit.record(session, principal, "ProjectCreated", data={"projectId": project.id, "name": name})
     await audit.record(
         session,
         principal,
         "ProjectCreated",
         data={"projectId": project.id, "name": name},
+        project_id=project.id,
+    )
+    await audit.record(
+        session,
+        principal,
+        "MemberAdded",
+        data={"userId": principal.user_id, "email": principal.name, "role": Role.ADMIN.value},
         project_id=project.id,
     )
     return project

@@ -1,0 +1,259 @@
+"""The CLI's own logic without a server: parsing, hashing, config file, HTTP error mapping, ``serve``."""
+
+from __future__ import annotations
+
+import json
+import stat
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import typer
+from cli_support import Cli
+
+from promptops.cli import config as cfg
+from promptops.cli import output
+from promptops.cli.client import ApiClient, CliError
+from promptops.cli.common import json_or_string
+from promptops.cli.prompts import local_content_hash, parse_variable
+from promptops.registry.files import SUFFIX, parse_prompt_file
+from promptops.registry.hashing import content_hash
+from promptops.registry.schemas import CreateVersionIn
+from promptops.templates.engine import VariableSpec
+
+
+def server_side_hash(body: dict[str, Any]) -> str:
+    """What the server stores as contentHash for a create body (mirrors registry.service._add_version)."""
+    fields = CreateVersionIn.model_validate(
+        {k: v for k, v in body.items() if k not in {"name", "description", "tags"}}
+    )
+    variables = [VariableSpec.from_dict(v.model_dump()).to_dict() for v in fields.variables]
+    messages = [m.model_dump() for m in fields.messages] if fields.messages else None
+    return content_hash(
+        fields.kind,
+        fields.template,
+        messages,
+        variables,
+        fields.model_config_.model_dump(exclude_none=True),
+        fields.response_schema,
+    )
+
+
+def example_bodies() -> list[dict[str, Any]]:
+    folder = resources.files("promptops") / "examples"
+    return [parse_prompt_file(e.read_text()) for e in folder.iterdir() if e.name.endswith(SUFFIX)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        *example_bodies(),
+        {"name": "a", "kind": "text", "template": "Hi {{ x }}\n"},
+        {
+            "name": "a",
+            "kind": "text",
+            "template": "Hi",
+            "variables": [{"name": "x", "required": False, "default": "y"}],
+        },
+        {"name": "a", "kind": "text", "template": "T", "modelConfig": {"model": "m", "provider": None}},
+        {
+            "name": "a",
+            "kind": "text",
+            "template": "T",
+            "modelConfig": {"params": {"top_p": 0.9}},
+            "responseSchema": {"type": "object"},
+            "metadata": {"owner": "me"},
+        },
+        {
+            "name": "a",
+            "kind": "chat",
+            "messages": [{"role": "user", "content": "Q: {{ q }}"}],
+            "variables": [{"name": "q", "type": "string", "description": "question"}],
+        },
+    ],
+)
+def test_local_hash_equals_the_servers(body: dict[str, Any]) -> None:
+    assert local_content_hash(body) == server_side_hash(body)
+
+
+def test_metadata_and_commit_message_do_not_change_the_hash() -> None:
+    base = {"kind": "text", "template": "x\n"}
+    assert local_content_hash(base) == local_content_hash(
+        {**base, "metadata": {"a": 1}, "commitMessage": "c"}
+    )
+    assert local_content_hash(base) != local_content_hash({**base, "template": "y\n"})
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("who", {"name": "who"}),
+        ("age:integer", {"name": "age", "type": "integer"}),
+        ("age:integer=30", {"name": "age", "type": "integer", "default": 30, "required": False}),
+        ("team=tier1", {"name": "team", "default": "tier1", "required": False}),
+        ("code:string=42", {"name": "code", "type": "string", "default": "42", "required": False}),
+        ("tags:array=[1, 2]", {"name": "tags", "type": "array", "default": [1, 2], "required": False}),
+        ("flag:boolean=true", {"name": "flag", "type": "boolean", "default": True, "required": False}),
+        ("eq=a=b", {"name": "eq", "default": "a=b", "required": False}),
+    ],
+)
+def test_variable_declarations(spec: str, expected: dict[str, Any]) -> None:
+    assert parse_variable(spec) == expected
+
+
+def test_variable_declaration_needs_a_name() -> None:
+    with pytest.raises(typer.BadParameter):
+        parse_variable(":string=x")
+
+
+def test_values_are_json_when_they_parse() -> None:
+    assert json_or_string("3") == 3
+    assert json_or_string("2.5") == 2.5
+    assert json_or_string("true") is True
+    assert json_or_string('["a", 1]') == ["a", 1]
+    assert json_or_string("hello") == "hello"
+    assert json_or_string("") == ""
+
+
+# --- config file ------------------------------------------------------------------------------------------------
+
+
+def test_config_file_is_private_and_logout_keeps_the_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "dir" / "config.json"
+    monkeypatch.setenv(cfg.CONFIG_ENV, str(path))
+    monkeypatch.delenv(cfg.URL_ENV, raising=False)
+    monkeypatch.delenv(cfg.KEY_ENV, raising=False)
+    path.parent.mkdir()
+    path.write_text("{}")
+    path.chmod(0o644)
+    cfg.save(cfg.CliConfig(url="http://x", token="po_secret", project="p"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert cfg.load_effective() == cfg.CliConfig(url="http://x", token="po_secret", project="p")
+    monkeypatch.setenv(cfg.URL_ENV, "http://env")
+    monkeypatch.setenv(cfg.KEY_ENV, "po_env")
+    assert cfg.load_effective() == cfg.CliConfig(url="http://env", token="po_env", project="p")
+    assert cfg.clear() is True
+    assert json.loads(path.read_text()) == {"url": "http://x", "project": "p"}
+    assert cfg.clear() is False
+
+
+def test_default_config_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(cfg.CONFIG_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cfg.config_path() == tmp_path / ".config" / "promptops" / "config.json"
+
+
+def test_unreadable_config_is_a_clear_error(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "config.json")
+    cli.config_path.write_text("not json")
+    result = cli.fails("whoami")
+    assert (
+        result.stderr.startswith("Error: Cannot read the config file: ")
+        and "[invalid_config]" in result.stderr
+    )
+
+
+# --- HTTP -------------------------------------------------------------------------------------------------------
+
+
+def _client(handler: Any) -> ApiClient:
+    return ApiClient("http://server/", "po_token", "proj", transport=httpx.MockTransport(handler))
+
+
+def test_client_sends_credentials_and_maps_problems() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            409,
+            json={"title": "Conflict", "detail": "Prompt 'a' already exists", "code": "prompt_exists"},
+            headers={"content-type": "application/problem+json"},
+        )
+
+    with pytest.raises(CliError) as caught, _client(handler) as api:
+        api.post("/api/v1/prompts", {"name": "a"})
+    assert str(caught.value) == "Conflict: Prompt 'a' already exists [prompt_exists]"
+    assert caught.value.status == 409
+    assert seen[0].headers["authorization"] == "Bearer po_token"
+    assert seen[0].headers["x-project"] == "proj"
+
+
+def test_client_handles_non_problem_errors_and_empty_bodies() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/gone":
+            return httpx.Response(204)
+        return httpx.Response(502, text="<html>Bad gateway</html>")
+
+    with _client(handler) as api:
+        assert api.delete("/gone") is None
+        with pytest.raises(CliError) as caught:
+            api.get("/x")
+    assert str(caught.value) == "HTTP 502: <html>Bad gateway</html>"
+
+
+def test_client_follows_cursors_and_drops_unset_parameters() -> None:
+    pages = {None: {"items": [1, 2], "nextCursor": "c2"}, "c2": {"items": [3], "nextCursor": None}}
+    queries: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        queries.append(dict(request.url.params))
+        return httpx.Response(200, json=pages[request.url.params.get("cursor")])
+
+    with _client(handler) as api:
+        assert api.paginate("/list", {"tag": None, "limit": 2}) == [1, 2, 3]
+    assert queries == [{"limit": "2"}, {"limit": "2", "cursor": "c2"}]
+
+
+def test_error_messages_are_one_line() -> None:
+    assert str(CliError("Bad", "line one\n  line two", "c")) == "Bad: line one line two [c]"
+    assert str(CliError("Only a title")) == "Only a title"
+
+
+# --- output -----------------------------------------------------------------------------------------------------
+
+
+def test_user_text_is_never_read_as_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    output.table(["A"], [["[bold]x[/bold] {{ y }}"]])
+    output.text_block("[red]template[/red]\n", title="[t]")
+    out = capsys.readouterr().out
+    assert "[bold]x[/bold] {{ y }}" in out and "[red]template[/red]" in out and "[t]" in out
+
+
+# --- serve ------------------------------------------------------------------------------------------------------
+
+
+def test_serve_runs_uvicorn_with_the_factory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import uvicorn
+
+    from promptops import config, logging
+
+    calls: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.update(target=target, **kw))
+    monkeypatch.setattr(logging, "configure_logging", lambda level, json: calls.update(logging=(level, json)))
+    monkeypatch.setenv("PROMPTOPS_HOST", "0.0.0.0")
+    monkeypatch.setenv("PROMPTOPS_PORT", "9123")
+    config.get_settings.cache_clear()
+    try:
+        Cli(tmp_path / "c.json").ok("serve")
+        assert calls["target"] == "promptops.app:build_default_app" and calls["factory"] is True
+        assert (calls["host"], calls["port"], calls["reload"]) == ("0.0.0.0", 9123, False)
+        assert calls["access_log"] is False and calls["loop"] == "uvloop" and calls["http"] == "httptools"
+        assert calls["logging"][0] == "INFO"
+        Cli(tmp_path / "c.json").ok("serve", "--host", "127.0.0.2", "--port", "9999", "--reload")
+        assert (calls["host"], calls["port"], calls["reload"]) == ("127.0.0.2", 9999, True)
+    finally:
+        config.get_settings.cache_clear()
+
+
+def test_diff_is_colored_on_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    output.diff("--- a@1\n+++ a@2\n@@ -1 +1 @@\n-old [x]\n+new [y]\n")
+    out = capsys.readouterr().out
+    assert "\x1b[31m-old [x]" in out  # red
+    assert "\x1b[32m+new [y]" in out  # green
