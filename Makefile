@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --extra local --quiet
 
 run: install
 	$(VENV)/bin/promptops serve

@@ -97,16 +97,49 @@ def new_database(kind: str, tmp_path: Path, sqlite_template: Path) -> str:
         if IN_CI:
             pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
         pytest.skip(message)
+    base, _ = _pg_base()
+    free: list[str] = _pg_state.setdefault("free", [])
+    if free:
+        return f"{base}/{free.pop()}"
     name = f"promptops_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
     asyncio.run(_pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     _pg_state.setdefault("created", []).append(name)
-    base, _ = _pg_base()
     return f"{base}/{name}"
 
 
+async def _truncate_all(database: str) -> None:
+    base, _ = _pg_base()
+    conn = await asyncpg.connect(f"{base}/{database}", timeout=5)
+    try:
+        tables = [
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            if r["tablename"] != "alembic_version"
+        ]
+        if tables:
+            await conn.execute(f"TRUNCATE TABLE {', '.join(chr(34) + t + chr(34) for t in tables)} CASCADE")
+    finally:
+        await conn.close()
+
+
+def release_database(url: str) -> None:
+    """Empty a PostgreSQL test database and keep it for the next test (dropping one costs a checkpoint)."""
+    if not url.startswith("postgresql"):
+        return
+    name = url.rsplit("/", 1)[1]
+    try:
+        asyncio.run(_truncate_all(name))
+    except Exception as exc:  # a broken database is simply not reused
+        print(f"not reusing test database {name}: {exc}")
+        return
+    _pg_state.setdefault("free", []).append(name)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
-    return new_database(request.param, tmp_path, sqlite_template)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    url = new_database(request.param, tmp_path, sqlite_template)
+    yield url
+    release_database(url)
 
 
 def make_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:

@@ -7,7 +7,6 @@ import time
 import uuid
 
 import orjson
-
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 

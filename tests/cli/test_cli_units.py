@@ -250,7 +250,9 @@ def test_serve_runs_uvicorn_with_the_factory(monkeypatch: pytest.MonkeyPatch, tm
         config.get_settings.cache_clear()
 
 
-def test_diff_is_colored_on_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_diff_is_colored_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("FORCE_COLOR", "1")
     output.diff("--- a@1\n+++ a@2\n@@ -1 +1 @@\n-old [x]\n+new [y]\n")

@@ -346,3 +346,24 @@ def test_audit_trail_and_tamper_detection(cli: Cli, server: LiveServer, tmp_path
     assert only_project["projectId"] == project_id
     unknown = cli.fails("audit", "verify", "--database-url", server.db_url, "--project", "nope")
     assert "Project not found" in unknown.stderr
+
+
+def test_push_updates_description_and_tags_and_keeps_whitespace(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    path = folder / "greet.prompt.md"
+    path.write_text("---\nname: ws/greet\ndescription: first\ntags: [a]\n---\n\n  Hello {{ who }}\n\n")
+    cli.ok("prompts", "push", str(path))
+    shown = cli.json("prompts", "show", "ws/greet")
+    assert shown["version"]["template"] == "\n  Hello {{ who }}\n\n"
+    pulled = tmp_path / "pulled"
+    cli.ok("prompts", "pull", "ws/greet", "--dir", str(pulled))
+    out = cli.json("prompts", "push", str(pulled))
+    assert [row["action"] for row in out] == ["unchanged"]
+    path.write_text(
+        path.read_text().replace("description: first", "description: second").replace("[a]", "[a, b]")
+    )
+    out = cli.json("prompts", "push", str(path))
+    assert out[0]["action"] == "updated description+tags" and out[0]["version"] == 1
+    shown = cli.json("prompts", "show", "ws/greet")
+    assert shown["prompt"]["description"] == "second" and shown["prompt"]["tags"] == ["a", "b"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import ADMIN_KEY, Api
 
 
@@ -19,7 +20,10 @@ async def test_metrics_count_requests_by_route(api: Api) -> None:
     await api.get("/api/v1/prompts/sentiment/few-shot@production")
     r = await api.get("/metrics", key=None)
     assert r.status_code == 200
-    assert 'promptops_http_requests_total{method="GET",route="/api/v1/prompts/{name:path}",status="200"}' in r.text
+    assert (
+        'promptops_http_requests_total{method="GET",route="/api/v1/prompts/{name:path}",status="200"}'
+        in r.text
+    )
     assert "promptops_http_request_duration_seconds_bucket" in r.text
 
 
@@ -112,5 +116,7 @@ async def test_chunked_body_over_limit_is_413(api: Api) -> None:
 
     r = await api.post("/api/v1/prompts", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["code"] == "payload_too_large" and r.json()["requestId"]
-    r = await api.post("/api/v1/prompts", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    r = await api.post(
+        "/api/v1/prompts", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["instance"] == "/api/v1/prompts" and r.json()["requestId"]

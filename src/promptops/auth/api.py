@@ -90,7 +90,7 @@ def key_out(key: ApiKey) -> ApiKeyOut:
 @keys_router.post(
     "", status_code=201, response_model=ApiKeyCreatedOut, summary="Create an API key (shown once)"
 )
-@idempotent
+# Not idempotent on purpose: a replay would have to store the key itself, and keys are kept only as digests.
 async def create_key(body: ApiKeyIn, request: Request, principal: KeyManager) -> ApiKeyCreatedOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         key, raw = await service.create_api_key(session, principal, body.name, body.role, body.expires_at)

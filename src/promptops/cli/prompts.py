@@ -450,8 +450,16 @@ def _push_one(
         _warn_all(created["version"])
         return {**result, "action": "created", "version": created["version"]["version"]}
     latest = current["version"]
+    details = _details_changes(current["prompt"], body)
+    if details and not dry_run:
+        api.patch(prompt_path(name), details)
     if local_content_hash(body) == latest["contentHash"]:
-        return {**result, "action": "unchanged", "version": latest["version"]}
+        action = "updated " + "+".join(sorted(details)) if details else "unchanged"
+        return {
+            **result,
+            "action": ("would be " + action) if dry_run and details else action,
+            "version": latest["version"],
+        }
     next_number = current["prompt"]["latestVersion"] + 1
     if dry_run:
         return {**result, "action": f"would create version {next_number}", "version": next_number}
@@ -459,6 +467,16 @@ def _push_one(
     added = api.post(prompt_path(name, "versions"), version_body)["version"]
     _warn_all(added)
     return {**result, "action": f"new version {added['version']}", "version": added["version"]}
+
+
+def _details_changes(prompt: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Description and tags from the file that differ from the prompt's (they live on the prompt, not a version)."""
+    changes: dict[str, Any] = {}
+    if "description" in body and body["description"] != prompt.get("description", ""):
+        changes["description"] = body["description"]
+    if "tags" in body and sorted(set(body["tags"] or [])) != sorted(prompt.get("tags", [])):
+        changes["tags"] = body["tags"] or []
+    return changes
 
 
 @app.command()

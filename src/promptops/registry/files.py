@@ -22,7 +22,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import frontmatter
 import yaml
 
 from promptops.errors import ValidationProblem
@@ -43,15 +42,38 @@ FRONT_MATTER_KEYS = {
 }
 
 
-def parse_prompt_file(text: str, *, source: str = "<string>") -> dict[str, Any]:
-    """A create-prompt body (camelCase keys) from a prompt file's text."""
+def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
+    """(front matter, body) with the body kept byte for byte, so pull -> push round-trips exactly."""
+    text = text.lstrip("\ufeff")
+    if not text.startswith("---\n") and not text.startswith("---\r\n"):
+        raise ValidationProblem(
+            f"{source}: a prompt file starts with '---' and YAML front matter", code="invalid_prompt_file"
+        )
+    first_break = text.index("\n") + 1
+    end = text.find("\n---", first_break - 1)
+    while end != -1 and text[end + 4 : end + 5] not in ("\n", "\r", ""):
+        end = text.find("\n---", end + 4)
+    if end == -1:
+        raise ValidationProblem(
+            f"{source}: the front matter has no closing '---' line", code="invalid_prompt_file"
+        )
+    header = text[first_break : end + 1]
+    rest = text[end + 4 :]
+    body = rest[2:] if rest.startswith("\r\n") else rest[1:] if rest.startswith("\n") else rest
     try:
-        post = frontmatter.loads(text)
+        meta = yaml.safe_load(header) if header.strip() else {}
     except yaml.YAMLError as exc:
         raise ValidationProblem(
             f"{source}: front matter is not valid YAML: {exc}", code="invalid_prompt_file"
         )
-    meta = dict(post.metadata)
+    if not isinstance(meta, dict):
+        raise ValidationProblem(f"{source}: front matter must be a YAML mapping", code="invalid_prompt_file")
+    return meta, body
+
+
+def parse_prompt_file(text: str, *, source: str = "<string>") -> dict[str, Any]:
+    """A create-prompt body (camelCase keys) from a prompt file's text."""
+    meta, content = _split_front_matter(text, source)
     unknown = sorted(set(meta) - FRONT_MATTER_KEYS)
     if unknown:
         raise ValidationProblem(
@@ -63,10 +85,8 @@ def parse_prompt_file(text: str, *, source: str = "<string>") -> dict[str, Any]:
     body: dict[str, Any] = {k: v for k, v in meta.items() if v is not None}
     body["kind"] = kind
     if kind == "text":
-        body["template"] = (
-            post.content if post.content.endswith("\n") or not post.content else post.content + "\n"
-        )
-    elif post.content.strip():
+        body["template"] = content
+    elif content.strip():
         raise ValidationProblem(
             f"{source}: a chat prompt keeps its messages in the front matter; the body must be empty",
             code="invalid_prompt_file",
