@@ -18,6 +18,7 @@ from promptops.auth.api import auth_router, keys_router, members_router
 from promptops.bootstrap import bootstrap, print_credentials
 from promptops.config import Settings, get_settings
 from promptops.context import current_request_id
+from promptops.crypto import SecretBox, load_master_secret
 from promptops.db import Database
 from promptops.errors import ProblemError
 from promptops.governance.api import contract_router
@@ -27,8 +28,15 @@ from promptops.middleware import Metrics, RequestContextMiddleware
 from promptops.migrate import upgrade
 from promptops.ops.api import router as ops_router
 from promptops.ops.docs import install_docs
+from promptops.playground.api import router as playground_router
+from promptops.providers.api import models_router
+from promptops.providers.api import router as providers_router
+from promptops.providers.calls import ModelCaller
+from promptops.providers.service import rotate_secrets
 from promptops.registry import service as registry_service
 from promptops.registry.api import router as prompts_router
+from promptops.runs.api import router as runs_router
+from promptops.runs.recorder import RunRecorder
 from promptops.runtime import Runtime
 from promptops.tenancy.api import router as projects_router
 
@@ -92,7 +100,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
-    runtime = Runtime(settings=settings, db=db)
+    box = SecretBox(load_master_secret(settings.secret_key, settings.data_dir), settings.previous_secret_keys)
+    recorder = RunRecorder(db)
+    caller = ModelCaller(settings, db, box, recorder, ttl=settings.resolve_cache_ttl_seconds)
+    runtime = Runtime(settings=settings, db=db, box=box, recorder=recorder, caller=caller)
     registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
     runtime.api_key_cache.ttl = settings.resolve_cache_ttl_seconds
 
@@ -104,12 +115,19 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             created = await bootstrap(runtime)
             if created is not None:
                 print_credentials(created, settings)
+        async with db.transaction(write=True) as session:
+            rotated = await rotate_secrets(session, box)
+        if rotated:
+            log.info("secrets_rotated", count=rotated, key_id=box.current_kid)
+        recorder.start()
         log.info("started", database=db.dialect, version=__version__)
         # Move everything built at start-up out of the collector's view: full collections then scan only
         # request garbage, which removes tens-of-milliseconds pauses from the latency tail.
         gc.collect()
         gc.freeze()
         yield
+        await recorder.stop()
+        await caller.aclose()
         await db.dispose()
 
     app = FastAPI(
@@ -133,6 +151,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         prompts_router,
         audit_router,
         contract_router,
+        providers_router,
+        models_router,
+        runs_router,
+        playground_router,
     ):
         app.include_router(router)
     app.add_middleware(

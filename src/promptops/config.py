@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -20,7 +21,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     secret_key: str | None = Field(
         default=None,
-        description="Signs session cookies; default: generated once and stored in <data_dir>/secret_key.",
+        description="Master secret encrypting stored provider keys; default: generated once in <data_dir>/secret_key.",
+    )
+    previous_secret_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Earlier master secrets, still accepted for decryption (rotation)."
+    )
+    provider_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts, IPs or CIDRs provider base URLs may use even though private/loopback (e.g. a local Ollama).",
     )
     log_level: str = "INFO"
     log_json: bool = True
@@ -39,6 +47,13 @@ class Settings(BaseSettings):
     resolve_cache_ttl_seconds: float = Field(
         default=1.0, ge=0, description="In-process cache of auth and label resolution; 0 disables."
     )
+
+    @field_validator("previous_secret_keys", "provider_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -16,6 +16,8 @@ PREFIXES = {
     "label_event": "lbe",
     "audit": "aud",
     "idempotency": "idm",
+    "connection": "pcn",
+    "run": "run",
 }
 
 

@@ -6,7 +6,9 @@ from promptops.auth import models as auth_models
 from promptops.db import Base
 from promptops.governance import models as governance_models
 from promptops.idempotency import IdempotencyRecord
+from promptops.providers import models as provider_models
 from promptops.registry import models as registry_models
+from promptops.runs import models as run_models
 from promptops.tenancy import models as tenancy_models
 
 metadata = Base.metadata
@@ -16,6 +18,8 @@ __all__ = [
     "auth_models",
     "governance_models",
     "metadata",
+    "provider_models",
     "registry_models",
+    "run_models",
     "tenancy_models",
 ]

@@ -9,13 +9,19 @@ from fastapi import Request
 
 from promptops.cache import TTLCache
 from promptops.config import Settings
+from promptops.crypto import SecretBox
 from promptops.db import Database
+from promptops.providers.calls import ModelCaller
+from promptops.runs.recorder import RunRecorder
 
 
 @dataclass
 class Runtime:
     settings: Settings
     db: Database
+    box: SecretBox
+    recorder: RunRecorder
+    caller: ModelCaller
     # Authenticated API keys by key digest (see promptops.auth.deps); per server, dropped on revocation.
     api_key_cache: TTLCache[Any] = field(default_factory=lambda: TTLCache(ttl=0))
 

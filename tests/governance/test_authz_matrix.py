@@ -44,6 +44,8 @@ MEMBER_PASSWORD = "matrix-password-123"
 def concrete_path(template: str) -> str:
     def value(match: re.Match[str]) -> str:
         name, convertor = match.group(1), match.group(2)
+        if name == "name" and convertor != "path":
+            return "no-such-name"  # a one-segment name (e.g. a provider connection) that does not exist
         if name in PATH_VALUES:
             return PATH_VALUES[name]
         return FALLBACK_BY_CONVERTOR.get(convertor or "", "does-not-exist")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json as json_module
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -117,6 +119,28 @@ class ApiClient:
             return response.json()
         except ValueError:
             raise CliError("The server sent a response that is not JSON", response.text[:300], "bad_response")
+
+    def stream_events(self, path: str, body: Any) -> Iterator[tuple[str, Any]]:
+        """POST ``body`` and yield the Server-Sent Events of the answer as ``(event, decoded data)``."""
+        try:
+            with self._http.stream("POST", path, json=body, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise problem_error(response)
+                event = "message"
+                for line in response.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        yield event, json_module.loads(line[5:].strip())
+                    elif not line:
+                        event = "message"
+        except httpx.ConnectError as exc:
+            raise CliError(
+                f"Cannot connect to the PromptOps server at {self.url}",
+                f"{_reason(exc)}; is the server running ('promptops serve') and is the URL right?",
+                "connection_failed",
+            )
 
     def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` with query parameters (``None`` values are left out)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -54,3 +55,20 @@ def parse_assignment(raw: str, option: str) -> tuple[str, str]:
 def exit_failure() -> typer.Exit:
     """The exception that ends a command with status 1 after its error was printed."""
     return typer.Exit(code=1)
+
+
+def parse_variables(assignments: list[str] | None, vars_file: Path | None) -> dict[str, Any]:
+    """Variables from ``--vars-file`` (a JSON object) overlaid with ``--var KEY=VALUE`` options."""
+    variables: dict[str, Any] = {}
+    if vars_file is not None:
+        try:
+            loaded = json.loads(vars_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"{vars_file}: {exc}", param_hint="--vars-file")
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter(f"{vars_file}: expected a JSON object", param_hint="--vars-file")
+        variables.update(loaded)
+    for raw in assignments or []:
+        key, value = parse_assignment(raw, "--var")
+        variables[key] = json_or_string(value)
+    return variables

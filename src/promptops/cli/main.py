@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from promptops.cli import admin, audit, output, prompts
+from promptops.cli import admin, audit, models, output, prompts
 from promptops.cli import config as cfg
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import JsonFlag, client
@@ -51,6 +51,10 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.members_app, name="members")
 app.add_typer(admin.projects_app, name="projects")
+app.add_typer(models.providers_app, name="providers")
+app.add_typer(models.models_app, name="models")
+app.add_typer(models.runs_app, name="runs")
+app.command("run")(models.run)
 
 
 @app.command()

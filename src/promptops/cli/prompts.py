@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,14 @@ import typer
 
 from promptops.cli import output
 from promptops.cli.client import ApiClient, CliError
-from promptops.cli.common import JsonFlag, client, exit_failure, json_or_string, parse_assignment, prompt_path
+from promptops.cli.common import (
+    JsonFlag,
+    client,
+    exit_failure,
+    json_or_string,
+    parse_variables,
+    prompt_path,
+)
 from promptops.errors import ProblemError
 from promptops.registry.files import dump_prompt_file, find_prompt_files, parse_prompt_file, path_for
 from promptops.registry.hashing import content_hash
@@ -303,18 +309,7 @@ def render(
     as_json: JsonFlag = False,
 ) -> None:
     """Render a version with variables and print the result."""
-    variables: dict[str, Any] = {}
-    if vars_file is not None:
-        try:
-            loaded = json.loads(vars_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise typer.BadParameter(f"{vars_file}: {exc}", param_hint="--vars-file")
-        if not isinstance(loaded, dict):
-            raise typer.BadParameter(f"{vars_file}: expected a JSON object", param_hint="--vars-file")
-        variables.update(loaded)
-    for raw in var or []:
-        key, value = parse_assignment(raw, "--var")
-        variables[key] = json_or_string(value)
+    variables = parse_variables(var, vars_file)
     with client() as api:
         result = api.post(prompt_path(ref, "render"), {"variables": variables})
     if as_json:

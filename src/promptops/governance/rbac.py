@@ -32,12 +32,15 @@ class Permission(StrEnum):
     APIKEY_MANAGE = "apikey:manage"
     MEMBER_READ = "member:read"
     MEMBER_MANAGE = "member:manage"
+    PROVIDER_MANAGE = "provider:manage"
+    RUN_READ = "run:read"
+    PLAYGROUND_RUN = "playground:run"
 
 
 P = Permission
-_VIEWER = {P.PROJECT_READ, P.PROMPT_READ, P.MEMBER_READ}
+_VIEWER = {P.PROJECT_READ, P.PROMPT_READ, P.MEMBER_READ, P.RUN_READ}
 _QA = set(_VIEWER)  # QA-specific rights (feedback, annotation) arrive with those features
-_ENGINEER = _QA | {P.PROMPT_WRITE, P.LABEL_WRITE, P.LABEL_DEPLOY, P.AUDIT_READ}
+_ENGINEER = _QA | {P.PROMPT_WRITE, P.LABEL_WRITE, P.LABEL_DEPLOY, P.AUDIT_READ, P.PLAYGROUND_RUN}
 _COMPLIANCE = _VIEWER | {P.AUDIT_READ, P.AUDIT_VERIFY, P.APIKEY_READ}
 _ADMIN = set(Permission)
 

@@ -861,14 +861,9 @@ async def render(
     return prompt, found, await render_version(session, principal, found, variables, max_depth=max_depth)
 
 
-async def render_version(
-    session: AsyncSession,
-    principal: Principal,
-    version: PromptVersion,
-    variables: dict[str, Any],
-    *,
-    max_depth: int = 5,
-) -> engine.RenderResult:
+def include_resolver(session: AsyncSession, principal: Principal) -> engine.Resolver:
+    """Resolves ``{% include "name@label" %}`` references within the principal's project."""
+
     async def resolver(ref: str) -> engine.IncludedPrompt:
         included_prompt, included, _ = await resolve(session, principal, ref)
         return engine.IncludedPrompt(
@@ -882,6 +877,18 @@ async def render_version(
             variables=tuple(engine.VariableSpec.from_dict(v) for v in included.variables),
         )
 
+    return resolver
+
+
+async def render_version(
+    session: AsyncSession,
+    principal: Principal,
+    version: PromptVersion,
+    variables: dict[str, Any],
+    *,
+    max_depth: int = 5,
+) -> engine.RenderResult:
+    resolver = include_resolver(session, principal)
     specs = [engine.VariableSpec.from_dict(v) for v in version.variables]
     return await engine.render(
         version.kind, version.template, version.messages, specs, variables, resolver, max_depth=max_depth

@@ -1,0 +1,112 @@
+"""``POST /api/v1/playground/run``: JSON answer, or Server-Sent Events when ``stream`` is true."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from promptops.auth.deps import require
+from promptops.auth.principal import Principal
+from promptops.context import current_request_id
+from promptops.governance.rbac import Permission as P
+from promptops.playground import service
+from promptops.providers.calls import CallOutcome
+from promptops.providers.schemas import CallResultOut, PlaygroundIn, PlaygroundOut, UsageOut
+from promptops.runtime import runtime_of
+
+router = APIRouter(prefix="/api/v1/playground", tags=["playground"])
+
+
+def result_out(index: int, outcome: CallOutcome) -> CallResultOut:
+    usage = outcome.usage
+    return CallResultOut(
+        index=index,
+        provider=outcome.target.provider,
+        model=outcome.target.model,
+        status="ok" if outcome.ok else "error",
+        text=outcome.text,
+        tool_calls=outcome.tool_calls,
+        finish_reason=outcome.finish_reason,
+        usage=UsageOut(
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, estimated=not usage.reported
+        )
+        if usage
+        else None,
+        cost_usd=outcome.cost_usd,
+        latency_ms=round(outcome.latency_ms, 3),
+        ttft_ms=round(outcome.ttft_ms, 3) if outcome.ttft_ms is not None else None,
+        cached=outcome.cached,
+        run_id=outcome.run.id,
+        fallback_from=outcome.fallback_from,
+        error=outcome.error.to_problem() if outcome.error else None,
+    )
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+@router.post(
+    "/run",
+    response_model=PlaygroundOut,
+    summary="Render and call one or several models side by side (SSE when stream=true)",
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def run(
+    body: PlaygroundIn, request: Request, principal: Annotated[Principal, Depends(require(P.PLAYGROUND_RUN))]
+) -> Any:
+    runtime = runtime_of(request)
+    prepared = await service.prepare(runtime, principal, body)
+    ctx = service.context(principal, prepared, body)
+    head = {
+        "kind": prepared.kind,
+        "rendered": prepared.rendered,
+        "promptId": prepared.prompt_id,
+        "versionId": prepared.version_id,
+    }
+    if body.stream:
+
+        async def events() -> AsyncIterator[bytes]:
+            yield _sse(
+                "start",
+                {
+                    **head,
+                    "requestId": current_request_id(),
+                    "models": [
+                        {"index": i, "provider": t.provider, "model": t.model}
+                        for i, t in enumerate(prepared.targets)
+                    ],
+                },
+            )
+            async for index, item in service.stream_all(runtime.caller, ctx, prepared):
+                if isinstance(item, CallOutcome):
+                    yield _sse("result", result_out(index, item).model_dump(mode="json", by_alias=True))
+                else:
+                    yield _sse("delta", {"index": index, "text": item})
+            yield _sse("end", {})
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+    cache_ttl = body.cache.ttl_seconds if body.cache else None
+    outcomes = await service.run_all(runtime.caller, ctx, prepared, cache_ttl)
+    results = [result_out(i, o) for i, o in enumerate(outcomes)]
+    if len(outcomes) == 1 and outcomes[0].error is not None:
+        error = outcomes[0].error
+        problem = {
+            **error.to_problem(request.url.path),
+            "runId": outcomes[0].run.id,
+            "requestId": current_request_id(),
+        }
+        return JSONResponse(problem, status_code=error.status, media_type="application/problem+json")
+    return PlaygroundOut(
+        kind=prepared.kind,
+        rendered=prepared.rendered,
+        prompt_id=prepared.prompt_id,
+        version_id=prepared.version_id,
+        results=results,
+    )

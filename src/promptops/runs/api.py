@@ -1,0 +1,59 @@
+"""REST face of runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from promptops.auth.deps import require
+from promptops.auth.principal import Principal
+from promptops.governance.rbac import Permission as P
+from promptops.runs import service
+from promptops.runs.schemas import RunOut, RunPage
+from promptops.runtime import runtime_of
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+Reader = Annotated[Principal, Depends(require(P.RUN_READ))]
+
+
+@router.get("", response_model=RunPage, summary="List runs, newest first")
+async def list_runs(
+    request: Request,
+    principal: Reader,
+    prompt: Annotated[str | None, Query(max_length=200, description="Prompt id or name")] = None,
+    version_id: Annotated[str | None, Query(alias="versionId", max_length=40)] = None,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+    provider: Annotated[str | None, Query(max_length=64)] = None,
+    status: Literal["ok", "error"] | None = None,
+    source: Literal["playground", "eval", "gateway", "sdk", "experiment"] | None = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    trace_id: Annotated[str | None, Query(alias="traceId", max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> RunPage:
+    async with runtime_of(request).db.transaction() as session:
+        rows, next_cursor = await service.list_runs(
+            session,
+            principal,
+            prompt=prompt,
+            version_id=version_id,
+            model=model,
+            provider=provider,
+            status=status,
+            source=source,
+            since=since,
+            until=until,
+            trace_id=trace_id,
+            cursor=cursor,
+            limit=limit,
+        )
+    return RunPage(items=[RunOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{run_id}", response_model=RunOut, summary="One run")
+async def get_run(run_id: str, request: Request, principal: Reader) -> RunOut:
+    async with runtime_of(request).db.transaction() as session:
+        return RunOut.model_validate(await service.get_run(session, principal, run_id))

@@ -1,0 +1,72 @@
+"""Group commit for runs: many concurrent calls share one write transaction.
+
+A caller's run is acknowledged (its id returned) only after the transaction holding it has committed, so an
+acknowledged run survives a crash; batching keeps that cost to one commit per batch instead of one per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from promptops.db import Database
+from promptops.logging import log
+from promptops.runs.models import Run
+
+MAX_BATCH = 500
+
+
+class RunRecorder:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: list[tuple[Run, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="run-recorder")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._pending:
+            await self._flush()
+
+    async def record(self, run: Run) -> None:
+        """Store ``run``; returns once it is committed."""
+        if self._task is None or self._task.done():
+            async with self.db.transaction(write=True) as session:
+                session.add(run)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((run, future))
+        self._wake.set()
+        await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        try:
+            async with self.db.transaction(write=True) as session:
+                session.add_all(run for run, _ in batch)
+        except Exception as exc:
+            log.error("run_recording_failed", runs=len(batch), error_type=type(exc).__name__)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.batches += 1
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)

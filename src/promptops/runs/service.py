@@ -1,0 +1,76 @@
+"""Reading runs: list with filters (newest first, cursor = last id seen) and detail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from promptops.auth.principal import Principal
+from promptops.errors import NotFound, ValidationProblem
+from promptops.ids import has_prefix
+from promptops.registry.models import Prompt
+from promptops.runs.models import Run
+from promptops.tenancy.service import scoped
+
+
+async def list_runs(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    prompt: str | None = None,
+    version_id: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    status: str | None = None,
+    source: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    trace_id: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Run], str | None]:
+    stmt = scoped(select(Run), Run, principal)
+    if prompt:
+        prompt_id = prompt
+        if not has_prefix(prompt, "prompt"):
+            found = (
+                await session.execute(
+                    scoped(select(Prompt.id), Prompt, principal).where(Prompt.name == prompt)
+                )
+            ).scalar_one_or_none()
+            prompt_id = found or prompt
+        stmt = stmt.where(Run.prompt_id == prompt_id)
+    for column, value in (
+        (Run.version_id, version_id),
+        (Run.model, model),
+        (Run.provider, provider),
+        (Run.status, status),
+        (Run.source, source),
+        (Run.trace_id, trace_id),
+    ):
+        if value:
+            stmt = stmt.where(column == value)
+    if since:
+        stmt = stmt.where(Run.created_at >= since)
+    if until:
+        stmt = stmt.where(Run.created_at < until)
+    if cursor:
+        if not has_prefix(cursor, "run"):
+            raise ValidationProblem(
+                "Invalid cursor: pass back the nextCursor of the previous page", code="invalid_cursor"
+            )
+        stmt = stmt.where(Run.id < cursor)
+    rows = list((await session.execute(stmt.order_by(Run.id.desc()).limit(limit + 1))).scalars())
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def get_run(session: AsyncSession, principal: Principal, run_id: str) -> Run:
+    run = (
+        await session.execute(scoped(select(Run), Run, principal).where(Run.id == run_id))
+    ).scalar_one_or_none()
+    if run is None:
+        raise NotFound(f"Run {run_id} not found", code="run_not_found")
+    return run
