@@ -27,6 +27,7 @@ test: install lint
 
 bench: install
 	$(VENV)/bin/python bench/resolve.py
+	$(VENV)/bin/python bench/providers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,405 @@
+"""OpenAI wire protocol: api.openai.com, Azure OpenAI and every OpenAI-compatible server.
+
+vLLM, TGI's ``/v1`` route, Ollama, llama.cpp's server and OpenRouter all speak this protocol, so one adapter
+built on the official SDK covers them. The SDK retries 429/5xx/timeouts itself (honouring ``Retry-After``);
+this module only translates requests, responses and the SDK's exceptions into the provider layer's terms.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from promptops.providers.base import (
+    ConnectionConfig,
+    ContextTooLong,
+    ModelRequest,
+    ModelResponse,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+    StreamEvent,
+    Usage,
+    looks_like_context_error,
+    scrub,
+)
+
+# Local servers (vLLM, llama.cpp, Ollama) accept any key, but the SDK refuses to start without one.
+PLACEHOLDER_KEY = "not-needed"
+# Used when an Azure connection names no API version; a GA version every Azure resource serves.
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+# Upstream error bodies can be whole HTML pages from a proxy; problem details only need the gist.
+MAX_DETAIL_CHARS = 500
+
+_MASK_RUN = re.compile(r"\*{2,}|\.{3}|…")
+_MASKED_TOKEN = re.compile(r"[A-Za-z0-9_\-]*(?:(?:\*{2,}|\.{3}|…)[A-Za-z0-9_\-]*)+")
+
+
+def redact(message: str, secret: str | None) -> str:
+    """``scrub`` the secret, then hide masked echoes of it such as ``sk-abc*****wxyz``.
+
+    ``scrub`` only removes runs of eight or more characters; providers that mask the key still echo its
+    first and last few characters, which together narrow the key down. Any masked token that starts or ends
+    like the secret is replaced as a whole.
+    """
+    cleaned = scrub(message, secret)
+    if not secret or len(secret) < 8:
+        return cleaned
+
+    def hide(match: re.Match[str]) -> str:
+        token = match.group(0)
+        parts = _MASK_RUN.split(token)
+        head, tail = parts[0], parts[-1]
+        if (len(head) >= 3 and secret.startswith(head)) or (len(tail) >= 3 and secret.endswith(tail)):
+            return "***"
+        return token
+
+    return _MASKED_TOKEN.sub(hide, cleaned)
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds the upstream asked us to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or date)."""
+    if headers is None:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+def shorten(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """Cut an upstream message down to a readable length."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class _ToolCallBuilder:
+    """One tool call assembled from stream deltas (id and name arrive first, arguments in pieces)."""
+
+    id: str = ""
+    type: str = "function"
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "function": {"name": self.name, "arguments": "".join(self.arguments)},
+        }
+
+
+@dataclass
+class _StreamState:
+    model: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    tool_calls: dict[int, _ToolCallBuilder] = field(default_factory=dict)
+
+    def final_tool_calls(self) -> list[dict[str, Any]] | None:
+        if not self.tool_calls:
+            return None
+        return [self.tool_calls[index].as_dict() for index in sorted(self.tool_calls)]
+
+
+class OpenAIProvider:
+    """Adapter for the OpenAI chat/completions protocol via the official ``openai`` SDK."""
+
+    def __init__(self, config: ConnectionConfig) -> None:
+        self._config = config
+        # Mid-sentence form; ``_label_start`` begins a sentence.
+        self._label = "Azure OpenAI" if config.type == "azure_openai" else "the OpenAI-compatible endpoint"
+        self._label_start = self._label[0].upper() + self._label[1:]
+        api_key = config.api_key or PLACEHOLDER_KEY
+        # Redirects are not followed: the base URL passed the SSRF check, a redirect target did not.
+        http_client = openai.DefaultAsyncHttpxClient(follow_redirects=False, timeout=config.timeout_seconds)
+        self._client: openai.AsyncOpenAI
+        if config.type == "azure_openai":
+            if not config.base_url:
+                raise ProviderBadRequest("An Azure OpenAI connection needs base_url (the resource endpoint)")
+            self._client = openai.AsyncAzureOpenAI(
+                azure_endpoint=config.base_url,
+                api_version=config.api_version or DEFAULT_AZURE_API_VERSION,
+                api_key=api_key,
+                timeout=config.timeout_seconds,
+                max_retries=config.max_retries,
+                http_client=http_client,
+            )
+        else:
+            self._client = openai.AsyncOpenAI(
+                api_key=api_key,
+                base_url=config.base_url,
+                timeout=config.timeout_seconds,
+                max_retries=config.max_retries,
+                http_client=http_client,
+            )
+
+    @property
+    def _legacy_completions(self) -> bool:
+        return self._config.options.get("api") == "completions"
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        """Run one non-streaming call and return the text, tool calls and reported usage."""
+        try:
+            if not request.is_chat and self._legacy_completions:
+                legacy = await self._client.completions.create(**self._legacy_params(request), stream=False)
+                choice = legacy.choices[0] if legacy.choices else None
+                return ModelResponse(
+                    text=choice.text if choice else "",
+                    usage=self._usage(legacy.usage),
+                    model=legacy.model or request.model,
+                    finish_reason=choice.finish_reason if choice else None,
+                )
+            chat = await self._client.chat.completions.create(**self._chat_params(request), stream=False)
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc) from None
+        if not chat.choices:
+            raise ProviderUnavailable(f"{self._label_start} returned no choices")
+        first = chat.choices[0]
+        tool_calls = [call.model_dump(exclude_none=True) for call in first.message.tool_calls or []]
+        return ModelResponse(
+            text=first.message.content or "",
+            usage=self._usage(chat.usage),
+            model=chat.model or request.model,
+            finish_reason=first.finish_reason,
+            tool_calls=tool_calls or None,
+        )
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Yield text deltas as they arrive, then one ``done`` event with usage, finish reason and tool calls."""
+        legacy = not request.is_chat and self._legacy_completions
+        state = _StreamState(model=request.model)
+        # Without include_usage most servers stream no token counts at all. The few that reject the field
+        # (old Azure API versions) can be served with options.stream_usage = false.
+        usage_option: dict[str, Any] = {}
+        if self._config.options.get("stream_usage", True) is not False:
+            usage_option["stream_options"] = {"include_usage": True}
+        try:
+            if legacy:
+                upstream: Any = await self._client.completions.create(
+                    **self._legacy_params(request), **usage_option, stream=True
+                )
+            else:
+                upstream = await self._client.chat.completions.create(
+                    **self._chat_params(request), **usage_option, stream=True
+                )
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc) from None
+        try:
+            async with upstream:
+                async for chunk in upstream:
+                    delta = self._absorb(state, chunk, legacy)
+                    if delta:
+                        yield StreamEvent(delta=delta)
+        except Exception as exc:
+            # Once the response has started, the SDK cannot retry; whatever broke, the answer is incomplete.
+            raise self._stream_failure(exc) from None
+        if state.finish_reason is None:
+            # Every OpenAI-style stream ends its last choice with a finish reason; without one the
+            # connection was closed early (e.g. a proxy cut it) even though no error was raised.
+            raise ProviderUnavailable(
+                f"The stream from {self._label} ended unexpectedly before the model finished"
+            )
+        yield StreamEvent(
+            done=True,
+            usage=state.usage,
+            model=state.model,
+            finish_reason=state.finish_reason,
+            tool_calls=state.final_tool_calls(),
+        )
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP connection pool."""
+        await self._client.close()
+
+    # --- requests -------------------------------------------------------------------------------------------
+
+    def _common_params(self, request: ModelRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": request.model}
+        optional = {
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "top_p": request.top_p,
+            "stop": request.stop,
+            "seed": request.seed,
+        }
+        params.update({key: value for key, value in optional.items() if value is not None})
+        if request.extra:
+            # extra_body reaches the JSON body unvalidated, so server-specific knobs (top_k, min_p,
+            # guided_json ...) work without the SDK knowing them.
+            params["extra_body"] = dict(request.extra)
+        return params
+
+    def _chat_params(self, request: ModelRequest) -> dict[str, Any]:
+        params = self._common_params(request)
+        if request.messages is not None:
+            params["messages"] = request.messages
+        else:
+            params["messages"] = [{"role": "user", "content": request.prompt or ""}]
+        if request.tools:
+            params["tools"] = request.tools
+        if request.tool_choice is not None:
+            params["tool_choice"] = request.tool_choice
+        if request.response_schema is not None:
+            params["response_format"] = _response_format(request.response_schema)
+        return params
+
+    def _legacy_params(self, request: ModelRequest) -> dict[str, Any]:
+        if request.tools:
+            raise ProviderBadRequest(
+                "Tools need the chat API; this connection uses the legacy completions API"
+            )
+        params = self._common_params(request)
+        params["prompt"] = request.prompt or ""
+        if request.response_schema is not None:
+            # Not part of OpenAI's legacy API, but vLLM and llama.cpp honour it on /v1/completions.
+            extra = dict(params.get("extra_body") or {})
+            extra.setdefault("response_format", _response_format(request.response_schema))
+            params["extra_body"] = extra
+        return params
+
+    # --- responses ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _usage(usage: Any) -> Usage:
+        if usage is None:
+            return Usage(0, 0, reported=False)
+        return Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0))
+
+    def _absorb(self, state: _StreamState, chunk: Any, legacy: bool) -> str:
+        """Fold one chunk into ``state``; return its text delta."""
+        if getattr(chunk, "model", None):
+            state.model = chunk.model
+        if getattr(chunk, "usage", None) is not None:
+            state.usage = self._usage(chunk.usage)
+        text: list[str] = []
+        for choice in chunk.choices or []:
+            if choice.finish_reason:
+                state.finish_reason = choice.finish_reason
+            if legacy:
+                text.append(choice.text or "")
+                continue
+            delta = choice.delta
+            if delta is None:
+                continue
+            if delta.content:
+                text.append(delta.content)
+            for piece in delta.tool_calls or []:
+                builder = state.tool_calls.setdefault(piece.index, _ToolCallBuilder())
+                if piece.id:
+                    builder.id = piece.id
+                if piece.type:
+                    builder.type = piece.type
+                if piece.function is not None:
+                    # The name comes whole in the first delta; some servers repeat it in later ones.
+                    if piece.function.name and not builder.name:
+                        builder.name = piece.function.name
+                    if piece.function.arguments:
+                        builder.arguments.append(piece.function.arguments)
+        return "".join(text)
+
+    # --- errors ---------------------------------------------------------------------------------------------
+
+    def _safe(self, message: str) -> str:
+        return shorten(redact(message, self._config.api_key))
+
+    def _map_error(self, exc: openai.OpenAIError) -> ProviderError:
+        """Translate an SDK exception into the provider layer's error for the same condition."""
+        label = self._label_start
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderTimeout(f"{label} did not answer within {self._config.timeout_seconds:g} s")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__
+            reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
+            return ProviderUnavailable(self._safe(f"{label} could not be reached ({reason})"))
+        if isinstance(exc, openai.APIStatusError):
+            return self._map_status(exc)
+        if isinstance(exc, openai.APIError):
+            return ProviderUnavailable(self._safe(f"{label} reported an error: {exc.message}"))
+        return ProviderError(self._safe(f"{label} call failed: {type(exc).__name__}: {exc}"))
+
+    def _map_status(self, exc: openai.APIStatusError) -> ProviderError:
+        status = exc.status_code
+        upstream = _upstream_message(exc.body) or exc.message
+        message = self._safe(f"{self._label_start} answered HTTP {status}: {upstream}")
+        code = exc.code or ""
+        if status in (401, 403):
+            return ProviderAuthError(message)
+        if status == 429:
+            retry_after = retry_after_seconds(exc.response.headers)
+            if retry_after is None:
+                return ProviderRateLimited(message)
+            return ProviderRateLimited(message, retryAfter=retry_after)
+        if code == "context_length_exceeded" or (
+            status in (400, 413, 422) and looks_like_context_error(upstream)
+        ):
+            return ContextTooLong(message)
+        if status == 408 or status >= 500:
+            return ProviderUnavailable(message)
+        # 404 is how these servers say "no such model/deployment": a configuration problem, not an outage.
+        return ProviderBadRequest(message)
+
+    def _stream_failure(self, exc: Exception) -> ProviderError:
+        label = self._label
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderTimeout(
+                f"The stream from {label} stalled: no data for {self._config.timeout_seconds:g} s"
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return self._map_status(exc)
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__
+            reason = f"{type(cause).__name__}: {cause}" if cause else "connection lost"
+        elif isinstance(exc, openai.APIError):
+            reason = f"upstream error: {exc.message}"
+        elif isinstance(exc, ValueError):  # undecodable JSON or a chunk that fails validation
+            reason = "invalid chunk"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        return ProviderUnavailable(self._safe(f"The stream from {label} ended unexpectedly ({reason})"))
+
+
+def _response_format(schema: dict[str, Any]) -> dict[str, Any]:
+    # strict=False: strict mode rejects schemas without additionalProperties=false on every object,
+    # which most hand-written schemas lack.
+    return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": False}}
+
+
+def _upstream_message(body: object) -> str | None:
+    """The human-readable message inside an error body (OpenAI's ``error.message`` or a bare string)."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping):
+            message = inner.get("message")
+            if isinstance(message, str) and message:
+                return message
+        elif isinstance(inner, str) and inner:
+            return inner
+        return None
+    if isinstance(body, str) and body.strip():
+        return body
+    return None
