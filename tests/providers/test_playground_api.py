@@ -344,3 +344,19 @@ async def test_canary_key_never_leaves_the_encrypted_column(
     # and the key does reach the provider, which is the point
     assert any(r.headers.get("authorization") == f"Bearer {CANARY}" for r in fake.requests)
     assert ADMIN_KEY  # the admin key is checked elsewhere
+
+
+async def test_per_connection_concurrency_limit(papi: Api, fake: FakeLLMServer) -> None:
+    import asyncio
+    import time
+
+    await connect(papi, fake, maxConcurrency=1)
+    fake.script("openai", delay=0.3, times=2)
+    body = {"template": "slow", "models": [{"provider": "openai-test", "model": "gpt-4o-mini"}]}
+    started = time.perf_counter()
+    first, second = await asyncio.gather(
+        papi.post("/api/v1/playground/run", json=body), papi.post("/api/v1/playground/run", json=body)
+    )
+    elapsed = time.perf_counter() - started
+    assert first.status_code == second.status_code == 200
+    assert elapsed >= 0.6  # the second call waited for the first: one at a time on this connection
