@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, LiveServer, running_server
+from cli_support import Cli, running_server
 
 
 @pytest.fixture
@@ -18,14 +18,26 @@ def cli(db_url: str, tmp_path: Path) -> Iterator[Cli]:
 
 
 def test_run_example_prompt_on_local_model(cli: Cli) -> None:
-    result = cli.ok("run", "sentiment/few-shot@production", "--var", "review=Terrible quality, broke in a week.")
+    result = cli.ok(
+        "run", "sentiment/few-shot@production", "--var", "review=Terrible quality, broke in a week."
+    )
     lines = result.stdout.strip().splitlines()
     assert "negative" in lines[0].lower()
     assert "local/gemma-3-270m" in lines[-1] and " in / " in lines[-1] and "$0.000000" in lines[-1]
     streamed = cli.ok("run", "sentiment/few-shot", "--var", "review=I love it, works perfectly.", "--stream")
     assert "positive" in streamed.stdout.lower() and "first token" in streamed.stdout
-    data = cli.json("run", "support/reply", "--var", "product=Acme", "--var", "customer_name=Ada",
-                    "--var", "message=Where is my order?", "--param", "max_tokens=20")
+    data = cli.json(
+        "run",
+        "support/reply",
+        "--var",
+        "product=Acme",
+        "--var",
+        "customer_name=Ada",
+        "--var",
+        "message=Where is my order?",
+        "--param",
+        "max_tokens=20",
+    )
     assert data["kind"] == "chat" and data["results"][0]["status"] == "ok" and data["results"][0]["text"]
     runs = cli.json("runs", "list")
     assert len(runs["items"]) == 3 and {r["source"] for r in runs["items"]} == {"playground"}
@@ -40,7 +52,9 @@ def test_run_errors_and_provider_commands(cli: Cli) -> None:
     assert "connection_not_found" in failed.stderr
     providers = cli.json("providers", "list")
     assert providers[0]["name"] == "local" and providers[0]["builtIn"] is True
-    refused = cli.fails("providers", "create", "evil", "--type", "openai", "--base-url", "http://169.254.169.254/")
+    refused = cli.fails(
+        "providers", "create", "evil", "--type", "openai", "--base-url", "http://169.254.169.254/"
+    )
     assert "unsafe_base_url" in refused.stderr
     models = cli.json("models", "list")
     assert any(m["model"] == "gpt-4o-mini" and m["inputPer1M"] == 0.15 for m in models)

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from adapter_support import (
+    WEATHER_TOOL,
+    adapter_fixtures,
+    collect,
+    rate_limit_exhausted,
+    rate_limit_retried,
+    server_error_retried,
+    slow_answer_times_out,
+    stream_dropped,
+    stream_failure,
+    weather_call,
+    wrong_key_rejected,
+)
 from fake_llm_server import FakeLLMServer, reply_for, words
 
 from promptops.providers.anthropic_adapter import (
@@ -17,89 +29,22 @@ from promptops.providers.anthropic_adapter import (
     convert_tools,
 )
 from promptops.providers.base import (
-    ConnectionConfig,
     ContextTooLong,
     ModelRequest,
-    ProviderAuthError,
     ProviderBadRequest,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderTimeout,
     ProviderUnavailable,
-    StreamEvent,
     Usage,
 )
 
 WRONG_KEY = "sk-ant-api03-Wr0ngKeyQ7v9XkLmN2pR4sT6uV8wY"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 Build = Callable[..., AnthropicProvider]
 
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def server(shared_server: FakeLLMServer) -> FakeLLMServer:
-    """The module's fake server, with no requests recorded and nothing scripted."""
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-async def build(server: FakeLLMServer) -> AsyncIterator[Build]:
-    """Adapters against the fake server (overrides go to ConnectionConfig); all closed after the test."""
-    made: list[AnthropicProvider] = []
-
-    def factory(**overrides: Any) -> AnthropicProvider:
-        values: dict[str, Any] = {
-            "type": "anthropic",
-            "base_url": server.url,
-            "api_key": server.api_key,
-            "timeout_seconds": 5.0,
-            "max_retries": 1,
-        }
-        values.update(overrides)
-        provider = AnthropicProvider(ConnectionConfig(**values))
-        made.append(provider)
-        return provider
-
-    yield factory
-    for provider in made:
-        await provider.aclose()
+shared_server, server, build = adapter_fixtures(AnthropicProvider, "anthropic")
 
 
 def chat(text: str = "What is the weather like in Paris today", **fields: Any) -> ModelRequest:
     return ModelRequest(model="claude-test", messages=[{"role": "user", "content": text}], **fields)
-
-
-async def collect(provider: AnthropicProvider, request: ModelRequest) -> tuple[list[str], StreamEvent]:
-    deltas: list[str] = []
-    final: StreamEvent | None = None
-    async for event in provider.stream(request):
-        if event.done:
-            final = event
-        else:
-            deltas.append(event.delta)
-    assert final is not None, "the stream ended without a done event"
-    return deltas, final
-
-
-def assert_key_hidden(error: ProviderError, key: str) -> None:
-    """Neither the key nor any 5-character piece of it may reach the client."""
-    for text in (error.detail, str(error), json.dumps(error.to_problem())):
-        leaked = [key[i : i + 5] for i in range(len(key) - 4) if key[i : i + 5] in text]
-        assert not leaked, f"key fragments {leaked} in {text!r}"
 
 
 # --- happy paths ----------------------------------------------------------------------------------------------
@@ -236,13 +181,7 @@ async def test_tools_converted_and_tool_use_parsed(server: FakeLLMServer, build:
     assert body["tool_choice"] == {"type": "tool", "name": "get_weather"}
     assert response.text == "Let me check."
     assert response.finish_reason == "tool_calls"
-    assert response.tool_calls == [
-        {
-            "id": "toolu_0",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-        }
-    ]
+    assert response.tool_calls == [weather_call("toolu_0", "Paris")]
 
 
 async def test_stream_accumulates_tool_use_input(server: FakeLLMServer, build: Build) -> None:
@@ -279,42 +218,21 @@ async def test_missing_usage_is_marked_unreported(server: FakeLLMServer, build: 
 async def test_wrong_key_maps_to_auth_error_without_leaking_the_key(
     server: FakeLLMServer, build: Build
 ) -> None:
-    with pytest.raises(ProviderAuthError) as caught:
-        await build(api_key=WRONG_KEY).complete(chat())
+    error = await wrong_key_rejected(server, build, chat(), WRONG_KEY)
 
-    assert "invalid x-api-key" in caught.value.detail
-    assert_key_hidden(caught.value, WRONG_KEY)
-    assert caught.value.to_problem()["code"] == "provider_auth_failed"
-    assert len(server.requests) == 1
+    assert "invalid x-api-key" in error.detail
 
 
 async def test_rate_limit_with_retry_after_is_retried(server: FakeLLMServer, build: Build) -> None:
-    server.script("anthropic", status=429, headers={"Retry-After": "0.1"}, times=1)
-
-    response = await build(max_retries=2).complete(chat())
-
-    assert response.text
-    assert len(server.requests) == 2
+    await rate_limit_retried(server, build, "anthropic", chat())
 
 
 async def test_rate_limit_exhausted_reports_retry_after(server: FakeLLMServer, build: Build) -> None:
-    server.script("anthropic", status=429, headers={"Retry-After": "0.1"}, times=5)
-
-    with pytest.raises(ProviderRateLimited) as caught:
-        await build(max_retries=1).complete(chat())
-
-    assert len(server.requests) == 2
-    assert caught.value.extra["retryAfter"] == pytest.approx(0.1)
-    assert caught.value.to_problem()["retryAfter"] == pytest.approx(0.1)
+    await rate_limit_exhausted(server, build, "anthropic", chat())
 
 
 async def test_server_error_is_retried(server: FakeLLMServer, build: Build) -> None:
-    server.script("anthropic", status=500, times=1, headers={"Retry-After": "0.05"})
-
-    response = await build(max_retries=1).complete(chat())
-
-    assert response.text
-    assert len(server.requests) == 2
+    await server_error_retried(server, build, "anthropic", chat(), headers={"Retry-After": "0.05"})
 
 
 async def test_overloaded_maps_to_unavailable(server: FakeLLMServer, build: Build) -> None:
@@ -345,46 +263,27 @@ async def test_unknown_model_maps_to_bad_request(server: FakeLLMServer, build: B
 
 
 async def test_slow_response_beyond_timeout_maps_to_timeout(server: FakeLLMServer, build: Build) -> None:
-    server.script("anthropic", delay=3.0)
-
-    started = time.monotonic()
-    with pytest.raises(ProviderTimeout):
-        await build(timeout_seconds=0.5, max_retries=0).complete(chat())
-
-    assert time.monotonic() - started < 2.0
+    await slow_answer_times_out(server, build, "anthropic", chat())
 
 
 async def test_stream_dying_midway_maps_to_unavailable(server: FakeLLMServer, build: Build) -> None:
-    server.script("anthropic", break_after=5)
-    deltas: list[str] = []
+    deltas = await stream_dropped(server, build, "anthropic", chat(), after=5)
 
-    with pytest.raises(ProviderUnavailable) as caught:
-        async for event in build().stream(chat()):
-            deltas.append(event.delta)
-
-    assert "ended unexpectedly" in caught.value.detail
     assert deltas
-    assert len(server.requests) == 1
 
 
 async def test_overloaded_error_event_inside_stream_maps_to_unavailable(
     server: FakeLLMServer, build: Build
 ) -> None:
-    server.script("anthropic", error_after=4)
+    error = await stream_failure(server, build, "anthropic", chat(), error_after=4)
 
-    with pytest.raises(ProviderUnavailable) as caught:
-        await collect(build(), chat())
-
-    assert "overloaded_error" in caught.value.detail
+    assert "overloaded_error" in error.detail
 
 
 async def test_stream_with_invalid_event_maps_to_unavailable(server: FakeLLMServer, build: Build) -> None:
-    server.script("anthropic", garbage_after=4)
+    error = await stream_failure(server, build, "anthropic", chat(), garbage_after=4)
 
-    with pytest.raises(ProviderUnavailable) as caught:
-        await collect(build(), chat())
-
-    assert "ended unexpectedly" in caught.value.detail
+    assert "ended unexpectedly" in error.detail
 
 
 # --- translation helpers --------------------------------------------------------------------------------------

@@ -2,77 +2,42 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from adapter_support import (
+    WEATHER_TOOL,
+    adapter_fixtures,
+    closed_port_url,
+    collect,
+    rate_limit_exhausted,
+    rate_limit_retried,
+    server_error_retried,
+    slow_answer_times_out,
+    stream_dropped,
+    stream_failure,
+    weather_call,
+    wrong_key_rejected,
+)
 from fake_llm_server import FakeLLMServer, reply_for, words
 
 from promptops.providers.base import (
     ConnectionConfig,
     ContextTooLong,
     ModelRequest,
-    ProviderAuthError,
     ProviderBadRequest,
-    ProviderError,
     ProviderRateLimited,
-    ProviderTimeout,
     ProviderUnavailable,
-    StreamEvent,
     Usage,
 )
 from promptops.providers.huggingface_adapter import HuggingFaceProvider, render_chat
 
 WRONG_KEY = "hf_Wr0ngKeyQ7v9XkLmN2pR4sT6uV8wY"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-    },
-}
 
 Build = Callable[..., HuggingFaceProvider]
 
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def server(shared_server: FakeLLMServer) -> FakeLLMServer:
-    """The module's fake server, with no requests recorded and nothing scripted."""
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-async def build(server: FakeLLMServer) -> AsyncIterator[Build]:
-    """Adapters against the fake server (overrides go to ConnectionConfig); all closed after the test."""
-    made: list[HuggingFaceProvider] = []
-
-    def factory(**overrides: Any) -> HuggingFaceProvider:
-        values: dict[str, Any] = {
-            "type": "huggingface",
-            "base_url": server.url,
-            "api_key": server.api_key,
-            "timeout_seconds": 5.0,
-            "max_retries": 1,
-        }
-        values.update(overrides)
-        provider = HuggingFaceProvider(ConnectionConfig(**values))
-        made.append(provider)
-        return provider
-
-    yield factory
-    for provider in made:
-        await provider.aclose()
+shared_server, server, build = adapter_fixtures(HuggingFaceProvider, "huggingface")
 
 
 PROMPT = "Write one sentence about the sea"
@@ -80,25 +45,6 @@ PROMPT = "Write one sentence about the sea"
 
 def prompt(**fields: Any) -> ModelRequest:
     return ModelRequest(model="tgi", prompt=PROMPT, **fields)
-
-
-async def collect(provider: HuggingFaceProvider, request: ModelRequest) -> tuple[list[str], StreamEvent]:
-    deltas: list[str] = []
-    final: StreamEvent | None = None
-    async for event in provider.stream(request):
-        if event.done:
-            final = event
-        else:
-            deltas.append(event.delta)
-    assert final is not None, "the stream ended without a done event"
-    return deltas, final
-
-
-def assert_key_hidden(error: ProviderError, key: str) -> None:
-    """Neither the key nor any 5-character piece of it may reach the client."""
-    for text in (error.detail, str(error), json.dumps(error.to_problem())):
-        leaked = [key[i : i + 5] for i in range(len(key) - 4) if key[i : i + 5] in text]
-        assert not leaked, f"key fragments {leaked} in {text!r}"
 
 
 # --- happy paths ----------------------------------------------------------------------------------------------
@@ -211,13 +157,7 @@ async def test_openai_route_for_chat_with_tools(server: FakeLLMServer, build: Bu
     assert [r.path for r in server.requests] == ["/v1/chat/completions", "/v1/chat/completions"]
     assert server.requests[0].body["tools"] == [WEATHER_TOOL]
     assert server.requests[0].headers["authorization"] == f"Bearer {server.api_key}"
-    assert response.tool_calls == [
-        {
-            "id": "call_0",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
-        }
-    ]
+    assert response.tool_calls == [weather_call("call_0", "Oslo")]
     assert "".join(deltas) == reply_for("hi")
     assert final.usage is not None and final.usage.reported
 
@@ -251,35 +191,17 @@ async def test_missing_base_url_is_a_bad_request() -> None:
 async def test_wrong_key_maps_to_auth_error_without_leaking_the_key(
     server: FakeLLMServer, build: Build
 ) -> None:
-    with pytest.raises(ProviderAuthError) as caught:
-        await build(api_key=WRONG_KEY).complete(prompt())
+    error = await wrong_key_rejected(server, build, prompt(), WRONG_KEY)
 
-    assert "Invalid credentials" in caught.value.detail
-    assert_key_hidden(caught.value, WRONG_KEY)
-    assert caught.value.to_problem()["code"] == "provider_auth_failed"
-    assert len(server.requests) == 1  # not retried
+    assert "Invalid credentials" in error.detail
 
 
 async def test_rate_limit_with_retry_after_is_retried(server: FakeLLMServer, build: Build) -> None:
-    server.script("tgi", status=429, headers={"Retry-After": "0.1"}, times=1)
-
-    started = time.monotonic()
-    response = await build(max_retries=2).complete(prompt())
-
-    assert response.text
-    assert len(server.requests) == 2
-    assert time.monotonic() - started >= 0.1
+    assert await rate_limit_retried(server, build, "tgi", prompt()) >= 0.1
 
 
 async def test_rate_limit_exhausted_reports_retry_after(server: FakeLLMServer, build: Build) -> None:
-    server.script("tgi", status=429, headers={"Retry-After": "0.1"}, times=5)
-
-    with pytest.raises(ProviderRateLimited) as caught:
-        await build(max_retries=1).complete(prompt())
-
-    assert len(server.requests) == 2
-    assert caught.value.extra["retryAfter"] == pytest.approx(0.1)
-    assert caught.value.to_problem()["retryAfter"] == pytest.approx(0.1)
+    await rate_limit_exhausted(server, build, "tgi", prompt())
 
 
 async def test_retry_after_too_long_is_reported_not_waited(server: FakeLLMServer, build: Build) -> None:
@@ -293,12 +215,7 @@ async def test_retry_after_too_long_is_reported_not_waited(server: FakeLLMServer
 
 
 async def test_server_error_is_retried(server: FakeLLMServer, build: Build) -> None:
-    server.script("tgi", status=500, times=1)
-
-    response = await build(max_retries=1).complete(prompt())
-
-    assert response.text
-    assert len(server.requests) == 2
+    await server_error_retried(server, build, "tgi", prompt())
 
 
 async def test_unavailable_exhausted(server: FakeLLMServer, build: Build) -> None:
@@ -356,50 +273,28 @@ async def test_validation_error_maps_to_bad_request(server: FakeLLMServer, build
 
 
 async def test_slow_response_beyond_timeout_maps_to_timeout(server: FakeLLMServer, build: Build) -> None:
-    server.script("tgi", delay=3.0)
-
-    started = time.monotonic()
-    with pytest.raises(ProviderTimeout):
-        await build(timeout_seconds=0.5, max_retries=0).complete(prompt())
-
-    assert time.monotonic() - started < 2.0
+    await slow_answer_times_out(server, build, "tgi", prompt())
 
 
 async def test_unreachable_endpoint_maps_to_unavailable(build: Build) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     with pytest.raises(ProviderUnavailable) as caught:
-        await build(base_url=f"http://127.0.0.1:{port}", max_retries=0).complete(prompt())
+        await build(base_url=closed_port_url(), max_retries=0).complete(prompt())
     assert "could not be reached" in caught.value.detail
 
 
 async def test_stream_dying_midway_maps_to_unavailable(server: FakeLLMServer, build: Build) -> None:
-    server.script("tgi", break_after=3)
-    deltas: list[str] = []
+    deltas = await stream_dropped(server, build, "tgi", prompt(), after=3)
 
-    with pytest.raises(ProviderUnavailable) as caught:
-        async for event in build().stream(prompt()):
-            deltas.append(event.delta)
-
-    assert "ended unexpectedly" in caught.value.detail
     assert deltas == ["You ", "said: ", "Write "]
-    assert len(server.requests) == 1
 
 
 async def test_error_event_inside_stream_maps_to_unavailable(server: FakeLLMServer, build: Build) -> None:
-    server.script("tgi", error_after=2)
+    error = await stream_failure(server, build, "tgi", prompt(), error_after=2)
 
-    with pytest.raises(ProviderUnavailable) as caught:
-        await collect(build(), prompt())
-
-    assert "CUDA out of memory" in caught.value.detail
+    assert "CUDA out of memory" in error.detail
 
 
 async def test_stream_with_invalid_event_maps_to_unavailable(server: FakeLLMServer, build: Build) -> None:
-    server.script("tgi", garbage_after=2)
+    error = await stream_failure(server, build, "tgi", prompt(), garbage_after=2)
 
-    with pytest.raises(ProviderUnavailable) as caught:
-        await collect(build(), prompt())
-
-    assert "ended unexpectedly" in caught.value.detail
+    assert "ended unexpectedly" in error.detail

@@ -3,99 +3,46 @@
 from __future__ import annotations
 
 import json
-import socket
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from adapter_support import (
+    WEATHER_TOOL,
+    adapter_fixtures,
+    assert_key_hidden,
+    closed_port_url,
+    collect,
+    rate_limit_exhausted,
+    rate_limit_retried,
+    server_error_retried,
+    slow_answer_times_out,
+    stream_dropped,
+    stream_failure,
+    weather_call,
+    wrong_key_rejected,
+)
 from fake_llm_server import FakeLLMServer, reply_for, words
 
 from promptops.providers.base import (
-    ConnectionConfig,
     ContextTooLong,
     ModelRequest,
     ProviderAuthError,
     ProviderBadRequest,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderTimeout,
     ProviderUnavailable,
-    StreamEvent,
     Usage,
 )
-from promptops.providers.openai_adapter import OpenAIProvider, redact
+from promptops.providers.openai_adapter import OpenAIProvider
 
 WRONG_KEY = "sk-Wr0ngKeyQ7v9XkLmN2pR4sT6uV8wY"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 Build = Callable[..., OpenAIProvider]
 
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def server(shared_server: FakeLLMServer) -> FakeLLMServer:
-    """The module's fake server, with no requests recorded and nothing scripted."""
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-async def build(server: FakeLLMServer) -> AsyncIterator[Build]:
-    """Adapters against the fake server (overrides go to ConnectionConfig); all closed after the test."""
-    made: list[OpenAIProvider] = []
-
-    def factory(**overrides: Any) -> OpenAIProvider:
-        values: dict[str, Any] = {
-            "type": "openai",
-            "base_url": server.url + "/v1",
-            "api_key": server.api_key,
-            "timeout_seconds": 5.0,
-            "max_retries": 1,
-        }
-        values.update(overrides)
-        provider = OpenAIProvider(ConnectionConfig(**values))
-        made.append(provider)
-        return provider
-
-    yield factory
-    for provider in made:
-        await provider.aclose()
+shared_server, server, build = adapter_fixtures(OpenAIProvider, "openai", path="/v1")
 
 
 def chat(text: str = "What is the weather like in Paris today", **fields: Any) -> ModelRequest:
     return ModelRequest(model="gpt-test", messages=[{"role": "user", "content": text}], **fields)
-
-
-async def collect(provider: OpenAIProvider, request: ModelRequest) -> tuple[list[str], StreamEvent]:
-    deltas: list[str] = []
-    final: StreamEvent | None = None
-    async for event in provider.stream(request):
-        if event.done:
-            final = event
-        else:
-            deltas.append(event.delta)
-    assert final is not None, "the stream ended without a done event"
-    return deltas, final
-
-
-def assert_key_hidden(error: ProviderError, key: str) -> None:
-    """Neither the key nor any 5-character piece of it may reach the client."""
-    for text in (error.detail, str(error), json.dumps(error.to_problem())):
-        leaked = [key[i : i + 5] for i in range(len(key) - 4) if key[i : i + 5] in text]
-        assert not leaked, f"key fragments {leaked} in {text!r}"
 
 
 # --- happy paths ----------------------------------------------------------------------------------------------
@@ -208,13 +155,7 @@ async def test_tools_passed_through_and_tool_calls_parsed(server: FakeLLMServer,
     assert body["tool_choice"] == "auto"
     assert response.finish_reason == "tool_calls"
     assert response.text == ""
-    assert response.tool_calls == [
-        {
-            "id": "call_0",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-        }
-    ]
+    assert response.tool_calls == [weather_call("call_0", "Paris")]
 
 
 async def test_stream_accumulates_tool_call_deltas(server: FakeLLMServer, build: Build) -> None:
@@ -308,15 +249,10 @@ async def test_azure_uses_deployment_url_api_version_and_api_key_header(
 async def test_wrong_key_maps_to_auth_error_without_leaking_the_key(
     server: FakeLLMServer, build: Build
 ) -> None:
-    with pytest.raises(ProviderAuthError) as caught:
-        await build(api_key=WRONG_KEY).complete(chat())
+    error = await wrong_key_rejected(server, build, chat(), WRONG_KEY)
 
-    error = caught.value
     # The server echoed a masked form of the key ("sk-Wr0*****V8wY"), as OpenAI does.
     assert "Incorrect API key provided" in error.detail
-    assert_key_hidden(error, WRONG_KEY)
-    assert error.to_problem()["code"] == "provider_auth_failed"
-    assert len(server.requests) == 1  # a 401 is not retried
 
 
 async def test_stream_auth_error_is_raised_before_any_delta(build: Build) -> None:
@@ -326,35 +262,17 @@ async def test_stream_auth_error_is_raised_before_any_delta(build: Build) -> Non
 
 
 async def test_rate_limit_with_retry_after_is_retried(server: FakeLLMServer, build: Build) -> None:
-    server.script("openai", status=429, headers={"Retry-After": "0.1"}, times=1)
-
-    started = time.monotonic()
-    response = await build(max_retries=2).complete(chat())
-
-    assert response.text
-    assert len(server.requests) == 2
-    assert time.monotonic() - started >= 0.1
+    assert await rate_limit_retried(server, build, "openai", chat()) >= 0.1
 
 
 async def test_rate_limit_exhausted_reports_retry_after(server: FakeLLMServer, build: Build) -> None:
-    server.script("openai", status=429, headers={"Retry-After": "0.1"}, times=5)
+    error = await rate_limit_exhausted(server, build, "openai", chat())
 
-    with pytest.raises(ProviderRateLimited) as caught:
-        await build(max_retries=1).complete(chat())
-
-    assert len(server.requests) == 2
-    assert caught.value.extra["retryAfter"] == pytest.approx(0.1)
-    assert caught.value.to_problem()["retryAfter"] == pytest.approx(0.1)
-    assert caught.value.retryable
+    assert error.retryable
 
 
 async def test_server_error_is_retried(server: FakeLLMServer, build: Build) -> None:
-    server.script("openai", status=500, times=1)
-
-    response = await build(max_retries=1).complete(chat())
-
-    assert response.text
-    assert len(server.requests) == 2
+    await server_error_retried(server, build, "openai", chat())
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -402,54 +320,31 @@ async def test_other_bad_request_and_unknown_model_map_to_bad_request(
 
 
 async def test_slow_response_beyond_timeout_maps_to_timeout(server: FakeLLMServer, build: Build) -> None:
-    server.script("openai", delay=3.0)
-
-    started = time.monotonic()
-    with pytest.raises(ProviderTimeout):
-        await build(timeout_seconds=0.5, max_retries=0).complete(chat())
-
-    assert time.monotonic() - started < 2.0
+    await slow_answer_times_out(server, build, "openai", chat())
 
 
 async def test_unreachable_endpoint_maps_to_unavailable(build: Build) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # Nothing listens on the port any more: the connection is refused.
     with pytest.raises(ProviderUnavailable) as caught:
-        await build(base_url=f"http://127.0.0.1:{port}/v1", max_retries=0).complete(chat())
+        await build(base_url=closed_port_url() + "/v1", max_retries=0).complete(chat())
     assert "could not be reached" in caught.value.detail
 
 
 async def test_stream_dying_midway_maps_to_unavailable(server: FakeLLMServer, build: Build) -> None:
-    server.script("openai", break_after=3)
-    deltas: list[str] = []
+    deltas = await stream_dropped(server, build, "openai", chat(), after=3)
 
-    with pytest.raises(ProviderUnavailable) as caught:
-        async for event in build().stream(chat()):
-            deltas.append(event.delta)
-
-    assert "ended unexpectedly" in caught.value.detail
     assert deltas, "the chunks sent before the drop are delivered"
-    assert len(server.requests) == 1  # a started stream is never retried
 
 
 async def test_stream_with_invalid_chunk_maps_to_unavailable(server: FakeLLMServer, build: Build) -> None:
-    server.script("openai", garbage_after=2)
+    error = await stream_failure(server, build, "openai", chat(), garbage_after=2)
 
-    with pytest.raises(ProviderUnavailable) as caught:
-        await collect(build(), chat())
-
-    assert "ended unexpectedly" in caught.value.detail
+    assert "ended unexpectedly" in error.detail
 
 
 async def test_error_event_inside_stream_maps_to_unavailable(server: FakeLLMServer, build: Build) -> None:
-    server.script("openai", error_after=2)
+    error = await stream_failure(server, build, "openai", chat(), error_after=2)
 
-    with pytest.raises(ProviderUnavailable) as caught:
-        await collect(build(), chat())
-
-    assert "ended unexpectedly" in caught.value.detail
+    assert "ended unexpectedly" in error.detail
 
 
 async def test_rate_limit_before_stream_starts_is_retried(server: FakeLLMServer, build: Build) -> None:
@@ -460,27 +355,3 @@ async def test_rate_limit_before_stream_starts_is_retried(server: FakeLLMServer,
     assert "".join(deltas)
     assert final.usage is not None
     assert len(server.requests) == 2
-
-
-# --- redaction ------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "message",
-    [
-        f"bad key {WRONG_KEY}",
-        "bad key sk-Wr0*********************uV8wY.",
-        "bad key sk-Wr0...V8wY",
-        f"bad key ****{WRONG_KEY[-6:]}",
-        f"key '{WRONG_KEY[2:20]}' rejected",
-    ],
-)
-def test_redact_hides_full_partial_and_masked_keys(message: str) -> None:
-    cleaned = redact(message, WRONG_KEY)
-    assert not [WRONG_KEY[i : i + 5] for i in range(len(WRONG_KEY) - 4) if WRONG_KEY[i : i + 5] in cleaned]
-    assert cleaned.startswith(("bad key", "key"))
-
-
-def test_redact_leaves_unrelated_text_alone() -> None:
-    assert redact("Loading... please wait ***", WRONG_KEY) == "Loading... please wait ***"
-    assert redact("anything", None) == "anything"

@@ -360,3 +360,34 @@ async def test_per_connection_concurrency_limit(papi: Api, fake: FakeLLMServer) 
     elapsed = time.perf_counter() - started
     assert first.status_code == second.status_code == 200
     assert elapsed >= 0.6  # the second call waited for the first: one at a time on this connection
+
+
+async def test_bad_target_fails_before_any_model_is_called(papi: Api, fake: FakeLLMServer) -> None:
+    await connect(papi, fake)
+    body = {
+        "template": "x",
+        "models": [{"provider": "openai-test", "model": "gpt-4o-mini"}, {"provider": "nope", "model": "m"}],
+    }
+    r = await papi.post("/api/v1/playground/run", json=body)
+    assert r.status_code == 404 and r.json()["code"] == "connection_not_found"
+    r = await papi.post("/api/v1/playground/run", json={**body, "stream": True})
+    assert r.status_code == 404
+    assert fake.requests == [] and (await papi.get("/api/v1/runs")).json()["items"] == []
+    for messages in (
+        [{"role": "wizard", "content": "x"}],
+        [{"role": "user", "content": "x", "name": "n"}],
+        [],
+    ):
+        r = await papi.post("/api/v1/playground/run", json={"messages": messages})
+        assert r.status_code == 422 and r.json()["code"] == "validation_error", messages
+    r = await papi.post(
+        "/api/v1/providers", json={"name": "mine", "type": "local", "options": {"model_path": "/etc/passwd"}}
+    )
+    assert r.status_code == 422
+    r = await papi.patch("/api/v1/providers/local", json={"maxConcurrency": 1})
+    assert r.status_code == 422 and r.json()["code"] == "builtin_connection"
+    r = await papi.put(
+        "/api/v1/models/prices",
+        json={"provider": "openai", "model": "gpt-4o", "inputPer1M": 1, "outputPer1M": 2},
+    )
+    assert r.json()["contextWindow"] == 128000

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
 from promptops.context import current_request_id
+from promptops.errors import ProblemError
 from promptops.governance.rbac import Permission as P
 from promptops.playground import service
 from promptops.providers.calls import CallOutcome
@@ -82,11 +83,15 @@ async def run(
                     ],
                 },
             )
-            async for index, item in service.stream_all(runtime.caller, ctx, prepared):
-                if isinstance(item, CallOutcome):
-                    yield _sse("result", result_out(index, item).model_dump(mode="json", by_alias=True))
-                else:
-                    yield _sse("delta", {"index": index, "text": item})
+            try:
+                async for index, item in service.stream_all(runtime.caller, ctx, prepared):
+                    if isinstance(item, CallOutcome):
+                        yield _sse("result", result_out(index, item).model_dump(mode="json", by_alias=True))
+                    else:
+                        yield _sse("delta", {"index": index, "text": item})
+            except ProblemError as error:
+                # Headers are gone already: report the failure in-band, then end the stream properly.
+                yield _sse("error", {**error.to_problem(request.url.path), "requestId": current_request_id()})
             yield _sse("end", {})
 
         return StreamingResponse(

@@ -12,7 +12,6 @@ from promptops.providers.calls import CallContext, CallInput, CallOutcome, Model
 from promptops.providers.schemas import PlaygroundIn
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
-from promptops.registry.schemas import MessageIn
 from promptops.runtime import Runtime
 from promptops.templates import engine
 
@@ -54,9 +53,7 @@ async def prepare(runtime: Runtime, principal: Principal, body: PlaygroundIn) ->
             response_schema = version.response_schema
         else:
             kind = "text" if body.template is not None else "chat"
-            messages = None
-            if body.messages is not None:
-                messages = [MessageIn.model_validate(m).model_dump() for m in body.messages]
+            messages = [m.model_dump() for m in body.messages] if body.messages is not None else None
 
             result = await engine.render(
                 kind,
@@ -70,9 +67,11 @@ async def prepare(runtime: Runtime, principal: Principal, body: PlaygroundIn) ->
     rendered: dict[str, Any] = {"text": result.text} if kind == "text" else {"messages": result.messages}
     call = CallInput(prompt=result.text, messages=result.messages, response_schema=response_schema)
     targets = [_target(m) for m in body.models] or [default]
-    return Prepared(
-        kind, rendered, call, prompt_id, version_id, targets, [_target(f) for f in body.fallbacks]
-    )
+    fallbacks = [_target(f) for f in body.fallbacks]
+    # Check every target before calling any: a bad one must fail the request before others spend money.
+    for target in [*targets, *fallbacks]:
+        runtime.caller.request_for(await runtime.caller.connection(principal, target.provider), target, call)
+    return Prepared(kind, rendered, call, prompt_id, version_id, targets, fallbacks)
 
 
 def context(principal: Principal, prepared: Prepared, body: PlaygroundIn) -> CallContext:

@@ -8,10 +8,8 @@ and reports tool calls back in the OpenAI shape so callers never see the differe
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,26 +18,24 @@ import anthropic
 
 from promptops.providers.base import (
     ConnectionConfig,
-    ContextTooLong,
     ModelRequest,
     ModelResponse,
-    ProviderAuthError,
-    ProviderBadRequest,
     ProviderError,
-    ProviderRateLimited,
-    ProviderTimeout,
-    ProviderUnavailable,
     StreamEvent,
+    Upstream,
     Usage,
+    cause_text,
+    content_text,
+    describe,
+    error_for_status,
     looks_like_context_error,
-    scrub,
+    retry_after_seconds,
 )
 
 DEFAULT_MAX_TOKENS = 1024  # the Messages API has no default and rejects requests without max_tokens
 # Anthropic-compatible proxies may not need a key; an explicit placeholder also stops the SDK from
 # picking up credentials from the server's environment or profile files.
 PLACEHOLDER_KEY = "not-needed"
-MAX_DETAIL_CHARS = 500
 
 # Anthropic stop reasons in the OpenAI vocabulary the rest of the platform uses.
 FINISH_REASONS = {
@@ -63,65 +59,10 @@ _TYPE_STATUS = {
     "overloaded_error": 529,
 }
 
-_MASK_RUN = re.compile(r"\*{2,}|\.{3}|…")
-_MASKED_TOKEN = re.compile(r"[A-Za-z0-9_\-]*(?:(?:\*{2,}|\.{3}|…)[A-Za-z0-9_\-]*)+")
 _DATA_URL = re.compile(r"^data:(?P<media>[\w/+.-]+);base64,(?P<data>.*)$", re.DOTALL)
 
 
-def redact(message: str, secret: str | None) -> str:
-    """``scrub`` the secret, then hide masked echoes of it (``sk-ant-a***wxyz``) that ``scrub`` leaves."""
-    cleaned = scrub(message, secret)
-    if not secret or len(secret) < 8:
-        return cleaned
-
-    def hide(match: re.Match[str]) -> str:
-        parts = _MASK_RUN.split(match.group(0))
-        head, tail = parts[0], parts[-1]
-        if (len(head) >= 3 and secret.startswith(head)) or (len(tail) >= 3 and secret.endswith(tail)):
-            return "***"
-        return match.group(0)
-
-    return _MASKED_TOKEN.sub(hide, cleaned)
-
-
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds the upstream asked us to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or date)."""
-    if headers is None:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, parsed.timestamp() - time.time())
-
-
 # --- request translation ----------------------------------------------------------------------------------
-
-
-def _text_of(content: Any) -> str:
-    """Plain text of an OpenAI message content (a string or a list of parts)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text", "")) if isinstance(part, Mapping) else str(part) for part in content
-        )
-    return str(content)
 
 
 def _image_block(url: str) -> dict[str, Any]:
@@ -194,14 +135,14 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            text = _text_of(content)
+            text = content_text(content)
             if text:
                 system.append(text)
         elif role == "tool":
             result = {
                 "type": "tool_result",
                 "tool_use_id": str(message.get("tool_call_id", "")),
-                "content": _text_of(content),
+                "content": content_text(content),
             }
             add("user", [result])
         elif role == "assistant":
@@ -286,6 +227,7 @@ class AnthropicProvider:
 
     def __init__(self, config: ConnectionConfig) -> None:
         self._config = config
+        self._upstream = Upstream.of("Anthropic", config)
         api_key = config.api_key or PLACEHOLDER_KEY
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
@@ -372,7 +314,7 @@ class AnthropicProvider:
             # Once the response has started, the SDK cannot retry; whatever broke, the answer is incomplete.
             raise self._stream_failure(exc) from None
         if not stopped:
-            raise ProviderUnavailable("The stream from Anthropic ended unexpectedly before message_stop")
+            raise self._upstream.stream_unfinished("message_stop")
         usage_out = Usage(input_tokens, output_tokens or 0) if input_tokens is not None else None
         calls = [tools[index].as_openai() for index in sorted(tools)]
         yield StreamEvent(
@@ -425,21 +367,15 @@ class AnthropicProvider:
 
     # --- errors ---------------------------------------------------------------------------------------------
 
-    def _safe(self, message: str) -> str:
-        text = " ".join(redact(message, self._config.api_key).split())
-        return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"
-
     def _map_error(self, exc: anthropic.AnthropicError) -> ProviderError:
         """Translate an SDK exception into the provider layer's error for the same condition."""
-        if isinstance(exc, anthropic.APITimeoutError):
-            return ProviderTimeout(f"Anthropic did not answer within {self._config.timeout_seconds:g} s")
-        if isinstance(exc, anthropic.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
-            return ProviderUnavailable(self._safe(f"Anthropic could not be reached ({reason})"))
         if isinstance(exc, anthropic.APIStatusError):
             return self._map_status(exc)
-        return ProviderError(self._safe(f"Anthropic call failed: {type(exc).__name__}: {exc}"))
+        if isinstance(exc, anthropic.APITimeoutError):
+            return self._upstream.timed_out()
+        if isinstance(exc, anthropic.APIConnectionError):
+            return self._upstream.unreachable(cause_text(exc) or exc.message)
+        return self._upstream.call_failed(exc)
 
     def _map_status(self, exc: anthropic.APIStatusError) -> ProviderError:
         error_type = exc.type if isinstance(exc.type, str) else None
@@ -448,31 +384,23 @@ class AnthropicProvider:
             # An ``error`` event inside a 200 stream: its type says what the status would have been.
             status = _TYPE_STATUS.get(error_type or "", 500)
         upstream = exc.api_message or (exc.body if isinstance(exc.body, str) else None) or exc.message
-        message = self._safe(f"Anthropic answered HTTP {status} ({error_type or 'error'}): {upstream}")
-        if status in (401, 403):
-            return ProviderAuthError(message)
-        if status == 429:
-            retry_after = retry_after_seconds(exc.response.headers)
-            if retry_after is None:
-                return ProviderRateLimited(message)
-            return ProviderRateLimited(message, retryAfter=retry_after)
-        if status == 413 or (status in (400, 422) and looks_like_context_error(upstream)):
-            return ContextTooLong(message)
-        if status == 408 or status >= 500:
-            # 529 (overloaded) lands here: a capacity problem upstream, worth retrying or falling back.
-            return ProviderUnavailable(message)
-        return ProviderBadRequest(message)
+        # 529 (overloaded) is an outage like any 5xx: a capacity problem upstream, worth retrying or
+        # falling back.
+        return error_for_status(
+            status,
+            self._upstream.safe(f"Anthropic answered HTTP {status} ({error_type or 'error'}): {upstream}"),
+            context_overflow=status == 413 or (status in (400, 422) and looks_like_context_error(upstream)),
+            # The SDK has honoured Retry-After between its own attempts; only a rate limit passes it on.
+            retry_after=retry_after_seconds(exc.response.headers) if status == 429 else None,
+        )
 
     def _stream_failure(self, exc: Exception) -> ProviderError:
         if isinstance(exc, anthropic.APIStatusError):
             return self._map_status(exc)
         if isinstance(exc, anthropic.APITimeoutError) or _is_timeout(exc):
-            return ProviderTimeout(
-                f"The stream from Anthropic stalled: no data for {self._config.timeout_seconds:g} s"
-            )
+            return self._upstream.stream_stalled()
         # A ValueError is undecodable JSON or an event that fails validation.
-        reason = "invalid event" if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        return ProviderUnavailable(self._safe(f"The stream from Anthropic ended unexpectedly ({reason})"))
+        return self._upstream.stream_broken("invalid event" if isinstance(exc, ValueError) else describe(exc))
 
 
 def _finish_reason(stop_reason: str | None) -> str | None:

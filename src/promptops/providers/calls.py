@@ -179,12 +179,15 @@ class ModelCaller:
     def cache_key(connection: service.ResolvedConnection, request: ModelRequest) -> str:
         material = {
             "connection": connection.name,
+            # changes with the connection's URL, key or settings, so answers of an old endpoint are not served
+            "connectionVersion": connection.version,
             "type": connection.type,
             "model": request.model,
             "prompt": request.prompt,
             "messages": request.messages,
             "params": [request.temperature, request.max_tokens, request.top_p, request.stop, request.seed],
             "tools": request.tools,
+            "toolChoice": request.tool_choice,
             "schema": request.response_schema,
             "extra": request.extra,
         }
@@ -226,7 +229,9 @@ class ModelCaller:
         request: ModelRequest,
         attempt: int,
     ) -> Run:
-        params = {k: v for k, v in {**connection.default_params, **target.params}.items()}
+        params = {
+            PARAM_ALIASES.get(k, k): v for k, v in {**connection.default_params, **target.params}.items()
+        }
         return Run(
             id=new_id("run"),
             project_id=ctx.principal.project_id,
@@ -267,7 +272,7 @@ class ModelCaller:
             usage = Usage(estimate_tokens(_input_text(call)), estimate_tokens(text), reported=False)
         price = await self.price(ctx.principal, connection, target.model)
         cost = 0.0 if cached else service.cost_usd(price, usage.input_tokens, usage.output_tokens)
-        latency = (time.perf_counter() - started) * 1000
+        latency = round((time.perf_counter() - started) * 1000, 3)
         run.output, run.tool_calls, run.finish_reason = text, tool_calls, finish_reason
         run.input_tokens, run.output_tokens, run.usage_estimated = (
             usage.input_tokens,

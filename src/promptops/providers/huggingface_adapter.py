@@ -8,10 +8,7 @@ messages into a prompt, retries rate limits and outages itself (tenacity), and r
 
 from __future__ import annotations
 
-import email.utils
 import json
-import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -26,20 +23,22 @@ from tenacity import (
 )
 
 from promptops.providers.base import (
+    MAX_DETAIL_CHARS,
     ConnectionConfig,
     ContextTooLong,
     ModelRequest,
     ModelResponse,
-    ProviderAuthError,
     ProviderBadRequest,
     ProviderError,
-    ProviderRateLimited,
-    ProviderTimeout,
     ProviderUnavailable,
     StreamEvent,
+    Upstream,
     Usage,
+    content_text,
+    describe,
+    error_for_status,
     looks_like_context_error,
-    scrub,
+    retry_after_seconds,
 )
 
 if TYPE_CHECKING:
@@ -47,57 +46,8 @@ if TYPE_CHECKING:
 
 # A server asking for a longer pause than this is better reported (with retryAfter) than waited out.
 MAX_RETRY_AFTER_SECONDS = 60.0
-MAX_DETAIL_CHARS = 500
 
 FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
-
-# TGI words context overflows its own way ("`inputs` tokens + `max_new_tokens` must be <= 4096",
-# "`inputs` must have less than 4096 tokens"), which the shared hints do not cover.
-_TGI_CONTEXT = re.compile(
-    r"inputs`?\s+(?:tokens\s+\+\s+`?max_new_tokens`?\s+must be <=|must have less than)", re.I
-)
-_MASK_RUN = re.compile(r"\*{2,}|\.{3}|…")
-_MASKED_TOKEN = re.compile(r"[A-Za-z0-9_\-]*(?:(?:\*{2,}|\.{3}|…)[A-Za-z0-9_\-]*)+")
-
-
-def redact(message: str, secret: str | None) -> str:
-    """``scrub`` the secret, then hide masked echoes of it (``hf_abc***wxyz``) that ``scrub`` leaves."""
-    cleaned = scrub(message, secret)
-    if not secret or len(secret) < 8:
-        return cleaned
-
-    def hide(match: re.Match[str]) -> str:
-        parts = _MASK_RUN.split(match.group(0))
-        head, tail = parts[0], parts[-1]
-        if (len(head) >= 3 and secret.startswith(head)) or (len(tail) >= 3 and secret.endswith(tail)):
-            return "***"
-        return match.group(0)
-
-    return _MASKED_TOKEN.sub(hide, cleaned)
-
-
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds the upstream asked us to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or date)."""
-    if headers is None:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, parsed.timestamp() - time.time())
 
 
 def render_chat(messages: list[dict[str, Any]]) -> str:
@@ -106,19 +56,9 @@ def render_chat(messages: list[dict[str, Any]]) -> str:
     Deliberately model-agnostic: the model's own chat template is only known to the server, and connections
     that need it should use ``options.api = "openai"`` (TGI applies the template on its ``/v1`` route).
     """
-    lines = [f"{message.get('role', 'user')}: {_text_of(message.get('content'))}" for message in messages]
+    lines = [f"{message.get('role', 'user')}: {content_text(message.get('content'))}" for message in messages]
     lines.append("assistant:")
     return "\n".join(lines)
-
-
-def _text_of(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) if isinstance(p, Mapping) else str(p) for p in content)
-    return str(content)
 
 
 def _retry_after_of(exc: BaseException) -> float | None:
@@ -189,6 +129,7 @@ class HuggingFaceProvider:
         if not config.base_url:
             raise ProviderBadRequest("A Hugging Face connection needs base_url (the endpoint URL)")
         self._config = config
+        self._upstream = Upstream.of("the Hugging Face endpoint", config)
         self._base_url = config.base_url.rstrip("/")
         headers = {"Accept": "application/json"}
         if config.api_key:
@@ -254,21 +195,15 @@ class HuggingFaceProvider:
         except ProviderError:
             raise
         except httpx.TimeoutException:
-            raise ProviderTimeout(
-                f"The stream from the Hugging Face endpoint stalled: no data for {self._config.timeout_seconds:g} s"
-            ) from None
+            raise self._upstream.stream_stalled() from None
         except Exception as exc:
             # ValueError is an undecodable event; anything else is the connection breaking.
-            reason = "invalid event" if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            raise ProviderUnavailable(
-                self._safe(f"The stream from the Hugging Face endpoint ended unexpectedly ({reason})")
-            ) from None
+            reason = "invalid event" if isinstance(exc, ValueError) else describe(exc)
+            raise self._upstream.stream_broken(reason) from None
         finally:
             await response.aclose()
         if not finished:
-            raise ProviderUnavailable(
-                "The stream from the Hugging Face endpoint ended unexpectedly before the final event"
-            )
+            raise self._upstream.stream_unfinished("the final event")
         yield StreamEvent(
             done=True,
             usage=_usage(details) if isinstance(details, Mapping) else None,
@@ -324,13 +259,9 @@ class HuggingFaceProvider:
         try:
             response = await self._client.send(request, stream=stream)
         except httpx.TimeoutException:
-            raise ProviderTimeout(
-                f"The Hugging Face endpoint did not answer within {self._config.timeout_seconds:g} s"
-            ) from None
+            raise self._upstream.timed_out() from None
         except httpx.TransportError as exc:
-            raise ProviderUnavailable(
-                self._safe(f"The Hugging Face endpoint could not be reached ({type(exc).__name__}: {exc})")
-            ) from None
+            raise self._upstream.unreachable(describe(exc)) from None
         if response.status_code >= 300:
             try:
                 await response.aread()
@@ -365,42 +296,31 @@ class HuggingFaceProvider:
 
     # --- errors ---------------------------------------------------------------------------------------------
 
-    def _safe(self, message: str) -> str:
-        text = " ".join(redact(message, self._config.api_key).split())
-        return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"
-
     def _status_error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
         upstream, error_type = _error_body(response)
-        message = self._safe(f"The Hugging Face endpoint answered HTTP {status}: {upstream}")
-        retry_after = retry_after_seconds(response.headers)
-        extra: dict[str, Any] = {"retryAfter": retry_after} if retry_after is not None else {}
+        safe = self._upstream.safe
         if status < 400:
             return ProviderBadRequest(
-                self._safe(
-                    f"The Hugging Face endpoint redirected (HTTP {status}); redirects are not followed"
-                )
+                safe(f"The Hugging Face endpoint redirected (HTTP {status}); redirects are not followed")
             )
-        if status in (401, 403):
-            return ProviderAuthError(message)
-        if status == 429:
-            return ProviderRateLimited(message, **extra)
-        if status in (400, 413, 422) and (
-            looks_like_context_error(upstream) or _TGI_CONTEXT.search(upstream)
-        ):
-            return ContextTooLong(message)
-        if status in (408, 424) or status >= 500 or error_type in ("overloaded", "generation"):
+        return error_for_status(
+            status,
+            safe(f"The Hugging Face endpoint answered HTTP {status}: {upstream}"),
+            context_overflow=status in (400, 413, 422) and looks_like_context_error(upstream),
             # 424 is TGI's "generation failed" (e.g. out of GPU memory); 503 is also how Inference
             # Endpoints say "scaled to zero, starting up". Both are worth retrying.
-            return ProviderUnavailable(message, **extra)
-        return ProviderBadRequest(message)
+            outage=status == 424 or error_type in ("overloaded", "generation"),
+            # Outages carry it too: the retry loop here (_wait) waits what the server asked for.
+            retry_after=retry_after_seconds(response.headers),
+        )
 
     def _error_event(self, event: Mapping[str, Any]) -> ProviderError:
         """An ``{"error": ..., "error_type": ...}`` event inside the stream."""
         upstream = _error_text(event.get("error"))
-        message = self._safe(f"The Hugging Face endpoint reported an error mid-stream: {upstream}")
+        message = self._upstream.safe(f"The Hugging Face endpoint reported an error mid-stream: {upstream}")
         if event.get("error_type") == "validation":
-            if looks_like_context_error(upstream) or _TGI_CONTEXT.search(upstream):
+            if looks_like_context_error(upstream):
                 return ContextTooLong(message)
             return ProviderBadRequest(message)
         return ProviderUnavailable(message)

@@ -7,9 +7,6 @@ this module only translates requests, responses and the SDK's exceptions into th
 
 from __future__ import annotations
 
-import email.utils
-import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,82 +15,25 @@ import openai
 
 from promptops.providers.base import (
     ConnectionConfig,
-    ContextTooLong,
     ModelRequest,
     ModelResponse,
-    ProviderAuthError,
     ProviderBadRequest,
     ProviderError,
-    ProviderRateLimited,
-    ProviderTimeout,
     ProviderUnavailable,
     StreamEvent,
+    Upstream,
     Usage,
+    cause_text,
+    describe,
+    error_for_status,
     looks_like_context_error,
-    scrub,
+    retry_after_seconds,
 )
 
 # Local servers (vLLM, llama.cpp, Ollama) accept any key, but the SDK refuses to start without one.
 PLACEHOLDER_KEY = "not-needed"
 # Used when an Azure connection names no API version; a GA version every Azure resource serves.
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
-# Upstream error bodies can be whole HTML pages from a proxy; problem details only need the gist.
-MAX_DETAIL_CHARS = 500
-
-_MASK_RUN = re.compile(r"\*{2,}|\.{3}|…")
-_MASKED_TOKEN = re.compile(r"[A-Za-z0-9_\-]*(?:(?:\*{2,}|\.{3}|…)[A-Za-z0-9_\-]*)+")
-
-
-def redact(message: str, secret: str | None) -> str:
-    """``scrub`` the secret, then hide masked echoes of it such as ``sk-abc*****wxyz``.
-
-    ``scrub`` only removes runs of eight or more characters; providers that mask the key still echo its
-    first and last few characters, which together narrow the key down. Any masked token that starts or ends
-    like the secret is replaced as a whole.
-    """
-    cleaned = scrub(message, secret)
-    if not secret or len(secret) < 8:
-        return cleaned
-
-    def hide(match: re.Match[str]) -> str:
-        token = match.group(0)
-        parts = _MASK_RUN.split(token)
-        head, tail = parts[0], parts[-1]
-        if (len(head) >= 3 and secret.startswith(head)) or (len(tail) >= 3 and secret.endswith(tail)):
-            return "***"
-        return token
-
-    return _MASKED_TOKEN.sub(hide, cleaned)
-
-
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds the upstream asked us to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or date)."""
-    if headers is None:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, parsed.timestamp() - time.time())
-
-
-def shorten(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
-    """Cut an upstream message down to a readable length."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -131,9 +71,9 @@ class OpenAIProvider:
 
     def __init__(self, config: ConnectionConfig) -> None:
         self._config = config
-        # Mid-sentence form; ``_label_start`` begins a sentence.
-        self._label = "Azure OpenAI" if config.type == "azure_openai" else "the OpenAI-compatible endpoint"
-        self._label_start = self._label[0].upper() + self._label[1:]
+        self._upstream = Upstream.of(
+            "Azure OpenAI" if config.type == "azure_openai" else "the OpenAI-compatible endpoint", config
+        )
         api_key = config.api_key or PLACEHOLDER_KEY
         # Redirects are not followed: the base URL passed the SSRF check, a redirect target did not.
         http_client = openai.DefaultAsyncHttpxClient(follow_redirects=False, timeout=config.timeout_seconds)
@@ -178,7 +118,7 @@ class OpenAIProvider:
         except openai.OpenAIError as exc:
             raise self._map_error(exc) from None
         if not chat.choices:
-            raise ProviderUnavailable(f"{self._label_start} returned no choices")
+            raise ProviderUnavailable(f"{self._upstream.title} returned no choices")
         first = chat.choices[0]
         tool_calls = [call.model_dump(exclude_none=True) for call in first.message.tool_calls or []]
         return ModelResponse(
@@ -221,9 +161,7 @@ class OpenAIProvider:
         if state.finish_reason is None:
             # Every OpenAI-style stream ends its last choice with a finish reason; without one the
             # connection was closed early (e.g. a proxy cut it) even though no error was raised.
-            raise ProviderUnavailable(
-                f"The stream from {self._label} ended unexpectedly before the model finished"
-            )
+            raise self._upstream.stream_unfinished("the model finished")
         yield StreamEvent(
             done=True,
             usage=state.usage,
@@ -324,63 +262,45 @@ class OpenAIProvider:
 
     # --- errors ---------------------------------------------------------------------------------------------
 
-    def _safe(self, message: str) -> str:
-        return shorten(redact(message, self._config.api_key))
-
     def _map_error(self, exc: openai.OpenAIError) -> ProviderError:
         """Translate an SDK exception into the provider layer's error for the same condition."""
-        label = self._label_start
+        upstream = self._upstream
         if isinstance(exc, openai.APITimeoutError):
-            return ProviderTimeout(f"{label} did not answer within {self._config.timeout_seconds:g} s")
+            return upstream.timed_out()
         if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
-            return ProviderUnavailable(self._safe(f"{label} could not be reached ({reason})"))
+            return upstream.unreachable(cause_text(exc) or exc.message)
         if isinstance(exc, openai.APIStatusError):
             return self._map_status(exc)
         if isinstance(exc, openai.APIError):
-            return ProviderUnavailable(self._safe(f"{label} reported an error: {exc.message}"))
-        return ProviderError(self._safe(f"{label} call failed: {type(exc).__name__}: {exc}"))
+            return ProviderUnavailable(upstream.safe(f"{upstream.title} reported an error: {exc.message}"))
+        return upstream.call_failed(exc)
 
     def _map_status(self, exc: openai.APIStatusError) -> ProviderError:
         status = exc.status_code
         upstream = _upstream_message(exc.body) or exc.message
-        message = self._safe(f"{self._label_start} answered HTTP {status}: {upstream}")
-        code = exc.code or ""
-        if status in (401, 403):
-            return ProviderAuthError(message)
-        if status == 429:
-            retry_after = retry_after_seconds(exc.response.headers)
-            if retry_after is None:
-                return ProviderRateLimited(message)
-            return ProviderRateLimited(message, retryAfter=retry_after)
-        if code == "context_length_exceeded" or (
-            status in (400, 413, 422) and looks_like_context_error(upstream)
-        ):
-            return ContextTooLong(message)
-        if status == 408 or status >= 500:
-            return ProviderUnavailable(message)
-        # 404 is how these servers say "no such model/deployment": a configuration problem, not an outage.
-        return ProviderBadRequest(message)
+        return error_for_status(
+            status,
+            self._upstream.safe(f"{self._upstream.title} answered HTTP {status}: {upstream}"),
+            context_overflow=exc.code == "context_length_exceeded"
+            or (status in (400, 413, 422) and looks_like_context_error(upstream)),
+            # The SDK has honoured Retry-After between its own attempts; only a rate limit passes it on.
+            retry_after=retry_after_seconds(exc.response.headers) if status == 429 else None,
+        )
 
     def _stream_failure(self, exc: Exception) -> ProviderError:
-        label = self._label
         if isinstance(exc, openai.APITimeoutError):
-            return ProviderTimeout(
-                f"The stream from {label} stalled: no data for {self._config.timeout_seconds:g} s"
-            )
+            return self._upstream.stream_stalled()
         if isinstance(exc, openai.APIStatusError):
             return self._map_status(exc)
         if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            reason = f"{type(cause).__name__}: {cause}" if cause else "connection lost"
+            reason = cause_text(exc) or "connection lost"
         elif isinstance(exc, openai.APIError):
             reason = f"upstream error: {exc.message}"
         elif isinstance(exc, ValueError):  # undecodable JSON or a chunk that fails validation
             reason = "invalid chunk"
         else:
-            reason = f"{type(exc).__name__}: {exc}"
-        return ProviderUnavailable(self._safe(f"The stream from {label} ended unexpectedly ({reason})"))
+            reason = describe(exc)
+        return self._upstream.stream_broken(reason)
 
 
 def _response_format(schema: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from promptops.providers.base import ConnectionType
+from promptops.registry.schemas import MessageIn
 from promptops.schemas import ApiModel, ApiOut, SmallJson
 
 CONNECTION_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -15,7 +15,9 @@ CONNECTION_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
 
 class ConnectionIn(ApiModel):
     name: str = Field(min_length=1, max_length=64, pattern=CONNECTION_NAME)
-    type: ConnectionType
+    # "local" is built in and configured by the operator only: a model_path option would let a project
+    # admin make the server open any file on its disk.
+    type: Literal["openai", "azure_openai", "anthropic", "huggingface"]
     base_url: str | None = Field(default=None, max_length=500)
     api_key: str | None = Field(default=None, min_length=1, max_length=4000)
     api_version: str | None = Field(default=None, max_length=40)
@@ -102,8 +104,8 @@ class CacheOptions(ApiModel):
 class PlaygroundIn(ApiModel):
     prompt: str | None = Field(default=None, max_length=300, description="name, name@label or name@3")
     template: str | None = Field(default=None, max_length=200_000, description="A raw text template")
-    messages: list[dict[str, Any]] | None = Field(
-        default=None, max_length=200, description="Raw chat messages"
+    messages: list[MessageIn] | None = Field(
+        default=None, min_length=1, max_length=200, description="Raw chat messages [{role, content}]"
     )
     variables: dict[str, Any] = Field(default_factory=dict, max_length=200)
     models: list[ModelTarget] = Field(default_factory=list, max_length=8)

@@ -25,6 +25,7 @@ from promptops.tenancy.service import scoped
 
 LOCAL_NAME = "local"
 LOCAL_MODEL = "gemma-3-270m"
+LOCAL_CONTEXT = 8192  # tokens; the catalog lists the same window
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ LOCAL_CONNECTION = ResolvedConnection(
     id=None,
     name=LOCAL_NAME,
     type="local",
-    config=ConnectionConfig(type="local", timeout_seconds=300.0, max_retries=0),
+    config=ConnectionConfig(
+        type="local", timeout_seconds=300.0, max_retries=0, options={"n_ctx": LOCAL_CONTEXT}
+    ),
     allowed_models=(LOCAL_MODEL,),
     max_concurrency=64,  # requests queue on the model's single worker thread anyway
 )
@@ -67,6 +70,11 @@ async def list_connections(session: AsyncSession, principal: Principal) -> list[
 
 
 async def get_connection(session: AsyncSession, principal: Principal, name: str) -> ProviderConnection:
+    if name == LOCAL_NAME:
+        raise ValidationProblem(
+            "'local' is the built-in embedded model; it is configured by the operator, not through the API",
+            code="builtin_connection",
+        )
     row = (
         await session.execute(
             scoped(select(ProviderConnection), ProviderConnection, principal).where(
@@ -303,8 +311,11 @@ async def list_models(session: AsyncSession, principal: Principal) -> list[tuple
 
 
 async def set_price(session: AsyncSession, principal: Principal, body: PriceIn) -> ModelPrice:
-    if body.input_per_1m < 0 or body.output_per_1m < 0:
-        raise ValidationProblem("Prices cannot be negative", code="invalid_price")
+    context_window = body.context_window
+    if context_window is None:
+        # Keep the catalog's window when the override only changes prices.
+        known = catalog().get((body.provider, body.model))
+        context_window = known.context_window if known else None
     row = await session.get(ModelPrice, (principal.project_id, body.provider, body.model))
     previous = None
     if row is None:
@@ -314,14 +325,14 @@ async def set_price(session: AsyncSession, principal: Principal, body: PriceIn) 
             model=body.model,
             input_per_1m=body.input_per_1m,
             output_per_1m=body.output_per_1m,
-            context_window=body.context_window,
+            context_window=context_window,
             updated_at=utcnow(),
         )
         session.add(row)
     else:
         previous = {"inputPer1M": row.input_per_1m, "outputPer1M": row.output_per_1m}
         row.input_per_1m, row.output_per_1m = body.input_per_1m, body.output_per_1m
-        row.context_window = body.context_window
+        row.context_window = context_window
         row.updated_at = utcnow()
     await session.flush()
     await audit.record(
@@ -333,7 +344,7 @@ async def set_price(session: AsyncSession, principal: Principal, body: PriceIn) 
             "model": body.model,
             "inputPer1M": body.input_per_1m,
             "outputPer1M": body.output_per_1m,
-            "contextWindow": body.context_window,
+            "contextWindow": context_window,
             "previous": previous,
         },
     )
