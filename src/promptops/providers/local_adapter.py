@@ -13,6 +13,8 @@ thread that belongs to the model; concurrent requests queue there, and the event
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import threading
@@ -86,6 +88,20 @@ class _Slot:
 # on the event loop is harmless; the load itself runs in the slot's worker thread.
 _registry: dict[tuple[str, int], _Slot] = {}
 _registry_lock = threading.Lock()
+
+
+def _close_models_at_exit() -> None:
+    """Free the models while the interpreter still works: llama-cpp-python's own finalizer fails at shutdown."""
+    with _registry_lock:
+        slots = list(_registry.values())
+    for slot in slots:
+        if slot.model.done() and slot.model.exception() is None:
+            with contextlib.suppress(Exception):
+                slot.model.result().llm.close()
+        slot.executor.shutdown(wait=False, cancel_futures=True)
+
+
+atexit.register(_close_models_at_exit)
 
 # assemble() re-hashes the 240 MB file on every call, so its answer is kept for the process.
 _default_path: list[str] = []
