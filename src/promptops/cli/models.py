@@ -145,8 +145,12 @@ def providers_list(as_json: JsonFlag = False) -> None:
     """List provider connections (API keys are never shown)."""
     with client() as api:
         items = api.get("/api/v1/providers")
+    _show_connections(items, as_json, single=False)
+
+
+def _show_connections(items: list[dict[str, Any]], as_json: bool, *, single: bool = True) -> None:
     if as_json:
-        output.print_json(items)
+        output.print_json(items[0] if single else items)
         return
     output.table(
         ["name", "type", "base URL", "key", "allowed models", "concurrency", ""], _connection_rows(items)
@@ -242,12 +246,7 @@ def providers_create(
     )
     with client() as api:
         created = api.post("/api/v1/providers", {"name": name, "type": type_, **body})
-    if as_json:
-        output.print_json(created)
-        return
-    output.table(
-        ["name", "type", "base URL", "key", "allowed models", "concurrency", ""], _connection_rows([created])
-    )
+    _show_connections([created], as_json)
 
 
 @providers_app.command("update")
@@ -280,12 +279,7 @@ def providers_update(
         raise CliError("Nothing to change", "give at least one option", "usage")
     with client() as api:
         updated = api.patch(f"/api/v1/providers/{path_segment(name)}", body)
-    if as_json:
-        output.print_json(updated)
-        return
-    output.table(
-        ["name", "type", "base URL", "key", "allowed models", "concurrency", ""], _connection_rows([updated])
-    )
+    _show_connections([updated], as_json)
 
 
 @providers_app.command("delete")

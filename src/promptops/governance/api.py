@@ -90,19 +90,10 @@ async def contract_audit(
     return await _list(request, principal, prompt_id, user, event_type, since, until, cursor, limit)
 
 
-@router.get("", response_model=AuditPage, summary="List audit events")
-async def list_audit(
-    request: Request,
-    principal: AuditReader,
-    prompt_id: Annotated[str | None, Query(alias="promptId", max_length=200)] = None,
-    user: Annotated[str | None, Query(max_length=254)] = None,
-    event_type: Annotated[str | None, Query(alias="eventType", max_length=60)] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> AuditPage:
-    return await _list(request, principal, prompt_id, user, event_type, since, until, cursor, limit)
+# The v1 resource path serves the same listing as the seed 004 contract path.
+router.add_api_route(
+    "", contract_audit, methods=["GET"], response_model=AuditPage, summary="List audit events"
+)
 
 
 @router.get("/verify", response_model=VerifyOut, summary="Verify the project's audit hash chain")
