@@ -1,6 +1,6 @@
 """Tenant scoping and project management.
 
-Every query on a tenant-owned table goes through :func:`scoped` / :func:`get_scoped`, so a row of another
+Every query on a tenant-owned table goes through :func:`scoped`, so a row of another
 project is simply not found (404), never forbidden (403) and never returned.
 """
 
@@ -18,7 +18,7 @@ from promptops.errors import Conflict, Forbidden, NotFound, ValidationProblem
 from promptops.governance import audit
 from promptops.governance.rbac import Role
 from promptops.ids import new_id
-from promptops.tenancy.models import Organization, Project
+from promptops.tenancy.models import Project
 
 T = TypeVar("T")
 SelectT = TypeVar("SelectT", bound=Select)
@@ -28,19 +28,6 @@ PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 def scoped(stmt: SelectT, model: Any, principal: Principal) -> SelectT:
     """Restrict a SELECT on a tenant-owned model to the principal's project."""
     return stmt.where(model.project_id == principal.project_id)
-
-
-async def get_scoped(
-    session: AsyncSession, model: type[T], principal: Principal, row_id: str, what: str
-) -> T:
-    """Fetch one tenant-owned row by id, or 404 if it does not exist in the principal's project."""
-    id_column = model.id  # type: ignore[attr-defined]
-    row = (
-        await session.execute(scoped(select(model), model, principal).where(id_column == row_id))
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"{what} {row_id} not found", code=f"{what.lower().replace(' ', '_')}_not_found")
-    return row
 
 
 def validate_project_name(name: str) -> str:
@@ -108,15 +95,6 @@ async def create_project(
         project_id=project.id,
     )
     return project
-
-
-async def get_or_create_org(session: AsyncSession, name: str) -> Organization:
-    org = (await session.execute(select(Organization).where(Organization.name == name))).scalar_one_or_none()
-    if org is None:
-        org = Organization(id=new_id("org"), name=name)
-        session.add(org)
-        await session.flush()
-    return org
 
 
 async def update_project(
