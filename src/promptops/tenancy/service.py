@@ -20,7 +20,6 @@ from promptops.governance.rbac import Role
 from promptops.ids import new_id
 from promptops.tenancy.models import Project
 
-T = TypeVar("T")
 SelectT = TypeVar("SelectT", bound=Select)
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
