@@ -19,10 +19,17 @@ from promptops.bootstrap import bootstrap, print_credentials
 from promptops.config import Settings, get_settings
 from promptops.context import current_request_id
 from promptops.crypto import SecretBox, load_master_secret
+from promptops.datasets.api import router as datasets_router
 from promptops.db import Database
 from promptops.errors import ProblemError
+from promptops.evals.api import contract_router as eval_contract_router
+from promptops.evals.api import router as evals_router
+from promptops.feedback.api import annotations_router
+from promptops.feedback.api import contract_router as feedback_contract_router
+from promptops.feedback.api import router as feedback_router
 from promptops.governance.api import contract_router
 from promptops.governance.api import router as audit_router
+from promptops.jobs import build_job_queue
 from promptops.logging import configure_logging, log
 from promptops.middleware import Metrics, RequestContextMiddleware
 from promptops.migrate import upgrade
@@ -34,6 +41,7 @@ from promptops.providers.api import router as providers_router
 from promptops.providers.calls import ModelCaller
 from promptops.providers.service import rotate_secrets
 from promptops.registry import service as registry_service
+from promptops.registry.api import lint_router
 from promptops.registry.api import router as prompts_router
 from promptops.runs.api import router as runs_router
 from promptops.runs.recorder import RunRecorder
@@ -104,6 +112,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     recorder = RunRecorder(db)
     caller = ModelCaller(settings, db, box, recorder, ttl=settings.resolve_cache_ttl_seconds)
     runtime = Runtime(settings=settings, db=db, box=box, recorder=recorder, caller=caller)
+    runtime.jobs = build_job_queue(runtime)
     registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
     runtime.api_key_cache.ttl = settings.resolve_cache_ttl_seconds
 
@@ -120,12 +129,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         if rotated:
             log.info("secrets_rotated", count=rotated, key_id=box.current_kid)
         recorder.start()
+        await runtime.jobs.start()
         log.info("started", database=db.dialect, version=__version__)
         # Move everything built at start-up out of the collector's view: full collections then scan only
         # request garbage, which removes tens-of-milliseconds pauses from the latency tail.
         gc.collect()
         gc.freeze()
         yield
+        await runtime.jobs.stop()
         await recorder.stop()
         await caller.aclose()
         await db.dispose()
@@ -149,12 +160,19 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         members_router,
         keys_router,
         prompts_router,
+        lint_router,
         audit_router,
         contract_router,
         providers_router,
         models_router,
         runs_router,
         playground_router,
+        evals_router,
+        eval_contract_router,
+        datasets_router,
+        feedback_contract_router,
+        feedback_router,
+        annotations_router,
     ):
         app.include_router(router)
     app.add_middleware(

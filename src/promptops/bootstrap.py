@@ -9,11 +9,14 @@ from importlib import resources
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth import service as auth
 from promptops.auth.models import Membership
-from promptops.auth.principal import system_principal
+from promptops.auth.principal import Principal, system_principal
 from promptops.config import Settings
+from promptops.datasets import formats as dataset_formats
+from promptops.datasets import service as dataset_service
 from promptops.governance import audit
 from promptops.governance.rbac import Role
 from promptops.ids import new_id
@@ -33,6 +36,26 @@ class BootstrapResult:
     admin_password: str | None  # None when chosen by PROMPTOPS_BOOTSTRAP_ADMIN_PASSWORD (not echoed)
     api_key: str | None  # None when chosen by PROMPTOPS_BOOTSTRAP_ADMIN_KEY (not echoed)
     examples: int
+
+
+EXAMPLE_DATASETS = {"sentiment/reviews": "sentiment-reviews.jsonl"}
+
+
+async def load_example_datasets(session: AsyncSession, principal: Principal) -> int:
+    """The example datasets shipped in ``promptops/examples/datasets`` (the sentiment prompts' test set)."""
+    folder = resources.files("promptops") / "examples" / "datasets"
+    for name, filename in EXAMPLE_DATASETS.items():
+        cases = dataset_formats.parse((folder / filename).read_bytes(), "jsonl", source=filename)
+        await dataset_service.create_dataset(
+            session,
+            principal,
+            name,
+            "Short product and movie reviews labelled positive or negative (for the sentiment/* prompts)",
+            cases,
+            "Example dataset",
+            source="import",
+        )
+    return len(EXAMPLE_DATASETS)
 
 
 def example_bodies() -> list[CreatePromptIn]:
@@ -88,6 +111,7 @@ async def bootstrap(runtime: Runtime) -> BootstrapResult | None:
                 for body in example_bodies():
                     await registry.create_prompt(session, system, body)
                     examples += 1
+                await load_example_datasets(session, system)
     except IntegrityError:
         # Another process bootstrapped the same database at the same moment; its result stands.
         log.info("bootstrap_skipped", reason="concurrent bootstrap")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +48,28 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="In-process cache of auth and label resolution; 0 disables."
     )
 
+    job_backend: Literal["auto", "inprocess", "procrastinate"] = Field(
+        default="auto",
+        description="Background jobs: procrastinate on PostgreSQL, in-process on SQLite (auto), or forced.",
+    )
+    run_workers: bool = Field(
+        default=True, description="This server process also runs job workers (false: API-only replica)."
+    )
+    job_concurrency: int = Field(default=2, ge=1, le=64, description="Jobs run at once per process.")
+    job_max_attempts: int = Field(default=3, ge=1, le=100, description="Tries per job before it fails.")
+    job_retry_backoff_seconds: float = Field(
+        default=5.0, ge=0, le=3600, description="Wait before the first retry; doubles per attempt."
+    )
+    job_shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, le=3600, description="On stop, wait this long for running jobs, then cancel them."
+    )
+    job_stalled_seconds: float = Field(
+        default=60.0,
+        ge=3,
+        le=86_400,
+        description="A procrastinate worker silent this long is dead; its running jobs are retried.",
+    )
+
     @field_validator("previous_secret_keys", "provider_allowed_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -65,6 +87,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalize_database_url(self.database_url)
         return f"sqlite+aiosqlite:///{(self.data_dir / 'promptops.db').resolve()}"
+
+    @property
+    def effective_job_backend(self) -> str:
+        """``procrastinate`` or ``inprocess`` (``auto`` follows the database)."""
+        if self.job_backend != "auto":
+            return self.job_backend
+        return "procrastinate" if self.effective_database_url.startswith("postgresql") else "inprocess"
 
 
 def normalize_database_url(url: str) -> str:

@@ -18,6 +18,15 @@ PREFIXES = {
     "idempotency": "idm",
     "connection": "pcn",
     "run": "run",
+    "dataset": "dst",
+    "dataset_version": "dsv",
+    "case": "cas",
+    "eval_run": "evr",
+    "eval_result": "evc",
+    "feedback": "fbk",
+    "annotation": "ann",
+    "optimization": "opt",
+    "candidate": "cnd",
 }
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from promptops.auth import models as auth_models
+from promptops.datasets import models as dataset_models
 from promptops.db import Base
+from promptops.evals import models as eval_models
+from promptops.feedback import models as feedback_models
 from promptops.governance import models as governance_models
 from promptops.idempotency import IdempotencyRecord
+from promptops.optimize import models as optimize_models
 from promptops.providers import models as provider_models
 from promptops.registry import models as registry_models
 from promptops.runs import models as run_models
@@ -16,8 +20,12 @@ metadata = Base.metadata
 __all__ = [
     "IdempotencyRecord",
     "auth_models",
+    "dataset_models",
+    "eval_models",
+    "feedback_models",
     "governance_models",
     "metadata",
+    "optimize_models",
     "provider_models",
     "registry_models",
     "run_models",

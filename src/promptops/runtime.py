@@ -11,6 +11,7 @@ from promptops.cache import TTLCache
 from promptops.config import Settings
 from promptops.crypto import SecretBox
 from promptops.db import Database
+from promptops.jobs.base import JobQueue, UnstartedQueue
 from promptops.providers.calls import ModelCaller
 from promptops.runs.recorder import RunRecorder
 
@@ -22,6 +23,8 @@ class Runtime:
     box: SecretBox
     recorder: RunRecorder
     caller: ModelCaller
+    # Durable background jobs (promptops.jobs); create_app sets the configured backend.
+    jobs: JobQueue = field(default_factory=UnstartedQueue)
     # Authenticated API keys by key digest (see promptops.auth.deps); per server, dropped on revocation.
     api_key_cache: TTLCache[Any] = field(default_factory=lambda: TTLCache(ttl=0))
 

@@ -70,7 +70,7 @@ def test_bad_prompt_files_are_reported_per_file(server: LiveServer, tmp_path: Pa
     (folder / "c.prompt.md").write_text("---\nname: [unclosed\n---\nHi\n")
     result = cli.fails("prompts", "push", str(folder))
     assert "good/one" in result.stdout and "created" in result.stdout
-    assert "Warning: good/one@1: Variables used but not declared: x" in result.stderr
+    assert "Warning: good/one@1: PL003 undeclared-variable: Variable 'x' is used but not declared" in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 2
     assert (

@@ -12,8 +12,8 @@ Usage::
         ...  # call an adapter with base_url=server.url + "/v1" and api_key=server.api_key
         assert len(server.requests) == 2
 
-Families: ``openai`` (``/v1/chat/completions``, ``/v1/completions`` and Azure's
-``/openai/deployments/{name}/...``), ``anthropic`` (``/v1/messages``) and ``tgi`` (``/generate``,
+Families: ``openai`` (``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings`` with vectors from
+:func:`embedding_for`, and Azure's ``/openai/deployments/{name}/...``), ``anthropic`` (``/v1/messages``) and ``tgi`` (``/generate``,
 ``/generate_stream``). Script fields (see :class:`Behaviour`): ``status`` / ``error`` (``auth``,
 ``rate_limit``, ``context``, ``bad_request``, ``not_found``, ``server``, ``unavailable``, ``overloaded``) for
 failures in each provider's error format, ``headers``, ``delay`` (seconds before answering), ``text`` and
@@ -25,9 +25,13 @@ undecodable event mid-stream, ``serverless=True`` for the Hugging Face list-shap
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import math
 import re
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -45,6 +49,7 @@ DEFAULT_KEY = "sk-Zq8vR3xK9mW2pL7tY4nB6cD1hJ5gF0sA"
 FAMILIES = ("openai", "anthropic", "tgi")
 TGI_MODEL = "fake-org/fake-tgi-model"
 CREATED = 1_700_000_000
+EMBEDDING_DIM = 64
 
 
 def words(text: str) -> int:
@@ -55,6 +60,19 @@ def words(text: str) -> int:
 def reply_for(text: str) -> str:
     """The default answer: an echo of (the first twelve words of) the last user input."""
     return "You said: " + " ".join(text.split()[:12])
+
+
+def embedding_for(text: str) -> list[float]:
+    """The fake embedding: a unit-length hashed bag of lower-cased words in ``EMBEDDING_DIM`` dimensions.
+
+    Texts sharing words point the same way (cosine = word overlap), texts with none are orthogonal (mostly).
+    """
+    vector = [0.0] * EMBEDDING_DIM
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[int.from_bytes(digest[:4], "big") % EMBEDDING_DIM] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
 
 
 def pieces(text: str) -> list[str]:
@@ -151,6 +169,10 @@ class FakeLLMServer:
             routes=[
                 Route("/v1/chat/completions", self._openai_chat, methods=["POST"]),
                 Route("/v1/completions", self._openai_legacy, methods=["POST"]),
+                Route("/v1/embeddings", self._openai_embeddings, methods=["POST"]),
+                Route(
+                    "/openai/deployments/{deployment}/embeddings", self._openai_embeddings, methods=["POST"]
+                ),
                 Route(
                     "/openai/deployments/{deployment}/chat/completions", self._openai_chat, methods=["POST"]
                 ),
@@ -409,6 +431,26 @@ class FakeLLMServer:
         if (body.get("stream_options") or {}).get("include_usage") and behaviour.usage:
             events.append({**base, "choices": [], "usage": usage})
         return self._openai_stream(events, behaviour)
+
+    async def _openai_embeddings(self, request: Request) -> Response:
+        body, behaviour, failure = await self._receive(request, "openai")
+        if failure is not None:
+            return failure
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        model = body.get("model") or request.path_params.get("deployment", "")
+        data = []
+        for index, text in enumerate(texts):
+            vector = embedding_for(str(text))
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        payload: dict[str, Any] = {"object": "list", "data": data, "model": model}
+        if behaviour.usage:
+            tokens = sum(words(str(text)) for text in texts)
+            payload["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return JSONResponse(payload, headers=behaviour.headers)
 
     @staticmethod
     def _openai_stream(events: list[dict[str, Any]], behaviour: Behaviour) -> Response:

@@ -120,6 +120,35 @@ class ApiClient:
         except ValueError:
             raise CliError("The server sent a response that is not JSON", response.text[:300], "bad_response")
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send raw bytes (e.g. a dataset file) and return the raw 2xx response; errors as :class:`CliError`."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(
+                method, path, params=clean or None, content=content, headers=headers
+            )
+        except httpx.ConnectError as exc:
+            raise CliError(
+                f"Cannot connect to the PromptOps server at {self.url}",
+                f"{_reason(exc)}; is the server running ('promptops serve') and is the URL right?",
+                "connection_failed",
+            )
+        except httpx.TimeoutException:
+            raise CliError(f"The PromptOps server at {self.url} did not answer in time", None, "timeout")
+        except httpx.HTTPError as exc:
+            raise CliError(f"Request to {self.url} failed", str(exc) or type(exc).__name__, "http_error")
+        if response.status_code >= 400:
+            raise problem_error(response)
+        return response
+
     def stream_events(self, path: str, body: Any) -> Iterator[tuple[str, Any]]:
         """POST ``body`` and yield the Server-Sent Events of the answer as ``(event, decoded data)``."""
         try:

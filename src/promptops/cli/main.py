@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from promptops.cli import admin, audit, models, output, prompts
+from promptops.cli import admin, audit, datasets, evals, feedback, models, output, prompts
 from promptops.cli import config as cfg
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import JsonFlag, client
+from promptops.cli.lint import lint as lint_command
 from promptops.errors import ProblemError
 
 if TYPE_CHECKING:
@@ -54,7 +55,12 @@ app.add_typer(admin.projects_app, name="projects")
 app.add_typer(models.providers_app, name="providers")
 app.add_typer(models.models_app, name="models")
 app.add_typer(models.runs_app, name="runs")
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(evals.app, name="eval")
 app.command("run")(models.run)
+app.command("lint")(lint_command)
+app.add_typer(feedback.app, name="feedback")
+app.add_typer(feedback.annotate_app, name="annotate")
 
 
 @app.command()
@@ -87,6 +93,32 @@ def serve(
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Jobs run at once (default PROMPTOPS_JOB_CONCURRENCY or 2)."),
+    ] = None,
+) -> None:
+    """Run background job workers (evaluations, optimizations) on PostgreSQL until SIGTERM or Ctrl-C.
+
+    Needs a migrated database (start `promptops serve` once). Run as many as you like, on any machine.
+    """
+    import asyncio
+
+    from promptops.config import get_settings
+    from promptops.jobs.worker import WorkerError, run_worker
+    from promptops.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        status = asyncio.run(run_worker(settings, concurrency))
+    except WorkerError as exc:
+        raise CliError("cannot start the worker", str(exc), "worker_unavailable")
+    raise typer.Exit(code=status)
 
 
 @app.command()

@@ -35,12 +35,35 @@ class Permission(StrEnum):
     PROVIDER_MANAGE = "provider:manage"
     RUN_READ = "run:read"
     PLAYGROUND_RUN = "playground:run"
+    DATASET_READ = "dataset:read"
+    DATASET_WRITE = "dataset:write"
+    EVAL_READ = "eval:read"
+    EVAL_RUN = "eval:run"
+    FEEDBACK_READ = "feedback:read"
+    FEEDBACK_WRITE = "feedback:write"
+    ANNOTATION_MANAGE = "annotation:manage"
 
 
 P = Permission
-_VIEWER = {P.PROJECT_READ, P.PROMPT_READ, P.MEMBER_READ, P.RUN_READ}
-_QA = set(_VIEWER)  # QA-specific rights (feedback, annotation) arrive with those features
-_ENGINEER = _QA | {P.PROMPT_WRITE, P.LABEL_WRITE, P.LABEL_DEPLOY, P.AUDIT_READ, P.PLAYGROUND_RUN}
+_VIEWER = {
+    P.PROJECT_READ,
+    P.PROMPT_READ,
+    P.MEMBER_READ,
+    P.RUN_READ,
+    P.EVAL_READ,
+    P.FEEDBACK_READ,
+    P.DATASET_READ,
+}
+# QA analysts rate and comment (feedback), fill and work the annotation queue, and curate test datasets.
+_QA = _VIEWER | {P.FEEDBACK_WRITE, P.ANNOTATION_MANAGE, P.DATASET_WRITE}
+_ENGINEER = _QA | {
+    P.PROMPT_WRITE,
+    P.LABEL_WRITE,
+    P.LABEL_DEPLOY,
+    P.AUDIT_READ,
+    P.PLAYGROUND_RUN,
+    P.EVAL_RUN,
+}
 _COMPLIANCE = _VIEWER | {P.AUDIT_READ, P.AUDIT_VERIFY, P.APIKEY_READ}
 _ADMIN = set(Permission)
 

@@ -15,10 +15,16 @@ from promptops.models import metadata
 config = context.config
 
 
+def _include_name(name: str | None, type_: str, _parents: object) -> bool:
+    """Autogenerate compares our models only: procrastinate's tables come from migration 0004 (its own SQL)."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_name=_include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

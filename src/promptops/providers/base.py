@@ -80,6 +80,27 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class EmbeddingResponse:
+    """One vector per input text, in input order."""
+
+    vectors: list[list[float]]
+    usage: Usage
+    model: str
+
+
+class EmbeddingProvider(Protocol):
+    """What an adapter that can embed text implements besides :class:`Provider` (openai, local)."""
+
+    async def embed(self, model: str, texts: list[str]) -> EmbeddingResponse: ...
+
+
+class EmbeddingsNotSupported(ProblemError):
+    status = 422
+    code = "embeddings_not_supported"
+    title = "The connection cannot embed text"
+
+
 # --- errors: each maps to one stable problem code ----------------------------------------------------------------
 
 

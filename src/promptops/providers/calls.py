@@ -23,7 +23,15 @@ from promptops.errors import ProblemError, ValidationProblem
 from promptops.ids import new_id
 from promptops.logging import log
 from promptops.providers import service
-from promptops.providers.base import ModelRequest, ModelResponse, ProviderError, StreamEvent, Usage
+from promptops.providers.base import (
+    EmbeddingResponse,
+    EmbeddingsNotSupported,
+    ModelRequest,
+    ModelResponse,
+    ProviderError,
+    StreamEvent,
+    Usage,
+)
 from promptops.providers.factory import ProviderPool
 from promptops.providers.models import ResponseCacheEntry
 from promptops.providers.ssrf import check_base_url
@@ -82,6 +90,26 @@ class CallOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass
+class EmbedOutcome:
+    """The vectors of one embedding call (empty on error) and the Run that recorded it."""
+
+    target: Target
+    run: Run
+    vectors: list[list[float]]
+    usage: Usage | None
+    cost_usd: float
+    latency_ms: float
+    error: ProblemError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+MAX_EMBED_TEXTS = 256
 
 
 def estimate_tokens(text: str) -> int:
@@ -391,6 +419,60 @@ class ModelCaller:
                 cache_ttl,
             )
         return outcome
+
+    async def embed(self, ctx: CallContext, target: Target, texts: list[str]) -> EmbedOutcome:
+        """Embed ``texts`` with ``target`` (one vector per text); recorded as a Run like any other call.
+
+        The Run's input is ``{"texts": [...]}`` and its output ``"N embeddings"``; tokens are the provider's
+        count, else estimated. Connections whose adapter cannot embed fail with ``embeddings_not_supported``.
+        """
+        if not texts or len(texts) > MAX_EMBED_TEXTS:
+            raise ValidationProblem(
+                f"an embedding call takes 1 to {MAX_EMBED_TEXTS} texts, got {len(texts)}",
+                code="invalid_embedding_input",
+            )
+        connection = await self.connection(ctx.principal, target.provider)
+        if connection.allowed_models and target.model not in connection.allowed_models:
+            raise ValidationProblem(
+                f"Model {target.model!r} is not allowed on connection {connection.name!r}; "
+                f"allowed: {', '.join(connection.allowed_models)}",
+                code="model_not_allowed",
+            )
+        run = self._run(ctx, connection, target, ModelRequest(model=target.model), 1)
+        run.input = {"texts": list(texts)}
+        started = time.perf_counter()
+        try:
+            await self._guard(connection)
+            adapter = self.pool.adapter(connection)
+            embed = getattr(adapter, "embed", None)
+            if embed is None:
+                raise EmbeddingsNotSupported(
+                    f"connection {connection.name!r} ({connection.type}) cannot embed text; "
+                    "use an OpenAI-compatible or the local connection"
+                )
+            async with self.pool.semaphore(connection):
+                response: EmbeddingResponse = await embed(target.model, list(texts))
+            if len(response.vectors) != len(texts):
+                raise ProviderError(
+                    f"the provider returned {len(response.vectors)} embeddings for {len(texts)} texts"
+                )
+        except ProblemError as error:
+            failed = await self._fail(run, error, started, target)
+            return EmbedOutcome(target, failed.run, [], None, 0.0, failed.latency_ms, error)
+        except Exception as exc:
+            failed = await self._fail(run, _unexpected(exc), started, target)
+            return EmbedOutcome(target, failed.run, [], None, 0.0, failed.latency_ms, failed.error)
+        usage = response.usage
+        if not usage.reported:
+            usage = Usage(sum(estimate_tokens(t) for t in texts), 0, reported=False)
+        price = await self.price(ctx.principal, connection, target.model)
+        cost = service.cost_usd(price, usage.input_tokens, 0)
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        run.output = f"{len(response.vectors)} embeddings"
+        run.input_tokens, run.output_tokens, run.usage_estimated = usage.input_tokens, 0, not usage.reported
+        run.cost_usd, run.latency_ms = cost, latency
+        await self.recorder.record(run)
+        return EmbedOutcome(target, run, response.vectors, usage, cost, latency)
 
     async def stream(
         self, ctx: CallContext, target: Target, call: CallInput, *, fallbacks: list[Target] | None = None

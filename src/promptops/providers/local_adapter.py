@@ -28,6 +28,7 @@ from typing import Any
 from promptops.providers.base import (
     ConnectionConfig,
     ContextTooLong,
+    EmbeddingResponse,
     ModelRequest,
     ModelResponse,
     ProviderBadRequest,
@@ -87,13 +88,15 @@ class _Slot:
 # One slot per (model path, n_ctx) for the whole process. The lock only guards dictionary updates, so holding it
 # on the event loop is harmless; the load itself runs in the slot's worker thread.
 _registry: dict[tuple[str, int], _Slot] = {}
+# Embedding needs its own instance of the model (loaded with embedding=True, mean pooling), loaded on first use.
+_embed_registry: dict[tuple[str, int], _Slot] = {}
 _registry_lock = threading.Lock()
 
 
 def _close_models_at_exit() -> None:
     """Free the models while the interpreter still works: llama-cpp-python's own finalizer fails at shutdown."""
     with _registry_lock:
-        slots = list(_registry.values())
+        slots = [*_registry.values(), *_embed_registry.values()]
     for slot in slots:
         if slot.model.done() and slot.model.exception() is None:
             with contextlib.suppress(Exception):
@@ -177,6 +180,21 @@ class LocalProvider:
             # A stream abandoned while still queued behind other requests never starts.
             future.cancel()
 
+    async def embed(self, model: str, texts: list[str]) -> EmbeddingResponse:
+        """Mean-pooled, L2-normalised vectors from a second instance of the model loaded for embedding.
+
+        Texts longer than the model's batch are cut to it; ``usage.input_tokens`` is llama.cpp's count.
+        """
+        if model not in self.accepted_model_names():
+            raise ProviderBadRequest(
+                f"unknown model {model!r}: the local connection serves {self.model_name!r}",
+                availableModels=[self.model_name],
+            )
+        loaded = await self._model(embedding=True)
+        future = loaded.executor.submit(_embed_in_worker, loaded, list(texts))
+        vectors, tokens = await asyncio.wrap_future(future)
+        return EmbeddingResponse(vectors=vectors, usage=Usage(tokens, 0), model=self.model_name)
+
     async def aclose(self) -> None:
         """Nothing to release: the loaded model is shared by the whole process and stays loaded."""
 
@@ -211,14 +229,14 @@ class LocalProvider:
             return None
         return _chat_messages(request.messages)
 
-    async def _model(self) -> _LoadedModel:
+    async def _model(self, *, embedding: bool = False) -> _LoadedModel:
         if self._explicit_path is not None:
             path = self._explicit_path
         elif _default_path:
             path = _default_path[0]
         else:
             path = await asyncio.to_thread(_default_model_path)
-        return await _acquire(path, self.n_ctx, self.n_threads)
+        return await _acquire(path, self.n_ctx, self.n_threads, embedding=embedding)
 
     def _resolved_path(self) -> str:
         return self._explicit_path or _default_model_path()
@@ -280,14 +298,15 @@ def _default_model_path() -> str:
         return _default_path[0]
 
 
-async def _acquire(path: str, n_ctx: int, n_threads: int) -> _LoadedModel:
+async def _acquire(path: str, n_ctx: int, n_threads: int, *, embedding: bool = False) -> _LoadedModel:
     key = (path, n_ctx)
+    registry = _embed_registry if embedding else _registry
     with _registry_lock:
-        slot = _registry.get(key)
+        slot = registry.get(key)
         if slot is None:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptops-llama")
-            slot = _Slot(executor, executor.submit(_load, path, n_ctx, n_threads, executor))
-            _registry[key] = slot
+            slot = _Slot(executor, executor.submit(_load, path, n_ctx, n_threads, executor, embedding))
+            registry[key] = slot
     if slot.model.done() and slot.model.exception() is None:
         return slot.model.result()
     try:
@@ -296,15 +315,17 @@ async def _acquire(path: str, n_ctx: int, n_threads: int) -> _LoadedModel:
     except Exception as exc:
         # Forget the failed load so the next request tries again (e.g. after the extra was installed).
         with _registry_lock:
-            if _registry.get(key) is slot:
-                del _registry[key]
+            if registry.get(key) is slot:
+                del registry[key]
         slot.executor.shutdown(wait=False)
         if isinstance(exc, ProviderError):
             raise
         raise ProviderUnavailable(f"could not load the local model {path}: {exc}")
 
 
-def _load(path: str, n_ctx: int, n_threads: int, executor: ThreadPoolExecutor) -> _LoadedModel:
+def _load(
+    path: str, n_ctx: int, n_threads: int, executor: ThreadPoolExecutor, embedding: bool = False
+) -> _LoadedModel:
     try:
         import llama_cpp
         from llama_cpp import llama_chat_format
@@ -314,9 +335,23 @@ def _load(path: str, n_ctx: int, n_threads: int, executor: ThreadPoolExecutor) -
         raise ProviderUnavailable(f"the local model file {path} does not exist")
     started = time.perf_counter()
     try:
-        llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        if embedding:
+            llm = llama_cpp.Llama(
+                model_path=path,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                embedding=True,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                verbose=False,
+            )
+        else:
+            llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ProviderUnavailable(f"could not load the local model {path}: {exc}")
+    if embedding:
+        return _LoadedModel(
+            llm, path, n_ctx, executor, llama_chat_format.format_llama2, time.perf_counter() - started
+        )
     format_chat = _chat_formatter(llm, llama_chat_format)
     # Install the handler built from this very formatter, so the prompt counted up front is the one generated.
     llm.chat_handler = llama_chat_format.chat_formatter_to_chat_completion_handler(format_chat)
@@ -467,6 +502,14 @@ def _complete_in_worker(
     text = choice["text"] if messages is None else choice["message"].get("content") or ""
     usage = Usage(result["usage"]["prompt_tokens"], result["usage"]["completion_tokens"], reported=True)
     return text, choice.get("finish_reason"), usage
+
+
+def _embed_in_worker(model: _LoadedModel, texts: list[str]) -> tuple[list[list[float]], int]:
+    try:
+        vectors, tokens = model.llm.embed(texts, normalize=True, truncate=True, return_count=True)
+    except Exception as exc:
+        raise _translate(exc, model.n_ctx)
+    return [[float(x) for x in vector] for vector in vectors], int(tokens)
 
 
 def _stream_in_worker(

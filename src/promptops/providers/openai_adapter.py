@@ -15,6 +15,7 @@ import openai
 
 from promptops.providers.base import (
     ConnectionConfig,
+    EmbeddingResponse,
     ModelRequest,
     ModelResponse,
     ProviderBadRequest,
@@ -168,6 +169,23 @@ class OpenAIProvider:
             model=state.model,
             finish_reason=state.finish_reason,
             tool_calls=state.final_tool_calls(),
+        )
+
+    async def embed(self, model: str, texts: list[str]) -> EmbeddingResponse:
+        """One vector per text from ``/embeddings``, in input order, with the reported token count."""
+        try:
+            # Floats rather than the SDK's default base64: not every OpenAI-compatible server does base64.
+            result = await self._client.embeddings.create(model=model, input=texts, encoding_format="float")
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc) from None
+        items = sorted(result.data, key=lambda item: item.index)
+        usage = (
+            Usage(int(result.usage.prompt_tokens or 0), 0)
+            if getattr(result, "usage", None) is not None
+            else Usage(0, 0, reported=False)
+        )
+        return EmbeddingResponse(
+            vectors=[list(item.embedding) for item in items], usage=usage, model=result.model or model
         )
 
     async def aclose(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.deps import require
@@ -21,6 +21,10 @@ from promptops.registry.schemas import (
     LabelEventOut,
     LabelMoveOut,
     LabelOut,
+    LintFindingOut,
+    LintIn,
+    LintOut,
+    LintSummary,
     PromptOut,
     PromptPage,
     RenderedVersionRef,
@@ -34,6 +38,7 @@ from promptops.registry.schemas import (
     VersionPage,
 )
 from promptops.runtime import runtime_of
+from promptops.templates import lint
 
 router = APIRouter(prefix="/api/v1/prompts", tags=["prompts"])
 
@@ -69,6 +74,7 @@ def version_out(prompt: Prompt, version: PromptVersion, labels: dict[str, int]) 
     here = sorted(name for name, number in labels.items() if number == version.version)
     if version.version == prompt.latest_version:
         here.append("latest")
+    findings, warnings = service.stored_findings(version)
     return VersionOut(
         id=version.id,
         prompt_id=prompt.id,
@@ -86,7 +92,8 @@ def version_out(prompt: Prompt, version: PromptVersion, labels: dict[str, int]) 
         source=version.source,
         content_hash=version.content_hash,
         labels=here,
-        warnings=version.warnings or [],
+        warnings=warnings,
+        lint=[LintFindingOut.model_validate(f) for f in findings],
         created_by=version.created_by,
         created_at=version.created_at,
     )
@@ -191,6 +198,19 @@ async def list_versions(
         )
         labels = (await service.label_versions(session, [prompt.id]))[prompt.id]
     return VersionPage(items=[version_out(prompt, v, labels) for v in versions], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{name:path}/versions/{number}/lint",
+    response_model=LintOut,
+    summary="Lint a saved version now (current project lint settings, includes and model windows)",
+)
+async def lint_version(
+    name: str, number: Annotated[int, Path(ge=1)], request: Request, principal: Reader
+) -> LintOut:
+    async with runtime_of(request).db.transaction() as session:
+        prompt, version, findings, config = await service.lint_saved_version(session, principal, name, number)
+    return lint_out(findings, config, [], name=prompt.name, version=version.version)
 
 
 @router.get("/{name:path}/labels", response_model=list[LabelOut], summary="Current labels")
@@ -374,3 +394,38 @@ async def resolve(
         runtime_of(request).db, principal, name, label=label, version=version
     )
     return resolved_from(resolved)
+
+
+# --- lint -----------------------------------------------------------------------------------------------------
+
+lint_router = APIRouter(prefix="/api/v1/lint", tags=["lint"])
+
+
+def lint_out(
+    findings: list[lint.LintFinding],
+    config: lint.LintConfig,
+    labels: list[str],
+    *,
+    name: str | None = None,
+    version: int | None = None,
+) -> LintOut:
+    counts = {severity: sum(f.severity == severity for f in findings) for severity in lint.SEVERITIES}
+    blocked = sorted(set(labels) & set(config.block_on_labels)) if config.blocking(findings) else []
+    return LintOut(
+        name=name,
+        version=version,
+        findings=[LintFindingOut.model_validate(f.to_dict()) for f in findings],
+        summary=LintSummary(**counts),
+        block_on=config.block_on,
+        blocked_labels=blocked,
+    )
+
+
+@lint_router.post("", response_model=LintOut, summary="Lint a prompt body without saving it")
+async def lint_prompt(body: LintIn, request: Request, principal: Reader) -> LintOut:
+    async with runtime_of(request).db.transaction() as session:
+        config = await service.lint_config(session, principal.project_id)
+        findings = await service.lint_fields(
+            session, principal, body, output_labels=body.output_labels, config=config
+        )
+    return lint_out(findings, config, body.labels, name=body.name)

@@ -145,6 +145,16 @@ def validate_label_list(labels: list[str]) -> None:
 # --- responses ------------------------------------------------------------------------------------------------
 
 
+class LintFindingOut(ApiOut):
+    rule: str
+    name: str
+    severity: Literal["error", "warning", "info"]
+    message: str
+    message_index: int | None = None
+    line: int | None = None
+    hint: str = ""
+
+
 class PromptOut(ApiOut):
     id: str
     name: str
@@ -175,6 +185,9 @@ class VersionOut(ApiOut):
     content_hash: str
     labels: list[str]
     warnings: list[str]
+    lint: list[LintFindingOut] = Field(
+        default_factory=list, description="Save-time lint findings (warnings holds them as text)"
+    )
     created_by: str | None
     created_at: datetime
 
@@ -257,3 +270,34 @@ class DiffOut(ApiOut):
     model_config_: list[dict[str, Any]] = Field(alias="modelConfig")
     response_schema: list[dict[str, Any]]
     metadata: list[dict[str, Any]]
+
+
+# --- lint -----------------------------------------------------------------------------------------------------
+
+
+class LintIn(CreateVersionIn):
+    """A prompt body to lint without saving: a create-version body, optionally with a prompt file's keys."""
+
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    tags: list[str] | None = Field(default=None, max_length=32)
+    output_labels: list[str] | None = Field(
+        default=None, max_length=100, description="Exact labels a scorer expects (overrides metadata.labels)"
+    )
+
+
+class LintSummary(ApiOut):
+    error: int
+    warning: int
+    info: int
+
+
+class LintOut(ApiOut):
+    name: str | None = None
+    version: int | None = None
+    findings: list[LintFindingOut]
+    summary: LintSummary
+    block_on: str
+    blocked_labels: list[str] = Field(
+        description="Protected labels (lint.blockOnLabels) this prompt could not be moved to right now"
+    )

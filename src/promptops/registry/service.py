@@ -17,10 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from promptops.auth.principal import Principal
 from promptops.cache import TTLCache
 from promptops.db import Database, utcnow
-from promptops.errors import Conflict, NotFound, ValidationProblem
+from promptops.errors import Conflict, NotFound, ProblemError, ValidationProblem
 from promptops.governance import audit
 from promptops.governance.rbac import Permission
 from promptops.ids import has_prefix, new_id
+from promptops.providers import service as providers
+from promptops.providers.models import ModelPrice, ProviderConnection
 from promptops.registry import diff as diffing
 from promptops.registry.hashing import content_hash
 from promptops.registry.models import LabelEvent, Prompt, PromptLabel, PromptTag, PromptVersion
@@ -33,7 +35,7 @@ from promptops.registry.schemas import (
     VersionFields,
     label_name_problem,
 )
-from promptops.templates import engine
+from promptops.templates import engine, lint
 from promptops.tenancy.models import Project
 from promptops.tenancy.service import scoped
 
@@ -238,21 +240,15 @@ def _check_tags(tags: list[str]) -> list[str]:
     return clean
 
 
-def _analyze(fields: VersionFields) -> tuple[list[dict[str, Any]], list[str]]:
-    """Validate a version's templates and variables; returns the variable specs and save-time warnings."""
+def _analyze(fields: VersionFields) -> tuple[list[dict[str, Any]], engine.TemplateAnalysis]:
+    """Validate a version's templates and variables (422 when they do not parse); specs and analysis.
+
+    Save-time warnings (undeclared/unused variables and the other lint rules) come from :func:`lint_fields`.
+    """
     specs = [engine.VariableSpec.from_dict(v.model_dump()) for v in fields.variables]
     messages = [m.model_dump() for m in fields.messages] if fields.messages else None
     analysis = engine.analyze(fields.kind, fields.template, messages, specs)
-    warnings = []
-    if analysis.undeclared:
-        warnings.append(
-            "Variables used but not declared: "
-            + ", ".join(analysis.undeclared)
-            + " (declare them to get type checks and defaults)"
-        )
-    if analysis.unused:
-        warnings.append("Variables declared but not used: " + ", ".join(analysis.unused))
-    return [s.to_dict() for s in specs], warnings
+    return [s.to_dict() for s in specs], analysis
 
 
 async def _add_version(
@@ -264,9 +260,10 @@ async def _add_version(
     source: str | None = None,
     parent_version_id: str | None = None,
 ) -> PromptVersion:
-    variables, warnings = _analyze(fields)
+    variables, analysis = _analyze(fields)
     messages = [m.model_dump() for m in fields.messages] if fields.messages else None
     model_config = fields.model_config_.model_dump(exclude_none=True)
+    findings = await lint_fields(session, principal, fields, analysis=analysis)
     parent_id = parent_version_id or fields.parent_version_id
     if parent_id is not None:
         await _version_by_id(session, principal, parent_id)
@@ -291,7 +288,7 @@ async def _add_version(
         content_hash=content_hash(
             fields.kind, fields.template, messages, variables, model_config, fields.response_schema
         ),
-        warnings=warnings,
+        warnings=[f.to_dict() for f in findings],
         created_by=principal.id,
         created_at=utcnow(),
     )
@@ -452,6 +449,7 @@ async def _move_label(
     deployable = label in await deployable_labels(session, prompt.project_id)
     if deployable:
         principal.require(Permission.LABEL_DEPLOY)
+    await _check_lint_gate(session, principal, prompt, label, version)
     current = (
         await session.execute(
             select(PromptLabel)
@@ -893,3 +891,218 @@ async def render_version(
     return await engine.render(
         version.kind, version.template, version.messages, specs, variables, resolver, max_depth=max_depth
     )
+
+
+# --- lint -----------------------------------------------------------------------------------------------------
+
+
+async def lint_config(session: AsyncSession, project_id: str) -> lint.LintConfig:
+    """The project's lint settings (``settings.lint``); defaults when unset or unreadable."""
+    project = await session.get(Project, project_id)
+    raw = (project.settings or {}).get("lint") if project else None
+    try:
+        return lint.LintConfig.from_settings(raw if isinstance(raw, dict) else None)
+    except (ValueError, TypeError):
+        # Settings are validated when written; a stale unknown rule id must not break every save.
+        return lint.LintConfig()
+
+
+async def context_window_for(
+    session: AsyncSession, principal: Principal, model_config: dict[str, Any]
+) -> int | None:
+    """The context window of a version's model: the project's price override, else the catalog."""
+    model = model_config.get("model")
+    if not isinstance(model, str) or not model:
+        return None
+    provider = model_config.get("provider")
+    catalog = providers.catalog()
+    if not isinstance(provider, str) or not provider:
+        windows = {p.context_window for (_, m), p in catalog.items() if m == model and p.context_window}
+        return windows.pop() if len(windows) == 1 else None
+    connection_type = provider
+    if provider != providers.LOCAL_NAME:
+        found = (
+            await session.execute(
+                scoped(select(ProviderConnection.type), ProviderConnection, principal).where(
+                    ProviderConnection.name == provider
+                )
+            )
+        ).scalar_one_or_none()
+        connection_type = found or provider
+    overrides = {
+        row.provider: row.context_window
+        for row in (
+            await session.execute(
+                scoped(select(ModelPrice), ModelPrice, principal).where(
+                    ModelPrice.model == model, ModelPrice.provider.in_([provider, connection_type])
+                )
+            )
+        ).scalars()
+    }
+    window = overrides.get(provider) or overrides.get(connection_type)
+    if window:
+        return window
+    price = catalog.get(("openai" if connection_type == "azure_openai" else connection_type, model))
+    return price.context_window if price else None
+
+
+MAX_LINT_INCLUDES = 50
+
+
+async def _include_results(
+    session: AsyncSession, principal: Principal, refs: Sequence[str]
+) -> dict[str, str | None]:
+    """For each include reference: None when it resolves to a text prompt here, else why not.
+
+    At most :data:`MAX_LINT_INCLUDES` references are looked up; lint reports the rest as unchecked.
+    """
+    results: dict[str, str | None] = {}
+    for ref in refs[:MAX_LINT_INCLUDES]:
+        try:
+            name, label, number = _split_ref(ref, None, None)
+            included_prompt = await get_prompt(session, principal, name)
+            included, _ = await select_version(session, included_prompt, label=label, version=number)
+        except ProblemError as problem:
+            results[ref] = problem.detail
+            continue
+        results[ref] = (
+            None
+            if included.kind == "text"
+            else f"{included_prompt.name} v{included.version} is a {included.kind} prompt; only text "
+            "prompts can be included"
+        )
+    return results
+
+
+async def lint_body(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    kind: str,
+    template: str | None,
+    messages: list[dict[str, Any]] | None,
+    variables: Sequence[dict[str, Any]],
+    model_config: dict[str, Any],
+    metadata: dict[str, Any] | None,
+    response_schema: dict[str, Any] | None,
+    config: lint.LintConfig | None = None,
+    output_labels: Sequence[str] | None = None,
+    analysis: engine.TemplateAnalysis | None = None,
+) -> list[lint.LintFinding]:
+    """Lint one prompt body against this project: includes resolve here, the model's window is looked up."""
+    config = config or await lint_config(session, principal.project_id)
+    if analysis is None:
+        try:
+            specs = [engine.VariableSpec.from_dict(v) for v in variables]
+            analysis = engine.analyze(kind, template, messages, specs)
+        except ProblemError:
+            analysis = None  # lint reports it as a finding
+    refs = analysis.includes if analysis is not None else ()
+    return lint.lint_prompt(
+        kind,
+        template,
+        messages,
+        variables,
+        config,
+        include_results=await _include_results(session, principal, refs),
+        context_window=await context_window_for(session, principal, model_config),
+        output_labels=output_labels,
+        metadata=metadata,
+        model_params=model_config.get("params") if isinstance(model_config.get("params"), dict) else None,
+        response_schema=response_schema,
+        analysis=analysis,
+    )
+
+
+async def lint_fields(
+    session: AsyncSession,
+    principal: Principal,
+    fields: VersionFields,
+    *,
+    analysis: engine.TemplateAnalysis | None = None,
+    output_labels: Sequence[str] | None = None,
+    config: lint.LintConfig | None = None,
+) -> list[lint.LintFinding]:
+    """Lint a version body (create-version fields) without saving it."""
+    return await lint_body(
+        session,
+        principal,
+        kind=fields.kind,
+        template=fields.template,
+        messages=[m.model_dump() for m in fields.messages] if fields.messages else None,
+        variables=[v.model_dump() for v in fields.variables],
+        model_config=fields.model_config_.model_dump(exclude_none=True),
+        metadata=fields.metadata,
+        response_schema=fields.response_schema,
+        analysis=analysis,
+        output_labels=output_labels,
+        config=config,
+    )
+
+
+async def lint_version(
+    session: AsyncSession,
+    principal: Principal,
+    version: PromptVersion,
+    config: lint.LintConfig | None = None,
+) -> list[lint.LintFinding]:
+    """Lint a saved version as it stands now (current project settings, includes and model windows)."""
+    return await lint_body(
+        session,
+        principal,
+        kind=version.kind,
+        template=version.template,
+        messages=version.messages,
+        variables=version.variables,
+        model_config=version.model_config_ or {},
+        metadata=version.metadata_,
+        response_schema=version.response_schema,
+        config=config,
+    )
+
+
+async def lint_saved_version(
+    session: AsyncSession, principal: Principal, name: str, number: int
+) -> tuple[Prompt, PromptVersion, list[lint.LintFinding], lint.LintConfig]:
+    """A version of a prompt, linted now."""
+    prompt = await get_prompt(session, principal, name)
+    version = await _version_by_number(session, prompt, number)
+    config = await lint_config(session, principal.project_id)
+    return prompt, version, await lint_version(session, principal, version, config), config
+
+
+def stored_findings(version: PromptVersion) -> tuple[list[dict[str, Any]], list[str]]:
+    """The save-time lint findings of a version, and its warnings as text (older versions stored text)."""
+    findings: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for item in version.warnings or []:
+        if isinstance(item, dict):
+            finding = lint.LintFinding.from_dict(item)
+            findings.append(finding.to_dict())
+            if finding.severity != "info":
+                texts.append(f"{finding.rule} {finding.name}: {finding.message}")
+        else:
+            texts.append(str(item))
+    return findings, texts
+
+
+async def _check_lint_gate(
+    session: AsyncSession, principal: Principal, prompt: Prompt, label: str, version: PromptVersion
+) -> None:
+    """Refuse to point a label the project protects (``lint.blockOnLabels``) at a version failing lint."""
+    config = await lint_config(session, prompt.project_id)
+    if label not in config.block_on_labels:
+        return
+    blocking = config.blocking(await lint_version(session, principal, version, config))
+    if blocking:
+        summary = "; ".join(f"{f.rule} {f.name}: {f.message}" for f in blocking[:5])
+        more = f" (and {len(blocking) - 5} more)" if len(blocking) > 5 else ""
+        raise Conflict(
+            f"Label {label!r} is protected by lint: {prompt.name} v{version.version} has "
+            f"{len(blocking)} finding(s) at or above {config.block_on!r}: {summary}{more}",
+            code="lint_blocked",
+            label=label,
+            version=version.version,
+            blockOn=config.block_on,
+            findings=[f.to_dict() for f in blocking],
+        )

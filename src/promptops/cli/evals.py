@@ -1,0 +1,426 @@
+"""``promptops eval ...``: start evaluations, follow them with a progress bar, compare versions, gate CI."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from xml.etree import ElementTree as ET
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from promptops.cli import output
+from promptops.cli.client import ApiClient, path_segment
+from promptops.cli.common import JsonFlag, client, exit_failure, parse_assignment, prompt_path
+
+app = typer.Typer(help="Evaluate prompt versions on datasets, compare them, gate CI on the result.")
+
+POLL_SECONDS = 0.5
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def parse_model(raw: str) -> dict[str, Any]:
+    """``provider/model`` (the model part may itself contain '/')."""
+    provider, sep, model = raw.partition("/")
+    if not sep or not provider or not model:
+        raise typer.BadParameter(f"expected PROVIDER/MODEL, got {raw!r}", param_hint="--model")
+    return {"provider": provider, "model": model}
+
+
+def parse_scorer(raw: str) -> dict[str, Any]:
+    """``type`` or ``type=value`` (``not-`` prefix negates), e.g. ``regex=^\\w+$``, ``not-contains=sorry``."""
+    kind, sep, value = raw.partition("=")
+    spec: dict[str, Any] = {}
+    if kind.startswith("not-"):
+        kind, spec["negate"] = kind[4:], True
+    spec["type"] = kind
+    if sep:
+        spec["value"] = value
+    return spec
+
+
+def wait_for(api: ApiClient, run: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
+    """Poll an evaluation until it finishes, drawing a progress bar on stderr unless ``quiet``."""
+    path = f"/api/v1/evals/{path_segment(run['id'])}"
+    if quiet:
+        while run["status"] not in TERMINAL:
+            time.sleep(POLL_SECONDS)
+            run = api.get(path)
+        return run
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=output.console(stderr=True), transient=False) as progress:
+        task = progress.add_task(run["id"], total=run["totalCells"], status=run["status"])
+        while True:
+            progress.update(task, completed=run["doneCells"], status=run["status"])
+            if run["status"] in TERMINAL:
+                return run
+            time.sleep(POLL_SECONDS)
+            run = api.get(path)
+
+
+def print_summary(run: dict[str, Any]) -> None:
+    output.echo(f"Evaluation {run['id']} {run['status']}: {run['name']}")
+    if run.get("error"):
+        output.error(run["error"])
+    output.table(
+        [
+            "version",
+            "model",
+            "passed",
+            "pass rate",
+            "mean score",
+            "p50 ms",
+            "p95 ms",
+            "tokens",
+            "cost $",
+            "errors",
+        ],
+        [
+            [
+                g["label"],
+                g["target"],
+                f"{g['passed']}/{g['completed']}",
+                f"{g['passRate']:.1%}" if g["passRate"] is not None else "-",
+                f"{g['meanScore']:.3f}" if g["meanScore"] is not None else "-",
+                g["latencyP50Ms"],
+                g["latencyP95Ms"],
+                g["inputTokens"] + g["outputTokens"],
+                f"{g['costUsd']:.6f}",
+                g["errors"],
+            ]
+            for g in run["summary"]
+        ],
+    )
+
+
+def write_junit(api: ApiClient, run: dict[str, Any], path: Path) -> None:
+    """One <testsuite> per (version, model), one <testcase> per case; failures carry the scorer reasons."""
+    results = api.paginate(f"/api/v1/evals/{path_segment(run['id'])}/results", {"limit": 500})
+    suites = ET.Element("testsuites", name=f"promptops eval {run['id']}")
+    for group in run["summary"]:
+        rows = [
+            r
+            for r in results
+            if r["versionId"] == group["versionId"] and r["targetIndex"] == group["targetIndex"]
+        ]
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=f"{group['label']} on {group['target']}",
+            tests=str(len(rows)),
+            failures=str(sum(1 for r in rows if not r["passed"] and not r["errorClass"])),
+            errors=str(sum(1 for r in rows if r["errorClass"])),
+            time=f"{sum(r['latencyMs'] for r in rows) / 1000:.3f}",
+        )
+        for r in sorted(rows, key=lambda r: r["caseKey"]):
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=group["label"],
+                name=r["caseKey"],
+                time=f"{r['latencyMs'] / 1000:.3f}",
+            )
+            if r["errorClass"]:
+                ET.SubElement(case, "error", type=r["errorClass"], message=r["errorMessage"] or "")
+            elif not r["passed"]:
+                reasons = "; ".join(s.get("reason", "") for s in r["scores"] if not s.get("passed"))
+                failure = ET.SubElement(case, "failure", message=reasons or f"score {r['score']:.3f}")
+                failure.text = f"output: {r['output']!r}"
+            ET.SubElement(case, "system-out").text = r["output"] or ""
+    ET.indent(suites)
+    path.write_bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
+
+
+def push_draft(api: ApiClient, body: dict[str, Any]) -> str:
+    """Create the prompt, or a new version when its content changed; the reference of the version to run."""
+    from promptops.cli.prompts import VERSION_KEYS, _find, local_content_hash
+
+    name = str(body["name"])
+    current = _find(api, name)
+    if current is None:
+        created = api.post("/api/v1/prompts", body)
+        return f"{name}@{created['version']['version']}"
+    if local_content_hash(body) == current["version"]["contentHash"]:
+        return f"{name}@{current['version']['version']}"
+    added = api.post(prompt_path(name, "versions"), {k: body[k] for k in VERSION_KEYS if k in body})
+    return f"{name}@{added['version']['version']}"
+
+
+def _from_promptfoo(api: ApiClient, config_path: Path, prefix: str | None) -> dict[str, Any]:
+    """Import a promptfoo config: its prompts into the registry, its tests as a dataset; the eval body."""
+    from promptops.evals import promptfoo
+
+    config = promptfoo.load_config(config_path)
+    base = config_path.resolve().parent
+    prefix = prefix or f"promptfoo/{base.name or 'config'}"
+    translated = promptfoo.translate(config, base_dir=base, prefix=prefix)
+    for problem in translated.unsupported:
+        output.warn(f"unsupported, skipped: {problem}")
+    refs = [push_draft(api, draft.body()) for draft in translated.prompts]
+    dataset = f"{prefix}/tests"
+    api.post(
+        f"/api/v1/datasets/{path_segment(dataset)}/import?format=json",
+        {"cases": translated.cases, "message": f"imported from {config_path.name}"},
+    )
+    body: dict[str, Any] = translated.eval_run_body(refs, dataset)
+    return body
+
+
+@app.command("run")
+def run_eval(
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--prompt", "-p", help="Prompt version: name, name@label, name@3 or ver_ id (repeatable)."
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Dataset: name, name@N or dsv_ id.")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="PROVIDER/MODEL to run on (repeatable).")
+    ] = None,
+    scorer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scorer", "-s", help="Scorer TYPE or TYPE=VALUE, e.g. label, regex=^\\w+$ (repeatable)."
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Model parameter KEY=VALUE for every --model.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="A promptfoo config (promptfooconfig.yaml) to run.")
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option(help="Registry/dataset name prefix for what --config imports.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only cases with this tag (repeatable).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
+    cache: Annotated[
+        bool, typer.Option("--cache", help="Reuse identical model answers for an hour.")
+    ] = False,
+    fail_under: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="Exit 1 when any version's pass rate is below this (e.g. 0.9)."),
+    ] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML report here (for CI).")] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Start the evaluation and return its id.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run prompt versions on a dataset (a background job on the server) and report the aggregates."""
+    with client() as api:
+        if config is not None:
+            body = _from_promptfoo(api, config, prefix)
+            if prompt or dataset:
+                raise typer.BadParameter(
+                    "give --config or --prompt/--dataset, not both", param_hint="--config"
+                )
+        else:
+            if not prompt or not dataset:
+                raise typer.BadParameter(
+                    "--prompt and --dataset are required (or --config)", param_hint="--prompt"
+                )
+            params = dict(parse_assignment(p, "--param") for p in param or [])
+            body = {"prompts": prompt, "dataset": dataset, "models": [], "scorers": []}
+            body["models"] = [{**parse_model(m), "params": params} for m in model or []]
+            body["scorers"] = [parse_scorer(s) for s in scorer or []]
+        body.update(concurrency=concurrency, tags=tag or [], limit=limit)
+        if cache:
+            body["cacheTtlSeconds"] = 3600
+        run = api.post("/api/v1/evals", body)
+        if no_wait:
+            output.print_json(run) if as_json else output.echo(run["id"])
+            return
+        run = wait_for(api, run, quiet=as_json)
+        if junit is not None:
+            write_junit(api, run, junit)
+    if as_json:
+        output.print_json(run)
+    else:
+        print_summary(run)
+    if run["status"] != "completed":
+        raise exit_failure()
+    if fail_under is not None:
+        low = [g for g in run["summary"] if (g["passRate"] or 0.0) < fail_under]
+        for g in low:
+            output.error(
+                f"{g['label']} on {g['target']}: pass rate {g['passRate'] or 0:.1%} < {fail_under:.1%}"
+            )
+        if low:
+            raise exit_failure()
+
+
+@app.command("show")
+def show(run_id: str, as_json: JsonFlag = False) -> None:
+    """An evaluation's status, progress and aggregates per version and model."""
+    with client() as api:
+        run = api.get(f"/api/v1/evals/{path_segment(run_id)}")
+    if as_json:
+        output.print_json(run)
+        return
+    output.echo(f"progress {run['doneCells']}/{run['totalCells']} cells")
+    print_summary(run)
+
+
+@app.command("list")
+def list_evals(
+    status: Annotated[
+        str | None, typer.Option(help="queued, running, completed, failed or cancelled.")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="Only evaluations of this prompt.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recent evaluations, newest first."""
+    with client() as api:
+        page = api.get("/api/v1/evals", status=status, prompt=prompt, limit=limit)
+    if as_json:
+        output.print_json(page)
+        return
+    output.table(
+        ["id", "status", "name", "cells", "created"],
+        [
+            [
+                r["id"],
+                r["status"],
+                r["name"],
+                f"{r['doneCells']}/{r['totalCells']}",
+                output.short_time(r["createdAt"]),
+            ]
+            for r in page["items"]
+        ],
+    )
+
+
+@app.command("results")
+def results(
+    run_id: str,
+    failed: Annotated[bool, typer.Option("--failed", help="Only failing cases.")] = False,
+    version: Annotated[str | None, typer.Option(help="Only this version id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """Per-case results of an evaluation: output, score, pass/fail, latency."""
+    params: dict[str, Any] = {"limit": limit, "versionId": version}
+    if failed:
+        params["passed"] = "false"
+    with client() as api:
+        page = api.get(f"/api/v1/evals/{path_segment(run_id)}/results", **params)
+    if as_json:
+        output.print_json(page)
+        return
+    output.table(
+        ["case", "version", "model", "passed", "score", "output", "ms", "error"],
+        [
+            [
+                r["caseKey"],
+                r["versionId"],
+                r["target"],
+                "yes" if r["passed"] else "no",
+                f"{r['score']:.3f}",
+                (r["output"] or "").strip()[:60],
+                round(r["latencyMs"], 1),
+                r["errorClass"],
+            ]
+            for r in page["items"]
+        ],
+    )
+
+
+@app.command("cancel")
+def cancel(run_id: str, as_json: JsonFlag = False) -> None:
+    """Stop a queued or running evaluation (finished cells are kept)."""
+    with client() as api:
+        run = api.post(f"/api/v1/evals/{path_segment(run_id)}/cancel")
+    output.print_json(run) if as_json else output.echo(
+        f"Cancellation requested for {run['id']} ({run['status']})."
+    )
+
+
+@app.command("compare")
+def compare(
+    run_id: Annotated[str, typer.Argument(help="Evaluation holding side A (and B unless --against).")],
+    against: Annotated[str | None, typer.Option(help="Another evaluation holding side B.")] = None,
+    a: Annotated[str | None, typer.Option("--a", help="Side A version (label, ref or id).")] = None,
+    b: Annotated[str | None, typer.Option("--b", help="Side B version.")] = None,
+    alpha: Annotated[float, typer.Option(min=0.001, max=0.49)] = 0.05,
+    show_flips: Annotated[int, typer.Option("--flips", min=0, help="How many flipped cases to list.")] = 10,
+    require_better: Annotated[
+        bool, typer.Option("--require-better", help="Exit 1 unless B is significantly better than A.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Paired comparison of two versions on the same cases: flips, McNemar p, bootstrap CI, plain verdict."""
+    with client() as api:
+        result = api.get("/api/v1/evals/compare", run=run_id, against=against, a=a, b=b, alpha=alpha)
+    if as_json:
+        output.print_json(result)
+    else:
+        output.fields(
+            [
+                (
+                    "A",
+                    f"{result['a']['label']}: pass rate {result['aPassRate']:.1%}, mean {result['aMeanScore']:.3f}",
+                ),
+                (
+                    "B",
+                    f"{result['b']['label']}: pass rate {result['bPassRate']:.1%}, mean {result['bMeanScore']:.3f}",
+                ),
+                ("cases", result["cases"]),
+                (
+                    "flips",
+                    f"{result['mcnemar']['bOnly']} fixed by B, {result['mcnemar']['aOnly']} broken by B",
+                ),
+                ("McNemar p", f"{result['mcnemar']['pValue']:.4g} ({result['mcnemar']['method']})"),
+                (
+                    "score diff",
+                    f"{result['scoreDiff']['points']:+.1f} points, {result['scoreDiff']['confidence']:.0%} CI "
+                    f"[{result['scoreDiff']['low']:.1f}, {result['scoreDiff']['high']:.1f}]",
+                ),
+            ],
+            title="Comparison",
+        )
+        output.echo(result["verdict"])
+        if show_flips and result["flipped"]:
+            output.table(
+                ["case", "", "A output", "B output"],
+                [
+                    [
+                        f["caseKey"],
+                        f["direction"],
+                        (f["aOutput"] or "").strip()[:40],
+                        (f["bOutput"] or "").strip()[:40],
+                    ]
+                    for f in result["flipped"][:show_flips]
+                ],
+                title="Flipped cases",
+            )
+    if require_better and not (result["significant"] and result["winner"] == "B"):
+        raise exit_failure()
+
+
+@app.command("latest")
+def latest(prompt: str, as_json: JsonFlag = False) -> None:
+    """The latest completed evaluation scores of a prompt version (name@label, name@3 or ver_ id)."""
+    with client() as api:
+        found = api.get("/api/v1/evals/latest", prompt=prompt)
+    if as_json:
+        output.print_json(found)
+        return
+    output.echo(f"Evaluation {found['evalRunId']} on {found['dataset']}")
+    print_summary(
+        {"id": found["evalRunId"], "status": "completed", "name": prompt, "summary": found["groups"]}
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: scorers, evaluation runs, comparison with significance."""

@@ -1,0 +1,165 @@
+"""Seed 004 ``POST /api/prompt/evaluate``: score a prompt (registry reference or raw text) on inline test cases,
+synchronously, with the same cell evaluation the background engine uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import statistics
+from typing import Any
+
+import orjson
+
+from promptops.auth.principal import Principal
+from promptops.errors import NotFound, ValidationProblem
+from promptops.evals import engine, service
+from promptops.evals.schemas import PromptEvalRequest, PromptEvalResult
+from promptops.evals.scoring import CallerModelAccess, default_specs, validate_specs
+from promptops.governance import audit
+from promptops.providers.calls import CallContext
+from promptops.registry.models import PromptVersion
+from promptops.runtime import Runtime
+from promptops.templates import engine as templates
+
+REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*(@[A-Za-z0-9_-]+)?$")
+CONCURRENCY = 8
+MAX_FAILURES_SHOWN = 5
+
+
+def _expected_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _bind(index: int, value: str | dict[str, Any], names: list[str]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if len(names) == 1:
+        return {names[0]: value}
+    if not names:
+        return {"input": value}
+    raise ValidationProblem(
+        f"testCases[{index}].input is a string but the prompt has variables {', '.join(names)}; "
+        "give an object with a value for each",
+        code="ambiguous_input",
+    )
+
+
+async def _version(runtime: Runtime, principal: Principal, prompt: str) -> tuple[PromptVersion, str | None]:
+    """(version, registry prompt id) for a reference; raw text becomes an unsaved version."""
+    if REF_PATTERN.match(prompt):
+        try:
+            async with runtime.db.transaction() as session:
+                found_prompt, version = await service.resolve_prompt_ref(session, principal, prompt)
+                session.expunge(version)
+                return version, found_prompt.id
+        except NotFound:
+            if "@" in prompt:
+                raise
+    analysis = templates.analyze("text", prompt, None, [])
+    version = PromptVersion(
+        id="inline",
+        kind="text",
+        template=prompt,
+        messages=None,
+        variables=[{"name": n, "type": "any", "required": False} for n in analysis.used],
+        response_schema=None,
+        model_config_={},
+    )
+    return version, None
+
+
+async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalRequest) -> PromptEvalResult:
+    """Run every test case, score it, and answer with the mean score and a readable summary."""
+    version, prompt_id = await _version(runtime, principal, body.prompt)
+    names = [v["name"] for v in version.variables] or list(
+        templates.analyze(version.kind, version.template, version.messages, []).used
+    )
+    cases = [(_bind(i, c.input, names), _expected_text(c.expected)) for i, c in enumerate(body.test_cases)]
+    scorers = list(body.scorers) or default_specs(any(e is not None for _, e in cases))
+    if not scorers:
+        raise ValidationProblem(
+            "Test cases have no 'expected' values and no scorers were given", code="no_scorers"
+        )
+    validate_specs(scorers)
+    target = body.model.model_dump() if body.model else service.version_target(version)
+    await service.check_targets(runtime.caller, principal, [target])
+    version_id = version.id if prompt_id else None
+    ctx = CallContext(principal=principal, source="eval", prompt_id=prompt_id, version_id=version_id)
+    models = CallerModelAccess(runtime.caller, ctx, engine.DEFAULT_JUDGE)
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(variables: dict[str, Any], expected: str | None) -> engine.CellOutcome:
+        async with limit, runtime.db.transaction() as session:
+            from promptops.registry import service as registry
+
+            resolver = registry.include_resolver(session, principal)
+            return await engine.evaluate_cell(
+                runtime.caller,
+                ctx,
+                version=version,
+                target=target,
+                variables=variables,
+                expected=expected,
+                scorers=scorers,
+                pass_threshold=1.0,
+                models=models,
+                resolver=resolver,
+                max_depth=runtime.settings.include_max_depth,
+            )
+
+    outcomes = await asyncio.gather(*(one(v, e) for v, e in cases))
+    score = round(statistics.fmean(o.score for o in outcomes), 4)
+    passed = sum(1 for o in outcomes if o.passed)
+    lines = [f"{passed}/{len(outcomes)} test cases passed on {service.target_label(target)}."]
+    failures = [(i, o) for i, o in enumerate(outcomes) if not o.passed]
+    for i, o in failures[:MAX_FAILURES_SHOWN]:
+        if o.error_class:
+            lines.append(f"Case {i}: error {o.error_class}: {o.error_message}")
+        else:
+            reasons = "; ".join(s.get("reason", "") for s in o.scores if not s.get("passed"))
+            lines.append(f"Case {i}: expected {cases[i][1]!r}, got {(o.output or '').strip()!r} ({reasons})")
+    if len(failures) > MAX_FAILURES_SHOWN:
+        lines.append(f"... and {len(failures) - MAX_FAILURES_SHOWN} more failing case(s).")
+    feedback = " ".join(lines)
+    reported_id = prompt_id or "inline:" + hashlib.sha256(body.prompt.encode()).hexdigest()[:16]
+    async with runtime.db.transaction(write=True) as session:
+        await audit.record(
+            session,
+            principal,
+            "PromptEvaluated",
+            prompt_id=prompt_id,
+            data={
+                "promptId": reported_id,
+                "versionId": version_id,
+                "evalScore": score,
+                "passRate": round(passed / len(outcomes), 4),
+                "evaluator": f"api:evaluate ({', '.join(sorted({s.type for s in scorers}))}) on "
+                f"{service.target_label(target)}",
+                "feedback": feedback[:2000],
+                "cases": len(outcomes),
+            },
+        )
+    return PromptEvalResult(
+        prompt_id=reported_id,
+        score=score,
+        feedback=feedback,
+        version_id=version_id,
+        pass_rate=round(passed / len(outcomes), 4),
+        cases=[
+            {
+                "index": i,
+                "output": o.output,
+                "expected": cases[i][1],
+                "score": o.score,
+                "passed": o.passed,
+                "scores": o.scores,
+                "error": o.error_class,
+                "runId": o.run_id,
+            }
+            for i, o in enumerate(outcomes)
+        ],
+    )

@@ -1,0 +1,430 @@
+"""The evaluation job: run every (case, version, model) cell, score it, store it as soon as it completes.
+
+Durability comes from the result table: a cell is done exactly when its row exists (unique per run, case,
+version and target). Running the job again after a crash or restart only runs the cells without a row.
+Results are written in small batches (at most ``FLUSH_SECONDS`` apart), together with the run's progress
+counters and heartbeat; the same flush notices a cancellation request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from promptops.auth.principal import Principal
+from promptops.datasets.models import DatasetCase
+from promptops.db import utcnow
+from promptops.errors import ProblemError
+from promptops.evals import service
+from promptops.evals.models import EvalResult, EvalRun
+from promptops.evals.schemas import ScorerSpec
+from promptops.evals.scoring import CallerModelAccess, ModelAccess, ScoreInput, score_case
+from promptops.governance import audit
+from promptops.ids import new_id
+from promptops.jobs.base import register_job
+from promptops.logging import log
+from promptops.providers.base import ProviderError
+from promptops.providers.calls import CallContext, CallInput, ModelCaller, Target
+from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
+from promptops.registry import service as registry
+from promptops.registry.models import PromptVersion
+from promptops.runtime import Runtime
+from promptops.templates import engine as templates
+
+FLUSH_SECONDS = 0.05
+FLUSH_BATCH = 256
+MAX_CELL_ATTEMPTS = 3
+DEFAULT_JUDGE = Target(LOCAL_NAME, LOCAL_MODEL, {"temperature": 0})
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    output: str | None
+    scores: list[dict[str, Any]]
+    score: float
+    passed: bool
+    latency_ms: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cached: bool
+    error_class: str | None
+    error_message: str | None
+    run_id: str | None
+    rendered: str
+
+
+def _flatten(result: templates.RenderResult) -> str:
+    if result.text is not None:
+        return result.text
+    return "\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in result.messages or [])
+
+
+async def evaluate_cell(
+    caller: ModelCaller,
+    ctx: CallContext,
+    *,
+    version: PromptVersion,
+    target: dict[str, Any],
+    variables: dict[str, Any],
+    expected: str | None,
+    scorers: Sequence[ScorerSpec],
+    pass_threshold: float,
+    models: ModelAccess,
+    resolver: templates.Resolver,
+    cache_ttl: int | None = None,
+    max_depth: int = 5,
+) -> CellOutcome:
+    """Render ``version`` with the case's variables, call the model (retrying rate limits), score the answer.
+
+    Every failure a case can cause (missing variable, provider error) becomes a failed cell, not an exception.
+    """
+    specs = [templates.VariableSpec.from_dict(v) for v in version.variables]
+    try:
+        rendered = await templates.render(
+            version.kind, version.template, version.messages, specs, variables, resolver, max_depth=max_depth
+        )
+    except ProblemError as error:
+        return CellOutcome(
+            None, [], 0.0, False, 0.0, 0, 0, 0.0, False, error.code, error.detail[:2000], None, ""
+        )
+    call = CallInput(
+        prompt=rendered.text, messages=rendered.messages, response_schema=version.response_schema
+    )
+    model = Target(target["provider"], target["model"], dict(target.get("params") or {}))
+    outcome = await caller.call(ctx, model, call, cache_ttl=cache_ttl)
+    for attempt in range(1, MAX_CELL_ATTEMPTS):
+        failure = outcome.error
+        if not (isinstance(failure, ProviderError) and failure.retryable):
+            break
+        # The adapters already retried; back off longer here (rate limits last) before trying the cell again.
+        wait = failure.extra.get("retryAfter") or 2.0**attempt
+        await asyncio.sleep(min(float(wait), 60.0))
+        outcome = await caller.call(ctx, model, call, cache_ttl=cache_ttl)
+    flat = _flatten(rendered)
+    usage = outcome.usage
+    inp = ScoreInput(
+        output=outcome.text if outcome.ok else None,
+        expected=expected,
+        variables=variables,
+        prompt_text=flat,
+        latency_ms=outcome.latency_ms,
+        cost_usd=outcome.cost_usd,
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        error=outcome.error.code if outcome.error else None,
+    )
+    case_score = await score_case(list(scorers), inp, models, pass_threshold=pass_threshold)
+    return CellOutcome(
+        output=outcome.text,
+        scores=[r.to_json() for r in case_score.results],
+        score=case_score.score,
+        passed=case_score.passed,
+        latency_ms=outcome.latency_ms,
+        input_tokens=inp.input_tokens,
+        output_tokens=inp.output_tokens,
+        cost_usd=outcome.cost_usd,
+        cached=outcome.cached,
+        error_class=outcome.error.code if outcome.error else None,
+        error_message=outcome.error.detail[:2000] if outcome.error else None,
+        run_id=outcome.run.id if outcome.run is not None else None,
+        rendered=flat,
+    )
+
+
+class CachedIncludes:
+    """Resolves includes once per evaluation, so every case sees the same included versions."""
+
+    def __init__(self, runtime: Runtime, principal: Principal) -> None:
+        self.runtime = runtime
+        self.principal = principal
+        self.found: dict[str, templates.IncludedPrompt] = {}
+        self.lock = asyncio.Lock()
+
+    async def __call__(self, ref: str) -> templates.IncludedPrompt:
+        if ref in self.found:
+            return self.found[ref]
+        async with self.lock:
+            if ref not in self.found:
+                async with self.runtime.db.transaction() as session:
+                    resolve = registry.include_resolver(session, self.principal)
+                    self.found[ref] = await resolve(ref)
+        return self.found[ref]
+
+
+@dataclass(frozen=True)
+class Cell:
+    case: DatasetCase
+    entry: dict[str, Any]
+    version: PromptVersion
+    target_index: int
+
+
+class ResultWriter:
+    """Batches finished cells into short write transactions that also advance the run's progress."""
+
+    def __init__(self, runtime: Runtime, run_id: str, project_id: str) -> None:
+        self.runtime = runtime
+        self.run_id = run_id
+        self.project_id = project_id
+        self.pending: list[EvalResult] = []
+        self.cancel_requested = False
+        self._closing = False
+        self._wake = asyncio.Event()
+
+    def add(self, result: EvalResult) -> None:
+        self.pending.append(result)
+        if len(self.pending) >= FLUSH_BATCH:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        async with self.runtime.db.transaction(write=True) as session:
+            if batch:
+                columns = [c.name for c in EvalResult.__table__.columns]
+                rows = [{name: getattr(r, name) for name in columns} for r in batch]
+                dialect = session.get_bind().dialect.name
+                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+                # A row that exists already (a cell finished twice around a restart) is kept as it was.
+                await session.execute(insert(EvalResult).values(rows).on_conflict_do_nothing())
+            run = await session.get(EvalRun, self.run_id)
+            assert run is not None
+            run.done_cells, run.error_cells = await service.count_done(session, run)
+            run.heartbeat_at = utcnow()
+            self.cancel_requested = run.cancel_requested
+
+    async def loop(self) -> None:
+        """Flush every ``FLUSH_SECONDS`` (sooner when a batch fills) until :meth:`close`, then a last time.
+
+        The loop is never cancelled mid-flush: a commit interrupted by cancellation may still land after
+        the run's totals were computed, so stopping is a request the loop honours between flushes.
+        """
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FLUSH_SECONDS)
+            self._wake.clear()
+            await self.flush()
+        await self.flush()
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+
+
+def _result_row(run: EvalRun, cell: Cell, outcome: CellOutcome) -> EvalResult:
+    return EvalResult(
+        id=new_id("eval_result"),
+        project_id=run.project_id,
+        eval_run_id=run.id,
+        case_id=cell.case.id,
+        case_key=cell.case.key,
+        version_id=cell.version.id,
+        target_index=cell.target_index,
+        target=service.target_label(cell.entry["targets"][cell.target_index]),
+        output=outcome.output,
+        scores=outcome.scores,
+        score=outcome.score,
+        passed=outcome.passed,
+        latency_ms=outcome.latency_ms,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        cost_usd=outcome.cost_usd,
+        cached=outcome.cached,
+        error_class=outcome.error_class,
+        error_message=outcome.error_message,
+        run_id=outcome.run_id,
+        created_at=utcnow(),
+    )
+
+
+async def _claim(runtime: Runtime, run_id: str) -> EvalRun | None:
+    async with runtime.db.transaction(write=True) as session:
+        run = await session.get(EvalRun, run_id)
+        if run is None or run.status in service.TERMINAL:
+            return None
+        if run.cancel_requested:
+            run.status, run.finished_at = "cancelled", utcnow()
+            return None
+        run.status = "running"
+        run.attempts += 1
+        run.started_at = run.started_at or utcnow()
+        run.heartbeat_at = utcnow()
+        await session.flush()
+        session.expunge(run)
+        return run
+
+
+async def _load(
+    runtime: Runtime, run: EvalRun
+) -> tuple[list[DatasetCase], dict[str, PromptVersion], set[Any]]:
+    async with runtime.db.transaction() as session:
+        case_ids: list[str] = run.spec["caseIds"]
+        rows = (
+            await session.execute(
+                select(DatasetCase).where(
+                    DatasetCase.project_id == run.project_id, DatasetCase.id.in_(case_ids)
+                )
+            )
+        ).scalars()
+        by_id = {c.id: c for c in rows}
+        cases = [by_id[i] for i in case_ids if i in by_id]
+        version_ids = [v["versionId"] for v in run.spec["versions"]]
+        versions = {
+            v.id: v
+            for v in (
+                await session.execute(
+                    select(PromptVersion).where(
+                        PromptVersion.project_id == run.project_id, PromptVersion.id.in_(version_ids)
+                    )
+                )
+            ).scalars()
+        }
+        done = set(
+            (
+                await session.execute(
+                    select(EvalResult.case_id, EvalResult.version_id, EvalResult.target_index).where(
+                        EvalResult.project_id == run.project_id, EvalResult.eval_run_id == run.id
+                    )
+                )
+            ).all()
+        )
+        for obj in [*cases, *versions.values()]:
+            session.expunge(obj)
+    return cases, versions, done
+
+
+def _cells(
+    run: EvalRun, cases: list[DatasetCase], versions: dict[str, PromptVersion], done: set[Any]
+) -> Iterator[Cell]:
+    for case in cases:
+        for entry in run.spec["versions"]:
+            version = versions.get(entry["versionId"])
+            if version is None:
+                continue
+            for index in range(len(entry["targets"])):
+                if (case.id, version.id, index) not in done:
+                    yield Cell(case, entry, version, index)
+
+
+def _case_scorers(run: EvalRun, case: DatasetCase) -> list[ScorerSpec]:
+    specs = [ScorerSpec.model_validate(s) for s in run.spec["scorers"]]
+    extra = (case.metadata_ or {}).get("scorers") or []
+    return specs + [ScorerSpec.model_validate(s) for s in extra]
+
+
+async def execute(runtime: Runtime, run_id: str) -> None:
+    """Run (or resume) evaluation ``run_id`` until every cell has a result, it is cancelled, or it fails."""
+    run = await _claim(runtime, run_id)
+    if run is None:
+        return
+    principal = service.principal_from_json(run.spec["principal"])
+    log.info("eval_started", eval_run_id=run.id, attempt=run.attempts, total_cells=run.total_cells)
+    try:
+        cases, versions, done = await _load(runtime, run)
+        ctx = CallContext(principal=principal, source="eval", trace_id=run.id)
+        models = CallerModelAccess(runtime.caller, ctx, DEFAULT_JUDGE)
+        resolver = CachedIncludes(runtime, principal)
+        writer = ResultWriter(runtime, run.id, run.project_id)
+        cells = _cells(run, cases, versions, done)
+        base_vars: dict[str, Any] = run.spec.get("variables") or {}
+        cache_ttl = run.spec.get("cacheTtlSeconds")
+        pass_threshold = float(run.spec.get("passThreshold", 1.0))
+
+        async def work() -> None:
+            for cell in cells:
+                if writer.cancel_requested:
+                    return
+                cell_ctx = CallContext(
+                    principal=principal,
+                    source="eval",
+                    prompt_id=cell.entry["promptId"],
+                    version_id=cell.version.id,
+                    trace_id=run.id,
+                )
+                outcome = await evaluate_cell(
+                    runtime.caller,
+                    cell_ctx,
+                    version=cell.version,
+                    target=cell.entry["targets"][cell.target_index],
+                    variables={**base_vars, **(cell.case.input or {})},
+                    expected=cell.case.expected,
+                    scorers=_case_scorers(run, cell.case),
+                    pass_threshold=pass_threshold,
+                    models=models,
+                    resolver=resolver,
+                    cache_ttl=cache_ttl,
+                    max_depth=runtime.settings.include_max_depth,
+                )
+                writer.add(_result_row(run, cell, outcome))
+
+        flusher = asyncio.create_task(writer.loop())
+        try:
+            await asyncio.gather(*(work() for _ in range(int(run.spec.get("concurrency", 8)))))
+        finally:
+            # Whatever finished is kept, also when the server is shutting down mid-run.
+            writer.close()
+            await asyncio.shield(flusher)
+        await _finish(runtime, run.id, principal, cancelled=writer.cancel_requested)
+    except asyncio.CancelledError:
+        log.info("eval_interrupted", eval_run_id=run.id)
+        raise
+    except Exception as exc:
+        log.exception("eval_failed", eval_run_id=run.id)
+        async with runtime.db.transaction(write=True) as session:
+            failed = await session.get(EvalRun, run.id)
+            if failed is not None:
+                failed.status, failed.finished_at = "failed", utcnow()
+                failed.error = f"{type(exc).__name__}: {exc}"[:2000]
+
+
+async def _finish(runtime: Runtime, run_id: str, principal: Principal, *, cancelled: bool) -> None:
+    async with runtime.db.transaction(write=True) as session:
+        run = await session.get(EvalRun, run_id)
+        assert run is not None
+        results = await service.all_results(session, run)
+        groups = service.summarise(run, results)
+        run.summary = {"groups": groups}
+        run.done_cells = len(results)
+        run.error_cells = sum(1 for r in results if r.error_class)
+        run.finished_at = utcnow()
+        run.status = "cancelled" if cancelled or run.cancel_requested else "completed"
+        if run.status != "completed":
+            return
+        scorer_types = sorted({s["type"] for s in run.spec["scorers"]})
+        dataset = run.spec.get("dataset", {})
+        for group in groups:
+            await audit.record(
+                session,
+                principal,
+                "PromptEvaluated",
+                prompt_id=group["promptId"],
+                data={
+                    "promptId": group["promptId"],
+                    "versionId": group["versionId"],
+                    "evalScore": group["meanScore"],
+                    "passRate": group["passRate"],
+                    "evaluator": f"eval:{run.id} ({', '.join(scorer_types)}) on {group['target']}",
+                    "feedback": f"{group['passed']}/{group['completed']} cases passed on "
+                    f"{dataset.get('name')}@{dataset.get('version')}; {group['errors']} errors",
+                    "evalRunId": run.id,
+                },
+            )
+    log.info("eval_finished", eval_run_id=run_id, status="cancelled" if cancelled else "completed")
+
+
+async def pending(runtime: Runtime) -> list[str]:
+    """Evaluations that were queued or running when the process stopped."""
+    async with runtime.db.transaction() as session:
+        rows = await session.execute(
+            select(EvalRun.id).where(EvalRun.status.in_(("queued", "running"))).order_by(EvalRun.id)
+        )
+        return list(rows.scalars())
+
+
+register_job("eval", execute, pending)

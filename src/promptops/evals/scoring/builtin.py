@@ -1,0 +1,757 @@
+"""The deterministic built-in scorers: string, JSON, numeric, similarity, size, latency/cost and label checks.
+
+Each is a class with a ``type`` (promptfoo's assertion name where one exists), a default threshold, the
+options it accepts, ``validate(spec)`` (raises ValueError naming the problem) and ``score(...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from typing import Any, ClassVar
+
+import jsonpath
+import jsonschema
+from rapidfuzz.distance import Levenshtein as _Levenshtein
+
+from promptops.evals.schemas import ScorerSpec
+from promptops.evals.scoring.types import ModelAccess, Outcome, ScoreInput, clip, reference
+
+MAX_PATTERN_CHARS = 1000
+MAX_SCANNED_CHARS = 100_000  # regex and JSON extraction look at this much of an output
+MAX_LIST_ITEMS = 100
+MAX_JSON_ATTEMPTS = 200
+SHOWN = 200  # characters of output/expectation quoted in reasons
+
+
+class Builtin:
+    """Base of the built-in scorers. Subclasses set the class attributes and implement ``check``."""
+
+    type: ClassVar[str]
+    default_threshold: ClassVar[float] = 1.0
+    aliases: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    options_allowed: ClassVar[frozenset[str]] = frozenset()
+    # "required": value must be given; "reference": value, else the case's expected output; "optional"; "none"
+    value_kind: ClassVar[str] = "none"
+
+    def validate(self, spec: ScorerSpec) -> None:
+        unknown = sorted(set(spec.options) - self.options_allowed)
+        if unknown:
+            allowed = ", ".join(sorted(self.options_allowed)) or "none"
+            raise ValueError(f"unknown option(s) {', '.join(unknown)} (allowed: {allowed})")
+        if self.value_kind == "required" and spec.value is None:
+            raise ValueError("value is required")
+        if self.value_kind == "none" and spec.value is not None:
+            raise ValueError("this scorer takes no value")
+        if spec.value is not None:
+            self.check_value(spec.value)
+        self.check_options(spec.options)
+
+    def check_value(self, value: Any) -> None:
+        """Raise ValueError when ``value`` has the wrong type or shape."""
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Raise ValueError when an option has the wrong type or shape."""
+
+    async def score(self, spec: ScorerSpec, inp: ScoreInput, models: ModelAccess) -> Outcome:
+        assert inp.output is not None
+        return self.check(spec, inp.output, inp)
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        raise NotImplementedError
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _text_value(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"value must be a string, got {type(value).__name__}")
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _bool_option(options: dict[str, Any], name: str) -> None:
+    if name in options and not isinstance(options[name], bool):
+        raise ValueError(f"options.{name} must be true or false")
+
+
+def _number_option(
+    options: dict[str, Any], name: str, *, minimum: float = 0.0, integer: bool = False
+) -> None:
+    if name not in options:
+        return
+    value = options[name]
+    if integer:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    else:
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value >= minimum
+        )
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"options.{name} must be {kind} >= {minimum:g}")
+
+
+def _quote(text: str) -> str:
+    return repr(clip(text, SHOWN))
+
+
+def _passfail(ok: bool, yes: str, no: str, details: dict[str, Any] | None = None) -> Outcome:
+    return Outcome(1.0 if ok else 0.0, yes if ok else no, details or {})
+
+
+_FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n(.*?)\n?```$", re.S)
+
+
+def parse_json_output(output: str) -> tuple[bool, Any, str]:
+    """(ok, value, error) for an output that should be JSON as a whole (one ``` fence around it allowed)."""
+    text = output.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        return True, json.loads(text), ""
+    except ValueError as exc:
+        return False, None, f"not valid JSON ({exc})"
+
+
+def find_json(output: str) -> tuple[bool, Any]:
+    """The first JSON object or array inside ``output`` (e.g. after prose or in a code fence)."""
+    ok, value, _ = parse_json_output(output)
+    if ok and isinstance(value, dict | list):
+        return True, value
+    text = output[:MAX_SCANNED_CHARS]
+    decoder = json.JSONDecoder()
+    attempts = 0
+    for match in re.finditer(r"[\[{]", text):
+        attempts += 1
+        if attempts > MAX_JSON_ATTEMPTS:
+            break
+        try:
+            value, _ = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        return True, value
+    return False, None
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Structural JSON equality: numbers by value (1 == 1.0), booleans only equal booleans."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _expected_json(value: Any) -> Any:
+    """A reference taken from a case's expected output is text: read it as JSON when it is JSON."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _schema_validator(schema: Any) -> jsonschema.protocols.Validator:
+    if not isinstance(schema, dict | bool):
+        raise ValueError("value must be a JSON schema (an object)")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "(root)"
+        raise ValueError(f"invalid JSON schema at {where}: {exc.message}")
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def _schema_errors(schema: Any, value: Any) -> list[str]:
+    validator = _schema_validator(schema)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    return [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors[:5]]
+
+
+# --- string checks ----------------------------------------------------------------------------------------------
+
+
+class Equals(Builtin):
+    type = "equals"
+    description = (
+        "The output equals value (else the expected output), ignoring surrounding white space; a JSON value "
+        "(object, array, number, boolean) is compared with the output parsed as JSON."
+    )
+    value_kind = "reference"
+    options_allowed = frozenset({"ignore_case"})
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        _bool_option(options, "ignore_case")
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        ref = reference(spec, inp)
+        if not isinstance(ref, str):
+            ok, parsed, error = parse_json_output(output)
+            if not ok:
+                return Outcome(0.0, f"expected JSON {_quote(_as_text(ref))} but the output is {error}")
+            return _passfail(
+                json_equal(parsed, ref),
+                "output equals the expected JSON value",
+                f"output JSON {_quote(_as_text(parsed))} differs from {_quote(_as_text(ref))}",
+            )
+        a, b = output.strip(), ref.strip()
+        if spec.options.get("ignore_case"):
+            a, b = a.casefold(), b.casefold()
+        return _passfail(a == b, "output equals the expected text", f"output {_quote(a)} is not {_quote(b)}")
+
+
+class Contains(Builtin):
+    type = "contains"
+    description = "The output contains value (else the expected output)."
+    value_kind = "reference"
+    fold = False
+
+    def check_value(self, value: Any) -> None:
+        _text_value(value)
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        needle = _as_text(reference(spec, inp))
+        hay = output.casefold() if self.fold else output
+        found = (needle.casefold() if self.fold else needle) in hay
+        return _passfail(found, f"output contains {_quote(needle)}", f"output lacks {_quote(needle)}")
+
+
+class IContains(Contains):
+    type = "icontains"
+    description = "The output contains value (else the expected output), ignoring case."
+    fold = True
+
+
+class ContainsAny(Builtin):
+    type = "contains-any"
+    description = (
+        "The output contains at least one of value's strings (a list, or one comma-separated string)."
+    )
+    value_kind = "required"
+    fold = False
+    need_all = False
+
+    def check_value(self, value: Any) -> None:
+        self.items(value)
+
+    @staticmethod
+    def items(value: Any) -> list[str]:
+        if isinstance(value, str):
+            items = [part.strip() for part in value.split(",")]
+        elif isinstance(value, list):
+            for item in value:
+                _text_value(item)
+            items = [_as_text(item) for item in value]
+        else:
+            raise ValueError("value must be a list of strings or a comma-separated string")
+        items = [item for item in items if item]
+        if not items or len(items) > MAX_LIST_ITEMS:
+            raise ValueError(f"value must list 1 to {MAX_LIST_ITEMS} non-empty strings")
+        return items
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        items = self.items(spec.value)
+        hay = output.casefold() if self.fold else output
+        found = [item for item in items if (item.casefold() if self.fold else item) in hay]
+        missing = [item for item in items if item not in found]
+        details = {"found": found, "missing": missing}
+        if self.need_all:
+            return _passfail(
+                not missing,
+                f"output contains all {len(items)} strings",
+                f"output lacks {', '.join(map(_quote, missing))}",
+                details,
+            )
+        return _passfail(
+            bool(found),
+            f"output contains {_quote(found[0]) if found else ''}",
+            f"output contains none of {', '.join(map(_quote, items))}",
+            details,
+        )
+
+
+class IContainsAny(ContainsAny):
+    type = "icontains-any"
+    description = "Like contains-any, ignoring case."
+    fold = True
+
+
+class ContainsAll(ContainsAny):
+    type = "contains-all"
+    description = "The output contains every one of value's strings (a list, or one comma-separated string)."
+    need_all = True
+
+
+class IContainsAll(ContainsAll):
+    type = "icontains-all"
+    description = "Like contains-all, ignoring case."
+    fold = True
+
+
+class StartsWith(Builtin):
+    type = "starts-with"
+    description = "The output (leading white space ignored) starts with value (else the expected output)."
+    value_kind = "reference"
+
+    def check_value(self, value: Any) -> None:
+        _text_value(value)
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        prefix = _as_text(reference(spec, inp))
+        return _passfail(
+            output.lstrip().startswith(prefix),
+            f"output starts with {_quote(prefix)}",
+            f"output starts with {_quote(output.lstrip()[: len(prefix) + 10])}, not {_quote(prefix)}",
+        )
+
+
+class Regex(Builtin):
+    type = "regex"
+    description = (
+        "The output matches the regular expression value (Python syntax, searched anywhere); options.flags "
+        "may hold i (ignore case), m (multi-line), s (dot matches newline), x (verbose)."
+    )
+    value_kind = "required"
+    options_allowed = frozenset({"flags"})
+
+    def check_value(self, value: Any) -> None:
+        if not isinstance(value, str) or not value:
+            raise ValueError("value must be a non-empty regular expression string")
+        if len(value) > MAX_PATTERN_CHARS:
+            raise ValueError(f"the regular expression is longer than {MAX_PATTERN_CHARS} characters")
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        flags = options.get("flags", "")
+        if not isinstance(flags, str) or set(flags) - set("imsx"):
+            raise ValueError("options.flags must be a string of the letters i, m, s, x")
+
+    def validate(self, spec: ScorerSpec) -> None:
+        super().validate(spec)
+        try:
+            self.compiled(spec)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}")
+
+    @staticmethod
+    def compiled(spec: ScorerSpec) -> re.Pattern[str]:
+        flags = 0
+        for letter in spec.options.get("flags", ""):
+            flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
+        return re.compile(str(spec.value), flags)
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        match = self.compiled(spec).search(output[:MAX_SCANNED_CHARS])
+        if match is None:
+            return Outcome(0.0, f"output does not match /{clip(str(spec.value), SHOWN)}/", {})
+        return Outcome(1.0, f"output matches at {match.start()}", {"match": clip(match.group(0), SHOWN)})
+
+
+# --- JSON -------------------------------------------------------------------------------------------------------
+
+
+class IsJson(Builtin):
+    type = "is-json"
+    description = (
+        "The whole output is JSON (white space and one ``` fence around it allowed); value, when given, is a "
+        "JSON schema (Draft 2020-12) it must also satisfy."
+    )
+    value_kind = "optional"
+
+    def check_value(self, value: Any) -> None:
+        _schema_validator(value)
+
+    def parse(self, output: str) -> tuple[bool, Any, str]:
+        return parse_json_output(output)
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        ok, value, error = self.parse(output)
+        if not ok:
+            return Outcome(0.0, f"output is {error}", {})
+        if spec.value is None:
+            return Outcome(1.0, "output is valid JSON", {})
+        errors = _schema_errors(spec.value, value)
+        return _passfail(
+            not errors,
+            "output is JSON valid against the schema",
+            f"output JSON does not match the schema: {'; '.join(errors)}",
+            {"errors": errors},
+        )
+
+
+class ContainsJson(IsJson):
+    type = "contains-json"
+    description = (
+        "The output contains a JSON object or array (e.g. in a code fence after prose); value, when given, "
+        "is a JSON schema the first one found must satisfy."
+    )
+
+    def parse(self, output: str) -> tuple[bool, Any, str]:
+        ok, value = find_json(output)
+        return ok, value, "without any JSON object or array"
+
+
+class JsonSchema(IsJson):
+    type = "json-schema"
+    description = "The output is JSON (as for is-json) valid against the JSON schema value (Draft 2020-12)."
+    value_kind = "required"
+
+
+class JsonPath(Builtin):
+    type = "json-path"
+    aliases = ("jsonpath-equals",)
+    description = (
+        "The output is JSON and the JSONPath options.path (RFC 9535, e.g. $.answer.city) selects value "
+        "(else the expected output, read as JSON when it is JSON). One match is compared itself, several as "
+        "a list. With neither value nor expected output, the path only has to match something."
+    )
+    value_kind = "optional"
+    options_allowed = frozenset({"path"})
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        path = options.get("path")
+        if not isinstance(path, str) or not path:
+            raise ValueError("options.path (a JSONPath such as $.answer) is required")
+        try:
+            jsonpath.compile(path)
+        except jsonpath.JSONPathError as exc:
+            raise ValueError(f"invalid JSONPath {path!r}: {str(exc).splitlines()[0]}")
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        path = str(spec.options["path"])
+        ok, data, error = parse_json_output(output)
+        if not ok:
+            ok, data = find_json(output)
+            if not ok:
+                return Outcome(0.0, f"output is {error}", {})
+        try:
+            matches = jsonpath.compile(path).findall(data)
+        except jsonpath.JSONPathError as exc:
+            return Outcome(0.0, f"JSONPath {path} failed: {exc}", {})
+        if not matches:
+            return Outcome(0.0, f"JSONPath {path} matches nothing in the output", {})
+        found = matches[0] if len(matches) == 1 else list(matches)
+        details = {"found": found}
+        if spec.value is None and inp.expected is None:
+            return Outcome(1.0, f"JSONPath {path} matches", details)
+        ref = spec.value if spec.value is not None else _expected_json(inp.expected)
+        return _passfail(
+            json_equal(found, ref),
+            f"{path} equals {_quote(_as_text(ref))}",
+            f"{path} is {_quote(_as_text(found))}, not {_quote(_as_text(ref))}",
+            details,
+        )
+
+
+# --- numbers, similarity, size ----------------------------------------------------------------------------------
+
+_NUMBER = re.compile(
+    r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+(?:[eE][-+]?\d+)?"
+)
+
+
+def _number_in(text: str, last: bool) -> float | None:
+    found = _NUMBER.findall(text[:MAX_SCANNED_CHARS])
+    if not found:
+        return None
+    return float((found[-1] if last else found[0]).replace(",", ""))
+
+
+class Numeric(Builtin):
+    type = "numeric"
+    description = (
+        "The number in the output (the first one; options.pick = last for the last) is within "
+        "options.tolerance (absolute, default 0) or options.relative_tolerance (a fraction) of value "
+        "(else the expected output)."
+    )
+    value_kind = "reference"
+    options_allowed = frozenset({"tolerance", "relative_tolerance", "pick"})
+
+    def check_value(self, value: Any) -> None:
+        if self.target(value) is None:
+            raise ValueError("value must be a number")
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        _number_option(options, "tolerance")
+        _number_option(options, "relative_tolerance")
+        if options.get("pick", "first") not in ("first", "last"):
+            raise ValueError("options.pick must be first or last")
+
+    @staticmethod
+    def target(value: Any) -> float | None:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int | float):
+            return float(value) if math.isfinite(value) else None
+        if isinstance(value, str):
+            match = _NUMBER.fullmatch(value.strip())
+            return float(match.group(0).replace(",", "")) if match else None
+        return None
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        ref = reference(spec, inp)
+        target = self.target(ref)
+        if target is None:
+            return Outcome(0.0, f"the expected value {_quote(_as_text(ref))} is not a number", {})
+        got = _number_in(output, spec.options.get("pick") == "last")
+        if got is None:
+            return Outcome(0.0, "output contains no number", {})
+        tolerance = max(
+            float(spec.options.get("tolerance", 0.0)),
+            float(spec.options.get("relative_tolerance", 0.0)) * abs(target),
+        )
+        difference = abs(got - target)
+        return _passfail(
+            difference <= tolerance + 1e-12,
+            f"{got:g} is within {tolerance:g} of {target:g}",
+            f"{got:g} is {difference:g} away from {target:g} (tolerance {tolerance:g})",
+            {"found": got, "expected": target, "difference": difference},
+        )
+
+
+class LevenshteinRatio(Builtin):
+    type = "levenshtein"
+    default_threshold = 0.8
+    description = (
+        "Normalised Levenshtein similarity (1 - distance / longer length) between the output and value (else "
+        "the expected output), surrounding white space ignored; passes at the threshold (default 0.8), or, "
+        "when options.max_distance is set, when the edit distance is at most that (promptfoo's meaning)."
+    )
+    value_kind = "reference"
+    options_allowed = frozenset({"max_distance", "ignore_case"})
+
+    def check_value(self, value: Any) -> None:
+        _text_value(value)
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        _number_option(options, "max_distance", integer=True)
+        _bool_option(options, "ignore_case")
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        a, b = output.strip(), _as_text(reference(spec, inp)).strip()
+        if spec.options.get("ignore_case"):
+            a, b = a.casefold(), b.casefold()
+        distance = _Levenshtein.distance(a, b)
+        ratio = _Levenshtein.normalized_similarity(a, b)
+        details = {"distance": distance, "ratio": round(ratio, 6)}
+        reason = f"similarity {ratio:.3f} (edit distance {distance})"
+        if "max_distance" in spec.options:
+            limit = int(spec.options["max_distance"])
+            return Outcome(ratio, f"{reason}, limit {limit}", details, passed=distance <= limit)
+        return Outcome(ratio, reason, details)
+
+
+class _Limit(Builtin):
+    value_kind = "required"
+    upper = True
+    unit = ""
+
+    def check_value(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError("value must be a whole number >= 0")
+
+    def measure(self, output: str) -> int:
+        raise NotImplementedError
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        size, limit = self.measure(output), int(spec.value)
+        ok = size <= limit if self.upper else size >= limit
+        word = "at most" if self.upper else "at least"
+        return _passfail(
+            ok,
+            f"{size} {self.unit} ({word} {limit})",
+            f"{size} {self.unit}, expected {word} {limit}",
+            {"size": size},
+        )
+
+
+class MaxWords(_Limit):
+    type = "max-words"
+    description = "The output has at most value words (white-space separated)."
+    unit = "words"
+
+    def measure(self, output: str) -> int:
+        return len(output.split())
+
+
+class MinWords(MaxWords):
+    type = "min-words"
+    description = "The output has at least value words."
+    upper = False
+
+
+class MaxLength(_Limit):
+    type = "max-length"
+    description = "The output has at most value characters."
+    unit = "characters"
+
+    def measure(self, output: str) -> int:
+        return len(output)
+
+
+class MinLength(MaxLength):
+    type = "min-length"
+    description = "The output has at least value characters."
+    upper = False
+
+
+class Latency(Builtin):
+    type = "latency"
+    description = "The model call took at most value milliseconds."
+    value_kind = "required"
+
+    def check_value(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError("value must be a number of milliseconds > 0")
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        limit = float(spec.value)
+        return _passfail(
+            inp.latency_ms <= limit,
+            f"{inp.latency_ms:.0f} ms (limit {limit:g} ms)",
+            f"{inp.latency_ms:.0f} ms exceeds {limit:g} ms",
+            {"latency_ms": inp.latency_ms},
+        )
+
+
+class Cost(Builtin):
+    type = "cost"
+    description = "The model call cost at most value US dollars."
+    value_kind = "required"
+
+    def check_value(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError("value must be a number of US dollars >= 0")
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        limit = float(spec.value)
+        return _passfail(
+            inp.cost_usd <= limit,
+            f"${inp.cost_usd:.6f} (limit ${limit:g})",
+            f"${inp.cost_usd:.6f} exceeds ${limit:g}",
+            {"cost_usd": inp.cost_usd},
+        )
+
+
+# --- classifier labels ------------------------------------------------------------------------------------------
+
+
+def normalise_label(text: str) -> str:
+    """Case-folded, punctuation and symbols turned into spaces, white space collapsed."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
+    return " ".join(text.split())
+
+
+class Label(Builtin):
+    type = "label"
+    description = (
+        "Classifier label match, normalised (case, white space and punctuation ignored): the output equals "
+        "value (else the expected output). With options.labels, the known label found first in the output "
+        "is the prediction (so 'Sentiment: Positive.' predicts positive); options.aliases maps other words "
+        "to labels ({'pos': 'positive'})."
+    )
+    value_kind = "reference"
+    options_allowed = frozenset({"labels", "aliases"})
+
+    def check_value(self, value: Any) -> None:
+        _text_value(value)
+        if not normalise_label(_as_text(value)):
+            raise ValueError("value is empty once normalised")
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        labels = options.get("labels")
+        if labels is not None:
+            if not isinstance(labels, list) or not labels or len(labels) > MAX_LIST_ITEMS:
+                raise ValueError(f"options.labels must be a list of 1 to {MAX_LIST_ITEMS} strings")
+            for label in labels:
+                if not isinstance(label, str) or not normalise_label(label):
+                    raise ValueError("options.labels must hold non-empty strings (after normalising)")
+        aliases = options.get("aliases")
+        if aliases is not None:
+            if not isinstance(aliases, dict) or len(aliases) > MAX_LIST_ITEMS:
+                raise ValueError(f"options.aliases must be an object of at most {MAX_LIST_ITEMS} entries")
+            known = {normalise_label(label) for label in labels or []}
+            for alias, label in aliases.items():
+                if not normalise_label(alias) or not isinstance(label, str) or not normalise_label(label):
+                    raise ValueError("options.aliases must map non-empty words to non-empty labels")
+                if labels is not None and normalise_label(label) not in known:
+                    raise ValueError(f"options.aliases maps {alias!r} to {label!r}, which is not in labels")
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        aliases = {
+            normalise_label(k): normalise_label(v) for k, v in (spec.options.get("aliases") or {}).items()
+        }
+        expected_raw = normalise_label(_as_text(reference(spec, inp)))
+        expected = aliases.get(expected_raw, expected_raw)
+        text = normalise_label(output)
+        labels = spec.options.get("labels")
+        if labels is None:
+            predicted: str | None = aliases.get(text, text)
+        else:
+            predicted = self.first_label(text, [normalise_label(label) for label in labels], aliases)
+        details = {"predicted": predicted, "expected": expected}
+        if predicted is None:
+            return Outcome(0.0, f"no known label in the output {_quote(output.strip())}", details)
+        return _passfail(
+            predicted == expected,
+            f"label {predicted!r} matches",
+            f"label {clip(predicted, SHOWN)!r} is not {expected!r}",
+            details,
+        )
+
+    @staticmethod
+    def first_label(text: str, labels: list[str], aliases: dict[str, str]) -> str | None:
+        """The label (or alias of one) that occurs first as whole words; the longer one on a tie."""
+        best: tuple[int, int, str] | None = None
+        for word, label in [*((label, label) for label in labels), *aliases.items()]:
+            match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text)
+            if match is None:
+                continue
+            key = (match.start(), -len(word), label)
+            if best is None or key < best:
+                best = key
+        return best[2] if best else None
+
+
+BUILTINS: tuple[type[Builtin], ...] = (
+    Equals,
+    Contains,
+    IContains,
+    ContainsAny,
+    IContainsAny,
+    ContainsAll,
+    IContainsAll,
+    StartsWith,
+    Regex,
+    IsJson,
+    ContainsJson,
+    JsonSchema,
+    JsonPath,
+    Numeric,
+    LevenshteinRatio,
+    MaxWords,
+    MinWords,
+    MaxLength,
+    MinLength,
+    Latency,
+    Cost,
+    Label,
+)

@@ -1,0 +1,120 @@
+"""``promptops datasets ...`` against a real server, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_support import Cli, LiveServer, running_server
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "datasets" / "sentiment-reviews.jsonl"
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with running_server(db_url, tmp_path) as live:
+        yield live
+
+
+@pytest.fixture
+def cli(server: LiveServer, tmp_path: Path) -> Cli:
+    runner = Cli(tmp_path / "home" / "promptops.json", server.url)
+    runner.login_admin()
+    return runner
+
+
+def test_import_list_show_export_versions_archive(cli: Cli, tmp_path: Path) -> None:
+    listed = cli.json("datasets", "list")["items"]
+    assert [d["name"] for d in listed] == ["sentiment/reviews"] and listed[0]["latest"]["caseCount"] >= 40
+
+    result = cli.ok("datasets", "import", "mine/reviews", str(EXAMPLE), "-m", "seed")
+    assert "Imported mine/reviews version 1: 50 cases" in result.stdout
+    # the same file again writes nothing
+    assert "is unchanged: version 1" in cli.ok("datasets", "import", "mine/reviews", str(EXAMPLE)).stdout
+
+    out = tmp_path / "out.csv"
+    result = cli.ok("datasets", "export", "mine/reviews", "-o", str(out))
+    assert f"as csv to {out}" in result.stdout
+    assert out.read_text().splitlines()[0].strip() == "id,review,expected,tags"
+    edited = out.read_text().replace("r01,", "r01-edited,", 1)
+    out.write_text(edited)
+    saved = cli.json("datasets", "import", "mine/reviews", str(out), "-m", "rename r01")
+    assert saved["created"] is True and saved["version"]["version"] == 2
+
+    shown = cli.ok("datasets", "show", "mine/reviews", "--limit", "3").stdout
+    assert (
+        "2 of 2" in shown and "r01-edited" in shown and "rename r01" in shown and "Showing 3 cases" in shown
+    )
+    data = cli.json("datasets", "show", "mine/reviews", "--version", "1", "--tag", "movie", "--limit", "1000")
+    assert data["version"]["version"] == 1 and all("movie" in c["tags"] for c in data["cases"])
+    assert {c["key"] for c in data["cases"]} and "r01" not in {c["key"] for c in data["cases"]}
+
+    versions = cli.json("datasets", "versions", "mine/reviews")
+    assert [v["version"] for v in versions] == [2, 1] and versions[1]["commitMessage"] == "seed"
+    assert "rename r01" in cli.ok("datasets", "versions", "mine/reviews").stdout
+
+    # stdout export (JSONL by default) of the first version equals the example file's cases
+    exported = cli.ok("datasets", "export", "mine/reviews", "--version", "1").stdout
+    original = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
+    assert [json.loads(line) for line in exported.splitlines()] == original
+
+    created = cli.json("datasets", "create", "empty/one", "--description", "nothing yet")
+    assert created["version"]["caseCount"] == 0
+    failure = cli.fails("datasets", "create", "empty/one", "--file", str(EXAMPLE))
+    assert "already exists" in failure.stderr and "[dataset_exists]" in failure.stderr
+
+    assert "Archived empty/one." in cli.ok("datasets", "archive", "empty/one").stdout
+    assert "empty/one" not in [d["name"] for d in cli.json("datasets", "list")["items"]]
+    assert [d["name"] for d in cli.json("datasets", "list", "--archived")["items"]] == ["empty/one"]
+    assert "Unarchived empty/one." in cli.ok("datasets", "unarchive", "empty/one").stdout
+
+
+def test_errors_name_the_line(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": {"q": "1"}}\n{"input": {"q": "2"}\n')
+    failure = cli.fails("datasets", "import", "bad/set", str(bad))
+    assert "line 2: invalid JSON" in failure.stderr and "[invalid_dataset]" in failure.stderr
+
+    table = tmp_path / "bad.csv"
+    table.write_text("a,b,c\n1,2,3\n4,5\n")
+    failure = cli.fails("datasets", "import", "bad/set", str(table))
+    assert "row 2 (line 3): column count 2, header has 3" in failure.stderr
+
+    unknown = tmp_path / "cases.txt"
+    unknown.write_text("a\n1\n")
+    failure = cli.fails("datasets", "import", "bad/set", str(unknown))
+    assert "[unknown_format]" in failure.stderr
+    assert cli.ok("datasets", "import", "bad/set", str(unknown), "--format", "csv").stdout.startswith(
+        "Imported"
+    )
+
+    failure = cli.fails("datasets", "import", "bad/set", str(tmp_path / "missing.csv"))
+    assert "Cannot read dataset file" in failure.stderr
+    failure = cli.fails("datasets", "show", "no/such")
+    assert "[dataset_not_found]" in failure.stderr
+
+
+def test_from_runs(cli: Cli) -> None:
+    # real calls of the example prompt on the built-in local model (Gemma 3 270M, 3 tokens each)
+    for review in ("I love this phone.", "It broke after a day."):
+        cli.ok("run", "sentiment/few-shot", "--var", f"review={review}")
+    runs = cli.json("runs", "list", "--prompt", "sentiment/few-shot")["items"]
+    assert len(runs) == 2
+    result = cli.ok("datasets", "from-runs", "traffic/sentiment", "--run", runs[-1]["id"], "--no-expected")
+    assert "Saved traffic/sentiment version 1: 1 cases" in result.stdout and "1 new cases" in result.stdout
+    data = cli.json("datasets", "from-runs", "traffic/sentiment", "--prompt", "sentiment/few-shot")
+    assert (data["added"], data["existing"], data["recovered"]) == (1, 1, 2)
+    assert data["version"]["version"] == 2 and data["version"]["source"] == "runs"
+    cases = cli.json("datasets", "show", "traffic/sentiment")["cases"]
+    assert [c["input"] for c in cases] == [
+        {"review": "I love this phone."},
+        {"review": "It broke after a day."},
+    ]
+    assert cases[0]["expected"] is None and cases[1]["expected"] == runs[0]["output"]
+    assert [c["sourceRunId"] for c in cases] == [runs[1]["id"], runs[0]["id"]]
+    cli.fails("datasets", "from-runs", "x", "--run", "run_nope", "--prompt", "sentiment/few-shot", code=2)
+    failure = cli.fails("datasets", "from-runs", "x", "--run", "run_01nope")
+    assert "[run_not_found]" in failure.stderr

@@ -1,0 +1,154 @@
+"""Kill -9 the server in the middle of an evaluation, start it again: the run finishes, and no case whose
+result was stored before the kill is sent to the model again. The server is a real ``promptops serve``
+process; the model is a real HTTP server speaking the OpenAI wire format.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cli_support import free_port
+from fake_llm_server import DEFAULT_KEY, FakeLLMServer
+
+from conftest import ADMIN_KEY
+
+CASES = 30
+HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def review(i: int) -> str:
+    return f"review number {i} says the product is fine"
+
+
+class Server:
+    """``promptops serve`` as a child process on ``db_url``."""
+
+    def __init__(self, db_url: str, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (tmp_path / "server.log").open("ab")
+        self.env = {
+            **os.environ,
+            "PROMPTOPS_DATABASE_URL": db_url,
+            "PROMPTOPS_DATA_DIR": str(tmp_path / "data"),
+            "PROMPTOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+            "PROMPTOPS_BOOTSTRAP_ADMIN_PASSWORD": "admin-password-123",
+            "PROMPTOPS_PROVIDER_ALLOWED_HOSTS": "127.0.0.1",
+            "PROMPTOPS_LOG_JSON": "true",
+            # PostgreSQL (procrastinate): a job whose worker stopped heart-beating this long is requeued
+            "PROMPTOPS_JOB_STALLED_SECONDS": "3",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [str(Path(sys.executable).parent / "promptops"), "serve", "--port", str(self.port)]
+        self.proc = subprocess.Popen(command, env=self.env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.proc.poll() is None, "server exited during start-up"
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        r = httpx.request(method, self.url + path, headers=HEADERS, timeout=30, **kwargs)
+        assert r.status_code < 300, r.text
+        return r.json() if r.content else None
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
+    s = Server(db_url, tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_killed_server_resumes_the_evaluation_without_rerunning_cases(server: Server) -> None:
+    with FakeLLMServer() as fake:
+        fake.script("openai", delay=0.15, times=10_000)
+        server.start()
+        server.call(
+            "POST",
+            "/api/v1/providers",
+            json={"name": "fake", "type": "openai", "baseUrl": fake.url + "/v1", "apiKey": DEFAULT_KEY},
+        )
+        server.call(
+            "POST",
+            "/api/v1/prompts",
+            json={"name": "resume/echo", "template": "{{ review }}", "variables": [{"name": "review"}]},
+        )
+        cases = [
+            {"id": f"r{i:02d}", "input": {"review": review(i)}, "expected": review(i)} for i in range(CASES)
+        ]
+        server.call("POST", "/api/v1/datasets", json={"name": "resume/reviews", "cases": cases})
+        run = server.call(
+            "POST",
+            "/api/v1/evals",
+            json={
+                "prompts": ["resume/echo"],
+                "dataset": "resume/reviews",
+                "models": [{"provider": "fake", "model": "gpt-fake"}],
+                "scorers": [{"type": "contains"}],
+                "concurrency": 2,
+            },
+        )
+        while server.call("GET", f"/api/v1/evals/{run['id']}")["doneCells"] < 8:
+            time.sleep(0.05)
+        stored = server.call("GET", f"/api/v1/evals/{run['id']}/results", params={"limit": 500})["items"]
+        server.kill()
+        done_before = {r["caseKey"] for r in stored}
+        assert 8 <= len(done_before) < CASES
+
+        server.start()
+        deadline = time.monotonic() + 120
+        while (current := server.call("GET", f"/api/v1/evals/{run['id']}"))["status"] != "completed":
+            assert current["status"] in ("queued", "running"), current
+            assert time.monotonic() < deadline, current
+            time.sleep(0.1)
+        assert current["attempts"] >= 2 and current["doneCells"] == CASES
+        assert current["summary"][0]["passed"] == CASES
+
+        results = server.call("GET", f"/api/v1/evals/{run['id']}/results", params={"limit": 500})["items"]
+        assert sorted(r["caseKey"] for r in results) == [f"r{i:02d}" for i in range(CASES)]
+        # results stored before the kill are the same rows, untouched
+        before = {r["caseKey"]: r["id"] for r in stored}
+        assert all(r["id"] == before[r["caseKey"]] for r in results if r["caseKey"] in before)
+
+        sent = Counter(
+            m["content"] for r in fake.requests_to("/chat/completions") for m in r.body["messages"]
+        )
+        for key in done_before:
+            assert sent[review(int(key[1:]))] == 1, f"case {key} was run again after the restart"
+        # Only cells not stored at the kill may have been sent twice: those in flight (at most the concurrency,
+        # 2) and those answered but still in the writer's batch (at most one flush interval's worth, again 2).
+        assert sum(sent.values()) <= CASES + 2 * 2
