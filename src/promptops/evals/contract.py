@@ -4,7 +4,6 @@ synchronously, with the same cell evaluation the background engine uses.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import statistics
@@ -14,11 +13,10 @@ import orjson
 
 from promptops.auth.principal import Principal
 from promptops.errors import NotFound, ValidationProblem
-from promptops.evals import engine, service
+from promptops.evals import quick, service
 from promptops.evals.schemas import PromptEvalRequest, PromptEvalResult
-from promptops.evals.scoring import CallerModelAccess, default_specs, validate_specs
+from promptops.evals.scoring import default_specs, validate_specs
 from promptops.governance import audit
-from promptops.providers.calls import CallContext
 from promptops.registry.models import PromptVersion
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
@@ -59,17 +57,7 @@ async def _version(runtime: Runtime, principal: Principal, prompt: str) -> tuple
         except NotFound:
             if "@" in prompt:
                 raise
-    analysis = templates.analyze("text", prompt, None, [])
-    version = PromptVersion(
-        id="inline",
-        kind="text",
-        template=prompt,
-        messages=None,
-        variables=[{"name": n, "type": "any", "required": False} for n in analysis.used],
-        response_schema=None,
-        model_config_={},
-    )
-    return version, None
+    return quick.unsaved_version("text", prompt), None
 
 
 async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalRequest) -> PromptEvalResult:
@@ -88,30 +76,18 @@ async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalReque
     target = body.model.model_dump() if body.model else service.version_target(version)
     await service.check_targets(runtime.caller, principal, [target])
     version_id = version.id if prompt_id else None
-    ctx = CallContext(principal=principal, source="eval", prompt_id=prompt_id, version_id=version_id)
-    models = CallerModelAccess(runtime.caller, ctx, engine.DEFAULT_JUDGE)
-    limit = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(variables: dict[str, Any], expected: str | None) -> engine.CellOutcome:
-        async with limit, runtime.db.transaction() as session:
-            from promptops.registry import service as registry
-
-            resolver = registry.include_resolver(session, principal)
-            return await engine.evaluate_cell(
-                runtime.caller,
-                ctx,
-                version=version,
-                target=target,
-                variables=variables,
-                expected=expected,
-                scorers=scorers,
-                pass_threshold=1.0,
-                models=models,
-                resolver=resolver,
-                max_depth=runtime.settings.include_max_depth,
-            )
-
-    outcomes = await asyncio.gather(*(one(v, e) for v, e in cases))
+    result = await quick.evaluate_version(
+        runtime,
+        principal,
+        version,
+        target,
+        [quick.QuickCase(v, e) for v, e in cases],
+        scorers,
+        prompt_id=prompt_id,
+        version_id=version_id,
+        concurrency=CONCURRENCY,
+    )
+    outcomes = result.outcomes
     score = round(statistics.fmean(o.score for o in outcomes), 4)
     passed = sum(1 for o in outcomes if o.passed)
     lines = [f"{passed}/{len(outcomes)} test cases passed on {service.target_label(target)}."]

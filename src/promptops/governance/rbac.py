@@ -39,6 +39,7 @@ class Permission(StrEnum):
     DATASET_WRITE = "dataset:write"
     EVAL_READ = "eval:read"
     EVAL_RUN = "eval:run"
+    PROMPT_OPTIMIZE = "prompt:optimize"  # generate, refine and optimize (PromptOpt); saves draft versions
     FEEDBACK_READ = "feedback:read"
     FEEDBACK_WRITE = "feedback:write"
     ANNOTATION_MANAGE = "annotation:manage"
@@ -54,8 +55,9 @@ _VIEWER = {
     P.FEEDBACK_READ,
     P.DATASET_READ,
 }
-# QA analysts rate and comment (feedback), fill and work the annotation queue, and curate test datasets.
-_QA = _VIEWER | {P.FEEDBACK_WRITE, P.ANNOTATION_MANAGE, P.DATASET_WRITE}
+# QA analysts rate and comment (feedback), fill and work the annotation queue, curate test datasets and
+# run evaluations against them.
+_QA = _VIEWER | {P.FEEDBACK_WRITE, P.ANNOTATION_MANAGE, P.DATASET_WRITE, P.EVAL_RUN}
 _ENGINEER = _QA | {
     P.PROMPT_WRITE,
     P.LABEL_WRITE,
@@ -63,6 +65,7 @@ _ENGINEER = _QA | {
     P.AUDIT_READ,
     P.PLAYGROUND_RUN,
     P.EVAL_RUN,
+    P.PROMPT_OPTIMIZE,
 }
 _COMPLIANCE = _VIEWER | {P.AUDIT_READ, P.AUDIT_VERIFY, P.APIKEY_READ}
 _ADMIN = set(Permission)
