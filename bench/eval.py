@@ -109,14 +109,14 @@ def bench_promptops(
         dataset = [
             {"id": f"c{i}", "input": {"review": text}, "expected": "positive"} for i, text in enumerate(cases)
         ]
-        ok(api.post("/api/v1/datasets", json={"name": "bench/cases", "cases": dataset}))
+        ok(api.post("/api/v1/datasets", json={"name": "bench/reviews", "cases": dataset}))
         started = time.perf_counter()
         run = ok(
             api.post(
                 "/api/v1/evals",
                 json={
                     "prompts": ["bench/sentiment"],
-                    "dataset": "bench/cases",
+                    "dataset": "bench/reviews",
                     "models": [{"provider": "fake", "model": "gpt-4o-mini"}],
                     "scorers": [{"type": "contains"}],
                     "concurrency": concurrency,
@@ -172,6 +172,9 @@ def bench_promptfoo(upstream: str, cases: list[str], concurrency: int, tmp: Path
 
     env = {
         **os.environ,
+        # promptfoo needs Node >= 22: package.json installs one into node_modules/.bin (see its README)
+        "PATH": f"{binary.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PROMPTFOO_CONFIG_DIR": str(work / ".promptfoo"),
         "HOME": str(work),
         "PROMPTFOO_DISABLE_TELEMETRY": "1",
         "PROMPTFOO_DISABLE_UPDATE": "1",
@@ -183,6 +186,7 @@ def bench_promptfoo(upstream: str, cases: list[str], concurrency: int, tmp: Path
     def run(n: int) -> float:
         out = work / f"out-{n}.json"
         command = [
+            str(binary.parent / "node"),
             str(binary),
             "eval",
             "-c",

@@ -135,6 +135,12 @@ def release_database(url: str) -> None:
     _pg_state.setdefault("free", []).append(name)
 
 
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A fresh SQLite database, for slow tests about something else than the database (the local model)."""
+    return new_database("sqlite", tmp_path, sqlite_template)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
     url = new_database(request.param, tmp_path, sqlite_template)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 from pathlib import Path
 from typing import Annotated, Any
 from xml.etree import ElementTree as ET
@@ -166,8 +167,9 @@ def _from_promptfoo(api: ApiClient, config_path: Path, prefix: str | None) -> di
     refs = [push_draft(api, draft.body()) for draft in translated.prompts]
     dataset = f"{prefix}/tests"
     api.post(
-        f"/api/v1/datasets/{path_segment(dataset)}/import?format=json",
-        {"cases": translated.cases, "message": f"imported from {config_path.name}"},
+        f"/api/v1/datasets/{path_segment(dataset)}/import?format=json&message="
+        + quote(f"imported from {config_path.name}"),
+        {"cases": translated.cases},
     )
     body: dict[str, Any] = translated.eval_run_body(refs, dataset)
     return body

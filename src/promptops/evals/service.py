@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
@@ -139,14 +139,14 @@ async def create_run(
             code="no_scorers",
         )
     validate_specs(scorers)
-    for case in cases:
-        case_scorers = (case.metadata_ or {}).get("scorers")
+    for item in cases:
+        case_scorers = (item.metadata_ or {}).get("scorers")
         if case_scorers:
             try:
                 specs = [ScorerSpec.model_validate(s) for s in case_scorers]
             except ValueError as exc:  # pydantic's ValidationError
                 raise ValidationProblem(
-                    f"Case {case.key!r}: invalid scorers in metadata: {exc}", code="invalid_scorer"
+                    f"Case {item.key!r}: invalid scorers in metadata: {exc}", code="invalid_scorer"
                 )
             validate_specs(specs)
 
@@ -396,11 +396,51 @@ async def all_results(session: AsyncSession, run: EvalRun) -> list[EvalResult]:
 
 
 async def live_summary(session: AsyncSession, run: EvalRun) -> list[dict[str, Any]]:
-    """The stored summary of a finished run, or one computed now from the cells done so far."""
+    """The stored summary of a finished run; for one in progress, counts so far aggregated in the database.
+
+    Progress is polled often while a run works, so it must not load every result: the in-progress summary
+    has the counters, means, tokens and cost, and leaves latency percentiles and per-scorer means to the
+    final summary.
+    """
     if run.status in TERMINAL and run.summary.get("groups") is not None:
         groups: list[dict[str, Any]] = run.summary["groups"]
         return groups
-    return summarise(run, await all_results(session, run))
+    rows = await session.execute(
+        select(
+            EvalResult.version_id,
+            EvalResult.target_index,
+            func.count(EvalResult.id),
+            func.sum(case((EvalResult.passed.is_(True), 1), else_=0)),
+            func.avg(EvalResult.score),
+            func.count(EvalResult.error_class),
+            func.sum(EvalResult.input_tokens),
+            func.sum(EvalResult.output_tokens),
+            func.sum(EvalResult.cost_usd),
+            func.sum(case((EvalResult.cached.is_(True), 1), else_=0)),
+        )
+        .where(EvalResult.project_id == run.project_id, EvalResult.eval_run_id == run.id)
+        .group_by(EvalResult.version_id, EvalResult.target_index)
+    )
+    counts = {(r[0], r[1]): r[2:] for r in rows.all()}
+    out = []
+    for group in summarise(run, []):
+        found = counts.get((group["versionId"], group["targetIndex"]))
+        if found:
+            done, passed, mean, errors, tokens_in, tokens_out, cost, cached = found
+            group.update(
+                completed=done,
+                passed=int(passed or 0),
+                failed=done - int(passed or 0),
+                errors=errors,
+                passRate=round(int(passed or 0) / done, 4),
+                meanScore=round(float(mean or 0.0), 4),
+                inputTokens=int(tokens_in or 0),
+                outputTokens=int(tokens_out or 0),
+                costUsd=round(float(cost or 0.0), 6),
+                cached=int(cached or 0),
+            )
+        out.append(group)
+    return out
 
 
 async def latest_for_version(session: AsyncSession, principal: Principal, version_id: str) -> dict[str, Any]:

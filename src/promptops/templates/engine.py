@@ -12,6 +12,7 @@ import functools
 import inspect
 import re
 import string
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import CodeType, TracebackType
@@ -424,7 +425,31 @@ class _Parsed:
     refs: tuple[str, ...]
 
 
+# Compiled sources by (source, origin name, filename): an evaluation renders one template for thousands of cases,
+# and parsing + compiling costs far more than rendering. Compiling does not depend on the per-render output
+# limit, so entries are shared between environments. Only successful compilations are kept.
+_PARSE_CACHE: OrderedDict[tuple[str, str | None, str], _Parsed] = OrderedDict()
+_PARSE_CACHE_SIZE = 512
+_PARSE_CACHE_MAX_SOURCE = 100_000
+
+
 def _parse(env: _PromptEnvironment, source: str, origin: _Origin) -> _Parsed:
+    """:func:`_compile_source` through a small LRU cache."""
+    if len(source) > _PARSE_CACHE_MAX_SOURCE:
+        return _compile_source(env, source, origin)
+    key = (source, origin.name, origin.filename)
+    found = _PARSE_CACHE.get(key)
+    if found is not None:
+        _PARSE_CACHE.move_to_end(key)
+        return found
+    parsed = _compile_source(env, source, origin)
+    _PARSE_CACHE[key] = parsed
+    if len(_PARSE_CACHE) > _PARSE_CACHE_SIZE:
+        _PARSE_CACHE.popitem(last=False)
+    return parsed
+
+
+def _compile_source(env: _PromptEnvironment, source: str, origin: _Origin) -> _Parsed:
     """Parse and compile one source; collect its free variables, locally bound names and include targets."""
     try:
         ast = env.parse(source, name=origin.name, filename=origin.filename)
@@ -697,7 +722,7 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
         self.output_chars = 0
         # lipsum(n) generates arbitrarily much text and has no use in prompts.
         self.globals.pop("lipsum", None)
-        self.filters = {name: self._guard_filter(name, func) for name, func in self.filters.items()}
+        self.filters = _GuardedFilters(self, self.filters)
         # Stored once so the compiled templates and call() see the very same objects.
         setattr(self, _LOOP_HOOK, self._loop_guard)
         setattr(self, _CONCAT_HOOK, self._concat_guard)
@@ -813,7 +838,7 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
 
     def _guard_filter(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         precheck = _FILTER_PRECHECKS.get(name)
-        signature = inspect.signature(func) if precheck is not None else None
+        signature = _signature(func) if precheck is not None else None
         # Filters marked pass_context/pass_eval_context/pass_environment get that object before the value.
         value_index = 1 if hasattr(func, "jinja_pass_arg") else 0
 
@@ -831,6 +856,35 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
             return result
 
         return guarded
+
+
+@functools.lru_cache(maxsize=256)
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(func)
+
+
+class _GuardedFilters(dict[str, Callable[..., Any]]):
+    """The environment's filters, each wrapped in its budget guard when first looked up.
+
+    A template uses a handful of the ~50 filters; wrapping all of them for every render cost more than the
+    rendering itself.
+    """
+
+    def __init__(self, env: _PromptEnvironment, filters: Mapping[str, Callable[..., Any]]) -> None:
+        super().__init__(filters)
+        self._env = env
+        self._guarded: dict[str, Callable[..., Any]] = {}
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        guarded = self._guarded.get(name)
+        if guarded is None:
+            guarded = self._env._guard_filter(name, super().__getitem__(name))
+            self._guarded[name] = guarded
+        return guarded
+
+    def get(self, name: str, default: Any = None) -> Any:
+        # not dict.get: that would bypass __getitem__ and hand out an unguarded filter
+        return self[name] if name in self else default  # noqa: SIM401
 
 
 # --- size pre-checks for amplifying operations --------------------------------------------------------------
