@@ -34,6 +34,7 @@ from promptops.logging import configure_logging, log
 from promptops.middleware import Metrics, RequestContextMiddleware
 from promptops.migrate import upgrade
 from promptops.ops.api import router as ops_router
+from promptops.optimize.api import router as optimizations_router
 from promptops.ops.docs import install_docs
 from promptops.playground.api import router as playground_router
 from promptops.providers.api import models_router
@@ -173,10 +174,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         feedback_contract_router,
         feedback_router,
         annotations_router,
+        optimizations_router,
     ):
         app.include_router(router)
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        metrics=app.state.metrics,
     )
     return app
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # dataset uploads (POST /api/v1/datasets, .../import, .../versions): files of up to 100,000 cases
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     include_max_depth: int = Field(default=5, ge=1, le=20)
     resolve_cache_ttl_seconds: float = Field(
         default=1.0, ge=0, description="In-process cache of auth and label resolution; 0 disables."

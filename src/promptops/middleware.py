@@ -35,10 +35,17 @@ class Metrics:
         )
 
 
+UPLOAD_PATH_RE = re.compile(r"^/api/v1/datasets(?:/.+/(?:import|versions))?$")
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics, max_upload_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Dataset uploads (create, import, new version) carry files; every other body keeps the small limit.
+        self.max_upload_bytes = max(max_upload_bytes or max_body_bytes, max_body_bytes)
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,7 +56,7 @@ class RequestContextMiddleware:
         request_id = incoming if incoming and REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        limit = self.max_body_bytes
+        limit = self.max_upload_bytes if UPLOAD_PATH_RE.match(scope.get("path", "")) else self.max_body_bytes
         too_large = PayloadTooLarge(f"Request body exceeds {limit} bytes", limit=limit)
         state = {"status": 500, "started": False, "too_large": False}
         declared = _header(scope, b"content-length")

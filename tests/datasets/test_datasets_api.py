@@ -461,3 +461,18 @@ async def test_resolve_version_for_the_eval_engine(api: Api, ref_kind: str) -> N
     async with runtime.db.transaction() as session:
         with pytest.raises(NotFound):
             await service.resolve_version(session, stranger, ref)
+
+
+async def test_dataset_uploads_may_exceed_the_general_body_limit(api: Api) -> None:
+    """A 2 MB import is accepted (upload limit 20 MiB) while other routes keep the 1 MiB body limit."""
+    lines = [
+        json.dumps({"id": f"c{i}", "input": {"review": "x" * 200 + str(i)}, "expected": "positive"})
+        for i in range(9000)
+    ]
+    body = "\n".join(lines).encode()
+    assert len(body) > 2_000_000
+    r = await api.post("/api/v1/datasets/big/reviews/import", params={"format": "jsonl"}, content=body)
+    assert r.status_code == 201, r.text[:500]
+    assert r.json()["version"]["caseCount"] == 9000
+    r = await api.post("/api/v1/prompts", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
