@@ -34,8 +34,9 @@ from promptops.logging import configure_logging, log
 from promptops.middleware import Metrics, RequestContextMiddleware
 from promptops.migrate import upgrade
 from promptops.ops.api import router as ops_router
-from promptops.optimize.api import router as optimizations_router
 from promptops.ops.docs import install_docs
+from promptops.optimize.api import router as optimizations_router
+from promptops.optimize.contract_api import contract_router as promptopt_contract_router
 from promptops.playground.api import router as playground_router
 from promptops.providers.api import models_router
 from promptops.providers.api import router as providers_router
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         feedback_router,
         annotations_router,
         optimizations_router,
+        promptopt_contract_router,
     ):
         app.include_router(router)
     app.add_middleware(

@@ -1,4 +1,9 @@
-"""Test harness for the CLI: a real uvicorn server in a thread, and a CliRunner bound to one config file."""
+"""Test harness for the CLI: a real uvicorn server in a thread, and a CliRunner bound to one config file.
+
+Test modules import the fixtures ``server_fixture`` (registered as ``server``: a live server on ``db_url``) and
+``cli_fixture`` (``cli``: the admin logged in to ``server``) so that pytest sees them; a module may define its
+own ``server`` and still use ``cli``.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 import structlog
 import uvicorn
 from typer.testing import CliRunner, Result
@@ -80,6 +86,24 @@ def running_server(db_url: str, tmp_path: Path, **overrides: Any) -> Iterator[Li
         thread.join(timeout=15)
         structlog.configure(**saved_logging)
         log_file.close()
+
+
+@pytest.fixture(name="server")
+def server_fixture(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with running_server(db_url, tmp_path) as live:
+        yield live
+
+
+@pytest.fixture(name="cli")
+def cli_fixture(server: LiveServer, tmp_path: Path) -> Cli:
+    return admin_cli(server.url, tmp_path)
+
+
+def admin_cli(url: str, tmp_path: Path) -> Cli:
+    """A CLI with its config under ``tmp_path/home``, logged in to ``url`` with the bootstrap admin key."""
+    runner = Cli(tmp_path / "home" / "promptops.json", url)
+    runner.login_admin()
+    return runner
 
 
 class Cli:

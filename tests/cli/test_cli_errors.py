@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, LiveServer, free_port, running_server
+from cli_support import Cli, LiveServer, free_port, server_fixture  # noqa: F401 (fixtures)
 
 from conftest import ADMIN_KEY
-
-
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    with running_server(db_url, tmp_path) as live:
-        yield live
 
 
 @pytest.fixture
@@ -70,7 +63,10 @@ def test_bad_prompt_files_are_reported_per_file(server: LiveServer, tmp_path: Pa
     (folder / "c.prompt.md").write_text("---\nname: [unclosed\n---\nHi\n")
     result = cli.fails("prompts", "push", str(folder))
     assert "good/one" in result.stdout and "created" in result.stdout
-    assert "Warning: good/one@1: PL003 undeclared-variable: Variable 'x' is used but not declared" in result.stderr
+    assert (
+        "Warning: good/one@1: PL003 undeclared-variable: Variable 'x' is used but not declared"
+        in result.stderr
+    )
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 2
     assert (

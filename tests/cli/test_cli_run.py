@@ -6,15 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, running_server
+from cli_support import Cli, admin_cli, running_server
 
 
 @pytest.fixture
 def cli(db_url: str, tmp_path: Path) -> Iterator[Cli]:
     with running_server(db_url, tmp_path) as live:
-        runner = Cli(tmp_path / "home" / "promptops.json", live.url)
-        runner.login_admin()
-        yield runner
+        yield admin_cli(live.url, tmp_path)
 
 
 def test_run_example_prompt_on_local_model(cli: Cli) -> None:

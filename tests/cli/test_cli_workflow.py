@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from cli_support import KEY_RE, Cli, LiveServer, running_server, tamper_audit_log
+from cli_support import (  # noqa: F401 (fixtures)
+    KEY_RE,
+    Cli,
+    LiveServer,
+    cli_fixture,
+    server_fixture,
+    tamper_audit_log,
+)
 
 from conftest import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD
 
@@ -28,19 +33,6 @@ TRIAGE_V2 = TRIAGE_V1.replace("Classify this ticket", "Route this ticket")
 TRIAGE_V3 = TRIAGE_V2.replace("temperature: 0}", "temperature: 0.5}").replace(
     "---\nRoute", "labels: [staging]\ncommitMessage: warmer\n---\nRoute"
 )
-
-
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    with running_server(db_url, tmp_path) as live:
-        yield live
-
-
-@pytest.fixture
-def cli(server: LiveServer, tmp_path: Path) -> Cli:
-    runner = Cli(tmp_path / "home" / "promptops.json", server.url)
-    runner.login_admin()
-    return runner
 
 
 def test_prompt_lifecycle(cli: Cli, tmp_path: Path) -> None:

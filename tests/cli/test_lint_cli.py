@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from cli_support import Cli, LiveServer, running_server
+from cli_support import Cli, LiveServer, admin_cli, server_fixture  # noqa: F401 (fixtures)
 
 from conftest import ADMIN_KEY
 
@@ -109,15 +108,8 @@ def test_errors_fail_and_bad_files_are_reported(offline: Cli, tmp_path: Path) ->
     assert "Not logged in" in offline.fails("lint", "--prompt", "x/y").stderr
 
 
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    with running_server(db_url, tmp_path) as live:
-        yield live
-
-
 def test_registry_prompts_are_linted_by_the_server(server: LiveServer, tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "home" / "promptops.json", server.url)
-    cli.login_admin()
+    cli = admin_cli(server.url, tmp_path)
     folder = tmp_path / "prompts"
     write(folder, "clean", CLEAN)
     write(folder, "warns", WARNS)

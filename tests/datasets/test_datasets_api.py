@@ -364,7 +364,7 @@ async def test_malformed_files_get_errors_with_line_numbers(api: Api) -> None:
 
 
 async def test_size_limits(db_url: str, tmp_path: Path) -> None:
-    api, client, lifespan = await open_api(db_url, tmp_path, max_body_bytes=4_000_000)
+    api, client, lifespan = await open_api(db_url, tmp_path, max_upload_bytes=4_000_000)
     try:
         lines = "".join(f'{{"i":"{i}"}}\n' for i in range(100_001))
         r = await imported(api, "big", lines, "jsonl")

@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from cli_support import Cli, LiveServer, running_server
+from cli_support import Cli, cli_fixture, server_fixture  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "datasets" / "sentiment-reviews.jsonl"
-
-
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    with running_server(db_url, tmp_path) as live:
-        yield live
-
-
-@pytest.fixture
-def cli(server: LiveServer, tmp_path: Path) -> Cli:
-    runner = Cli(tmp_path / "home" / "promptops.json", server.url)
-    runner.login_admin()
-    return runner
 
 
 def test_import_list_show_export_versions_archive(cli: Cli, tmp_path: Path) -> None:

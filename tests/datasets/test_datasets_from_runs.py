@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import DEFAULT_KEY, FakeLLMServer
+from fake_llm_server import FakeLLMServer
+from provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, open_api
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 
 BASE = "/api/v1/datasets"
 MODEL = [{"provider": "openai-test", "model": "gpt-4o-mini"}]
 
 
-@pytest.fixture(scope="module")
-def shared_fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(shared_fake: FakeLLMServer) -> FakeLLMServer:
-    shared_fake.reset()
-    return shared_fake
-
-
 @pytest.fixture
 async def papi(db_url: str, tmp_path: Path, fake: FakeLLMServer) -> AsyncIterator[Api]:
-    api, client, lifespan = await open_api(db_url, tmp_path, provider_allowed_hosts=["127.0.0.1"])
-    body = {"name": "openai-test", "type": "openai", "baseUrl": fake.url + "/v1", "apiKey": DEFAULT_KEY}
-    r = await api.post("/api/v1/providers", json={**body, "maxRetries": 0})
-    assert r.status_code == 201, r.text
-    try:
+    async with provider_app(db_url, tmp_path, fake, "openai-test") as api:
         yield api
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 async def play(api: Api, key: str | None = None, **body: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from cli_support import Cli, LiveServer, running_server
+from cli_support import Cli, LiveServer, cli_fixture, running_server  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 pytest.importorskip("llama_cpp")
@@ -24,13 +24,6 @@ def server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     # The engine is tested on both databases elsewhere; here the subject is the local model (slow), so SQLite.
     with running_server(sqlite_url, tmp_path) as live:
         yield live
-
-
-@pytest.fixture
-def cli(server: LiveServer, tmp_path: Path) -> Cli:
-    runner = Cli(tmp_path / "home" / "promptops.json", server.url)
-    runner.login_admin()
-    return runner
 
 
 def test_few_shot_beats_zero_shot_significantly_on_the_local_model(cli: Cli, tmp_path: Path) -> None:

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_llm_server import DEFAULT_KEY, FakeLLMServer, embedding_for, words
+from provider_support import (  # noqa: F401 (fixtures)
+    add_fake_connection,
+    fake_fixture,
+    provider_app,
+    shared_fake_fixture,
+)
 
-from conftest import Api, new_database, open_api, release_database
+from conftest import Api, new_database, release_database
 from promptops.auth.principal import system_principal
 from promptops.errors import ProblemError, ValidationProblem
 from promptops.evals.schemas import ScorerSpec
@@ -39,18 +45,6 @@ EMBEDDER = Target("judge-conn", "embed-model")
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 
 
-@pytest.fixture(scope="module")
-def shared_fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(shared_fake: FakeLLMServer) -> FakeLLMServer:
-    shared_fake.reset()
-    return shared_fake
-
-
 @dataclass
 class Env:
     api: Api
@@ -64,17 +58,7 @@ class Env:
 
 
 async def make_env(api: Api, fake: FakeLLMServer, **access: Any) -> Env:
-    r = await api.post(
-        "/api/v1/providers",
-        json={
-            "name": "judge-conn",
-            "type": "openai",
-            "baseUrl": fake.url + "/v1",
-            "apiKey": DEFAULT_KEY,
-            "maxRetries": 0,
-        },
-    )
-    assert r.status_code == 201, r.text
+    await add_fake_connection(api, fake, "judge-conn")
     me = (await api.get("/api/v1/auth/me")).json()
     principal = system_principal(me["projectId"], me["orgId"])
     runtime = api.app.state.runtime
@@ -84,12 +68,8 @@ async def make_env(api: Api, fake: FakeLLMServer, **access: Any) -> Env:
 
 @pytest.fixture
 async def env(db_url: str, tmp_path: Path, fake: FakeLLMServer) -> AsyncIterator[Env]:
-    api, client, lifespan = await open_api(db_url, tmp_path, provider_allowed_hosts=["127.0.0.1"])
-    try:
+    async with provider_app(db_url, tmp_path) as api:
         yield await make_env(api, fake, default_judge=JUDGE, default_embedding=EMBEDDER)
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 def case(
@@ -239,8 +219,7 @@ async def test_similar_uses_embeddings_and_records_the_call(env: Env) -> None:
 async def test_similar_without_an_embedding_model_fails_clearly(
     db_url: str, tmp_path: Path, fake: FakeLLMServer
 ) -> None:
-    api, client, lifespan = await open_api(db_url, tmp_path, provider_allowed_hosts=["127.0.0.1"])
-    try:
+    async with provider_app(db_url, tmp_path) as api:
         env = await make_env(api, fake)  # no default embedding model
         spec = ScorerSpec(type="similar")
         with pytest.raises(ValidationProblem):
@@ -253,9 +232,6 @@ async def test_similar_without_an_embedding_model_fails_clearly(
         with pytest.raises(ValidationProblem) as caught:
             await env.access.embed(None, ["x"])
         assert caught.value.code == "no_embedding_model"
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 async def test_embedding_on_a_connection_that_cannot_embed(env: Env) -> None:
@@ -377,12 +353,10 @@ async def test_pairwise_follow_up_and_no_verdict(env: Env) -> None:
 async def local_env(tmp_path: Path, sqlite_template: Path, fake: FakeLLMServer) -> AsyncIterator[Env]:
     """SQLite only: these tests are about the local model, not the database."""
     url = new_database("sqlite", tmp_path, sqlite_template)
-    api, client, lifespan = await open_api(url, tmp_path, provider_allowed_hosts=["127.0.0.1"])
     try:
-        yield await make_env(api, fake)  # default judge: the local model
+        async with provider_app(url, tmp_path) as api:
+            yield await make_env(api, fake)  # default judge: the local model
     finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
         release_database(url)
 
 

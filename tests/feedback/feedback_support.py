@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import DEFAULT_KEY, FakeLLMServer
+from fake_llm_server import FakeLLMServer
+from provider_support import provider_app
 
-from conftest import Api, open_api
+from conftest import Api
 
 EXAMPLE = "sentiment/few-shot"
 FAKE_TARGET = {"provider": "fake", "model": "gpt-4o-mini"}
@@ -28,23 +29,8 @@ def fake_llm_fixture() -> Iterator[FakeLLMServer]:
 @pytest.fixture(name="fapi")
 async def fapi_fixture(db_url: str, tmp_path: Path, fake_llm: FakeLLMServer) -> AsyncIterator[Api]:
     """The app with a provider connection ``fake`` to the fake OpenAI-compatible server."""
-    api, client, lifespan = await open_api(db_url, tmp_path, provider_allowed_hosts=["127.0.0.1"])
-    try:
-        r = await api.post(
-            "/api/v1/providers",
-            json={
-                "name": "fake",
-                "type": "openai",
-                "baseUrl": fake_llm.url + "/v1",
-                "apiKey": DEFAULT_KEY,
-                "maxRetries": 0,
-            },
-        )
-        assert r.status_code == 201, r.text
+    async with provider_app(db_url, tmp_path, fake_llm) as api:
         yield api
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 async def make_run(api: Api, review: str, prompt: str = EXAMPLE, key: str | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cli_support import Cli, LiveServer, running_server
+from cli_support import LiveServer, admin_cli, running_server
 from fake_llm_server import DEFAULT_KEY, FakeLLMServer
 
 from conftest import ADMIN_KEY
@@ -50,8 +50,7 @@ def make_run(server: LiveServer, review: str) -> dict[str, Any]:
 
 
 def test_feedback_and_annotation_commands(server: LiveServer, tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "home" / "promptops.json", server.url)
-    cli.login_admin()
+    cli = admin_cli(server.url, tmp_path)
     run1, run2, run3 = (make_run(server, f"cli review {i}") for i in range(3))
 
     given = cli.json(

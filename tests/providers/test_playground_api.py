@@ -7,40 +7,25 @@ model is the real Gemma 3 270M.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_llm_server import DEFAULT_KEY, FakeLLMServer
+from provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 from sqlalchemy import text
 
-from conftest import ADMIN_KEY, Api, open_api
+from conftest import ADMIN_KEY, Api
 
 CANARY = DEFAULT_KEY  # the fake server's key: it must never leave the encrypted column
-
-
-@pytest.fixture(scope="module")
-def shared_fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(shared_fake: FakeLLMServer) -> FakeLLMServer:
-    shared_fake.reset()
-    return shared_fake
 
 
 @pytest.fixture
 async def papi(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     """The app with loopback allowed for provider URLs (the fake server runs on 127.0.0.1)."""
-    api, client, lifespan = await open_api(db_url, tmp_path, provider_allowed_hosts=["127.0.0.1"])
-    try:
+    async with provider_app(db_url, tmp_path) as api:
         yield api
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 async def connect(api: Api, fake: FakeLLMServer, name: str = "openai-test", **extra: Any) -> dict[str, Any]:

@@ -48,25 +48,21 @@ def list_events(
             limit=limit,
             **{"from": since, "to": until},
         )
-    if as_json:
-        output.print_json(page)
-        return
-    output.table(
+    output.listing(
+        page,
+        as_json,
         ["Seq", "Time", "Event", "Actor", "Prompt", "Details"],
-        [
-            [
-                e["seq"],
-                output.short_time(e["timestamp"]),
-                e["eventType"],
-                e["user"],
-                (e["data"] or {}).get("name") or e["promptId"],
-                _summary(e["data"] or {}),
-            ]
-            for e in page["events"]
+        lambda e: [
+            e["seq"],
+            output.short_time(e["timestamp"]),
+            e["eventType"],
+            e["user"],
+            (e["data"] or {}).get("name") or e["promptId"],
+            _summary(e["data"] or {}),
         ],
+        key="events",
+        more="Older events exist; narrow the filters or raise --limit.",
     )
-    if page.get("nextCursor"):
-        output.echo("Older events exist; narrow the filters or raise --limit.")
 
 
 @app.command()

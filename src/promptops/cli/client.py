@@ -98,21 +98,7 @@ class ApiClient:
         json: Any = None,
     ) -> Any:
         """Send one request; returns the decoded JSON body (``None`` for 204) or raises CliError."""
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = self._http.request(method, path, params=clean or None, json=json)
-        except httpx.ConnectError as exc:
-            raise CliError(
-                f"Cannot connect to the PromptOps server at {self.url}",
-                f"{_reason(exc)}; is the server running ('promptops serve') and is the URL right?",
-                "connection_failed",
-            )
-        except httpx.TimeoutException:
-            raise CliError(f"The PromptOps server at {self.url} did not answer in time", None, "timeout")
-        except httpx.HTTPError as exc:
-            raise CliError(f"Request to {self.url} failed", str(exc) or type(exc).__name__, "http_error")
-        if response.status_code >= 400:
-            raise problem_error(response)
+        response = self.send(method, path, params=params, json=json)
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -126,14 +112,18 @@ class ApiClient:
         path: str,
         *,
         params: dict[str, Any] | None = None,
+        json: Any = None,
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """Send raw bytes (e.g. a dataset file) and return the raw 2xx response; errors as :class:`CliError`."""
+        """Send a JSON body or raw bytes (e.g. a dataset file) and return the raw 2xx response.
+
+        ``None`` params are left out. Errors (no connection, timeout, a 4xx/5xx problem) raise :class:`CliError`.
+        """
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(
-                method, path, params=clean or None, content=content, headers=headers
+                method, path, params=clean or None, json=json, content=content, headers=headers
             )
         except httpx.ConnectError as exc:
             raise CliError(

@@ -13,6 +13,9 @@ from promptops.cli.client import ApiClient, CliError, path_segment
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of tables.")]
 
+LimitOpt = Annotated[int, typer.Option(min=1, max=200, help="Page size.")]
+AllPagesFlag = Annotated[bool, typer.Option("--all", help="Follow cursors and list every match.")]
+
 ROLES_HELP = "One of: Viewer, QAAnalyst, PromptEngineer, PromptOpsAdmin, ComplianceOfficer."
 
 
@@ -26,6 +29,15 @@ def client() -> ApiClient:
             "not_logged_in",
         )
     return ApiClient(config.url or cfg.DEFAULT_URL, config.token, config.project)
+
+
+def list_page(path: str, params: dict[str, Any], all_pages: bool = False) -> dict[str, Any]:
+    """One page of a cursor-paginated listing as ``{"items", "nextCursor"}``; every page with ``all_pages``."""
+    with client() as api:
+        if all_pages:
+            return {"items": api.paginate(path, params), "nextCursor": None}
+        page = api.get(path, **params)
+    return {"items": page["items"], "nextCursor": page.get("nextCursor")}
 
 
 def prompt_path(name: str, *rest: str) -> str:

@@ -13,7 +13,7 @@ import typer
 
 from promptops.cli import output
 from promptops.cli.client import ApiClient, CliError, path_segment
-from promptops.cli.common import JsonFlag, client
+from promptops.cli.common import AllPagesFlag, JsonFlag, LimitOpt, client, list_page
 from promptops.datasets import formats
 from promptops.errors import ProblemError
 
@@ -88,37 +88,26 @@ def list_datasets(
     prefix: Annotated[str | None, typer.Option(help="Folder prefix, e.g. 'sentiment/'.")] = None,
     query: Annotated[str | None, typer.Option("--query", "-q", help="Text in name or description.")] = None,
     archived: Annotated[bool, typer.Option("--archived", help="List archived datasets instead.")] = False,
-    limit: Annotated[int, typer.Option(min=1, max=200, help="Page size.")] = 50,
-    all_pages: Annotated[bool, typer.Option("--all", help="Follow cursors and list every match.")] = False,
+    limit: LimitOpt = 50,
+    all_pages: AllPagesFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List datasets with their latest version."""
     params = {"prefix": prefix, "q": query, "archived": archived, "limit": limit}
-    with client() as api:
-        if all_pages:
-            items, cursor = api.paginate("/api/v1/datasets", params), None
-        else:
-            page = api.get("/api/v1/datasets", **params)
-            items, cursor = page["items"], page.get("nextCursor")
-    if as_json:
-        output.print_json({"items": items, "nextCursor": cursor})
-        return
-    output.table(
+    output.listing(
+        list_page("/api/v1/datasets", params, all_pages),
+        as_json,
         ["Name", "Latest", "Cases", "Hash", "Description", "Updated"],
-        [
-            [
-                d["name"],
-                d["latestVersion"],
-                (d["latest"] or {}).get("caseCount"),
-                (d["latest"] or {}).get("contentHash", "")[:12],
-                d["description"],
-                output.short_time(d["updatedAt"]),
-            ]
-            for d in items
+        lambda d: [
+            d["name"],
+            d["latestVersion"],
+            (d["latest"] or {}).get("caseCount"),
+            (d["latest"] or {}).get("contentHash", "")[:12],
+            d["description"],
+            output.short_time(d["updatedAt"]),
         ],
+        more="More datasets follow; use --all to list them all (next cursor: {cursor}).",
     )
-    if cursor:
-        output.echo(f"More datasets follow; use --all to list them all (next cursor: {cursor}).")
 
 
 @app.command()
@@ -253,23 +242,20 @@ def versions(name: str, as_json: JsonFlag = False) -> None:
     """List every version of a dataset, newest first."""
     with client() as api:
         items = api.paginate(dataset_path(name, "versions"), {"limit": 200})
-    if as_json:
-        output.print_json(items)
-        return
-    output.table(
+    output.listing(
+        items,
+        as_json,
         ["Version", "Cases", "Hash", "Source", "Commit message", "Created by", "Created"],
-        [
-            [
-                v["version"],
-                v["caseCount"],
-                v["contentHash"][:12],
-                v["source"],
-                v["commitMessage"],
-                v["createdBy"],
-                output.short_time(v["createdAt"]),
-            ]
-            for v in items
+        lambda v: [
+            v["version"],
+            v["caseCount"],
+            v["contentHash"][:12],
+            v["source"],
+            v["commitMessage"],
+            v["createdBy"],
+            output.short_time(v["createdAt"]),
         ],
+        key=None,
     )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import quote
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 import typer
@@ -289,20 +289,16 @@ def list_evals(
     """Recent evaluations, newest first."""
     with client() as api:
         page = api.get("/api/v1/evals", status=status, prompt=prompt, limit=limit)
-    if as_json:
-        output.print_json(page)
-        return
-    output.table(
+    output.listing(
+        page,
+        as_json,
         ["id", "status", "name", "cells", "created"],
-        [
-            [
-                r["id"],
-                r["status"],
-                r["name"],
-                f"{r['doneCells']}/{r['totalCells']}",
-                output.short_time(r["createdAt"]),
-            ]
-            for r in page["items"]
+        lambda r: [
+            r["id"],
+            r["status"],
+            r["name"],
+            f"{r['doneCells']}/{r['totalCells']}",
+            output.short_time(r["createdAt"]),
         ],
     )
 
@@ -321,23 +317,19 @@ def results(
         params["passed"] = "false"
     with client() as api:
         page = api.get(f"/api/v1/evals/{path_segment(run_id)}/results", **params)
-    if as_json:
-        output.print_json(page)
-        return
-    output.table(
+    output.listing(
+        page,
+        as_json,
         ["case", "version", "model", "passed", "score", "output", "ms", "error"],
-        [
-            [
-                r["caseKey"],
-                r["versionId"],
-                r["target"],
-                "yes" if r["passed"] else "no",
-                f"{r['score']:.3f}",
-                (r["output"] or "").strip()[:60],
-                round(r["latencyMs"], 1),
-                r["errorClass"],
-            ]
-            for r in page["items"]
+        lambda r: [
+            r["caseKey"],
+            r["versionId"],
+            r["target"],
+            "yes" if r["passed"] else "no",
+            f"{r['score']:.3f}",
+            (r["output"] or "").strip()[:60],
+            round(r["latencyMs"], 1),
+            r["errorClass"],
         ],
     )
 

@@ -143,24 +143,20 @@ def list_feedback(
             maxScore=max_score,
             limit=limit,
         )
-    if as_json:
-        output.print_json(page)
-        return
-    output.table(
+    output.listing(
+        page,
+        as_json,
         ["id", "when", "version", "run", "user", "score", "thumbs", "tags", "notes"],
-        [
-            [
-                f["id"],
-                output.short_time(f["createdAt"]),
-                f["versionId"],
-                f["runId"],
-                f["user"],
-                f["score"],
-                {1: "up", -1: "down"}.get(f["thumbs"]) if f["thumbs"] else None,
-                f["tags"],
-                f["notes"][:60],
-            ]
-            for f in page["items"]
+        lambda f: [
+            f["id"],
+            output.short_time(f["createdAt"]),
+            f["versionId"],
+            f["runId"],
+            f["user"],
+            f["score"],
+            {1: "up", -1: "down"}.get(f["thumbs"]) if f["thumbs"] else None,
+            f["tags"],
+            f["notes"][:60],
         ],
     )
 
@@ -260,21 +256,17 @@ def list_items(
     """Queue items, oldest first."""
     with client() as api:
         page = api.get("/api/v1/annotations", queue=queue, status=status, limit=limit)
-    if as_json:
-        output.print_json(page)
-        return
-    output.table(
+    output.listing(
+        page,
+        as_json,
         ["item", "queue", "status", "run", "claimed by", "output"],
-        [
-            [
-                i["id"],
-                i["queue"],
-                i["status"],
-                i["runId"],
-                i["claimedBy"],
-                ((i.get("subject") or {}).get("output") or "")[:60],
-            ]
-            for i in page["items"]
+        lambda i: [
+            i["id"],
+            i["queue"],
+            i["status"],
+            i["runId"],
+            i["claimedBy"],
+            ((i.get("subject") or {}).get("output") or "")[:60],
         ],
     )
 

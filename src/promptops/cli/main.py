@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from promptops.cli import admin, audit, datasets, evals, feedback, models, output, prompts
+from promptops.cli import admin, audit, datasets, evals, feedback, models, output, promptopt, prompts
 from promptops.cli import config as cfg
+from promptops.cli import optimize as optimize_cli
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import JsonFlag, client
 from promptops.cli.lint import lint as lint_command
@@ -61,6 +62,9 @@ app.command("run")(models.run)
 app.command("lint")(lint_command)
 app.add_typer(feedback.app, name="feedback")
 app.add_typer(feedback.annotate_app, name="annotate")
+app.command("generate")(promptopt.generate)
+app.command("refine")(promptopt.refine)
+app.add_typer(optimize_cli.app, name="optimize")
 
 
 @app.command()

@@ -7,7 +7,7 @@ as they are instead of being read as rich markup.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import typer
@@ -64,6 +64,29 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str |
     for row in rows:
         out.add_row(*(cell(v) for v in row))
     console().print(out)
+
+
+def listing(
+    data: Any,
+    as_json: bool,
+    columns: Sequence[str],
+    row: Callable[[Any], Sequence[Any]],
+    *,
+    key: str | None = "items",
+    more: str | None = None,
+) -> None:
+    """A listing: ``data`` as JSON with ``--json``, otherwise a table of ``row(item)`` per item.
+
+    The items are ``data[key]`` (``data`` itself when ``key`` is None). ``more`` is printed under the table
+    when ``data`` has a ``nextCursor`` (``{cursor}`` in it is replaced by the cursor).
+    """
+    if as_json:
+        print_json(data)
+        return
+    table(columns, [row(item) for item in (data if key is None else data[key])])
+    cursor = data.get("nextCursor") if isinstance(data, dict) else None
+    if more and cursor:
+        echo(more.format(cursor=cursor))
 
 
 def fields(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:

@@ -10,10 +10,13 @@ import typer
 from promptops.cli import output
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import (
+    AllPagesFlag,
     JsonFlag,
+    LimitOpt,
     client,
     exit_failure,
     json_or_string,
+    list_page,
     parse_variables,
     prompt_path,
 )
@@ -134,37 +137,26 @@ def list_prompts(
     label: Annotated[str | None, typer.Option(help="Only prompts that have this label.")] = None,
     query: Annotated[str | None, typer.Option("--query", "-q", help="Text in name or description.")] = None,
     archived: Annotated[bool, typer.Option("--archived", help="List archived prompts instead.")] = False,
-    limit: Annotated[int, typer.Option(min=1, max=200, help="Page size.")] = 50,
-    all_pages: Annotated[bool, typer.Option("--all", help="Follow cursors and list every match.")] = False,
+    limit: LimitOpt = 50,
+    all_pages: AllPagesFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List prompts (one page, or every page with --all)."""
     params = {"prefix": prefix, "tag": tag, "label": label, "q": query, "archived": archived, "limit": limit}
-    with client() as api:
-        if all_pages:
-            items, cursor = api.paginate("/api/v1/prompts", params), None
-        else:
-            page = api.get("/api/v1/prompts", **params)
-            items, cursor = page["items"], page.get("nextCursor")
-    if as_json:
-        output.print_json({"items": items, "nextCursor": cursor})
-        return
-    output.table(
+    output.listing(
+        list_page("/api/v1/prompts", params, all_pages),
+        as_json,
         ["Name", "Latest", "Labels", "Tags", "Description", "Updated"],
-        [
-            [
-                p["name"],
-                p["latestVersion"],
-                _label_summary(p["labels"]),
-                p["tags"],
-                p["description"],
-                output.short_time(p["updatedAt"]),
-            ]
-            for p in items
+        lambda p: [
+            p["name"],
+            p["latestVersion"],
+            _label_summary(p["labels"]),
+            p["tags"],
+            p["description"],
+            output.short_time(p["updatedAt"]),
         ],
+        more="More prompts follow; use --all to list them all (next cursor: {cursor}).",
     )
-    if cursor:
-        output.echo(f"More prompts follow; use --all to list them all (next cursor: {cursor}).")
 
 
 @app.command()
@@ -218,24 +210,21 @@ def versions(name: str, as_json: JsonFlag = False) -> None:
     """List every version of a prompt, newest first."""
     with client() as api:
         items = api.paginate(prompt_path(name, "versions"), {"limit": 200})
-    if as_json:
-        output.print_json(items)
-        return
-    output.table(
+    output.listing(
+        items,
+        as_json,
         ["Version", "Labels", "Kind", "Hash", "Source", "Commit message", "Created by", "Created"],
-        [
-            [
-                v["version"],
-                v["labels"],
-                v["kind"],
-                v["contentHash"][:12],
-                v["source"],
-                v["commitMessage"],
-                v["createdBy"],
-                output.short_time(v["createdAt"]),
-            ]
-            for v in items
+        lambda v: [
+            v["version"],
+            v["labels"],
+            v["kind"],
+            v["contentHash"][:12],
+            v["source"],
+            v["commitMessage"],
+            v["createdBy"],
+            output.short_time(v["createdAt"]),
         ],
+        key=None,
     )
 
 

@@ -33,13 +33,14 @@ from promptops.datasets.schemas import (
 from promptops.errors import Conflict
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
+from promptops.pagination import PageLimit, decode_int_cursor, encode_cursor
 from promptops.runtime import runtime_of
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
 Reader = Annotated[Principal, Depends(require(P.DATASET_READ))]
 Writer = Annotated[Principal, Depends(require(P.DATASET_WRITE))]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size (at most 200)")]
+Limit = PageLimit
 CaseLimit = Annotated[int, Query(ge=1, le=1000, description="Page size (at most 1000)")]
 FormatQuery = Annotated[
     Literal["csv", "jsonl", "json"] | None, Query(description="File format (default: from Content-Type)")
@@ -257,11 +258,11 @@ async def list_cases(
     async with runtime_of(request).db.transaction() as session:
         dataset = await service.get_dataset(session, principal, name)
         found = await service.get_version(session, dataset, version)
-        after = service.decode_int_cursor(cursor) if cursor else None
+        after = decode_int_cursor(cursor) if cursor else None
         rows = await service.list_cases(
             session, principal, found.id, tags=tag, limit=limit + 1, after_position=after
         )
-    next_cursor = service.encode_cursor(str(rows[limit - 1].position)) if len(rows) > limit else None
+    next_cursor = encode_cursor(str(rows[limit - 1].position)) if len(rows) > limit else None
     return CasePage(
         dataset_name=dataset.name,
         version=found.version,

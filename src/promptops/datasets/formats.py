@@ -387,9 +387,7 @@ def normalize_cases(objects: Sequence[Any], source: str = "cases") -> list[Case]
         if isinstance(obj, dict) and any(obj.get(k) not in (None, "") for k in KEY_FIELDS):
             given.add(len(parsed))
         parsed.append((case, where))
-    check_unique(parsed, problems, given)
-    problems.raise_if_any()
-    return [c for c, _ in parsed]
+    return _finish(parsed, given, problems)
 
 
 def _json_type(value: Any) -> str:
@@ -513,7 +511,6 @@ def _parse_jsonl(text: str, source: str) -> list[Case]:
 
 
 def _parse_json(text: str, source: str) -> list[Case]:
-    problems = Problems(source)
     if not text.strip():
         raise ValidationProblem(f"{source}: the file is empty; expected a JSON array", code="invalid_dataset")
     try:
@@ -538,20 +535,7 @@ def _parse_json(text: str, source: str) -> list[Case]:
             f"{source}: expected an array of cases or an object with a 'cases' array, got {_json_type(doc)}",
             code="invalid_dataset",
         )
-    _check_count(len(doc))
-    parsed: list[tuple[Case, Where]] = []
-    given: set[int] = set()
-    for index, obj in enumerate(doc):
-        where = Where(case=index + 1)
-        try:
-            case = case_from_object(obj)
-        except CaseError as exc:
-            problems.add(where, exc.message, exc.column)
-            continue
-        if any(obj.get(k) not in (None, "") for k in KEY_FIELDS):
-            given.add(len(parsed))
-        parsed.append((case, where))
-    return _finish(parsed, given, problems)
+    return normalize_cases(doc, source)
 
 
 def _json_error(exc: orjson.JSONDecodeError) -> str:

@@ -19,14 +19,13 @@ Versioning rules:
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
@@ -39,10 +38,11 @@ from promptops.errors import Conflict, NotFound, ValidationProblem
 from promptops.governance import audit
 from promptops.governance.rbac import Permission
 from promptops.ids import has_prefix, new_id
+from promptops.pagination import decode_cursor, decode_int_cursor, encode_cursor, fetch_page, filter_by_name
 from promptops.registry.models import Prompt, PromptVersion
 from promptops.registry.refs import NAME_RE
 from promptops.runs.models import Run
-from promptops.tenancy.service import scoped
+from promptops.tenancy.service import get_scoped, scoped
 
 Source = Literal["manual", "import", "runs", "edit"]
 # Last path segments the REST routes use after a dataset name; a dataset name may not end with one.
@@ -80,13 +80,15 @@ class Saved:
 
 async def get_dataset(session: AsyncSession, principal: Principal, name_or_id: str) -> Dataset:
     """A dataset of the principal's project by name or id (404 otherwise, also for other projects)."""
-    column = Dataset.id if has_prefix(name_or_id, "dataset") else Dataset.name
-    dataset = (
-        await session.execute(scoped(select(Dataset), Dataset, principal).where(column == name_or_id))
-    ).scalar_one_or_none()
-    if dataset is None:
-        raise NotFound(f"Dataset {name_or_id!r} not found", code="dataset_not_found")
-    return dataset
+    return await get_scoped(
+        session,
+        principal,
+        Dataset,
+        name_or_id,
+        column=Dataset.id if has_prefix(name_or_id, "dataset") else Dataset.name,
+        missing=f"Dataset {name_or_id!r} not found",
+        code="dataset_not_found",
+    )
 
 
 async def _lock_dataset(session: AsyncSession, principal: Principal, name_or_id: str) -> Dataset:
@@ -127,13 +129,7 @@ async def resolve_version(
     ids of other projects are 404.
     """
     if has_prefix(ref, "dataset_version"):
-        version = (
-            await session.execute(
-                scoped(select(DatasetVersion), DatasetVersion, principal).where(DatasetVersion.id == ref)
-            )
-        ).scalar_one_or_none()
-        if version is None:
-            raise NotFound(f"Dataset version {ref} not found", code="dataset_version_not_found")
+        version = await _version_in_project(session, principal, ref)
         dataset = await get_dataset(session, principal, version.dataset_id)
         return dataset, version
     name, sep, selector = ref.partition("@")
@@ -151,14 +147,14 @@ async def resolve_version(
 
 
 async def _version_in_project(session: AsyncSession, principal: Principal, version_id: str) -> DatasetVersion:
-    version = (
-        await session.execute(
-            scoped(select(DatasetVersion), DatasetVersion, principal).where(DatasetVersion.id == version_id)
-        )
-    ).scalar_one_or_none()
-    if version is None:
-        raise NotFound(f"Dataset version {version_id} not found", code="dataset_version_not_found")
-    return version
+    return await get_scoped(
+        session,
+        principal,
+        DatasetVersion,
+        version_id,
+        missing=f"Dataset version {version_id} not found",
+        code="dataset_version_not_found",
+    )
 
 
 def _has_any_tag(case: DatasetCase, tags: Sequence[str]) -> bool:
@@ -257,31 +253,6 @@ async def latest_versions(session: AsyncSession, datasets: Sequence[Dataset]) ->
 # --- listing --------------------------------------------------------------------------------------------------
 
 
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        value = ""
-    if not value:
-        raise ValidationProblem(
-            "Invalid cursor: pass back the nextCursor of the previous page", code="invalid_cursor"
-        )
-    return value
-
-
-def decode_int_cursor(cursor: str) -> int:
-    raw = decode_cursor(cursor)
-    if not raw.lstrip("-").isdigit():
-        raise ValidationProblem(
-            "Invalid cursor: pass back the nextCursor of the previous page", code="invalid_cursor"
-        )
-    return int(raw)
-
-
 async def list_datasets(
     session: AsyncSession,
     principal: Principal,
@@ -294,21 +265,10 @@ async def list_datasets(
 ) -> tuple[list[Dataset], str | None]:
     """Datasets ordered by name, filtered, one page at a time (cursor = last name seen)."""
     stmt = scoped(select(Dataset), Dataset, principal).where(Dataset.archived == archived)
-    if prefix:
-        folder = prefix if prefix.endswith("/") else prefix + "/"
-        stmt = stmt.where(
-            or_(Dataset.name.startswith(folder, autoescape=True), Dataset.name == prefix.rstrip("/"))
-        )
-    if query:
-        pattern = f"%{query.lower()}%"
-        stmt = stmt.where(
-            or_(func.lower(Dataset.name).like(pattern), func.lower(Dataset.description).like(pattern))
-        )
+    stmt = filter_by_name(stmt, Dataset, prefix=prefix, query=query)
     if cursor:
         stmt = stmt.where(Dataset.name > decode_cursor(cursor))
-    rows = list((await session.execute(stmt.order_by(Dataset.name).limit(limit + 1))).scalars())
-    next_cursor = encode_cursor(rows[limit - 1].name) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return await fetch_page(session, stmt.order_by(Dataset.name), limit, lambda d: encode_cursor(d.name))
 
 
 async def list_versions(
@@ -319,11 +279,10 @@ async def list_versions(
     stmt = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
     if cursor:
         stmt = stmt.where(DatasetVersion.version < decode_int_cursor(cursor))
-    rows = list(
-        (await session.execute(stmt.order_by(DatasetVersion.version.desc()).limit(limit + 1))).scalars()
+    rows, next_cursor = await fetch_page(
+        session, stmt.order_by(DatasetVersion.version.desc()), limit, lambda v: encode_cursor(str(v.version))
     )
-    next_cursor = encode_cursor(str(rows[limit - 1].version)) if len(rows) > limit else None
-    return dataset, rows[:limit], next_cursor
+    return dataset, rows, next_cursor
 
 
 # --- writing versions -----------------------------------------------------------------------------------------

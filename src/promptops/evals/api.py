@@ -23,6 +23,7 @@ from promptops.evals.schemas import (
 )
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
+from promptops.pagination import PageLimit, PromptFilter, VersionIdFilter
 from promptops.runtime import runtime_of
 
 router = APIRouter(prefix="/api/v1/evals", tags=["evaluations"])
@@ -78,10 +79,10 @@ async def list_evals(
     request: Request,
     principal: Reader,
     status: Literal["queued", "running", "completed", "failed", "cancelled"] | None = None,
-    prompt: Annotated[str | None, Query(max_length=200, description="Prompt id or name")] = None,
+    prompt: PromptFilter = None,
     dataset: Annotated[str | None, Query(max_length=200)] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: PageLimit = 50,
 ) -> EvalRunPage:
     async with runtime_of(request).db.transaction() as session:
         rows, next_cursor = await service.list_runs(
@@ -144,7 +145,7 @@ async def list_results(
     run_id: str,
     request: Request,
     principal: Reader,
-    version_id: Annotated[str | None, Query(alias="versionId", max_length=40)] = None,
+    version_id: VersionIdFilter = None,
     target_index: Annotated[int | None, Query(alias="targetIndex", ge=0, le=9)] = None,
     passed: bool | None = None,
     errors: bool = False,

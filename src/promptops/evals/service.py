@@ -6,7 +6,6 @@ The work itself happens in :mod:`promptops.evals.engine`, as a durable backgroun
 
 from __future__ import annotations
 
-import base64
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -27,11 +26,12 @@ from promptops.evals.scoring import default_specs, validate_specs
 from promptops.governance import audit
 from promptops.governance.rbac import Role
 from promptops.ids import has_prefix, new_id
+from promptops.pagination import decode_cursor, encode_cursor, fetch_page
 from promptops.providers.calls import ModelCaller, Target
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
 from promptops.registry.models import Prompt, PromptVersion
-from promptops.tenancy.service import scoped
+from promptops.tenancy.service import get_scoped, scoped
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 MAX_CELLS = 200_000
@@ -89,13 +89,7 @@ async def resolve_prompt_ref(
 ) -> tuple[Prompt, PromptVersion]:
     """A registry reference (``name``, ``name@label``, ``name@3``) or a version id, to one version."""
     if has_prefix(ref, "version"):
-        version = (
-            await session.execute(
-                scoped(select(PromptVersion), PromptVersion, principal).where(PromptVersion.id == ref)
-            )
-        ).scalar_one_or_none()
-        if version is None:
-            raise NotFound(f"Version {ref} not found", code="version_not_found")
+        version = await registry.get_version_by_id(session, principal, ref)
         prompt = await registry.get_prompt(session, principal, version.prompt_id)
         return prompt, version
     prompt, version, _ = await registry.resolve(session, principal, ref)
@@ -224,23 +218,9 @@ async def create_run(
 
 
 async def get_run(session: AsyncSession, principal: Principal, run_id: str) -> EvalRun:
-    run = (
-        await session.execute(scoped(select(EvalRun), EvalRun, principal).where(EvalRun.id == run_id))
-    ).scalar_one_or_none()
-    if run is None:
-        raise NotFound(f"Evaluation {run_id} not found", code="eval_not_found")
-    return run
-
-
-def _cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def _uncursor(value: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationProblem("Malformed cursor", code="invalid_cursor")
+    return await get_scoped(
+        session, principal, EvalRun, run_id, missing=f"Evaluation {run_id} not found", code="eval_not_found"
+    )
 
 
 async def list_runs(
@@ -261,7 +241,7 @@ async def list_runs(
         found = await datasets.get_dataset(session, principal, dataset)
         stmt = stmt.where(EvalRun.dataset_id == found.id)
     if cursor:
-        stmt = stmt.where(EvalRun.id < _uncursor(cursor))
+        stmt = stmt.where(EvalRun.id < decode_cursor(cursor))
     rows = list(
         (
             await session.execute(stmt.order_by(EvalRun.id.desc()).limit(limit * 5 if prompt else limit + 1))
@@ -272,7 +252,7 @@ async def list_runs(
         rows = [r for r in rows if any(v["promptId"] == prompt_row.id for v in r.spec.get("versions", []))]
     page = rows[:limit]
     more = len(rows) > limit
-    return page, _cursor(page[-1].id) if more and page else None
+    return page, encode_cursor(page[-1].id) if more and page else None
 
 
 async def list_results(
@@ -301,10 +281,8 @@ async def list_results(
     if case_key:
         stmt = stmt.where(EvalResult.case_key == case_key)
     if cursor:
-        stmt = stmt.where(EvalResult.id > _uncursor(cursor))
-    rows = list((await session.execute(stmt.order_by(EvalResult.id).limit(limit + 1))).scalars())
-    page = rows[:limit]
-    return page, _cursor(page[-1].id) if len(rows) > limit and page else None
+        stmt = stmt.where(EvalResult.id > decode_cursor(cursor))
+    return await fetch_page(session, stmt.order_by(EvalResult.id), limit, lambda r: encode_cursor(r.id))
 
 
 async def cancel_run(session: AsyncSession, principal: Principal, run_id: str) -> EvalRun:

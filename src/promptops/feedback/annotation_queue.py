@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from promptops.auth.principal import Principal
 from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
-from promptops.errors import Conflict, Forbidden, NotFound, ValidationProblem
+from promptops.errors import Conflict, Forbidden, NotFound
 from promptops.evals.models import EvalResult
 from promptops.feedback import service as feedback_service
 from promptops.feedback.models import AnnotationItem, Feedback
@@ -36,9 +36,10 @@ from promptops.feedback.schemas import AnnotationOut, EnqueueIn, RatingFields, S
 from promptops.governance import audit
 from promptops.governance.rbac import Role
 from promptops.ids import has_prefix, new_id
+from promptops.pagination import fetch_page, id_cursor
 from promptops.registry import service as registry
 from promptops.runs.models import Run
-from promptops.tenancy.service import scoped
+from promptops.tenancy.service import get_scoped, scoped
 
 CLAIM_MINUTES = 30
 CLAIM_TTL = timedelta(minutes=CLAIM_MINUTES)
@@ -242,14 +243,7 @@ async def enqueue(
 
 
 async def get_item(session: AsyncSession, principal: Principal, item_id: str) -> AnnotationItem:
-    item = (
-        await session.execute(
-            scoped(select(AnnotationItem), AnnotationItem, principal).where(AnnotationItem.id == item_id)
-        )
-    ).scalar_one_or_none()
-    if item is None:
-        raise NotFound(f"Annotation item {item_id} not found", code="annotation_not_found")
-    return item
+    return await _find_item(session, principal, item_id, for_update=False)
 
 
 async def list_items(
@@ -281,14 +275,8 @@ async def list_items(
     if claimed_by:
         stmt = stmt.where(AnnotationItem.claimed_by == claimed_by, AnnotationItem.status == "claimed")
     if cursor:
-        if not has_prefix(cursor, "annotation"):
-            raise ValidationProblem(
-                "Invalid cursor: pass back the nextCursor of the previous page", code="invalid_cursor"
-            )
-        stmt = stmt.where(AnnotationItem.id > cursor)
-    rows = list((await session.execute(stmt.order_by(AnnotationItem.id).limit(limit + 1))).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+        stmt = stmt.where(AnnotationItem.id > id_cursor(cursor, "annotation"))
+    return await fetch_page(session, stmt.order_by(AnnotationItem.id), limit, lambda row: row.id)
 
 
 async def subjects(
@@ -367,19 +355,7 @@ async def _take(
     if getattr(result, "rowcount", 0) != 1:
         return False
     await session.refresh(item)
-    await audit.record(
-        session,
-        principal,
-        "AnnotationClaimed",
-        prompt_id=item.prompt_id,
-        data={
-            "annotationId": item.id,
-            "queue": item.queue,
-            "runId": item.run_id,
-            "evalResultId": item.eval_result_id,
-            "previousClaimer": previous,
-        },
-    )
+    await _record_item_event(session, principal, "AnnotationClaimed", item, previousClaimer=previous)
     return True
 
 
@@ -430,17 +406,41 @@ def _check_may_act(principal: Principal, item: AnnotationItem, now: datetime) ->
         )
 
 
+async def _record_item_event(
+    session: AsyncSession, principal: Principal, event: str, item: AnnotationItem, **extra: Any
+) -> None:
+    """An audit event about one queue item: its id, queue and subject, plus ``extra``."""
+    await audit.record(
+        session,
+        principal,
+        event,
+        prompt_id=item.prompt_id,
+        data={
+            "annotationId": item.id,
+            "queue": item.queue,
+            "runId": item.run_id,
+            "evalResultId": item.eval_result_id,
+            **extra,
+        },
+    )
+
+
+async def _find_item(
+    session: AsyncSession, principal: Principal, item_id: str, *, for_update: bool
+) -> AnnotationItem:
+    return await get_scoped(
+        session,
+        principal,
+        AnnotationItem,
+        item_id,
+        missing=f"Annotation item {item_id} not found",
+        code="annotation_not_found",
+        for_update=for_update,
+    )
+
+
 async def _locked_item(session: AsyncSession, principal: Principal, item_id: str) -> AnnotationItem:
-    item = (
-        await session.execute(
-            scoped(select(AnnotationItem), AnnotationItem, principal)
-            .where(AnnotationItem.id == item_id)
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
-    if item is None:
-        raise NotFound(f"Annotation item {item_id} not found", code="annotation_not_found")
-    return item
+    return await _find_item(session, principal, item_id, for_update=True)
 
 
 async def claim(session: AsyncSession, principal: Principal, item_id: str) -> AnnotationItem:
@@ -494,19 +494,7 @@ async def skip(session: AsyncSession, principal: Principal, item_id: str, reason
     item.claimed_by = principal.id
     item.claimed_at = item.claimed_at or now
     item.updated_at = now
-    await audit.record(
-        session,
-        principal,
-        "AnnotationSkipped",
-        prompt_id=item.prompt_id,
-        data={
-            "annotationId": item.id,
-            "queue": item.queue,
-            "runId": item.run_id,
-            "evalResultId": item.eval_result_id,
-            "reason": reason,
-        },
-    )
+    await _record_item_event(session, principal, "AnnotationSkipped", item, reason=reason)
     await session.flush()
     return item
 

@@ -3,7 +3,6 @@ the annotation queue."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -31,6 +30,7 @@ from promptops.feedback.schemas import (
 )
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
+from promptops.pagination import IdCursor, PageLimit, PromptFilter, Since, Until, VersionIdFilter
 from promptops.runtime import runtime_of
 
 contract_router = APIRouter(prefix="/api/prompt", tags=["promptopt contract"])
@@ -75,9 +75,9 @@ async def create_feedback(body: FeedbackIn, request: Request, principal: Writer)
 async def list_feedback(
     request: Request,
     principal: Reader,
-    prompt: Annotated[str | None, Query(max_length=200, description="Prompt id or name")] = None,
+    prompt: PromptFilter = None,
     prompt_id: Annotated[str | None, Query(alias="promptId", max_length=200)] = None,
-    version_id: Annotated[str | None, Query(alias="versionId", max_length=40)] = None,
+    version_id: VersionIdFilter = None,
     run_id: Annotated[str | None, Query(alias="runId", max_length=40)] = None,
     eval_result_id: Annotated[str | None, Query(alias="evalResultId", max_length=40)] = None,
     user: Annotated[str | None, Query(max_length=200)] = None,
@@ -85,10 +85,10 @@ async def list_feedback(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     min_score: Annotated[float | None, Query(alias="minScore", ge=1, le=5)] = None,
     max_score: Annotated[float | None, Query(alias="maxScore", ge=1, le=5)] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    since: Since = None,
+    until: Until = None,
+    cursor: IdCursor = None,
+    limit: PageLimit = 50,
 ) -> FeedbackPage:
     async with runtime_of(request).db.transaction() as session:
         rows, next_cursor = await service.list_feedback(
@@ -122,8 +122,8 @@ async def summary(
         Query(max_length=300, description="name or prm_ id (all versions), name@label, name@3 or ver_ id"),
     ] = None,
     version_id: Annotated[list[str] | None, Query(alias="versionId", max_length=50)] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> FeedbackSummaryOut:
     async with runtime_of(request).db.transaction() as session:
         return await service.prompt_summary(
@@ -163,10 +163,10 @@ async def list_items(
     principal: Reader,
     queue: Annotated[str | None, Query(max_length=64)] = None,
     status: ItemStatus | None = None,
-    prompt: Annotated[str | None, Query(max_length=200, description="Prompt id or name")] = None,
+    prompt: PromptFilter = None,
     claimed_by: Annotated[str | None, Query(alias="claimedBy", max_length=40)] = None,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: IdCursor = None,
+    limit: PageLimit = 50,
 ) -> AnnotationPage:
     async with runtime_of(request).db.transaction() as session:
         rows, next_cursor = await aq.list_items(

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
-from promptops.errors import NotFound, ValidationProblem
+from promptops.errors import ValidationProblem
 from promptops.evals.models import EvalResult
 from promptops.feedback.models import Feedback
 from promptops.feedback.schemas import (
@@ -42,10 +42,11 @@ from promptops.feedback.schemas import (
 )
 from promptops.governance import audit
 from promptops.ids import has_prefix, new_id
+from promptops.pagination import fetch_page, id_cursor
 from promptops.registry import service as registry
 from promptops.registry.models import Prompt, PromptVersion
 from promptops.runs.service import get_run
-from promptops.tenancy.service import scoped
+from promptops.tenancy.service import get_scoped, scoped
 
 DEFAULT_LABEL = "production"
 
@@ -63,24 +64,13 @@ class Subject:
 # --- resolving what is rated ----------------------------------------------------------------------------------
 
 
-async def _version(session: AsyncSession, principal: Principal, version_id: str) -> PromptVersion:
-    version = (
-        await session.execute(
-            scoped(select(PromptVersion), PromptVersion, principal).where(PromptVersion.id == version_id)
-        )
-    ).scalar_one_or_none()
-    if version is None:
-        raise NotFound(f"Version {version_id} not found", code="version_not_found")
-    return version
-
-
 async def resolve_prompt_ref(session: AsyncSession, principal: Principal, ref: str) -> Subject:
     """The (prompt, version) a reference names; see the module docstring for the rules."""
     ref = ref.strip()
     if not ref:
         raise ValidationProblem("Empty prompt reference", code="invalid_reference")
     if has_prefix(ref, "version"):
-        version = await _version(session, principal, ref)
+        version = await registry.get_version_by_id(session, principal, ref)
         return Subject(prompt_id=version.prompt_id, version_id=version.id)
     if "@" in ref:
         prompt, version, _ = await registry.resolve(session, principal, ref)
@@ -94,14 +84,14 @@ async def resolve_prompt_ref(session: AsyncSession, principal: Principal, ref: s
 
 
 async def _eval_result(session: AsyncSession, principal: Principal, result_id: str) -> EvalResult:
-    result = (
-        await session.execute(
-            scoped(select(EvalResult), EvalResult, principal).where(EvalResult.id == result_id)
-        )
-    ).scalar_one_or_none()
-    if result is None:
-        raise NotFound(f"Evaluation result {result_id} not found", code="eval_result_not_found")
-    return result
+    return await get_scoped(
+        session,
+        principal,
+        EvalResult,
+        result_id,
+        missing=f"Evaluation result {result_id} not found",
+        code="eval_result_not_found",
+    )
 
 
 async def prompt_ids_of_versions(
@@ -211,12 +201,14 @@ async def submit(session: AsyncSession, principal: Principal, body: FeedbackIn) 
 
 
 async def get_feedback(session: AsyncSession, principal: Principal, feedback_id: str) -> Feedback:
-    found = (
-        await session.execute(scoped(select(Feedback), Feedback, principal).where(Feedback.id == feedback_id))
-    ).scalar_one_or_none()
-    if found is None:
-        raise NotFound(f"Feedback {feedback_id} not found", code="feedback_not_found")
-    return found
+    return await get_scoped(
+        session,
+        principal,
+        Feedback,
+        feedback_id,
+        missing=f"Feedback {feedback_id} not found",
+        code="feedback_not_found",
+    )
 
 
 async def prompt_id_filter(session: AsyncSession, principal: Principal, prompt: str) -> str:
@@ -279,14 +271,8 @@ async def list_feedback(
     if until:
         stmt = stmt.where(Feedback.created_at < until)
     if cursor:
-        if not has_prefix(cursor, "feedback"):
-            raise ValidationProblem(
-                "Invalid cursor: pass back the nextCursor of the previous page", code="invalid_cursor"
-            )
-        stmt = stmt.where(Feedback.id < cursor)
-    rows = list((await session.execute(stmt.order_by(Feedback.id.desc()).limit(limit + 1))).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+        stmt = stmt.where(Feedback.id < id_cursor(cursor, "feedback"))
+    return await fetch_page(session, stmt.order_by(Feedback.id.desc()), limit, lambda row: row.id)
 
 
 async def recent_feedback(

@@ -20,6 +20,7 @@ from promptops.governance.schemas import (
     RollbackResult,
     VerifyOut,
 )
+from promptops.pagination import IdCursor, PageLimit, Since, Until
 from promptops.registry import service as registry
 from promptops.runtime import runtime_of
 
@@ -82,10 +83,10 @@ async def contract_audit(
     prompt_id: Annotated[str | None, Query(alias="promptId", max_length=200)] = None,
     user: Annotated[str | None, Query(max_length=254)] = None,
     event_type: Annotated[str | None, Query(alias="eventType", max_length=60)] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    since: Since = None,
+    until: Until = None,
+    cursor: IdCursor = None,
+    limit: PageLimit = 50,
 ) -> AuditPage:
     return await _list(request, principal, prompt_id, user, event_type, since, until, cursor, limit)
 

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from promptops.logging import log
+
 if TYPE_CHECKING:
     from promptops.runtime import Runtime
 
@@ -106,6 +108,34 @@ class JobQueue(Protocol):
     async def stop(self) -> None:
         """Let in-flight jobs finish within the grace period, then cancel them (handlers see CancelledError)."""
         ...
+
+
+class QueueBase:
+    """What both backends share: the job settings they read and resuming every kind's pending work."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        self.run_workers = settings.run_workers
+        self.concurrency = settings.job_concurrency
+        self.max_attempts = settings.job_max_attempts
+        self.grace = settings.job_shutdown_grace_seconds
+
+    async def submit(self, kind: str, ref_id: str) -> None:
+        raise NotImplementedError
+
+    async def resume_pending(self) -> None:
+        """Submit again what every registered kind's pending query reports as unfinished."""
+        for kind in registered_kinds():
+            try:
+                ref_ids = await kind.pending(self.runtime)
+            except Exception:
+                log.exception("job_pending_query_failed", kind=kind.name)
+                continue
+            for ref_id in ref_ids:
+                await self.submit(kind.name, ref_id)
+            if ref_ids:
+                log.info("jobs_resumed", kind=kind.name, count=len(ref_ids))
 
 
 class UnstartedQueue:

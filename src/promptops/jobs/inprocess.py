@@ -12,11 +12,11 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from promptops.jobs.base import (
+    QueueBase,
     UnknownJobKind,
     cancel_and_wait,
     check_job,
     job_kind,
-    registered_kinds,
     retry_delay,
 )
 from promptops.jobs.kinds import import_job_modules
@@ -28,17 +28,12 @@ if TYPE_CHECKING:
 Key = tuple[str, str]
 
 
-class InProcessQueue:
+class InProcessQueue(QueueBase):
     backend = "inprocess"
 
     def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        settings = runtime.settings
-        self.concurrency = settings.job_concurrency
-        self.max_attempts = settings.job_max_attempts
-        self.backoff = settings.job_retry_backoff_seconds
-        self.grace = settings.job_shutdown_grace_seconds
-        self.run_workers = settings.run_workers
+        super().__init__(runtime)
+        self.backoff = runtime.settings.job_retry_backoff_seconds
         self._slots = asyncio.Semaphore(self.concurrency)
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._rerun: set[Key] = set()
@@ -75,16 +70,7 @@ class InProcessQueue:
         if not self.run_workers:
             log.warning("job_workers_disabled", backend=self.backend)
             return
-        for kind in registered_kinds():
-            try:
-                ref_ids = await kind.pending(self.runtime)
-            except Exception:
-                log.exception("job_pending_query_failed", kind=kind.name)
-                continue
-            for ref_id in ref_ids:
-                await self.submit(kind.name, ref_id)
-            if ref_ids:
-                log.info("jobs_resumed", kind=kind.name, count=len(ref_ids))
+        await self.resume_pending()
 
     async def stop(self) -> None:
         self._stopping = True

@@ -10,6 +10,7 @@ import importlib
 
 JOB_MODULES: list[str] = [
     "promptops.evals.engine",  # kind "eval"
+    "promptops.optimize.engine",  # kind "optimize"
 ]
 
 

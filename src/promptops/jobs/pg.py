@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 
 from promptops.config import normalize_database_url
 from promptops.db import utcnow
-from promptops.jobs.base import UnknownJobKind, check_job, job_kind, registered_kinds, retry_delay
+from promptops.jobs.base import QueueBase, UnknownJobKind, check_job, job_kind, retry_delay
 from promptops.jobs.kinds import import_job_modules
 from promptops.logging import log
 
@@ -89,17 +89,13 @@ class JobRetryPolicy(BaseRetryStrategy):
         return RetryDecision(retry_at=utcnow() + delay)
 
 
-class ProcrastinateQueue:
+class ProcrastinateQueue(QueueBase):
     backend = "procrastinate"
 
     def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         settings = runtime.settings
-        self.run_workers = settings.run_workers
-        self.concurrency = settings.job_concurrency
-        self.grace = settings.job_shutdown_grace_seconds
         self.stalled_seconds = settings.job_stalled_seconds
-        self.max_attempts = settings.job_max_attempts
         self.connector = PsycopgConnector(
             conninfo=psycopg_conninfo(settings.effective_database_url),
             min_size=1,
@@ -164,7 +160,7 @@ class ProcrastinateQueue:
         self._open = True
         if self.run_workers:
             await self.recover_stalled()
-        await self._resume_pending()
+        await self.resume_pending()
         if self.run_workers:
             self._worker_task = asyncio.get_running_loop().create_task(
                 self.app.run_worker_async(
@@ -248,15 +244,3 @@ class ProcrastinateQueue:
                 await self.recover_stalled()
             except Exception:
                 log.exception("job_stalled_check_failed")
-
-    async def _resume_pending(self) -> None:
-        for kind in registered_kinds():
-            try:
-                ref_ids = await kind.pending(self.runtime)
-            except Exception:
-                log.exception("job_pending_query_failed", kind=kind.name)
-                continue
-            for ref_id in ref_ids:
-                await self.submit(kind.name, ref_id)
-            if ref_ids:
-                log.info("jobs_resumed", kind=kind.name, count=len(ref_ids))

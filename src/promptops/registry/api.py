@@ -11,6 +11,7 @@ from promptops.auth.deps import require
 from promptops.auth.principal import Principal
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
+from promptops.pagination import PageLimit
 from promptops.registry import service
 from promptops.registry.models import Prompt, PromptVersion
 from promptops.registry.schemas import (
@@ -46,7 +47,7 @@ Reader = Annotated[Principal, Depends(require(P.PROMPT_READ))]
 Writer = Annotated[Principal, Depends(require(P.PROMPT_WRITE))]
 Labeller = Annotated[Principal, Depends(require(P.LABEL_WRITE))]
 Deployer = Annotated[Principal, Depends(require(P.LABEL_DEPLOY))]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size (at most 200)")]
+Limit = PageLimit
 LabelPath = Annotated[str, "label"]
 
 

@@ -6,12 +6,11 @@ scope every query to the principal's project and append an audit event for every
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
@@ -21,6 +20,7 @@ from promptops.errors import Conflict, NotFound, ProblemError, ValidationProblem
 from promptops.governance import audit
 from promptops.governance.rbac import Permission
 from promptops.ids import has_prefix, new_id
+from promptops.pagination import decode_cursor, decode_int_cursor, encode_cursor, fetch_page, filter_by_name
 from promptops.providers import service as providers
 from promptops.providers.models import ModelPrice, ProviderConnection
 from promptops.registry import diff as diffing
@@ -37,7 +37,7 @@ from promptops.registry.schemas import (
 )
 from promptops.templates import engine, lint
 from promptops.tenancy.models import Project
-from promptops.tenancy.service import scoped
+from promptops.tenancy.service import get_scoped, scoped
 
 DEFAULT_DEPLOYABLE_LABELS = ("production",)
 
@@ -62,13 +62,15 @@ def _invalidate(project_id: str) -> None:
 
 async def get_prompt(session: AsyncSession, principal: Principal, name_or_id: str) -> Prompt:
     """A prompt of the principal's project by name or id (404 otherwise)."""
-    column = Prompt.id if has_prefix(name_or_id, "prompt") else Prompt.name
-    prompt = (
-        await session.execute(scoped(select(Prompt), Prompt, principal).where(column == name_or_id))
-    ).scalar_one_or_none()
-    if prompt is None:
-        raise NotFound(f"Prompt {name_or_id!r} not found", code="prompt_not_found")
-    return prompt
+    return await get_scoped(
+        session,
+        principal,
+        Prompt,
+        name_or_id,
+        column=Prompt.id if has_prefix(name_or_id, "prompt") else Prompt.name,
+        missing=f"Prompt {name_or_id!r} not found",
+        code="prompt_not_found",
+    )
 
 
 async def _version_by_number(session: AsyncSession, prompt: Prompt, number: int) -> PromptVersion:
@@ -99,15 +101,16 @@ async def _version_by_label(session: AsyncSession, prompt: Prompt, label: str) -
     return version
 
 
-async def _version_by_id(session: AsyncSession, principal: Principal, version_id: str) -> PromptVersion:
-    version = (
-        await session.execute(
-            scoped(select(PromptVersion), PromptVersion, principal).where(PromptVersion.id == version_id)
-        )
-    ).scalar_one_or_none()
-    if version is None:
-        raise NotFound(f"Version {version_id} not found", code="version_not_found")
-    return version
+async def get_version_by_id(session: AsyncSession, principal: Principal, version_id: str) -> PromptVersion:
+    """A prompt version of the principal's project by id (404 ``version_not_found`` otherwise)."""
+    return await get_scoped(
+        session,
+        principal,
+        PromptVersion,
+        version_id,
+        missing=f"Version {version_id} not found",
+        code="version_not_found",
+    )
 
 
 async def select_version(
@@ -266,7 +269,7 @@ async def _add_version(
     findings = await lint_fields(session, principal, fields, analysis=analysis)
     parent_id = parent_version_id or fields.parent_version_id
     if parent_id is not None:
-        await _version_by_id(session, principal, parent_id)
+        await get_version_by_id(session, principal, parent_id)
     elif prompt.latest_version > 0:
         parent_id = (await _version_by_number(session, prompt, prompt.latest_version)).id
     number = prompt.latest_version + 1
@@ -525,7 +528,7 @@ async def set_label(
         )
     prompt = await _lock_prompt(session, principal, name)
     if version_id is not None:
-        target = await _version_by_id(session, principal, version_id)
+        target = await get_version_by_id(session, principal, version_id)
         if target.prompt_id != prompt.id:
             raise ValidationProblem(
                 f"Version {version_id} belongs to another prompt", code="version_mismatch"
@@ -594,7 +597,7 @@ async def rollback(
     if current is None:
         raise NotFound(f"Prompt {prompt.name!r} has no label {label!r} to roll back", code="label_not_found")
     if to_version_id is not None:
-        target = await _version_by_id(session, principal, to_version_id)
+        target = await get_version_by_id(session, principal, to_version_id)
         if target.prompt_id != prompt.id:
             raise ValidationProblem(
                 f"Version {to_version_id} belongs to another prompt", code="version_mismatch"
@@ -615,7 +618,7 @@ async def rollback(
                 f"Label {label!r} of {prompt.name!r} has no previous version to roll back to; name a version",
                 code="nothing_to_roll_back",
             )
-        target = await _version_by_id(session, principal, last.from_version_id)
+        target = await get_version_by_id(session, principal, last.from_version_id)
     if target.id == current.version_id:
         raise Conflict(f"Label {label!r} already points at version {target.version}", code="rollback_noop")
     move = await _move_label(
@@ -653,22 +656,6 @@ async def label_history(
 # --- listing --------------------------------------------------------------------------------------------------
 
 
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        value = ""
-    if not value:
-        raise ValidationProblem(
-            "Invalid cursor: pass back the nextCursor of the previous page", code="invalid_cursor"
-        )
-    return value
-
-
 async def list_prompts(
     session: AsyncSession,
     principal: Principal,
@@ -683,11 +670,7 @@ async def list_prompts(
 ) -> tuple[list[Prompt], str | None]:
     """Prompts ordered by name, filtered, one page at a time (cursor = last name seen)."""
     stmt = scoped(select(Prompt), Prompt, principal).where(Prompt.archived == archived)
-    if prefix:
-        folder = prefix if prefix.endswith("/") else prefix + "/"
-        stmt = stmt.where(
-            or_(Prompt.name.startswith(folder, autoescape=True), Prompt.name == prefix.rstrip("/"))
-        )
+    stmt = filter_by_name(stmt, Prompt, prefix=prefix, query=query)
     if tag:
         stmt = stmt.where(
             Prompt.id.in_(
@@ -705,16 +688,9 @@ async def list_prompts(
                     )
                 )
             )
-    if query:
-        pattern = f"%{query.lower()}%"
-        stmt = stmt.where(
-            or_(func.lower(Prompt.name).like(pattern), func.lower(Prompt.description).like(pattern))
-        )
     if cursor:
         stmt = stmt.where(Prompt.name > decode_cursor(cursor))
-    rows = list((await session.execute(stmt.order_by(Prompt.name).limit(limit + 1))).scalars())
-    next_cursor = encode_cursor(rows[limit - 1].name) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return await fetch_page(session, stmt.order_by(Prompt.name), limit, lambda p: encode_cursor(p.name))
 
 
 async def list_versions(
@@ -724,15 +700,11 @@ async def list_versions(
     prompt = await get_prompt(session, principal, name)
     stmt = select(PromptVersion).where(PromptVersion.prompt_id == prompt.id)
     if cursor:
-        raw = decode_cursor(cursor)
-        if not raw.isdigit():
-            raise ValidationProblem("Invalid cursor", code="invalid_cursor")
-        stmt = stmt.where(PromptVersion.version < int(raw))
-    rows = list(
-        (await session.execute(stmt.order_by(PromptVersion.version.desc()).limit(limit + 1))).scalars()
+        stmt = stmt.where(PromptVersion.version < decode_int_cursor(cursor))
+    rows, next_cursor = await fetch_page(
+        session, stmt.order_by(PromptVersion.version.desc()), limit, lambda v: encode_cursor(str(v.version))
     )
-    next_cursor = encode_cursor(str(rows[limit - 1].version)) if len(rows) > limit else None
-    return prompt, rows[:limit], next_cursor
+    return prompt, rows, next_cursor
 
 
 # --- fork, diff, render ---------------------------------------------------------------------------------------
@@ -820,7 +792,7 @@ async def _diff_side(
 ) -> tuple[PromptVersion, str]:
     """A diff side: ``3``, ``production``, ``other/name@2`` or a version id."""
     if has_prefix(ref, "version"):
-        version = await _version_by_id(session, principal, ref)
+        version = await get_version_by_id(session, principal, ref)
         owner = await session.get(Prompt, version.prompt_id)
         return version, f"{owner.name if owner else '?'}@{version.version}"
     if "@" in ref:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
 from promptops.governance.rbac import Permission as P
+from promptops.pagination import IdCursor, PageLimit, PromptFilter, Since, Until, VersionIdFilter
 from promptops.runs import service
 from promptops.runs.schemas import RunOut, RunPage
 from promptops.runtime import runtime_of
@@ -22,17 +22,17 @@ Reader = Annotated[Principal, Depends(require(P.RUN_READ))]
 async def list_runs(
     request: Request,
     principal: Reader,
-    prompt: Annotated[str | None, Query(max_length=200, description="Prompt id or name")] = None,
-    version_id: Annotated[str | None, Query(alias="versionId", max_length=40)] = None,
+    prompt: PromptFilter = None,
+    version_id: VersionIdFilter = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
     provider: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["ok", "error"] | None = None,
     source: Literal["playground", "eval", "gateway", "sdk", "experiment"] | None = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Since = None,
+    until: Until = None,
     trace_id: Annotated[str | None, Query(alias="traceId", max_length=64)] = None,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: IdCursor = None,
+    limit: PageLimit = 50,
 ) -> RunPage:
     async with runtime_of(request).db.transaction() as session:
         rows, next_cursor = await service.list_runs(

@@ -8,11 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
-from promptops.errors import NotFound, ValidationProblem
 from promptops.ids import has_prefix
+from promptops.pagination import fetch_page, id_cursor
 from promptops.registry.models import Prompt
 from promptops.runs.models import Run
-from promptops.tenancy.service import scoped
+from promptops.tenancy.service import get_scoped, scoped
 
 
 async def list_runs(
@@ -57,20 +57,11 @@ async def list_runs(
     if until:
         stmt = stmt.where(Run.created_at < until)
     if cursor:
-        if not has_prefix(cursor, "run"):
-            raise ValidationProblem(
-                "Invalid cursor: pass back the nextCursor of the previous page", code="invalid_cursor"
-            )
-        stmt = stmt.where(Run.id < cursor)
-    rows = list((await session.execute(stmt.order_by(Run.id.desc()).limit(limit + 1))).scalars())
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+        stmt = stmt.where(Run.id < id_cursor(cursor, "run"))
+    return await fetch_page(session, stmt.order_by(Run.id.desc()), limit, lambda row: row.id)
 
 
 async def get_run(session: AsyncSession, principal: Principal, run_id: str) -> Run:
-    run = (
-        await session.execute(scoped(select(Run), Run, principal).where(Run.id == run_id))
-    ).scalar_one_or_none()
-    if run is None:
-        raise NotFound(f"Run {run_id} not found", code="run_not_found")
-    return run
+    return await get_scoped(
+        session, principal, Run, run_id, missing=f"Run {run_id} not found", code="run_not_found"
+    )

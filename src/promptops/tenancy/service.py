@@ -21,12 +21,38 @@ from promptops.ids import new_id
 from promptops.tenancy.models import Project
 
 SelectT = TypeVar("SelectT", bound=Select)
+ModelT = TypeVar("ModelT")
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 def scoped(stmt: SelectT, model: Any, principal: Principal) -> SelectT:
     """Restrict a SELECT on a tenant-owned model to the principal's project."""
     return stmt.where(model.project_id == principal.project_id)
+
+
+async def get_scoped(
+    session: AsyncSession,
+    principal: Principal,
+    model: type[ModelT],
+    value: str,
+    *,
+    missing: str,
+    code: str,
+    column: Any = None,
+    for_update: bool = False,
+) -> ModelT:
+    """The row of ``model`` in the principal's project whose ``column`` (default: id) is ``value``.
+
+    Absent rows and rows of other projects are both ``NotFound(missing, code=code)`` (404).
+    """
+    where = (model.id if column is None else column) == value  # type: ignore[attr-defined]
+    stmt = scoped(select(model), model, principal).where(where)
+    if for_update:
+        stmt = stmt.with_for_update()
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    if found is None:
+        raise NotFound(missing, code=code)
+    return found
 
 
 def validate_project_name(name: str) -> str:

@@ -612,42 +612,52 @@ class MinLength(MaxLength):
     upper = False
 
 
-class Latency(Builtin):
+class _CallBudget(Builtin):
+    """A limit on what the model call used: ``field`` of the score input must be at most value."""
+
+    value_kind = "required"
+    field: ClassVar[str]
+    zero_allowed: ClassVar[bool]
+    value_error: ClassVar[str]
+    used_format: ClassVar[str]
+    limit_format: ClassVar[str]
+
+    def check_value(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(self.value_error)
+        if not (value >= 0 if self.zero_allowed else value > 0):
+            raise ValueError(self.value_error)
+
+    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
+        limit = float(spec.value)
+        used = float(getattr(inp, self.field))
+        shown_used, shown_limit = self.used_format.format(used), self.limit_format.format(limit)
+        return _passfail(
+            used <= limit,
+            f"{shown_used} (limit {shown_limit})",
+            f"{shown_used} exceeds {shown_limit}",
+            {self.field: getattr(inp, self.field)},
+        )
+
+
+class Latency(_CallBudget):
     type = "latency"
     description = "The model call took at most value milliseconds."
-    value_kind = "required"
-
-    def check_value(self, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ValueError("value must be a number of milliseconds > 0")
-
-    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
-        limit = float(spec.value)
-        return _passfail(
-            inp.latency_ms <= limit,
-            f"{inp.latency_ms:.0f} ms (limit {limit:g} ms)",
-            f"{inp.latency_ms:.0f} ms exceeds {limit:g} ms",
-            {"latency_ms": inp.latency_ms},
-        )
+    field = "latency_ms"
+    zero_allowed = False
+    value_error = "value must be a number of milliseconds > 0"
+    used_format = "{:.0f} ms"
+    limit_format = "{:g} ms"
 
 
-class Cost(Builtin):
+class Cost(_CallBudget):
     type = "cost"
     description = "The model call cost at most value US dollars."
-    value_kind = "required"
-
-    def check_value(self, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-            raise ValueError("value must be a number of US dollars >= 0")
-
-    def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
-        limit = float(spec.value)
-        return _passfail(
-            inp.cost_usd <= limit,
-            f"${inp.cost_usd:.6f} (limit ${limit:g})",
-            f"${inp.cost_usd:.6f} exceeds ${limit:g}",
-            {"cost_usd": inp.cost_usd},
-        )
+    field = "cost_usd"
+    zero_allowed = True
+    value_error = "value must be a number of US dollars >= 0"
+    used_format = "${:.6f}"
+    limit_format = "${:g}"
 
 
 # --- classifier labels ------------------------------------------------------------------------------------------

@@ -142,6 +142,17 @@ def _check_target(options: dict[str, Any]) -> None:
         raise ValueError(f"options.model is not a model target ({problems})")
 
 
+async def _ask_verdict(
+    models: ModelAccess, target: ModelTarget | None, prompt: str, raw: str, cue: str
+) -> tuple[str, str]:
+    """(reasoning, reply) after asking the judge for just its verdict (``cue:``) following its reasoning."""
+    reasoning = _one_line(raw.strip()) or "(no reasoning given)"
+    reply = await models.complete(
+        target, f"{prompt} {clip(reasoning, 600)}\n{cue}:", max_tokens=4, stop=["\n"]
+    )
+    return reasoning, reply
+
+
 async def rubric_grade(
     models: ModelAccess,
     target: ModelTarget | None,
@@ -156,10 +167,7 @@ async def rubric_grade(
     rating, reasoning = parse_score(raw)
     if rating is None:
         # A small model may ramble without ever writing "Score:": ask for just the digit after its reasoning.
-        reasoning = _one_line(raw.strip()) or "(no reasoning given)"
-        follow_up = await models.complete(
-            target, f"{prompt} {clip(reasoning, 600)}\nScore:", max_tokens=4, stop=["\n"]
-        )
+        reasoning, follow_up = await _ask_verdict(models, target, prompt, raw, "Score")
         digit = _LEADING_DIGIT.match(follow_up)
         rating = int(digit.group(1)) if digit else None
         raw = f"{raw}\nScore:{follow_up}"
@@ -289,10 +297,7 @@ async def _pairwise_once(
     raw = await models.complete(target, prompt, max_tokens=JUDGE_MAX_TOKENS, stop=STOP)
     winner, reasoning = parse_winner(raw)
     if winner is None:
-        reasoning = _one_line(raw.strip()) or "(no reasoning given)"
-        follow_up = await models.complete(
-            target, f"{prompt} {clip(reasoning, 600)}\nWinner:", max_tokens=4, stop=["\n"]
-        )
+        reasoning, follow_up = await _ask_verdict(models, target, prompt, raw, "Winner")
         leading = _LEADING_WINNER.match(follow_up)
         winner = _winner(leading.group(1)) if leading else None
     return winner, reasoning

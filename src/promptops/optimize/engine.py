@@ -1,0 +1,541 @@
+"""The optimization job (kind ``optimize``): run :class:`promptops.optimize.search.Search` against the database.
+
+Durability follows the evaluation engine: the job's state is the stored rows. Every candidate is written
+when it is proposed and again as soon as it is scored, together with the optimization's call count,
+progress report and heartbeat; the same write notices a cancellation request. Running the job again after
+a crash or restart reloads the candidates and continues the round it was in, without scoring any stored
+candidate again. At the end the winner is saved as a new version of the prompt (source ``generated``),
+labelled only when ``promoteLabel`` was asked for and the starter may move that label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from promptops.auth.principal import Principal
+from promptops.datasets.models import DatasetCase
+from promptops.db import utcnow
+from promptops.errors import ProblemError
+from promptops.evals import quick
+from promptops.evals import service as evals
+from promptops.evals.schemas import ScorerSpec
+from promptops.governance import audit
+from promptops.ids import new_id
+from promptops.jobs.base import register_job
+from promptops.logging import log
+from promptops.optimize import proposer, search
+from promptops.optimize.models import Optimization, OptimizationCandidate
+from promptops.optimize.mutations import Draft, Example, labels_of
+from promptops.optimize.service import TERMINAL
+from promptops.providers.calls import CallContext
+from promptops.registry import service as registry
+from promptops.registry.models import PromptVersion
+from promptops.registry.schemas import CreateVersionIn
+from promptops.runtime import Runtime
+
+
+class DbStore:
+    """The search's :class:`~promptops.optimize.search.Store`: one short write transaction per change."""
+
+    def __init__(self, runtime: Runtime, optimization: Optimization) -> None:
+        self.runtime = runtime
+        self.id = optimization.id
+        self.project_id = optimization.project_id
+        self.calls_used = optimization.calls_used
+
+    def _row(self, candidate: search.Candidate) -> dict[str, Any]:
+        return {
+            "round": candidate.round,
+            "strategy": candidate.strategy[:60],
+            "template": candidate.draft.display(),
+            "parent_candidate_id": candidate.parent_id,
+            "train_score": candidate.train_score,
+            "val_score": candidate.val_score,
+            "calls": candidate.calls,
+            "details": {
+                **candidate.details,
+                "seq": candidate.seq,
+                "status": candidate.status,
+                "recipe": candidate.recipe,
+                "draft": candidate.draft.to_json(),
+                "tokens": candidate.tokens,
+            },
+        }
+
+    async def _touch(self, session: Any, calls: int, best: search.Candidate | None = None) -> bool:
+        optimization = await session.get(Optimization, self.id)
+        assert optimization is not None
+        optimization.calls_used += calls
+        self.calls_used = optimization.calls_used
+        optimization.heartbeat_at = utcnow()
+        if best is not None and best.scored:
+            current = (
+                await session.get(OptimizationCandidate, optimization.best_candidate_id)
+                if optimization.best_candidate_id
+                else None
+            )
+            if current is None or (current.train_score or 0.0) < (best.train_score or 0.0):
+                optimization.best_candidate_id = best.id
+        return bool(optimization.cancel_requested)
+
+    async def add(self, candidates: Sequence[search.Candidate], calls: int) -> bool:
+        async with self.runtime.db.transaction(write=True) as session:
+            for candidate in candidates:
+                session.add(
+                    OptimizationCandidate(
+                        id=candidate.id,
+                        project_id=self.project_id,
+                        optimization_id=self.id,
+                        created_at=utcnow(),
+                        **self._row(candidate),
+                    )
+                )
+            await session.flush()
+            return await self._touch(session, calls)
+
+    async def update(self, candidate: search.Candidate, calls: int) -> bool:
+        async with self.runtime.db.transaction(write=True) as session:
+            row = await session.get(OptimizationCandidate, candidate.id)
+            assert row is not None
+            for name, value in self._row(candidate).items():
+                setattr(row, name, value)
+            await session.flush()
+            return await self._touch(session, calls, candidate)
+
+    async def progress(self, report: dict[str, Any]) -> bool:
+        async with self.runtime.db.transaction(write=True) as session:
+            optimization = await session.get(Optimization, self.id)
+            assert optimization is not None
+            optimization.report = {**(optimization.report or {}), **report}
+            return await self._touch(session, 0)
+
+
+def _candidate(row: OptimizationCandidate) -> search.Candidate:
+    details = dict(row.details or {})
+    seq = details.pop("seq", 0)
+    status = details.pop("status", "scored")
+    recipe = details.pop("recipe", {})
+    draft = Draft.from_json(details.pop("draft"))
+    details.pop("tokens", None)
+    return search.Candidate(
+        id=row.id,
+        round=row.round,
+        seq=seq,
+        strategy=row.strategy,
+        recipe=recipe,
+        draft=draft,
+        parent_id=row.parent_candidate_id,
+        train_score=row.train_score,
+        val_score=row.val_score,
+        calls=row.calls,
+        status=status,
+        details=details,
+    )
+
+
+async def _claim(runtime: Runtime, optimization_id: str) -> Optimization | None:
+    async with runtime.db.transaction(write=True) as session:
+        optimization = await session.get(Optimization, optimization_id)
+        if optimization is None or optimization.status in TERMINAL:
+            return None
+        if optimization.cancel_requested:
+            optimization.status, optimization.finished_at = "cancelled", utcnow()
+            return None
+        optimization.status = "running"
+        optimization.attempts += 1
+        optimization.started_at = optimization.started_at or utcnow()
+        optimization.heartbeat_at = utcnow()
+        await session.flush()
+        session.expunge(optimization)
+        return optimization
+
+
+async def _load(
+    runtime: Runtime, optimization: Optimization
+) -> tuple[PromptVersion, dict[str, DatasetCase], list[search.Candidate]]:
+    spec = optimization.spec
+    async with runtime.db.transaction() as session:
+        version = (
+            await session.execute(
+                select(PromptVersion).where(
+                    PromptVersion.project_id == optimization.project_id,
+                    PromptVersion.id == optimization.base_version_id,
+                )
+            )
+        ).scalar_one()
+        ids = [*spec["trainCaseIds"], *spec["valCaseIds"]]
+        cases = {
+            c.id: c
+            for c in (
+                await session.execute(
+                    select(DatasetCase).where(
+                        DatasetCase.project_id == optimization.project_id, DatasetCase.id.in_(ids)
+                    )
+                )
+            ).scalars()
+        }
+        rows = (
+            await session.execute(
+                select(OptimizationCandidate).where(
+                    OptimizationCandidate.project_id == optimization.project_id,
+                    OptimizationCandidate.optimization_id == optimization.id,
+                )
+            )
+        ).scalars()
+        candidates = sorted((_candidate(r) for r in rows), key=lambda c: (c.round, c.seq))
+        for obj in [version, *cases.values()]:
+            session.expunge(obj)
+    return version, cases, candidates
+
+
+def _quick_cases(cases: dict[str, DatasetCase], ids: Sequence[str]) -> list[quick.QuickCase]:
+    return [
+        quick.QuickCase(dict(cases[i].input or {}), cases[i].expected, cases[i].key)
+        for i in ids
+        if i in cases
+    ]
+
+
+class Evaluator:
+    """Scores a draft on one split through the same rendering, call and scoring as an evaluation cell."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        principal: Principal,
+        optimization: Optimization,
+        version: PromptVersion,
+        cases: dict[str, DatasetCase],
+    ) -> None:
+        spec = optimization.spec
+        self.runtime = runtime
+        self.principal = principal
+        self.optimization = optimization
+        self.version = version
+        self.target = spec["target"]
+        self.scorers = [ScorerSpec.model_validate(s) for s in spec["scorers"]]
+        self.splits = {
+            "train": _quick_cases(cases, spec["trainCaseIds"]),
+            "val": _quick_cases(cases, spec["valCaseIds"]),
+        }
+        self.concurrency = int(spec.get("concurrency", 8))
+
+    async def __call__(self, draft: Draft, split: search.Split) -> search.SplitScore:
+        candidate = quick.unsaved_version(
+            draft.kind,
+            draft.template,
+            draft.message_dicts(),
+            variables=list(self.version.variables),
+            response_schema=self.version.response_schema,
+            model_config=dict(self.version.model_config_ or {}),
+        )
+        target = {**self.target, "params": dict(draft.params)}
+        result = await quick.evaluate_version(
+            self.runtime,
+            self.principal,
+            candidate,
+            target,
+            self.splits[split],
+            self.scorers,
+            source="eval",
+            prompt_id=self.optimization.prompt_id,
+            trace_id=self.optimization.id,
+            concurrency=self.concurrency,
+        )
+        called = [o for o in result.outcomes if o.run_id is not None]
+        if called and all(o.error_class for o in called):
+            first = called[0]
+            # The model itself is failing (not one bad prompt): stop rather than burn the budget on errors.
+            raise RuntimeError(f"every model call failed: {first.error_class}: {first.error_message}")
+        return search.SplitScore(
+            score=result.score,
+            calls=result.calls,
+            passed=result.passed,
+            total=len(result.outcomes),
+            errors=sum(1 for o in result.outcomes if o.error_class),
+        )
+
+
+def _llm_proposer(
+    runtime: Runtime,
+    principal: Principal,
+    optimization: Optimization,
+    base: Draft,
+    examples: Sequence[Example],
+    allowed: Sequence[str],
+) -> search.LlmProposer:
+    spec = optimization.spec
+    ctx = CallContext(
+        principal=principal, source="eval", prompt_id=optimization.prompt_id, trace_id=optimization.id
+    )
+    required = list(spec.get("variables") or [])
+
+    async def propose(
+        parents: Sequence[search.Candidate], seen: set[str]
+    ) -> list[tuple[Draft | None, str, int]]:
+        scored = [(p.draft, p.train_score or 0.0) for p in parents if p.train_score is not None]
+        found = await proposer.propose(
+            runtime.caller,
+            ctx,
+            spec["proposer"]["target"],
+            base=base,
+            scored=scored,
+            examples=examples,
+            required=required,
+            variables=required,
+            seen=seen,
+            allowed=allowed,
+        )
+        return [(found.draft, found.reason, found.calls)]
+
+    return propose
+
+
+async def execute(runtime: Runtime, optimization_id: str) -> None:
+    """Run (or resume) optimization ``optimization_id`` until it finishes, is cancelled, or fails."""
+    optimization = await _claim(runtime, optimization_id)
+    if optimization is None:
+        return
+    spec = optimization.spec
+    principal = evals.principal_from_json(spec["principal"])
+    log.info("optimization_started", optimization_id=optimization.id, attempt=optimization.attempts)
+    try:
+        version, cases, candidates = await _load(runtime, optimization)
+        evaluate = Evaluator(runtime, principal, optimization, version, cases)
+        examples = [
+            Example(c.key, dict(c.input or {}), c.expected)
+            for i in spec["trainCaseIds"]
+            if (c := cases.get(i)) is not None and c.expected is not None
+        ]
+        labels = labels_of(examples)
+        base = Draft.from_json(spec["base"])
+        per_case = int(spec["callsPerCase"])
+        settings = search.Settings(
+            budget=int(spec["budget"]),
+            top_k=int(spec["topK"]),
+            max_rounds=int(spec["maxRounds"]),
+            patience=int(spec["patience"]),
+            per_round=int(spec["candidatesPerRound"]),
+            seed=int(spec["seed"]),
+            proposer=spec["proposer"]["mode"],
+            llm_per_round=int(spec["proposer"]["perRound"]),
+            train_cost=len(evaluate.splits["train"]) * per_case,
+            val_cost=len(evaluate.splits["val"]) * per_case,
+        )
+        declared = [v["name"] for v in version.variables] + list(spec.get("variables") or [])
+        llm = None
+        if settings.proposer in ("llm", "mixed"):
+            llm = _llm_proposer(runtime, principal, optimization, base, examples, declared)
+        loop = search.Search(
+            settings,
+            DbStore(runtime, optimization),
+            evaluate,
+            lambda: new_id("candidate"),
+            base=base,
+            examples=examples,
+            labels=labels,
+            variables=list(spec.get("variables") or []),
+            candidates=candidates,
+            report=dict(optimization.report or {}),
+            llm=llm,
+        )
+        try:
+            outcome = await loop.run()
+        except search.Cancelled:
+            await _cancelled(runtime, optimization.id, principal)
+            return
+        await _finish(runtime, optimization.id, principal, version, outcome)
+    except asyncio.CancelledError:
+        log.info("optimization_interrupted", optimization_id=optimization.id)
+        raise
+    except Exception as exc:
+        log.exception("optimization_failed", optimization_id=optimization.id)
+        async with runtime.db.transaction(write=True) as session:
+            failed = await session.get(Optimization, optimization.id)
+            if failed is not None:
+                failed.status, failed.finished_at = "failed", utcnow()
+                failed.error = f"{type(exc).__name__}: {exc}"[:2000]
+                failed.report = {**(failed.report or {}), "phase": "failed"}
+
+
+async def _cancelled(runtime: Runtime, optimization_id: str, principal: Principal) -> None:
+    async with runtime.db.transaction(write=True) as session:
+        optimization = await session.get(Optimization, optimization_id)
+        assert optimization is not None
+        optimization.status, optimization.finished_at = "cancelled", utcnow()
+        optimization.report = {**(optimization.report or {}), "phase": "cancelled"}
+    log.info("optimization_cancelled", optimization_id=optimization_id)
+
+
+def _points(a: float | None, b: float | None) -> float:
+    return round(100 * ((a or 0.0) - (b or 0.0)), 2)
+
+
+def _summary(c: search.Candidate) -> dict[str, Any]:
+    return {
+        "candidateId": c.id,
+        "round": c.round,
+        "strategy": c.strategy,
+        "trainScore": c.train_score,
+        "valScore": c.val_score,
+        "tokens": c.tokens,
+    }
+
+
+async def _finish(
+    runtime: Runtime,
+    optimization_id: str,
+    principal: Principal,
+    version: PromptVersion,
+    outcome: search.Outcome,
+) -> None:
+    winner, baseline = outcome.winner, outcome.baseline
+    improvement = _points(winner.val_score, baseline.val_score)
+    report: dict[str, Any] = {
+        "phase": "done",
+        "stopReason": outcome.stop_reason,
+        "baseline": _summary(baseline),
+        "winner": _summary(winner),
+        "finalists": [_summary(c) for c in outcome.finalists],
+        "improvementPoints": improvement,
+        "trainImprovementPoints": _points(winner.train_score, baseline.train_score),
+        "keptBaseline": winner is baseline,
+    }
+    async with runtime.db.transaction(write=True) as session:
+        optimization = await session.get(Optimization, optimization_id)
+        assert optimization is not None
+        spec = optimization.spec
+        prompt_name = spec["promptName"]
+        new_version = None
+        if optimization.winner_version_id is not None:
+            # A restart after the version was saved: keep that one.
+            new_version = await session.get(PromptVersion, optimization.winner_version_id)
+        elif winner is not baseline:
+            draft = winner.draft
+            target = spec["target"]
+            body = CreateVersionIn.model_validate(
+                {
+                    "kind": draft.kind,
+                    "template": draft.template,
+                    "messages": draft.message_dicts(),
+                    "variables": list(version.variables),
+                    "modelConfig": {
+                        "provider": target["provider"],
+                        "model": target["model"],
+                        "params": dict(draft.params),
+                    },
+                    "responseSchema": version.response_schema,
+                    "metadata": {
+                        "optimizationId": optimization_id,
+                        "candidateId": winner.id,
+                        "strategy": winner.strategy,
+                        "trainScore": winner.train_score,
+                        "valScore": winner.val_score,
+                        "baselineValScore": baseline.val_score,
+                        "improvementPoints": improvement,
+                    },
+                    "commitMessage": (
+                        f"Optimized by {optimization_id}: validation {baseline.val_score or 0:.2f} -> "
+                        f"{winner.val_score or 0:.2f} ({improvement:+.0f} points)"
+                    ),
+                    "source": "generated",
+                    "parentVersionId": version.id,
+                }
+            )
+            _, new_version = await registry.create_version(session, principal, prompt_name, body)
+            await audit.record(
+                session,
+                principal,
+                "PromptGenerated",
+                prompt_id=optimization.prompt_id,
+                data={
+                    "promptId": optimization.prompt_id,
+                    "templateId": version.id,
+                    "user": principal.display,
+                    "versionId": new_version.id,
+                    "version": new_version.version,
+                    "optimizationId": optimization_id,
+                    "strategy": winner.strategy,
+                    "valScore": winner.val_score,
+                },
+            )
+            optimization.winner_version_id = new_version.id
+        if new_version is not None:
+            report["winner"].update({"versionId": new_version.id, "version": new_version.version})
+        optimization.best_candidate_id = (
+            winner.id if winner is not baseline else optimization.best_candidate_id
+        )
+        # Finished only once the promotion and the final audit event are written (below).
+        optimization.report = {**(optimization.report or {}), **report, "phase": "finishing"}
+        label = spec.get("promoteLabel")
+    promotion: dict[str, Any] | None = None
+    if label and new_version is not None and improvement > 0:
+        try:
+            async with runtime.db.transaction(write=True) as session:
+                await registry.set_label(
+                    session,
+                    principal,
+                    prompt_name,
+                    label,
+                    version_id=new_version.id,
+                    reason=f"optimization {optimization_id}: {improvement:+.0f} points on validation",
+                )
+            promotion = {"label": label, "promoted": True}
+        except ProblemError as error:
+            promotion = {"label": label, "promoted": False, "code": error.code, "detail": error.detail}
+    elif label:
+        promotion = {
+            "label": label,
+            "promoted": False,
+            "detail": "the winner does not beat the starting version",
+        }
+    async with runtime.db.transaction(write=True) as session:
+        optimization = await session.get(Optimization, optimization_id)
+        assert optimization is not None
+        optimization.report = {**optimization.report, "phase": "done"}
+        if promotion is not None:
+            optimization.report["promotion"] = promotion
+        optimization.status = "completed"
+        optimization.finished_at = utcnow()
+        await audit.record(
+            session,
+            principal,
+            "OptimizationFinished",
+            prompt_id=optimization.prompt_id,
+            data={
+                "optimizationId": optimization_id,
+                "winner": new_version.id if new_version is not None else version.id,
+                "winnerVersion": new_version.version if new_version is not None else version.version,
+                "keptBaseline": new_version is None,
+                "improvementPoints": improvement,
+                "callsUsed": optimization.calls_used,
+                "budget": spec["budget"],
+                "stopReason": outcome.stop_reason,
+                "promoted": bool(promotion and promotion.get("promoted")),
+            },
+        )
+    log.info(
+        "optimization_finished",
+        optimization_id=optimization_id,
+        improvement_points=improvement,
+        winner_version_id=new_version.id if new_version is not None else None,
+    )
+
+
+async def pending(runtime: Runtime) -> list[str]:
+    """Optimizations that were queued or running when the process stopped."""
+    async with runtime.db.transaction() as session:
+        rows = await session.execute(
+            select(Optimization.id)
+            .where(Optimization.status.in_(("queued", "running")))
+            .order_by(Optimization.id)
+        )
+        return list(rows.scalars())
+
+
+KIND = "optimize"
+register_job(KIND, execute, pending)

@@ -1,0 +1,367 @@
+"""The optimizer's search loop (APE / OPRO style), independent of storage and of how a prompt is scored.
+
+Round 0 scores the starting prompt (the baseline) on the training and the validation split. Every later round
+proposes candidates from the best prompts so far (deterministic operators on the top-k parents, combinations
+of them, and optionally an LLM proposer shown the prompts with their scores), scores each on the training
+split and keeps them all; the top k by training score are the next round's parents. The search stops on the
+budget, after ``patience`` rounds without a better training score, after ``maxRounds``, when the top k are
+all perfect, or when nothing new can be proposed. The final choice is made on the held-out validation split
+among the top k by training score and the baseline (so a regression is never chosen).
+
+Budget = model calls, counted exactly (evaluation calls and proposer calls). Before a candidate is scored on
+the training split the search checks that the calls left cover it *and* the validation of the final top k,
+which is reserved in advance. Every state change goes through a :class:`Store` before and after the calls
+it covers: a candidate's calls are charged before it is scored and trued up after, so the stored count never
+falls below the calls actually made, even across a crash, and a restart never re-scores a stored candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from promptops.optimize import mutations
+from promptops.optimize.mutations import Draft, Example
+
+Split = Literal["train", "val"]
+PENDING = frozenset({"proposed", "evaluating"})
+PERFECT = 1.0 - 1e-9
+
+
+@dataclass
+class Candidate:
+    id: str
+    round: int
+    seq: int
+    strategy: str
+    recipe: dict[str, Any]
+    draft: Draft
+    parent_id: str | None = None
+    train_score: float | None = None
+    val_score: float | None = None
+    calls: int = 0
+    # proposed | evaluating | scored | skipped | discarded
+    status: str = "proposed"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return self.draft.size()
+
+    @property
+    def scored(self) -> bool:
+        return self.status == "scored" and self.train_score is not None
+
+
+@dataclass(frozen=True)
+class SplitScore:
+    score: float
+    calls: int
+    passed: int
+    total: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    budget: int
+    top_k: int
+    max_rounds: int
+    patience: int
+    per_round: int
+    seed: int
+    proposer: str  # deterministic | llm | mixed
+    llm_per_round: int
+    train_cost: int  # calls to score one prompt on the training split
+    val_cost: int
+
+
+class Store(Protocol):
+    """Where the search keeps its state; every method persists before returning and says whether the
+    optimization was asked to stop."""
+
+    calls_used: int
+
+    async def add(self, candidates: Sequence[Candidate], calls: int) -> bool: ...
+
+    async def update(self, candidate: Candidate, calls: int) -> bool: ...
+
+    async def progress(self, report: dict[str, Any]) -> bool: ...
+
+
+Evaluate = Callable[[Draft, Split], Awaitable[SplitScore]]
+
+
+class LlmProposer(Protocol):
+    async def __call__(
+        self, parents: Sequence[Candidate], seen: set[str]
+    ) -> list[tuple[Draft | None, str, int]]:
+        """Up to ``n`` proposals as (draft or None, discard reason, calls made)."""
+        ...
+
+
+class Cancelled(Exception):
+    """The optimization was asked to stop."""
+
+
+@dataclass
+class Outcome:
+    baseline: Candidate
+    winner: Candidate
+    finalists: list[Candidate]
+    stop_reason: str
+
+
+class Search:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        evaluate: Evaluate,
+        new_id: Callable[[], str],
+        *,
+        base: Draft,
+        examples: Sequence[Example],
+        labels: Sequence[str],
+        variables: Sequence[str],
+        candidates: Sequence[Candidate],
+        report: dict[str, Any],
+        llm: LlmProposer | None = None,
+    ) -> None:
+        self.s = settings
+        self.store = store
+        self.evaluate = evaluate
+        self.new_id = new_id
+        self.base = base
+        self.examples = list(examples)
+        self.by_key = {e.key: e for e in examples}
+        self.labels = list(labels)
+        self.variables = list(variables)
+        self.candidates = list(candidates)
+        self.report = dict(report)
+        self.llm = llm
+
+    # --- bookkeeping -----------------------------------------------------------------------------------------
+
+    @property
+    def remaining(self) -> int:
+        return self.s.budget - self.store.calls_used
+
+    def _scored(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.scored]
+
+    def _ranked(self) -> list[Candidate]:
+        """Scored candidates, best training score first (ties: fewer tokens, then earlier)."""
+        return sorted(self._scored(), key=lambda c: (-(c.train_score or 0.0), c.tokens, c.round, c.seq))
+
+    def _reserve_after(self, extra: int) -> int:
+        """Calls to keep for the final validation if ``extra`` more candidates get scored."""
+        contenders = sum(1 for c in self._scored() if c.strategy != "baseline") + extra
+        return self.s.val_cost * min(self.s.top_k, contenders)
+
+    def _affordable(self, extra_calls: int = 0) -> bool:
+        """Can one more candidate be scored on the training split (after ``extra_calls`` proposer calls)?"""
+        return extra_calls + self.s.train_cost + self._reserve_after(1) <= self.remaining
+
+    def _seq(self) -> int:
+        return max((c.seq for c in self.candidates), default=-1) + 1
+
+    def _seen(self) -> set[str]:
+        return {c.draft.key() for c in self.candidates}
+
+    async def _progress(self, **fields: Any) -> None:
+        self.report.update(fields)
+        best = self._ranked()[:1]
+        if best:
+            self.report["best"] = {"candidateId": best[0].id, "trainScore": best[0].train_score}
+        if await self.store.progress(self.report):
+            raise Cancelled()
+
+    async def _score(self, candidate: Candidate, split: Split) -> None:
+        """Charge the calls, score ``candidate`` on ``split``, store the result and true up the charge."""
+        cost = self.s.train_cost if split == "train" else self.s.val_cost
+        candidate.details["reserved"] = {"split": split, "calls": cost}
+        if split == "train":
+            candidate.status = "evaluating"
+        if await self.store.update(candidate, cost):
+            raise Cancelled()
+        result = await self.evaluate(candidate.draft, split)
+        candidate.details.pop("reserved", None)
+        candidate.details[split] = {"passed": result.passed, "total": result.total, "errors": result.errors}
+        candidate.calls += result.calls
+        if split == "train":
+            candidate.train_score = result.score
+            candidate.status = "scored"
+        else:
+            candidate.val_score = result.score
+        if await self.store.update(candidate, result.calls - cost):
+            raise Cancelled()
+
+    def _recover(self) -> None:
+        """After a restart: a candidate caught mid-scoring is scored again (its earlier charge stays)."""
+        for candidate in self.candidates:
+            reserved = candidate.details.pop("reserved", None)
+            if reserved is not None:
+                candidate.details["interrupted"] = candidate.details.get("interrupted", 0) + 1
+                if reserved["split"] == "train":
+                    candidate.status = "proposed"
+
+    # --- proposing -------------------------------------------------------------------------------------------
+
+    def _deterministic(self, parents: Sequence[Candidate], round_: int) -> list[tuple[str, dict, str | None]]:
+        """(strategy, recipe, parent id) in priority order."""
+        out: list[tuple[str, dict[str, Any], str | None]] = []
+        per_parent = [
+            mutations.mutations(p.recipe, self.examples, self.labels, seed=self.s.seed, attempt=round_)
+            for p in parents
+        ]
+        best = parents[0]
+        combos = []
+        for other in parents[1:]:
+            merged = mutations.combine(best.recipe, other.recipe)
+            if merged is not None:
+                combos.append(("combine", merged, best.id))
+        first = [(s, r, best.id) for s, r in per_parent[0]]
+        out += first[:2] + combos + first[2:]
+        for parent, proposals in zip(parents[1:], per_parent[1:], strict=True):
+            out += [(s, r, parent.id) for s, r in proposals]
+        return out
+
+    async def _propose(self, round_: int) -> list[Candidate]:
+        parents = self._ranked()[: self.s.top_k]
+        seen = self._seen()
+        recipes = {mutations.recipe_key(c.recipe) for c in self.candidates}
+        fresh: list[Candidate] = []
+        calls = 0
+        seq = self._seq()
+
+        def add(
+            strategy: str,
+            recipe: dict[str, Any],
+            draft: Draft,
+            parent: str | None,
+            calls: int = 0,
+            **details: Any,
+        ) -> None:
+            nonlocal seq
+            fresh.append(
+                Candidate(
+                    id=self.new_id(),
+                    round=round_,
+                    seq=seq,
+                    strategy=strategy,
+                    recipe=recipe,
+                    draft=draft,
+                    parent_id=parent,
+                    calls=calls,
+                    details=details,
+                )
+            )
+            seq += 1
+
+        if self.llm is not None and self.s.proposer in ("llm", "mixed"):
+            wanted = self.s.llm_per_round
+            # Each proposal is one call; ask only when a resulting candidate could still be scored.
+            while wanted > 0 and self._affordable(calls + 1):
+                wanted -= 1
+                for draft, reason, made in await self.llm(parents, seen):
+                    calls += made
+                    if draft is None:
+                        add("llm", {}, self.base, parents[0].id, made, status="discarded", reason=reason)
+                        continue
+                    seen.add(draft.key())
+                    add("llm", {"rewrite": draft.to_json()}, draft, parents[0].id, made)
+        usable = [c for c in fresh if c.details.get("status") != "discarded"]
+        if self.s.proposer != "llm" or not usable:
+            room = self.s.per_round - len(usable)
+            for strategy, recipe, parent in self._deterministic(parents, round_):
+                if room <= 0:
+                    break
+                key = mutations.recipe_key(recipe)
+                if key in recipes:
+                    continue
+                recipes.add(key)
+                draft = mutations.build(self.base, recipe, self.by_key, self.labels, self.variables)
+                if draft is None or draft.key() in seen:
+                    continue
+                seen.add(draft.key())
+                add(strategy, recipe, draft, parent)
+                room -= 1
+        for candidate in fresh:
+            candidate.status = candidate.details.pop("status", "proposed")
+        self.candidates += fresh
+        # Discarded proposals are stored too (the report lists every candidate) and their calls charged.
+        if (fresh or calls) and await self.store.add(fresh, calls):
+            raise Cancelled()
+        return [c for c in fresh if c.status == "proposed"]
+
+    # --- stopping --------------------------------------------------------------------------------------------
+
+    def _best_until(self, round_: int) -> float:
+        return max((c.train_score or 0.0 for c in self._scored() if c.round <= round_), default=0.0)
+
+    def _stop_reason(self, round_: int) -> str | None:
+        if round_ >= self.s.max_rounds:
+            return "maxRounds"
+        if 0 < self.s.patience <= round_ and self._best_until(round_) <= self._best_until(
+            round_ - self.s.patience
+        ):
+            return "plateau"
+        if not self._affordable():
+            return "budget"
+        top = self._ranked()[: self.s.top_k]
+        if len(top) >= self.s.top_k and all((c.train_score or 0.0) >= PERFECT for c in top):
+            return "perfect"
+        return None
+
+    # --- the loop ----------------------------------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        self._recover()
+        baseline = next((c for c in self.candidates if c.strategy == "baseline"), None)
+        if baseline is None:
+            baseline = Candidate(self.new_id(), 0, 0, "baseline", {}, self.base)
+            self.candidates.append(baseline)
+            if await self.store.add([baseline], 0):
+                raise Cancelled()
+        if not baseline.scored:
+            await self._score(baseline, "train")
+        if baseline.val_score is None:
+            await self._score(baseline, "val")
+
+        stop = self.report.get("stopReason")
+        while self.report.get("phase") != "final":
+            round_ = max(c.round for c in self.candidates)
+            pending = [c for c in self.candidates if c.round == round_ and c.status in PENDING]
+            if not pending:
+                stop = self._stop_reason(round_)
+                if stop is None:
+                    round_ += 1
+                    await self._progress(round=round_, phase="search")
+                    pending = await self._propose(round_)
+                    if not pending:
+                        stop = "exhausted" if self._affordable() else "budget"
+                if stop is not None:
+                    await self._progress(phase="final", stopReason=stop)
+                    break
+            for candidate in pending:
+                if not self._affordable():
+                    candidate.status = "skipped"
+                    candidate.details["reason"] = "budget"
+                    if await self.store.update(candidate, 0):
+                        raise Cancelled()
+                    continue
+                await self._score(candidate, "train")
+                await self._progress(round=round_, phase="search")
+
+        finalists = [c for c in self._ranked()[: self.s.top_k] if c.strategy != "baseline"]
+        for candidate in finalists:
+            if candidate.val_score is None and self.s.val_cost <= self.remaining:
+                await self._score(candidate, "val")
+        contenders = [c for c in finalists if c.val_score is not None] + [baseline]
+        winner = min(
+            contenders,
+            key=lambda c: (-(c.val_score or 0.0), c.tokens, -(c.train_score or 0.0), c.round, c.seq),
+        )
+        return Outcome(baseline, winner, finalists, str(stop or self.report.get("stopReason") or ""))
