@@ -28,6 +28,8 @@ test: install lint
 bench: install
 	$(VENV)/bin/python bench/resolve.py
 	$(VENV)/bin/python bench/providers.py
+	$(VENV)/bin/python bench/eval.py
+	$(VENV)/bin/python bench/optimize.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
