@@ -24,6 +24,9 @@ from promptops.app import create_app
 from promptops.config import Settings
 from promptops.migrate import upgrade
 
+# fixtures shared by test modules in several folders
+pytest_plugins = ["server_process"]
+
 PG_URL = os.environ.get("PROMPTOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ADMIN_KEY = "po_adm1n000_" + "A" * 40

@@ -6,7 +6,6 @@ The search itself runs in :mod:`promptops.optimize.engine` as a durable backgrou
 
 from __future__ import annotations
 
-import base64
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +17,7 @@ from promptops.auth.principal import Principal
 from promptops.datasets import service as datasets
 from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
-from promptops.errors import Conflict, NotFound, ValidationProblem
+from promptops.errors import Conflict, ValidationProblem
 from promptops.evals import service as evals
 from promptops.evals.schemas import ScorerSpec
 from promptops.evals.scoring import default_specs, validate_specs
@@ -30,12 +29,13 @@ from promptops.ids import new_id
 from promptops.optimize.models import Optimization, OptimizationCandidate
 from promptops.optimize.mutations import Draft
 from promptops.optimize.optimization_schemas import OptimizationIn
+from promptops.pagination import decode_cursor, encode_cursor, fetch_page
 from promptops.providers.calls import ModelCaller
 from promptops.providers.service import LOCAL_NAME
 from promptops.registry import service as registry
 from promptops.registry.models import PromptVersion
 from promptops.templates import engine as templates
-from promptops.tenancy.service import scoped
+from promptops.tenancy.service import get_scoped, scoped
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 MAX_DATASET_CASES = 20_000
@@ -239,14 +239,14 @@ async def create_optimization(
 
 
 async def get_optimization(session: AsyncSession, principal: Principal, optimization_id: str) -> Optimization:
-    found = (
-        await session.execute(
-            scoped(select(Optimization), Optimization, principal).where(Optimization.id == optimization_id)
-        )
-    ).scalar_one_or_none()
-    if found is None:
-        raise NotFound(f"Optimization {optimization_id} not found", code="optimization_not_found")
-    return found
+    return await get_scoped(
+        session,
+        principal,
+        Optimization,
+        optimization_id,
+        missing=f"Optimization {optimization_id} not found",
+        code="optimization_not_found",
+    )
 
 
 async def candidates_of(session: AsyncSession, optimization: Optimization) -> list[OptimizationCandidate]:
@@ -260,17 +260,6 @@ async def candidates_of(session: AsyncSession, optimization: Optimization) -> li
         )
     ).scalars()
     return sorted(rows, key=lambda c: (c.round, (c.details or {}).get("seq", 0), c.id))
-
-
-def _cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def _uncursor(value: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationProblem("Malformed cursor", code="invalid_cursor")
 
 
 async def list_optimizations(
@@ -290,10 +279,10 @@ async def list_optimizations(
         found = await registry.get_prompt(session, principal, prompt)
         stmt = stmt.where(Optimization.prompt_id == found.id)
     if cursor:
-        stmt = stmt.where(Optimization.id < _uncursor(cursor))
-    rows = list((await session.execute(stmt.order_by(Optimization.id.desc()).limit(limit + 1))).scalars())
-    page = rows[:limit]
-    return page, _cursor(page[-1].id) if len(rows) > limit and page else None
+        stmt = stmt.where(Optimization.id < decode_cursor(cursor))
+    return await fetch_page(
+        session, stmt.order_by(Optimization.id.desc()), limit, lambda r: encode_cursor(r.id)
+    )
 
 
 def trajectory(candidates: Sequence[OptimizationCandidate]) -> list[dict[str, Any]]:
