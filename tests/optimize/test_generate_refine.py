@@ -6,15 +6,16 @@ the acceptance criterion of refine on the real embedded model (Gemma 3 270M).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import DEFAULT_KEY, FakeLLMServer
+from fake_llm_server import FakeLLMServer
+from provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 from test_acceptance_rbac import make_project_b
 
-from conftest import Api, open_api
+from conftest import Api
 
 FAKE = {"provider": "fake", "model": "gpt-fake"}
 TASK = "Classify the sentiment of a product review as positive or negative"
@@ -31,37 +32,10 @@ VERBOSE_PARENT = {
 }
 
 
-@pytest.fixture(scope="module")
-def shared_fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(shared_fake: FakeLLMServer) -> FakeLLMServer:
-    shared_fake.reset()
-    return shared_fake
-
-
 @pytest.fixture
 async def oapi(db_url: str, tmp_path: Path, fake: FakeLLMServer) -> AsyncIterator[Api]:
-    api, client, lifespan = await open_api(db_url, tmp_path, provider_allowed_hosts=["127.0.0.1"])
-    try:
-        r = await api.post(
-            "/api/v1/providers",
-            json={
-                "name": "fake",
-                "type": "openai",
-                "baseUrl": fake.url + "/v1",
-                "apiKey": DEFAULT_KEY,
-                "maxRetries": 0,
-            },
-        )
-        assert r.status_code == 201, r.text
+    async with provider_app(db_url, tmp_path, fake) as api:
         yield api
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 async def audit_events(api: Api, event_type: str) -> list[dict[str, Any]]:

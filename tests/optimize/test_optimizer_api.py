@@ -9,14 +9,15 @@ measurable "better prompt" without a real model.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import DEFAULT_KEY, FakeLLMServer
+from fake_llm_server import FakeLLMServer
+from provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 
-from conftest import Api, open_api
+from conftest import Api
 
 REVIEWS = [
     ("great battery and a bright screen", "positive"),
@@ -37,33 +38,9 @@ SCORERS = [{"type": "icontains"}]
 PROMPT = "opt/echo"
 
 
-@pytest.fixture(scope="module")
-def shared_fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(shared_fake: FakeLLMServer) -> FakeLLMServer:
-    shared_fake.reset()
-    return shared_fake
-
-
 @pytest.fixture
 async def oapi(db_url: str, tmp_path: Path, fake: FakeLLMServer) -> AsyncIterator[Api]:
-    api, client, lifespan = await open_api(db_url, tmp_path, provider_allowed_hosts=["127.0.0.1"])
-    try:
-        r = await api.post(
-            "/api/v1/providers",
-            json={
-                "name": "fake",
-                "type": "openai",
-                "baseUrl": fake.url + "/v1",
-                "apiKey": DEFAULT_KEY,
-                "maxRetries": 0,
-            },
-        )
-        assert r.status_code == 201, r.text
+    async with provider_app(db_url, tmp_path, fake) as api:
         r = await api.post(
             "/api/v1/prompts",
             json={
@@ -82,9 +59,6 @@ async def oapi(db_url: str, tmp_path: Path, fake: FakeLLMServer) -> AsyncIterato
         r = await api.post("/api/v1/datasets", json={"name": "opt/reviews", "cases": cases})
         assert r.status_code == 201, r.text
         yield api
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 def body(**extra: Any) -> dict[str, Any]:
