@@ -5,13 +5,15 @@ Model-calling scorers (judge, embeddings) are in test_scorer_models.py, against 
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from promptops.errors import ValidationProblem
@@ -26,8 +28,10 @@ from promptops.evals.scoring import (
     known_types,
     reset_registry,
     score_case,
+    scorers_for,
     validate_specs,
 )
+from promptops.evals.scoring.builtin import label_set
 from promptops.providers.schemas import ModelTarget
 
 
@@ -181,7 +185,52 @@ CASES: list[tuple[str, ScorerSpec, ScoreInput, float, bool]] = [
     ("cost over", spec("cost", 0.001), inp("x", cost_usd=0.002), 0.0, False),
     ("label normalised", spec("label"), inp("  Positive.\n", "positive"), 1.0, True),
     ("label wrong", spec("label"), inp("negative", "positive"), 0.0, False),
-    ("label sentence no labels", spec("label"), inp("Sentiment: positive", "positive"), 0.0, False),
+    ("label lead-in no labels", spec("label"), inp("Sentiment: positive", "positive"), 1.0, True),
+    ("label exact", spec("label", options={"exact": True}), inp("Sentiment: positive", "positive"), 0.0, False),
+    ("label exact same", spec("label", options={"exact": True}), inp(" Positive. ", "positive"), 1.0, True),
+    (
+        "label first line of a ramble",
+        spec("label", options={"labels": ["positive", "negative"]}),
+        inp(" negative\nReview: Great value.\nSentiment: positive\n", "negative"),
+        1.0,
+        True,
+    ),
+    (
+        "label skips blank lines and markup",
+        spec("label", options={"labels": ["positive", "negative"]}),
+        inp("\n\n**Answer:** Positive.", "positive"),
+        1.0,
+        True,
+    ),
+    (
+        "label in a sentence",
+        spec("label", options={"labels": ["positive", "negative"]}),
+        inp("The review is clearly negative.", "negative"),
+        1.0,
+        True,
+    ),
+    (
+        "label two labels is a miss",
+        spec("label", options={"labels": ["positive", "negative"]}),
+        inp("It is mixed: negative and positive parts", "negative"),
+        0.0,
+        False,
+    ),
+    (
+        "label first word counts",
+        spec("label", options={"labels": ["positive", "negative"]}),
+        inp("positive or negative? positive", "positive"),
+        1.0,
+        True,
+    ),
+    (
+        "label negated is not named",
+        spec("label", options={"labels": ["positive", "negative"]}),
+        inp("Definitely not positive", "positive"),
+        0.0,
+        False,
+    ),
+    ("label empty output", spec("label", options={"labels": ["a", "b"]}), inp("\n \n", "a"), 0.0, False),
     (
         "label picks first known",
         spec("label", options={"labels": ["positive", "negative", "neutral"]}),
@@ -329,11 +378,40 @@ async def test_no_scorers_passes_and_only_informative_scorers_pass() -> None:
 
 
 def test_default_specs() -> None:
-    with_expected = default_specs(True)
+    with_expected = default_specs(["positive", "negative", "positive", None])
 
     assert [s.type for s in with_expected] == ["label"]
-    assert default_specs(False) == []
+    assert with_expected[0].options == {"labels": ["negative", "positive"]}
+    assert default_specs([None, None]) == []
+    # free-text expectations (all different) are no label set: the label scorer compares with each one
+    assert default_specs(["The sky is blue.", "Paris is in France.", "Two."])[0].options == {}
     validate_specs(with_expected, has_expected=True)
+
+
+def test_scorers_for_fills_the_label_set_of_a_label_scorer() -> None:
+    expected = ["spam", "ham", "ham"]
+    filled = scorers_for([spec("label"), spec("contains", "x")], expected)
+    assert filled[0].options == {"labels": ["ham", "spam"]}
+    assert filled[1].options == {}
+    exact = scorers_for([spec("label", options={"exact": True})], expected)
+    assert exact[0].options == {"exact": True}
+    given = scorers_for([spec("label", options={"labels": ["a", "b"]})], expected)
+    assert given[0].options == {"labels": ["a", "b"]}
+
+
+@pytest.mark.parametrize(
+    ("values", "labels"),
+    [
+        (["b", "a", "B"], ["a", "b"]),
+        (["only"], []),
+        (["x", "y", "z"], []),  # as many distinct values as cases: free text, not labels
+        (["x", "y"], ["x", "y"]),
+        ([f"l{i}" for i in range(21)] * 2, []),
+        (["ok", "multi\nline", "ok"], []),
+    ],
+)
+def test_label_set(values: list[str], labels: list[str]) -> None:
+    assert label_set(values) == labels
 
 
 def test_describe_types_lists_each_type_once_with_aliases() -> None:
@@ -462,15 +540,32 @@ async def test_similarity_is_bounded_and_negation_is_an_involution(
         assert plain.passed is (plain.score >= threshold - 1e-9)
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.floats(0, 1), st.booleans(), st.floats(0, 1000)),
-        max_size=8,
-    ),
-    st.floats(0, 1),
-)
-def test_case_score_is_a_bounded_weighted_mean(
+# Any non-negative weight: 0, subnormal, ordinary, huge (sums overflow to inf) and inf.
+weights = st.floats(min_value=0.0, allow_nan=False, allow_infinity=True, allow_subnormal=True)
+SUBNORMAL = 5e-324
+
+
+def exact_weighted_mean(items: list[tuple[float, bool, float]]) -> float | None:
+    """The weighted mean in exact rational arithmetic (infinite weights share the weight); None when no weight."""
+    counted = [(s, w) for s, _, w in items if w > 0]
+    if any(math.isinf(w) for _, w in counted):
+        counted = [(s, 1.0) for s, w in counted if math.isinf(w)]
+    if not counted:
+        return None
+    total = sum(Fraction(w) for _, w in counted)
+    return float(sum(Fraction(s) * Fraction(w) for s, w in counted) / total)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.booleans(), weights), max_size=8), st.floats(0, 1))
+@example([(0.5, True, SUBNORMAL)], 0.5)  # 0.5 * 5e-324 underflows to 0: the naive mean is 0.0
+@example([(0.5, True, SUBNORMAL), (0.25, True, SUBNORMAL * 3)], 0.0)
+@example([(0.0, True, 1e308), (1.0, True, 1e308)], 0.5)  # the total overflows to inf: the naive mean is 0.0
+@example([(1.0, True, 1e308), (0.0, False, SUBNORMAL)], 1.0)
+@example([(0.2, True, math.inf), (0.8, True, math.inf), (0.0, True, 1.0)], 0.5)
+@example([(0.3, False, 0.0), (0.9, False, 0.0)], 1.0)  # only weight-0 scorers: documented 1 and passed
+@example([(0.1, True, 3.0)] * 7, 0.1)  # equal scores: exactly that score, not one ulp off
+def test_case_score_is_the_weighted_mean_for_any_weights(
     items: list[tuple[float, bool, float]], threshold: float
 ) -> None:
     results = [ScorerResult(f"s{i}", "x", s, p, w, "r") for i, (s, p, w) in enumerate(items)]
@@ -478,12 +573,14 @@ def test_case_score_is_a_bounded_weighted_mean(
     case: CaseScore = combine(results, threshold)
 
     counted = [r for r in results if r.weight > 0]
-    assert 0.0 <= case.score <= 1.0
-    if counted:
-        assert min(r.score for r in counted) - 1e-6 <= case.score <= max(r.score for r in counted) + 1e-6
-        assert case.passed is (all(r.passed for r in counted) and case.score >= threshold - 1e-9)
-    else:
+    expected = exact_weighted_mean(items)
+    assert not math.isnan(case.score) and 0.0 <= case.score <= 1.0
+    if expected is None:
         assert case.score == 1.0 and case.passed
+        return
+    assert case.score == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert min(r.score for r in counted) <= case.score <= max(r.score for r in counted)
+    assert case.passed is (all(r.passed for r in counted) and case.score >= threshold - 1e-9)
 
 
 # --- operators' scorers through entry points ------------------------------------------------------------------------

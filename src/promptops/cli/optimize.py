@@ -26,8 +26,27 @@ def _path(optimization_id: str) -> str:
     return f"/api/v1/optimizations/{path_segment(optimization_id)}"
 
 
+def progress_line(optimization: dict[str, Any]) -> str:
+    """``calls 120/300 · round 2 · best train 0.625 (start 0.100) · validation start 0.125``."""
+    report = optimization.get("report") or {}
+    parts = [f"calls {optimization['callsUsed']}/{optimization['budget']}", f"round {optimization['round']}"]
+    start = report.get("baseline") or {}
+    best = optimization.get("bestTrainScore")
+    if best is None:
+        best = start.get("trainScore")
+    if best is not None:
+        text = f"best train {best:.3f}"
+        if start.get("trainScore") is not None:
+            text += f" (start {start['trainScore']:.3f})"
+        parts.append(text)
+    if start.get("valScore") is not None:
+        parts.append(f"validation start {start['valScore']:.3f}")
+    return " · ".join(parts)
+
+
 def wait_for(api: ApiClient, optimization: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
-    """Poll until the optimization finishes; a progress bar of model calls against the budget on stderr."""
+    """Poll until the optimization finishes; on stderr a progress line: calls used against the budget, the
+    round, the best training score against the start, the start's validation score and the elapsed time."""
     path = _path(optimization["id"])
     if quiet:
         while optimization["status"] not in TERMINAL:
@@ -35,22 +54,14 @@ def wait_for(api: ApiClient, optimization: dict[str, Any], *, quiet: bool) -> di
             optimization = api.get(path)
         return optimization
     columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} calls"),
-        TextColumn("round {task.fields[round]} best {task.fields[best]}"),
+        BarColumn(bar_width=12),
+        TextColumn("{task.fields[line]}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=output.console(stderr=True), transient=False) as progress:
-        task = progress.add_task(optimization["id"], total=optimization["budget"], round=0, best="-")
+        task = progress.add_task("optimize", total=optimization["budget"], line="queued")
         while True:
-            best = optimization.get("bestTrainScore")
-            progress.update(
-                task,
-                completed=optimization["callsUsed"],
-                round=optimization["round"],
-                best=f"{best:.2f}" if best is not None else "-",
-            )
+            progress.update(task, completed=optimization["callsUsed"], line=progress_line(optimization))
             if optimization["status"] in TERMINAL:
                 return optimization
             time.sleep(POLL_SECONDS)
@@ -61,8 +72,13 @@ def _score(value: float | None) -> str:
     return f"{value:.3f}" if value is not None else "-"
 
 
-def print_report(optimization: dict[str, Any]) -> None:
-    """The trajectory table, then the result: the winner's version and the held-out improvement."""
+def _short(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def print_report(optimization: dict[str, Any], *, wide: bool = False) -> None:
+    """The trajectory table (fits 80 columns; ``wide`` adds tokens and candidate ids), then the result: the
+    winner's version, the held-out gain with its interval and test, and the trivial baselines."""
     spec = optimization["spec"]
     output.echo(
         f"Optimization {optimization['id']} {optimization['status']}: {spec['promptName']}@{spec['version']} "
@@ -70,23 +86,24 @@ def print_report(optimization: dict[str, Any]) -> None:
         f"({spec['trainCases']} training / {spec['valCases']} validation cases), "
         f"{optimization['callsUsed']}/{optimization['budget']} model calls"
     )
-    output.table(
-        ["round", "strategy", "status", "train score", "val score", "calls", "tokens", "candidate"],
-        [
-            [
-                row["round"],
-                row["strategy"],
-                row["status"],
-                _score(row["trainScore"]),
-                _score(row["valScore"]),
-                row["calls"],
-                row["tokens"],
-                row["candidateId"],
-            ]
-            for row in optimization["trajectory"]
-        ],
-        title="Trajectory",
-    )
+    columns = ["rnd", "strategy", "status", "screen", "train", "val", "calls"]
+    if wide:
+        columns += ["tokens", "candidate"]
+    rows = []
+    for row in optimization["trajectory"]:
+        cells = [
+            row["round"],
+            row["strategy"],
+            row["status"],
+            _short(row.get("screenScore")),
+            _short(row["trainScore"]),
+            _short(row["valScore"]),
+            row["calls"],
+        ]
+        if wide:
+            cells += [row["tokens"], row["candidateId"]]
+        rows.append(cells)
+    output.table(columns, rows, title="Trajectory")
     report = optimization["report"]
     if optimization.get("error"):
         output.error(optimization["error"])
@@ -101,16 +118,20 @@ def print_report(optimization: dict[str, Any]) -> None:
         )
     else:
         output.echo(
-            f"Winner: {spec['promptName']}@{winner['version']} ({winner['versionId']}, {winner['strategy']}): "
-            f"validation {_score(baseline['valScore'])} -> {_score(winner['valScore'])}, "
-            f"{report['improvementPoints']:+.1f} points on the held-out split"
+            f"Winner: {spec['promptName']}@{winner['version']} ({winner['strategy']}): "
+            f"validation {_score(baseline['valScore'])} -> {_score(winner['valScore'])}"
         )
+    if report.get("summary"):
+        output.echo(report["summary"])
     promotion = report.get("promotion")
     if promotion:
         if promotion.get("promoted"):
             output.echo(f"Label {promotion['label']!r} now points at the winner.")
         else:
             output.warn(f"Label {promotion['label']!r} not moved: {promotion.get('detail')}")
+
+
+WideFlag = Annotated[bool, typer.Option("--wide", help="Every column (tokens, candidate ids).")]
 
 
 @app.callback()
@@ -141,6 +162,7 @@ def optimize(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Start the optimization and print its id.")
     ] = False,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Start an optimization (a background job on the server), follow it, print the trajectory and winner."""
@@ -170,20 +192,20 @@ def optimize(
     if as_json:
         output.print_json(finished)
     else:
-        print_report(finished)
+        print_report(finished, wide=wide)
     if finished["status"] != "completed":
         raise exit_failure()
 
 
 @app.command("show")
-def show(optimization_id: str, as_json: JsonFlag = False) -> None:
+def show(optimization_id: str, wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """An optimization's progress, trajectory and result."""
     with client() as api:
         found = api.get(_path(optimization_id))
     if as_json:
         output.print_json(found)
         return
-    print_report(found)
+    print_report(found, wide=wide)
 
 
 @app.command("cancel")

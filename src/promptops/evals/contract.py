@@ -15,7 +15,7 @@ from promptops.auth.principal import Principal
 from promptops.errors import NotFound, ValidationProblem
 from promptops.evals import quick, service
 from promptops.evals.schemas import PromptEvalRequest, PromptEvalResult
-from promptops.evals.scoring import default_specs, validate_specs
+from promptops.evals.scoring import scorers_for, validate_specs
 from promptops.governance import audit
 from promptops.registry.models import PromptVersion
 from promptops.runtime import Runtime
@@ -67,7 +67,7 @@ async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalReque
         templates.analyze(version.kind, version.template, version.messages, []).used
     )
     cases = [(_bind(i, c.input, names), _expected_text(c.expected)) for i, c in enumerate(body.test_cases)]
-    scorers = list(body.scorers) or default_specs(any(e is not None for _, e in cases))
+    scorers = scorers_for(body.scorers, (e for _, e in cases))
     if not scorers:
         raise ValidationProblem(
             "Test cases have no 'expected' values and no scorers were given", code="no_scorers"

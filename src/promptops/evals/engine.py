@@ -18,13 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from promptops.auth.principal import Principal
+from promptops.datasets.binding import case_variables
 from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
 from promptops.errors import ProblemError
 from promptops.evals import service
 from promptops.evals.models import EvalResult, EvalRun
 from promptops.evals.schemas import ScorerSpec
-from promptops.evals.scoring import CallerModelAccess, ModelAccess, ScoreInput, score_case
+from promptops.evals.scoring import CallerModelAccess, ModelAccess, ScoreInput, label_task, score_case
 from promptops.governance import audit
 from promptops.ids import new_id
 from promptops.jobs.base import register_job
@@ -40,6 +41,8 @@ from promptops.templates import engine as templates
 FLUSH_SECONDS = 0.05
 FLUSH_BATCH = 256
 MAX_CELL_ATTEMPTS = 3
+LABEL_MIN_TOKENS = 8
+LABEL_EXTRA_TOKENS = 6  # room for a lead-in such as "Sentiment:" before the label
 DEFAULT_JUDGE = Target(LOCAL_NAME, LOCAL_MODEL, {"temperature": 0})
 
 
@@ -58,6 +61,24 @@ class CellOutcome:
     error_message: str | None
     run_id: str | None
     rendered: str
+
+
+def answer_params(
+    params: dict[str, Any], scorers: Sequence[ScorerSpec], kind: str, expected: str | None
+) -> dict[str, Any]:
+    """The model parameters of an evaluation call: ``params`` as given, except that a classification (a
+    ``label`` scorer) whose prompt and request set neither ``stop`` nor ``max_tokens`` gets a short answer:
+    ``max_tokens`` enough for the longest label and a short lead-in, and for text prompts (what completion
+    and base models get) a stop at the end of the first line, so a base model does not ramble on into more
+    examples. Free-text tasks keep the caller's general default limit."""
+    labels = label_task(scorers)
+    if labels is None or any(k in params for k in ("stop", "max_tokens", "maxTokens")):
+        return params
+    longest = max((len(label) for label in [*labels, expected or ""]), default=0)
+    out = {**params, "max_tokens": max(LABEL_MIN_TOKENS, -(-longest // 3) + LABEL_EXTRA_TOKENS)}
+    if kind == "text":
+        out["stop"] = ["\n"]
+    return out
 
 
 def _flatten(result: templates.RenderResult) -> str:
@@ -97,7 +118,8 @@ async def evaluate_cell(
     call = CallInput(
         prompt=rendered.text, messages=rendered.messages, response_schema=version.response_schema
     )
-    model = Target(target["provider"], target["model"], dict(target.get("params") or {}))
+    params = answer_params(dict(target.get("params") or {}), scorers, version.kind, expected)
+    model = Target(target["provider"], target["model"], params)
     outcome = await caller.call(ctx, model, call, cache_ttl=cache_ttl)
     for attempt in range(1, MAX_CELL_ATTEMPTS):
         failure = outcome.error
@@ -352,7 +374,7 @@ async def execute(runtime: Runtime, run_id: str) -> None:
                     cell_ctx,
                     version=cell.version,
                     target=cell.entry["targets"][cell.target_index],
-                    variables={**base_vars, **(cell.case.input or {})},
+                    variables=case_variables(cell.case, cell.version, base_vars),
                     expected=cell.case.expected,
                     scorers=_case_scorers(run, cell.case),
                     pass_threshold=pass_threshold,

@@ -22,7 +22,7 @@ from promptops.errors import Conflict, NotFound, ValidationProblem
 from promptops.evals import stats
 from promptops.evals.models import EvalResult, EvalRun
 from promptops.evals.schemas import EvalRunIn, ScorerSpec
-from promptops.evals.scoring import default_specs, validate_specs
+from promptops.evals.scoring import scorers_for, validate_specs
 from promptops.governance import audit
 from promptops.governance.rbac import Role
 from promptops.ids import has_prefix, new_id
@@ -125,8 +125,7 @@ async def create_run(
             + (f" tagged {', '.join(body.tags)}" if body.tags else ""),
             code="empty_dataset",
         )
-    has_expected = any(c.expected is not None for c in cases)
-    scorers = list(body.scorers) or default_specs(has_expected)
+    scorers = scorers_for(body.scorers, (c.expected for c in cases))
     if not scorers:
         raise ValidationProblem(
             "No scorers given and the dataset has no expected outputs to compare with; add 'scorers'",

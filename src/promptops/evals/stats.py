@@ -14,7 +14,7 @@ Everything is pure and deterministic (the bootstrap takes a seed); inputs are va
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +23,7 @@ from scipy import stats as sps
 
 __all__ = [
     "BootstrapCI",
+    "TrivialBaselines",
     "Comparison",
     "McNemarResult",
     "cases_needed",
@@ -31,6 +32,7 @@ __all__ = [
     "format_p",
     "mcnemar",
     "paired_bootstrap_ci",
+    "trivial_baselines",
 ]
 
 # Per-case outcomes: any sequence (list, tuple) or a one-dimensional numpy array.
@@ -432,3 +434,65 @@ def _points(x: float) -> str:
 
 def _trim(x: float) -> str:
     return f"{round(x, 6):g}"
+
+
+# --- trivial baselines ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrivialBaselines:
+    """What a prompt must beat on a classification: always answering the majority label, and guessing.
+
+    ``majority_label`` is the most frequent expected label of the *reference* cases (the training split, or
+    the evaluated cases themselves when there is none; ties go to the label first in sorted order);
+    ``majority`` is the share of the evaluated cases that answer would get right (``majority_passed`` per
+    case); ``chance`` is a uniform guess over the ``labels`` distinct labels.
+    """
+
+    labels: int
+    majority_label: str
+    majority: float
+    chance: float
+    majority_passed: tuple[bool, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "labels": self.labels,
+            "majorityLabel": self.majority_label,
+            "majority": round(self.majority, 4),
+            "chance": round(self.chance, 4),
+        }
+
+    def sentence(self) -> str:
+        return (
+            f"always answering {self.majority_label!r} scores {self.majority:.3f}, "
+            f"a uniform guess over {self.labels} labels {self.chance:.3f}"
+        )
+
+
+def trivial_baselines(
+    expected: Sequence[str | None],
+    reference: Sequence[str | None] | None = None,
+    *,
+    normalise: Callable[[str], str] = str.casefold,
+) -> TrivialBaselines | None:
+    """The trivial baselines of evaluated cases with ``expected`` labels (None where a case has none), the
+    majority taken over ``reference`` (default: ``expected``). None without at least two distinct labels."""
+    keys = [normalise(e) if e is not None else None for e in expected]
+    ref = keys if reference is None else [normalise(e) for e in reference if e is not None]
+    counts: dict[str, int] = {}
+    for key in ref:
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
+    distinct = set(counts) | {k for k in keys if k is not None}
+    if len(distinct) < 2 or not counts:
+        return None
+    label = min(counts, key=lambda k: (-counts[k], k))
+    passed = tuple(k == label for k in keys)
+    return TrivialBaselines(
+        labels=len(distinct),
+        majority_label=label,
+        majority=sum(passed) / len(passed) if passed else 0.0,
+        chance=1 / len(distinct),
+        majority_passed=passed,
+    )

@@ -17,12 +17,14 @@ from typing import Any
 from sqlalchemy import select
 
 from promptops.auth.principal import Principal
+from promptops.datasets.binding import case_variables
 from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
 from promptops.errors import ProblemError
 from promptops.evals import quick
 from promptops.evals import service as evals
 from promptops.evals.schemas import ScorerSpec
+from promptops.evals.scoring.builtin import normalise_label
 from promptops.governance import audit
 from promptops.ids import new_id
 from promptops.jobs.base import register_job
@@ -31,6 +33,7 @@ from promptops.optimize import proposer, search
 from promptops.optimize.models import Optimization, OptimizationCandidate
 from promptops.optimize.mutations import Draft, Example, labels_of
 from promptops.optimize.service import TERMINAL
+from promptops.optimize.verdict import held_out
 from promptops.providers.calls import CallContext
 from promptops.registry import service as registry
 from promptops.registry.models import PromptVersion
@@ -192,9 +195,11 @@ async def _load(
     return version, cases, candidates
 
 
-def _quick_cases(cases: dict[str, DatasetCase], ids: Sequence[str]) -> list[quick.QuickCase]:
+def _quick_cases(
+    cases: dict[str, DatasetCase], ids: Sequence[str], version: PromptVersion
+) -> list[quick.QuickCase]:
     return [
-        quick.QuickCase(dict(cases[i].input or {}), cases[i].expected, cases[i].key)
+        quick.QuickCase(case_variables(cases[i], version), cases[i].expected, cases[i].key)
         for i in ids
         if i in cases
     ]
@@ -218,10 +223,15 @@ class Evaluator:
         self.version = version
         self.target = spec["target"]
         self.scorers = [ScorerSpec.model_validate(s) for s in spec["scorers"]]
+        train = _quick_cases(cases, spec["trainCaseIds"], version)
+        screen = screening_subset(train)
+        chosen = {id(c) for c in screen}
         self.splits = {
-            "train": _quick_cases(cases, spec["trainCaseIds"]),
-            "val": _quick_cases(cases, spec["valCaseIds"]),
+            "screen": screen,
+            "rest": [c for c in train if id(c) not in chosen],
+            "val": _quick_cases(cases, spec["valCaseIds"], version),
         }
+        self.train = train
         self.concurrency = int(spec.get("concurrency", 8))
 
     async def __call__(self, draft: Draft, split: search.Split) -> search.SplitScore:
@@ -246,6 +256,8 @@ class Evaluator:
             trace_id=self.optimization.id,
             concurrency=self.concurrency,
         )
+        if not self.splits[split]:
+            return search.SplitScore(score=0.0, calls=0, passed=0, total=0, errors=0)
         called = [o for o in result.outcomes if o.run_id is not None]
         if called and all(o.error_class for o in called):
             first = called[0]
@@ -257,7 +269,38 @@ class Evaluator:
             passed=result.passed,
             total=len(result.outcomes),
             errors=sum(1 for o in result.outcomes if o.error_class),
+            unparsed=sum(1 for o in result.outcomes if _unparsed(o.scores)),
+            cases=tuple((o.passed, o.score) for o in result.outcomes),
         )
+
+
+def _unparsed(scores: Sequence[dict[str, Any]]) -> bool:
+    """No label could be read in the answer (a label scorer said so)."""
+    return any(s.get("type") == "label" and (s.get("details") or {}).get("unparsed") for s in scores)
+
+
+SCREEN_MIN = 10
+SCREEN_MAX = 50
+SCREEN_WHOLE_BELOW = 16  # training splits this small are not screened: every candidate sees all of it
+
+
+def screening_subset(train: Sequence[quick.QuickCase]) -> list[quick.QuickCase]:
+    """The training cases a candidate is screened on: about a quarter of the split (10 to 50 cases), taken
+    round robin over the expected labels so every label is represented; the whole split when it is small."""
+    if len(train) <= SCREEN_WHOLE_BELOW:
+        return list(train)
+    size = min(SCREEN_MAX, max(SCREEN_MIN, len(train) // 4))
+    groups: dict[str, list[quick.QuickCase]] = {}
+    for case in train:
+        groups.setdefault(normalise_label(case.expected or ""), []).append(case)
+    picked: list[quick.QuickCase] = []
+    index = 0
+    while len(picked) < size:
+        for name in sorted(groups):
+            if index < len(groups[name]) and len(picked) < size:
+                picked.append(groups[name][index])
+        index += 1
+    return picked
 
 
 def _llm_proposer(
@@ -307,7 +350,7 @@ async def execute(runtime: Runtime, optimization_id: str) -> None:
         version, cases, candidates = await _load(runtime, optimization)
         evaluate = Evaluator(runtime, principal, optimization, version, cases)
         examples = [
-            Example(c.key, dict(c.input or {}), c.expected)
+            Example(c.key, case_variables(c, version), c.expected)
             for i in spec["trainCaseIds"]
             if (c := cases.get(i)) is not None and c.expected is not None
         ]
@@ -323,7 +366,8 @@ async def execute(runtime: Runtime, optimization_id: str) -> None:
             seed=int(spec["seed"]),
             proposer=spec["proposer"]["mode"],
             llm_per_round=int(spec["proposer"]["perRound"]),
-            train_cost=len(evaluate.splits["train"]) * per_case,
+            screen_cost=len(evaluate.splits["screen"]) * per_case,
+            rest_cost=len(evaluate.splits["rest"]) * per_case,
             val_cost=len(evaluate.splits["val"]) * per_case,
         )
         declared = [v["name"] for v in version.variables] + list(spec.get("variables") or [])
@@ -348,7 +392,15 @@ async def execute(runtime: Runtime, optimization_id: str) -> None:
         except search.Cancelled:
             await _cancelled(runtime, optimization.id, principal)
             return
-        await _finish(runtime, optimization.id, principal, version, outcome)
+        verdict = held_out(
+            outcome.baseline.details,
+            outcome.winner.details,
+            same=outcome.winner is outcome.baseline,
+            val_expected=[c.expected for c in evaluate.splits["val"]],
+            train_expected=[c.expected for c in evaluate.train],
+            classification=bool(labels),
+        )
+        await _finish(runtime, optimization.id, principal, version, outcome, verdict)
     except asyncio.CancelledError:
         log.info("optimization_interrupted", optimization_id=optimization.id)
         raise
@@ -392,11 +444,14 @@ async def _finish(
     principal: Principal,
     version: PromptVersion,
     outcome: search.Outcome,
+    verdict: dict[str, Any],
 ) -> None:
     winner, baseline = outcome.winner, outcome.baseline
     improvement = _points(winner.val_score, baseline.val_score)
     report: dict[str, Any] = {
         "phase": "done",
+        "heldOut": verdict,
+        "summary": verdict["summary"],
         "stopReason": outcome.stop_reason,
         "baseline": _summary(baseline),
         "winner": _summary(winner),
@@ -437,6 +492,7 @@ async def _finish(
                         "valScore": winner.val_score,
                         "baselineValScore": baseline.val_score,
                         "improvementPoints": improvement,
+                        "significant": bool(verdict.get("significant")),
                     },
                     "commitMessage": (
                         f"Optimized by {optimization_id}: validation {baseline.val_score or 0:.2f} -> "
@@ -473,7 +529,7 @@ async def _finish(
         optimization.report = {**(optimization.report or {}), **report, "phase": "finishing"}
         label = spec.get("promoteLabel")
     promotion: dict[str, Any] | None = None
-    if label and new_version is not None and improvement > 0:
+    if label and new_version is not None and improvement > 0 and verdict.get("significant"):
         try:
             async with runtime.db.transaction(write=True) as session:
                 await registry.set_label(
@@ -491,7 +547,9 @@ async def _finish(
         promotion = {
             "label": label,
             "promoted": False,
-            "detail": "the winner does not beat the starting version",
+            "detail": "the winner does not beat the starting version"
+            if new_version is None or improvement <= 0
+            else "the gain on the held-out split is not significant",
         }
     async with runtime.db.transaction(write=True) as session:
         optimization = await session.get(Optimization, optimization_id)

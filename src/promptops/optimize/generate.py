@@ -35,12 +35,13 @@ from typing import Any
 
 from promptops.auth.principal import Principal
 from promptops.datasets import service as datasets
+from promptops.datasets.binding import case_variables
 from promptops.db import utcnow
 from promptops.errors import Conflict, NotFound, ProblemError, ValidationProblem
 from promptops.evals import quick
 from promptops.evals import service as evals
 from promptops.evals.schemas import ScorerSpec
-from promptops.evals.scoring import default_specs, validate_specs
+from promptops.evals.scoring import scorers_for, validate_specs
 from promptops.governance import audit
 from promptops.optimize import strategies as st
 from promptops.optimize.schemas import (
@@ -99,14 +100,18 @@ class LoadedCases:
     cases: list[quick.QuickCase]
 
 
-async def load_dataset_cases(runtime: Runtime, principal: Principal, ref: str, limit: int) -> LoadedCases:
-    """Up to ``limit`` cases of a dataset version (422 when it has none)."""
+async def load_dataset_cases(
+    runtime: Runtime, principal: Principal, ref: str, limit: int, prompt: PromptVersion | None = None
+) -> LoadedCases:
+    """Up to ``limit`` cases of a dataset version (422 when it has none), as variables of ``prompt``."""
     async with runtime.db.transaction() as session:
         _, version = await datasets.resolve_version(session, principal, ref)
         rows = await datasets.list_cases(session, principal, version.id, limit=limit)
     if not rows:
         raise ValidationProblem(f"Dataset {ref!r} has no cases", code="empty_dataset")
-    return LoadedCases(version.id, [quick.QuickCase(dict(r.input or {}), r.expected, r.key) for r in rows])
+    return LoadedCases(
+        version.id, [quick.QuickCase(case_variables(r, prompt), r.expected, r.key) for r in rows]
+    )
 
 
 def required_names(variables: Sequence[dict[str, Any]]) -> set[str]:
@@ -114,7 +119,7 @@ def required_names(variables: Sequence[dict[str, Any]]) -> set[str]:
 
 
 def pick_scorers(explicit: Sequence[ScorerSpec], cases: Sequence[quick.QuickCase]) -> list[ScorerSpec]:
-    scorers = list(explicit) or default_specs(any(c.expected is not None for c in cases))
+    scorers = scorers_for(explicit, (c.expected for c in cases))
     if scorers:
         validate_specs(scorers)
     return scorers
@@ -232,7 +237,7 @@ async def generate(
     elif body.name:
         validate_prompt_name(body.name)
     loaded = (
-        await load_dataset_cases(runtime, principal, body.dataset, body.max_cases + MAX_EXAMPLES * 3)
+        await load_dataset_cases(runtime, principal, body.dataset, body.max_cases + MAX_EXAMPLES * 3, base)
         if body.dataset
         else None
     )

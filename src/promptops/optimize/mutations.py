@@ -2,7 +2,7 @@
 instruction variants, output parameters, and combinations of what worked.
 
 A candidate is described by a *recipe* applied to the starting prompt: a small JSON object with at most one
-entry per operator (``rewrite``, ``role``, ``instruction``, ``format``, ``shots``, ``params``). Building is a
+entry per operator (``rewrite``, ``role``, ``instruction``, ``format``, ``cue``, ``shots``, ``params``). Building is a
 pure function of (starting prompt, recipe, training examples), so a candidate's recipe is all the search has
 to store to reproduce it, and combining two candidates is merging their recipes. The few-shot examples come
 from the *training* split only, so the validation split stays unseen until the final choice.
@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from promptops.evals.scoring.builtin import normalise_label
+from promptops.evals.scoring.builtin import label_set, normalise_label
 
 MAX_LABELS = 20  # more distinct expected outputs than this: not a classification, no format line
 MAX_LABEL_CHARS = 60
@@ -35,7 +35,7 @@ INSTRUCTIONS = (
     "Decide based on the overall meaning of the input, not on single words.",
 )
 # Recipe keys in the order their operators are applied.
-OPERATORS = ("rewrite", "instruction", "role", "format", "shots", "params")
+OPERATORS = ("rewrite", "instruction", "role", "format", "cue", "shots", "params")
 
 
 @dataclass(frozen=True)
@@ -134,16 +134,7 @@ class Example:
 
 def labels_of(examples: Sequence[Example]) -> list[str]:
     """The distinct expected outputs when they look like class labels (few, short); else an empty list."""
-    seen: dict[str, str] = {}
-    for example in examples:
-        text = example.expected.strip()
-        norm = normalise_label(text)
-        if not norm or len(text) > MAX_LABEL_CHARS or "\n" in text:
-            return []
-        seen.setdefault(norm, text)
-        if len(seen) > MAX_LABELS:
-            return []
-    return sorted(seen.values(), key=str.casefold) if len(seen) >= 2 else []
+    return label_set(e.expected for e in examples)
 
 
 def recipe_key(recipe: Mapping[str, Any]) -> str:
@@ -244,15 +235,23 @@ def with_shots(draft: Draft, shots: Sequence[Example], variables: Sequence[str])
     return draft.with_main_text("\n\n".join(parts))
 
 
+def with_cue(draft: Draft, variables: Sequence[str]) -> Draft | None:
+    """End the input with a cue for the answer (``Answer:``) unless it has one: a base model then writes the
+    answer next, on the same line, instead of continuing the input."""
+    head, block = _split_input(draft.main_text, variables)
+    if not block:
+        return None
+    cued = _answer_cue(block)
+    if cued == block.rstrip():
+        return None
+    return draft.with_main_text(f"{head.rstrip()}\n\n{cued}" if head.strip() else cued)
+
+
 def with_format_line(draft: Draft, labels: Sequence[str]) -> Draft | None:
     """Say exactly what the answer looks like: one of the labels seen in the expected outputs."""
     if not labels:
         return None
-    if len(labels) == 2:
-        choice = f"{labels[0]} or {labels[1]}"
-    else:
-        choice = ", ".join(labels[:-1]) + f" or {labels[-1]}"
-    line = f"Answer with exactly one word: {choice}."
+    line = f"Answer with one of: {', '.join(labels)}."
     if line in draft.main_text:
         return None
     return draft.with_main_text(f"{line}\n\n{draft.main_text}")
@@ -297,6 +296,8 @@ def build(
             draft = draft.with_system(ROLES[int(value) % len(ROLES)])
         elif op == "format":
             draft = with_format_line(draft, labels)
+        elif op == "cue":
+            draft = with_cue(draft, variables)
         elif op == "shots":
             shots = [examples[k] for k in value if k in examples]
             draft = with_shots(draft, shots, variables) if len(shots) == len(value) else None
@@ -317,12 +318,15 @@ def mutations(
     *,
     seed: int,
     attempt: int,
+    format_first: bool = False,
 ) -> list[tuple[str, dict[str, Any]]]:
     """``(strategy, recipe)`` proposals derived from one parent recipe, most promising first.
 
-    ``attempt`` (the round) varies the few-shot selections, so later rounds propose new ones.
+    ``attempt`` (the round) varies the few-shot selections, so later rounds propose new ones. With
+    ``format_first`` (the parent's answers often could not be read) the output-format operators come before
+    the few-shot ones: an answer cue, the list of labels (with the cue), short-answer parameters.
     """
-    out: list[tuple[str, dict[str, Any]]] = []
+    shots_out: list[tuple[str, dict[str, Any]]] = []
     width = max(2, len(labels) or 2)
     if examples:
         current = parent.get("shots")
@@ -330,19 +334,25 @@ def mutations(
             for k in (width, 2 * width):
                 shots = shots_recipe(examples, k, attempt, seed)
                 if shots:
-                    out.append((f"few-shot:{k}", {**parent, "shots": shots}))
+                    shots_out.append((f"few-shot:{k}", {**parent, "shots": shots}))
         else:
             k = len(current)
             for delta, variant in ((0, attempt + 101), (width, attempt + 211)):
                 shots = shots_recipe(examples, k + delta, variant, seed)
                 if shots and shots != current:
-                    out.append((f"few-shot:{k + delta}", {**parent, "shots": shots}))
+                    shots_out.append((f"few-shot:{k + delta}", {**parent, "shots": shots}))
             if k > 1:
-                out.append(("few-shot:reorder", {**parent, "shots": list(reversed(current))}))
+                shots_out.append(("few-shot:reorder", {**parent, "shots": list(reversed(current))}))
+    format_out: list[tuple[str, dict[str, Any]]] = []
+    if "cue" not in parent and "shots" not in parent:
+        format_out.append(("answer-cue", {**parent, "cue": True}))
     if labels and "format" not in parent:
-        out.append(("format-line", {**parent, "format": True}))
+        format_out.append(
+            ("format-line", {**parent, "format": True, **({} if "shots" in parent else {"cue": True})})
+        )
     if labels and "params" not in parent:
-        out.append(("format-params", {**parent, "params": True}))
+        format_out.append(("format-params", {**parent, "params": True}))
+    out = format_out + shots_out if format_first else shots_out + format_out
     if "role" not in parent:
         out.append(("role", {**parent, "role": attempt % len(ROLES)}))
     if "instruction" not in parent:

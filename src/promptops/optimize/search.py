@@ -2,17 +2,23 @@
 
 Round 0 scores the starting prompt (the baseline) on the training and the validation split. Every later round
 proposes candidates from the best prompts so far (deterministic operators on the top-k parents, combinations
-of them, and optionally an LLM proposer shown the prompts with their scores), scores each on the training
-split and keeps them all; the top k by training score are the next round's parents. The search stops on the
-budget, after ``patience`` rounds without a better training score, after ``maxRounds``, when the top k are
-all perfect, or when nothing new can be proposed. The final choice is made on the held-out validation split
-among the top k by training score and the baseline (so a regression is never chosen).
+of them, and optionally an LLM proposer shown the prompts with their scores). When the parents' answers often
+cannot be read as a label, the output-format operators (an answer cue, the list of labels, short-answer
+parameters) come first, before the costlier few-shot variants.
 
-Budget = model calls, counted exactly (evaluation calls and proposer calls). Before a candidate is scored on
-the training split the search checks that the calls left cover it *and* the validation of the final top k,
-which is reserved in advance. Every state change goes through a :class:`Store` before and after the calls
-it covers: a candidate's calls are charged before it is scored and trued up after, so the stored count never
-falls below the calls actually made, even across a crash, and a restart never re-scores a stored candidate.
+Candidates are scored by successive halving: each is first scored on a small *screening* subset of the
+training split (stratified by label); only the better half of a round, and none clearly worse than the best
+prompt so far on that subset, go on to the rest of the training split. The top k by training score are the
+next round's parents. The search stops on the budget, after ``patience`` rounds without a better training
+score, after ``maxRounds``, when the top k are all perfect, or when nothing new can be proposed. The final
+choice is made on the held-out validation split among the top k by training score (as far as the budget
+allows, the best always) and the baseline, so a regression is never chosen.
+
+Budget = model calls, counted exactly (evaluation calls and proposer calls). Before a candidate is scored the
+search checks that the calls left cover it *and* the validation of the best candidate, which is reserved in
+advance. Every state change goes through a :class:`Store` before and after the calls it covers: a candidate's
+calls are charged before it is scored and trued up after, so the stored count never falls below the calls
+actually made, even across a crash, and a restart never re-scores a stored result.
 """
 
 from __future__ import annotations
@@ -24,9 +30,14 @@ from typing import Any, Literal, Protocol
 from promptops.optimize import mutations
 from promptops.optimize.mutations import Draft, Example
 
-Split = Literal["train", "val"]
+Split = Literal["screen", "rest", "val"]
 PENDING = frozenset({"proposed", "evaluating"})
 PERFECT = 1.0 - 1e-9
+# A candidate goes on from screening to the whole training split when it is among the better half of its
+# round and at most this share of the screening cases worse than the best prompt so far there.
+SCREEN_SLACK_CASES = 1
+# Parents whose answers are unreadable (no label found) this often get the output-format operators first.
+FORMAT_FIRST_UNPARSED = 0.2
 
 
 @dataclass
@@ -53,6 +64,18 @@ class Candidate:
     def scored(self) -> bool:
         return self.status == "scored" and self.train_score is not None
 
+    @property
+    def screen_score(self) -> float | None:
+        screen = self.details.get("screen")
+        return float(screen["score"]) if screen else None
+
+    @property
+    def unparsed_rate(self) -> float:
+        """Share of training answers in which no label could be read."""
+        train = self.details.get("train") or self.details.get("screen") or {}
+        total = int(train.get("total") or 0)
+        return int(train.get("unparsed") or 0) / total if total else 0.0
+
 
 @dataclass(frozen=True)
 class SplitScore:
@@ -61,6 +84,18 @@ class SplitScore:
     passed: int
     total: int
     errors: int
+    unparsed: int = 0  # answers in which no label could be read
+    # per case, in split order: (passed, score)
+    cases: tuple[tuple[bool, float], ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "passed": self.passed,
+            "total": self.total,
+            "errors": self.errors,
+            "unparsed": self.unparsed,
+        }
 
 
 @dataclass(frozen=True)
@@ -73,8 +108,13 @@ class Settings:
     seed: int
     proposer: str  # deterministic | llm | mixed
     llm_per_round: int
-    train_cost: int  # calls to score one prompt on the training split
+    screen_cost: int  # calls to score one prompt on the screening subset of the training split
+    rest_cost: int  # calls to score it on the rest of the training split
     val_cost: int
+
+    @property
+    def train_cost(self) -> int:
+        return self.screen_cost + self.rest_cost
 
 
 class Store(Protocol):
@@ -155,14 +195,16 @@ class Search:
         """Scored candidates, best training score first (ties: fewer tokens, then earlier)."""
         return sorted(self._scored(), key=lambda c: (-(c.train_score or 0.0), c.tokens, c.round, c.seq))
 
-    def _reserve_after(self, extra: int) -> int:
-        """Calls to keep for the final validation if ``extra`` more candidates get scored."""
+    def _reserve(self, extra: int = 0) -> int:
+        """Calls kept for the final validation of the best candidate, once there is (or will be) one."""
         contenders = sum(1 for c in self._scored() if c.strategy != "baseline") + extra
-        return self.s.val_cost * min(self.s.top_k, contenders)
+        return self.s.val_cost if contenders else 0
 
-    def _affordable(self, extra_calls: int = 0) -> bool:
-        """Can one more candidate be scored on the training split (after ``extra_calls`` proposer calls)?"""
-        return extra_calls + self.s.train_cost + self._reserve_after(1) <= self.remaining
+    def _affordable(self, cost: int | None = None, extra_calls: int = 0) -> bool:
+        """Can ``cost`` more calls (default: screening one candidate) be spent, after ``extra_calls`` proposer
+        calls, and still leave the final validation covered?"""
+        cost = self.s.screen_cost if cost is None else cost
+        return extra_calls + cost + self._reserve(1) <= self.remaining
 
     def _seq(self) -> int:
         return max((c.seq for c in self.candidates), default=-1) + 1
@@ -180,23 +222,34 @@ class Search:
 
     async def _score(self, candidate: Candidate, split: Split) -> None:
         """Charge the calls, score ``candidate`` on ``split``, store the result and true up the charge."""
-        cost = self.s.train_cost if split == "train" else self.s.val_cost
+        cost = {"screen": self.s.screen_cost, "rest": self.s.rest_cost, "val": self.s.val_cost}[split]
         candidate.details["reserved"] = {"split": split, "calls": cost}
-        if split == "train":
+        if split == "screen":
             candidate.status = "evaluating"
         if await self.store.update(candidate, cost):
             raise Cancelled()
         result = await self.evaluate(candidate.draft, split)
         candidate.details.pop("reserved", None)
-        candidate.details[split] = {"passed": result.passed, "total": result.total, "errors": result.errors}
         candidate.calls += result.calls
-        if split == "train":
-            candidate.train_score = result.score
-            candidate.status = "scored"
+        if split == "screen":
+            candidate.details["screen"] = result.summary()
+            if not self.s.rest_cost:
+                self._set_train(candidate, result)
+        elif split == "rest":
+            self._set_train(
+                candidate, _merge(SplitScore(**_split_fields(candidate.details["screen"])), result)
+            )
         else:
             candidate.val_score = result.score
+            candidate.details["val"] = {**result.summary(), "cases": [[int(p), sc] for p, sc in result.cases]}
         if await self.store.update(candidate, result.calls - cost):
             raise Cancelled()
+
+    @staticmethod
+    def _set_train(candidate: Candidate, result: SplitScore) -> None:
+        candidate.train_score = result.score
+        candidate.details["train"] = result.summary()
+        candidate.status = "scored"
 
     def _recover(self) -> None:
         """After a restart: a candidate caught mid-scoring is scored again (its earlier charge stays)."""
@@ -204,7 +257,7 @@ class Search:
             reserved = candidate.details.pop("reserved", None)
             if reserved is not None:
                 candidate.details["interrupted"] = candidate.details.get("interrupted", 0) + 1
-                if reserved["split"] == "train":
+                if reserved["split"] == "screen":
                     candidate.status = "proposed"
 
     # --- proposing -------------------------------------------------------------------------------------------
@@ -213,7 +266,14 @@ class Search:
         """(strategy, recipe, parent id) in priority order."""
         out: list[tuple[str, dict[str, Any], str | None]] = []
         per_parent = [
-            mutations.mutations(p.recipe, self.examples, self.labels, seed=self.s.seed, attempt=round_)
+            mutations.mutations(
+                p.recipe,
+                self.examples,
+                self.labels,
+                seed=self.s.seed,
+                attempt=round_,
+                format_first=p.unparsed_rate >= FORMAT_FIRST_UNPARSED,
+            )
             for p in parents
         ]
         best = parents[0]
@@ -263,7 +323,7 @@ class Search:
         if self.llm is not None and self.s.proposer in ("llm", "mixed"):
             wanted = self.s.llm_per_round
             # Each proposal is one call; ask only when a resulting candidate could still be scored.
-            while wanted > 0 and self._affordable(calls + 1):
+            while wanted > 0 and self._affordable(extra_calls=calls + 1):
                 wanted -= 1
                 for draft, reason, made in await self.llm(parents, seen):
                     calls += made
@@ -317,6 +377,45 @@ class Search:
 
     # --- the loop ----------------------------------------------------------------------------------------
 
+    def _promoted(self, screened: Sequence[Candidate]) -> set[str]:
+        """Successive halving: the better half of a round's screened candidates (at least one), leaving out any
+        clearly worse on the screening subset than the best prompt so far (deterministic, so a restart
+        decides the same)."""
+        if not self.s.rest_cost:
+            return {c.id for c in screened}
+        best = max((c.screen_score or 0.0 for c in self._scored()), default=0.0)
+        total = max(1, self.s.screen_cost)
+        slack = SCREEN_SLACK_CASES / total
+        ranked = sorted(screened, key=lambda c: (-(c.screen_score or 0.0), c.tokens, c.seq))
+        keep = ranked[: max(1, -(-len(ranked) // 2))]
+        return {c.id for c in keep if (c.screen_score or 0.0) >= best - slack - 1e-9}
+
+    async def _skip(self, candidate: Candidate, reason: str) -> None:
+        candidate.status = "skipped" if reason == "budget" else "screened"
+        candidate.details["reason"] = reason
+        if await self.store.update(candidate, 0):
+            raise Cancelled()
+
+    async def _run_round(self, round_: int, pending: Sequence[Candidate]) -> None:
+        for candidate in pending:
+            if candidate.screen_score is not None:
+                continue
+            if not self._affordable():
+                await self._skip(candidate, "budget")
+                continue
+            await self._score(candidate, "screen")
+            await self._progress(round=round_, phase="search")
+        screened = [c for c in pending if c.status == "evaluating" and c.screen_score is not None]
+        promoted = self._promoted(screened)
+        for candidate in screened:
+            if candidate.id not in promoted:
+                await self._skip(candidate, "screened out: weaker on the screening cases")
+            elif not self._affordable(self.s.rest_cost):
+                await self._skip(candidate, "budget")
+            else:
+                await self._score(candidate, "rest")
+                await self._progress(round=round_, phase="search")
+
     async def run(self) -> Outcome:
         self._recover()
         baseline = next((c for c in self.candidates if c.strategy == "baseline"), None)
@@ -325,10 +424,15 @@ class Search:
             self.candidates.append(baseline)
             if await self.store.add([baseline], 0):
                 raise Cancelled()
+        if baseline.screen_score is None:
+            await self._score(baseline, "screen")
         if not baseline.scored:
-            await self._score(baseline, "train")
+            await self._score(baseline, "rest")
         if baseline.val_score is None:
             await self._score(baseline, "val")
+        await self._progress(
+            baseline={"trainScore": baseline.train_score, "valScore": baseline.val_score}, phase="search"
+        )
 
         stop = self.report.get("stopReason")
         while self.report.get("phase") != "final":
@@ -345,15 +449,7 @@ class Search:
                 if stop is not None:
                     await self._progress(phase="final", stopReason=stop)
                     break
-            for candidate in pending:
-                if not self._affordable():
-                    candidate.status = "skipped"
-                    candidate.details["reason"] = "budget"
-                    if await self.store.update(candidate, 0):
-                        raise Cancelled()
-                    continue
-                await self._score(candidate, "train")
-                await self._progress(round=round_, phase="search")
+            await self._run_round(round_, pending)
 
         finalists = [c for c in self._ranked()[: self.s.top_k] if c.strategy != "baseline"]
         for candidate in finalists:
@@ -365,3 +461,23 @@ class Search:
             key=lambda c: (-(c.val_score or 0.0), c.tokens, -(c.train_score or 0.0), c.round, c.seq),
         )
         return Outcome(baseline, winner, finalists, str(stop or self.report.get("stopReason") or ""))
+
+
+def _split_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: summary[k] for k in ("score", "passed", "total", "errors", "unparsed") if k in summary} | {
+        "calls": 0
+    }
+
+
+def _merge(a: SplitScore, b: SplitScore) -> SplitScore:
+    """One split's score from two disjoint parts (screening cases, then the rest)."""
+    total = a.total + b.total
+    return SplitScore(
+        score=(a.score * a.total + b.score * b.total) / total if total else 0.0,
+        calls=a.calls + b.calls,
+        passed=a.passed + b.passed,
+        total=total,
+        errors=a.errors + b.errors,
+        unparsed=a.unparsed + b.unparsed,
+        cases=a.cases + b.cases,
+    )

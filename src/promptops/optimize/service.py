@@ -20,7 +20,7 @@ from promptops.db import utcnow
 from promptops.errors import Conflict, ValidationProblem
 from promptops.evals import service as evals
 from promptops.evals.schemas import ScorerSpec
-from promptops.evals.scoring import default_specs, validate_specs
+from promptops.evals.scoring import scorers_for, validate_specs
 from promptops.evals.scoring.builtin import normalise_label
 from promptops.evals.scoring.registry import resolve as resolve_scorer
 from promptops.governance import audit
@@ -141,8 +141,7 @@ async def create_optimization(
             "(a training and a validation split)",
             code="dataset_too_small",
         )
-    has_expected = any(c.expected is not None for c in cases)
-    scorers = list(body.scorers) or default_specs(has_expected)
+    scorers = scorers_for(body.scorers, (c.expected for c in cases))
     if not scorers:
         raise ValidationProblem(
             "No scorers given and the dataset has no expected outputs to compare with; add 'scorers'",
@@ -293,6 +292,7 @@ def trajectory(candidates: Sequence[OptimizationCandidate]) -> list[dict[str, An
             "round": c.round,
             "strategy": c.strategy,
             "status": (c.details or {}).get("status", "scored"),
+            "screenScore": ((c.details or {}).get("screen") or {}).get("score"),
             "trainScore": c.train_score,
             "valScore": c.val_score,
             "calls": c.calls,

@@ -42,6 +42,10 @@ from promptops.runs.recorder import RunRecorder
 KNOWN_PARAMS = {"temperature", "max_tokens", "top_p", "stop", "seed", "tool_choice"}
 PARAM_ALIASES = {"maxTokens": "max_tokens", "topP": "top_p", "toolChoice": "tool_choice"}
 SSRF_RECHECK_SECONDS = 30.0
+# The output limit a call gets when neither the prompt, the request nor the connection sets max_tokens (the
+# embedded model is slow per token; hosted APIs would otherwise apply their own, often unbounded, default).
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_MAX_TOKENS_BY_TYPE = {"local": 256}
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,19 @@ class ModelCaller:
         self._ssrf_checked.put(url, True)
 
     @staticmethod
+    def effective_params(
+        connection: service.ResolvedConnection, target: Target, *, generation: bool = True
+    ) -> dict[str, Any]:
+        """The parameters a call is made with (and its run records): the connection's defaults, the target's
+        (prompt and request) on top, names normalised, and the default output limit when none is set."""
+        params = {
+            PARAM_ALIASES.get(k, k): v for k, v in {**connection.default_params, **target.params}.items()
+        }
+        if generation and params.get("max_tokens") is None:
+            params["max_tokens"] = DEFAULT_MAX_TOKENS_BY_TYPE.get(connection.type, DEFAULT_MAX_TOKENS)
+        return params
+
+    @staticmethod
     def request_for(connection: service.ResolvedConnection, target: Target, call: CallInput) -> ModelRequest:
         if connection.allowed_models and target.model not in connection.allowed_models:
             raise ValidationProblem(
@@ -183,8 +200,7 @@ class ModelCaller:
                 f"allowed: {', '.join(connection.allowed_models)}",
                 code="model_not_allowed",
             )
-        params = {**connection.default_params, **target.params}
-        params = {PARAM_ALIASES.get(k, k): v for k, v in params.items()}
+        params = ModelCaller.effective_params(connection, target)
         known = {k: v for k, v in params.items() if k in KNOWN_PARAMS}
         extra = {k: v for k, v in params.items() if k not in KNOWN_PARAMS}
         stop = known.get("stop")
@@ -257,9 +273,9 @@ class ModelCaller:
         request: ModelRequest,
         attempt: int,
     ) -> Run:
-        params = {
-            PARAM_ALIASES.get(k, k): v for k, v in {**connection.default_params, **target.params}.items()
-        }
+        params = self.effective_params(
+            connection, target, generation=request.prompt is not None or bool(request.messages)
+        )
         return Run(
             id=new_id("run"),
             project_id=ctx.principal.project_id,

@@ -45,9 +45,11 @@ from promptops.evals.scoring.registry import (
     default_specs,
     describe_types,
     known_types,
+    label_task,
     registry,
     reset_registry,
     score_case,
+    scorers_for,
     validate_specs,
 )
 from promptops.evals.scoring.types import (
@@ -76,9 +78,11 @@ __all__ = [
     "default_specs",
     "describe_types",
     "known_types",
+    "label_task",
     "pairwise_judge",
     "registry",
     "reset_registry",
     "score_case",
+    "scorers_for",
     "validate_specs",
 ]

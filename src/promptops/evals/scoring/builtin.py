@@ -10,6 +10,8 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import jsonpath
@@ -662,6 +664,12 @@ class Cost(_CallBudget):
 
 # --- classifier labels ------------------------------------------------------------------------------------------
 
+MAX_LABEL_SET = 20  # more distinct expected values than this: not a label set
+MAX_LABEL_CHARS = 60
+NEGATIONS = frozenset({"not", "no", "never", "isn t", "isnt", "nor"})
+# "Sentiment: positive", "Final answer - positive": a short lead-in ending in ':' or ' - ' before the answer
+_LEAD_IN = re.compile(r"^\s*[^\W\d][\w '/()-]{0,40}?\s*(?::|\s-)\s*(?=\S)")
+
 
 def normalise_label(text: str) -> str:
     """Case-folded, punctuation and symbols turned into spaces, white space collapsed."""
@@ -670,16 +678,98 @@ def normalise_label(text: str) -> str:
     return " ".join(text.split())
 
 
+def label_set(values: Iterable[Any]) -> list[str]:
+    """The label set of a classification task: the distinct expected values, when there are 2 to 20 of them,
+    each a short single line (and fewer distinct values than cases once there are more than 2 cases, so a set
+    of free-text answers is not mistaken for labels). Else ``[]``. First spelling of each label wins."""
+    seen: dict[str, str] = {}
+    count = 0
+    for value in values:
+        if value is None:
+            continue
+        count += 1
+        text = _as_text(value).strip()
+        norm = normalise_label(text)
+        if not norm or len(text) > MAX_LABEL_CHARS or "\n" in text:
+            return []
+        seen.setdefault(norm, text)
+        if len(seen) > MAX_LABEL_SET:
+            return []
+    if len(seen) < 2 or (count > 2 and len(seen) == count):
+        return []
+    return sorted(seen.values(), key=str.casefold)
+
+
+def first_answer_line(output: str) -> str:
+    """The first line of ``output`` that has a letter or digit in it (the answer a person reads first)."""
+    for line in output.splitlines():
+        if normalise_label(line):
+            return line.strip()
+    return ""
+
+
+@dataclass(frozen=True)
+class LabelRead:
+    """What :func:`read_label` made of an answer: the label, or None with why."""
+
+    label: str | None
+    answer: str  # the line that was read
+    problem: str = ""  # "empty" | "none" | "ambiguous" when label is None
+    found: tuple[str, ...] = ()
+
+
+def read_label(output: str, labels: Sequence[str], aliases: Mapping[str, str] | None = None) -> LabelRead:
+    """Read a classifier's answer the way a person does (labels and aliases given normalised).
+
+    1. Take the first non-empty line; drop a short lead-in ending in ':' (``Sentiment: positive``,
+       ``Answer: positive``).
+    2. The whole line (with or without the lead-in) is a label or alias: that label.
+    3. The line's first word(s) are a label or alias (``positive, the reviewer loved it``): that label.
+    4. Else the labels found anywhere in the line as whole words, not right after a negation (``not``,
+       ``no``, ``never``): exactly one is the answer (``Sentiment: positive, because ...``, ``This review is
+       positive``); two different labels are a miss (ambiguous).
+    """
+    aliases = dict(aliases or {})
+    words = {label: label for label in labels} | aliases
+    line = first_answer_line(output)
+    if not line:
+        return LabelRead(None, "", "empty")
+    stripped = _LEAD_IN.sub("", line, count=1)
+    variants = [normalise_label(stripped), normalise_label(line)]
+    for text in variants:
+        if text in words:
+            return LabelRead(words[text], line)
+    text = variants[1]
+    starts = [(len(w), label) for w, label in words.items() if text.startswith(w + " ")]
+    if starts:
+        return LabelRead(max(starts)[1], line)
+    found: dict[str, int] = {}
+    for word, label in words.items():
+        for match in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", text):
+            before = text[: match.start()].split()
+            if before and (before[-1] in NEGATIONS or " ".join(before[-2:]) in NEGATIONS):
+                continue
+            found[label] = min(found.get(label, match.start()), match.start())
+    if len(found) == 1:
+        return LabelRead(next(iter(found)), line, found=tuple(found))
+    if found:
+        return LabelRead(None, line, "ambiguous", tuple(sorted(found, key=found.__getitem__)))
+    return LabelRead(None, line, "none")
+
+
 class Label(Builtin):
     type = "label"
     description = (
-        "Classifier label match, normalised (case, white space and punctuation ignored): the output equals "
-        "value (else the expected output). With options.labels, the known label found first in the output "
-        "is the prediction (so 'Sentiment: Positive.' predicts positive); options.aliases maps other words "
-        "to labels ({'pos': 'positive'})."
+        "Classifier label match, read the way a person reads an answer: the first non-empty line of the "
+        "output, without a lead-in such as 'Sentiment:' or 'Answer:', compared with value (else the expected "
+        "output) ignoring case, white space and punctuation. The line may be the label, start with it "
+        "('positive, because ...'), or name exactly one known label ('This review is positive'); naming two "
+        "different labels is a miss. options.labels gives the label set (evaluations infer it from the "
+        "cases' expected outputs); options.aliases maps other words to labels ({'pos': 'positive'}); "
+        "options.exact: true compares the whole output instead."
     )
     value_kind = "reference"
-    options_allowed = frozenset({"labels", "aliases"})
+    options_allowed = frozenset({"labels", "aliases", "exact"})
 
     def check_value(self, value: Any) -> None:
         _text_value(value)
@@ -687,6 +777,7 @@ class Label(Builtin):
             raise ValueError("value is empty once normalised")
 
     def check_options(self, options: dict[str, Any]) -> None:
+        _bool_option(options, "exact")
         labels = options.get("labels")
         if labels is not None:
             if not isinstance(labels, list) or not labels or len(labels) > MAX_LIST_ITEMS:
@@ -711,34 +802,40 @@ class Label(Builtin):
         }
         expected_raw = normalise_label(_as_text(reference(spec, inp)))
         expected = aliases.get(expected_raw, expected_raw)
-        text = normalise_label(output)
-        labels = spec.options.get("labels")
-        if labels is None:
-            predicted: str | None = aliases.get(text, text)
-        else:
-            predicted = self.first_label(text, [normalise_label(label) for label in labels], aliases)
-        details = {"predicted": predicted, "expected": expected}
-        if predicted is None:
-            return Outcome(0.0, f"no known label in the output {_quote(output.strip())}", details)
+        if spec.options.get("exact"):
+            text = normalise_label(output)
+            predicted = aliases.get(text, text)
+            return _passfail(
+                predicted == expected,
+                f"label {predicted!r} matches",
+                f"output {clip(predicted, SHOWN)!r} is not {expected!r}",
+                {"predicted": predicted, "expected": expected, "mode": "exact"},
+            )
+        labels = [normalise_label(label) for label in spec.options.get("labels") or []]
+        if expected not in labels:
+            labels.append(expected)
+        read = read_label(output, labels, aliases)
+        details = {"predicted": read.label, "expected": expected, "answer": clip(read.answer, SHOWN)}
+        if read.label is None and read.problem == "none" and not spec.options.get("labels"):
+            # No label set to read against: the answer itself is the prediction.
+            predicted = normalise_label(_LEAD_IN.sub("", read.answer, count=1))
+            details["predicted"] = aliases.get(predicted, predicted)
+            return Outcome(0.0, f"label {clip(predicted, SHOWN)!r} is not {expected!r}", details)
+        if read.label is None:
+            details["unparsed"] = read.problem
+            if read.problem == "empty":
+                reason = "the output is empty"
+            elif read.problem == "ambiguous":
+                reason = f"the answer {_quote(read.answer)} names several labels ({', '.join(read.found)})"
+            else:
+                reason = f"no known label in the answer {_quote(read.answer)}"
+            return Outcome(0.0, reason, details)
         return _passfail(
-            predicted == expected,
-            f"label {predicted!r} matches",
-            f"label {clip(predicted, SHOWN)!r} is not {expected!r}",
+            read.label == expected,
+            f"label {read.label!r} matches",
+            f"label {clip(read.label, SHOWN)!r} is not {expected!r}",
             details,
         )
-
-    @staticmethod
-    def first_label(text: str, labels: list[str], aliases: dict[str, str]) -> str | None:
-        """The label (or alias of one) that occurs first as whole words; the longer one on a tie."""
-        best: tuple[int, int, str] | None = None
-        for word, label in [*((label, label) for label in labels), *aliases.items()]:
-            match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text)
-            if match is None:
-                continue
-            key = (match.start(), -len(word), label)
-            if best is None or key < best:
-                best = key
-        return best[2] if best else None
 
 
 BUILTINS: tuple[type[Builtin], ...] = (

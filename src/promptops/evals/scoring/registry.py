@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import re
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -14,7 +16,7 @@ import orjson
 
 from promptops.errors import ProblemError, ValidationProblem
 from promptops.evals.schemas import ScorerSpec
-from promptops.evals.scoring.builtin import BUILTINS, Builtin
+from promptops.evals.scoring.builtin import BUILTINS, Builtin, label_set, normalise_label
 from promptops.evals.scoring.judges import LlmRubric, Similar
 from promptops.evals.scoring.types import (
     MAX_REASON_CHARS,
@@ -228,10 +230,47 @@ def validate_specs(
 # --- scoring ------------------------------------------------------------------------------------------------------
 
 
-def default_specs(has_expected: bool) -> list[ScorerSpec]:
-    """Scorers for an evaluation that names none: label match against the expected output when the cases
-    have one; none otherwise (the caller asks for scorers rather than silently running an LLM judge)."""
-    return [ScorerSpec(type="label")] if has_expected else []
+def default_specs(expected: Iterable[Any]) -> list[ScorerSpec]:
+    """Scorers for an evaluation that names none, from the cases' expected outputs: a label match when some
+    case has one, reading answers against the label set the expected outputs form (see
+    :func:`~promptops.evals.scoring.builtin.label_set`); none when no case has an expected output (the caller
+    asks for scorers rather than silently running an LLM judge)."""
+    values = [v for v in expected if v is not None]
+    if not values:
+        return []
+    labels = label_set(values)
+    return [ScorerSpec(type="label", options={"labels": labels} if labels else {})]
+
+
+def scorers_for(explicit: Sequence[ScorerSpec], expected: Iterable[Any]) -> list[ScorerSpec]:
+    """The scorers of an evaluation: ``explicit`` ones, else :func:`default_specs`. A ``label`` scorer without
+    ``options.labels`` (and not ``exact``) gets the label set the expected outputs form, so its answers are
+    read against every label (two labels named is a miss) rather than against the one expected."""
+    values = [v for v in expected if v is not None]
+    if not explicit:
+        return default_specs(values)
+    labels = label_set(values)
+    out = []
+    for spec in explicit:
+        if spec.type == "label" and labels and "labels" not in spec.options and not spec.options.get("exact"):
+            aliases = spec.options.get("aliases")
+            known = {normalise_label(label) for label in labels}
+            if not isinstance(aliases, dict) or all(
+                isinstance(v, str) and normalise_label(v) in known for v in aliases.values()
+            ):
+                spec = spec.model_copy(update={"options": {**spec.options, "labels": labels}})
+        out.append(spec)
+    return out
+
+
+def label_task(specs: Sequence[ScorerSpec]) -> list[str] | None:
+    """The label set when ``specs`` score a classification (a ``label`` scorer): its ``options.labels``, or
+    ``[]`` when it has none; ``None`` when no scorer reads labels."""
+    for spec in specs:
+        if spec.type == "label" and not spec.options.get("exact"):
+            labels = spec.options.get("labels")
+            return [str(label) for label in labels] if isinstance(labels, list) else []
+    return None
 
 
 def _names(specs: list[ScorerSpec]) -> list[str]:
@@ -297,11 +336,26 @@ def combine(results: list[ScorerResult], pass_threshold: float = 1.0) -> CaseSco
     Weight-0 scorers are informative only. With no weighted scorer the case scores 1 and passes.
     """
     counted = [r for r in results if r.weight > 0]
-    total = sum(r.weight for r in counted)
-    score = sum(r.score * r.weight for r in counted) / total if counted else 1.0
-    score = min(1.0, max(0.0, score))
+    score = _weighted_mean([(r.score, r.weight) for r in counted]) if counted else 1.0
     passed = all(r.passed for r in counted) and score >= pass_threshold - PASS_EPSILON
     return CaseScore(score, passed, results)
+
+
+def _weighted_mean(pairs: Sequence[tuple[float, float]]) -> float:
+    """The mean of ``(value, weight)`` pairs (weights > 0, at least one pair), for any float weights.
+
+    Weights are divided by the largest before summing, so subnormal weights (5e-324) do not underflow the
+    products to 0 and huge ones (1e308) do not overflow the total to inf; infinite weights share the whole
+    weight equally. The result never leaves the range of the values (rounding cannot push it out).
+    """
+    top = max(weight for _, weight in pairs)
+    if math.isinf(top):
+        pairs = [(value, 1.0 if math.isinf(weight) else 0.0) for value, weight in pairs]
+        top = 1.0
+    scaled = [(value, weight / top) for value, weight in pairs]
+    mean = math.fsum(value * weight for value, weight in scaled) / math.fsum(weight for _, weight in scaled)
+    values = [value for value, _ in pairs]
+    return min(max(values), max(min(values), mean))
 
 
 async def score_case(
