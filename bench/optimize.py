@@ -12,40 +12,11 @@ accuracy of the starting prompt and of the winner.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-
-KEY = "po_bench000_" + "O" * 40
-HEADERS = {"Authorization": f"Bearer {KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the server did not become ready")
+from server import HEADERS, serve
 
 
 def score(value: float | None) -> str:
@@ -61,46 +32,26 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="promptops-bench-opt-"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PROMPTOPS_DATA_DIR": str(tmp / "data"),
-        "PROMPTOPS_DATABASE_URL": args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
-        "PROMPTOPS_BOOTSTRAP_ADMIN_KEY": KEY,
-        "PROMPTOPS_LOG_LEVEL": "warning",
-    }
-    log = (tmp / "server.log").open("wb")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "promptops"), "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    try:
-        wait_ready(base, server)
-        with httpx.Client(base_url=base, headers=HEADERS, timeout=60) as api:
-            started = time.perf_counter()
-            r = api.post(
-                "/api/v1/optimizations",
-                json={
-                    "prompt": "sentiment/zero-shot@production",
-                    "dataset": "sentiment/reviews",
-                    "budget": args.budget,
-                    "seed": args.seed,
-                },
-            )
-            r.raise_for_status()
-            optimization: dict[str, Any] = r.json()
-            while optimization["status"] not in ("completed", "failed", "cancelled"):
-                time.sleep(0.2)
-                optimization = api.get(f"/api/v1/optimizations/{optimization['id']}").json()
-            wall = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    with (
+        serve(args.database_url, "promptops-bench-opt-") as (base, _),
+        httpx.Client(base_url=base, headers=HEADERS, timeout=60) as api,
+    ):
+        started = time.perf_counter()
+        r = api.post(
+            "/api/v1/optimizations",
+            json={
+                "prompt": "sentiment/zero-shot@production",
+                "dataset": "sentiment/reviews",
+                "budget": args.budget,
+                "seed": args.seed,
+            },
+        )
+        r.raise_for_status()
+        optimization: dict[str, Any] = r.json()
+        while optimization["status"] not in ("completed", "failed", "cancelled"):
+            time.sleep(0.2)
+            optimization = api.get(f"/api/v1/optimizations/{optimization['id']}").json()
+        wall = time.perf_counter() - started
 
     print(f"optimization {optimization['id']}: {optimization['status']}")
     if optimization.get("error"):

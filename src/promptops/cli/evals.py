@@ -66,39 +66,39 @@ def wait_for(api: ApiClient, run: dict[str, Any], *, quiet: bool) -> dict[str, A
             run = api.get(path)
 
 
-def print_summary(run: dict[str, Any]) -> None:
+def print_summary(run: dict[str, Any], *, wide: bool = False) -> None:
+    """The aggregates per (version, model) in a table that fits 80 columns (``wide``: latency p50, tokens
+    and cost too), then, for labelled cases, how each compares with always answering the majority label."""
     output.echo(f"Evaluation {run['id']} {run['status']}: {run['name']}")
     if run.get("error"):
         output.error(run["error"])
-    output.table(
-        [
-            "version",
-            "model",
-            "passed",
-            "pass rate",
-            "mean score",
-            "p50 ms",
-            "p95 ms",
-            "tokens",
-            "cost $",
-            "errors",
-        ],
-        [
-            [
-                g["label"],
-                g["target"],
-                f"{g['passed']}/{g['completed']}",
-                f"{g['passRate']:.1%}" if g["passRate"] is not None else "-",
-                f"{g['meanScore']:.3f}" if g["meanScore"] is not None else "-",
-                g["latencyP50Ms"],
-                g["latencyP95Ms"],
-                g["inputTokens"] + g["outputTokens"],
-                f"{g['costUsd']:.6f}",
-                g["errors"],
-            ]
-            for g in run["summary"]
-        ],
-    )
+    columns = ["version", "model", "passed", "pass rate", "mean", "p95 ms", "errors"]
+    if wide:
+        columns[5:5] = ["p50 ms"]
+        columns += ["tokens", "cost $"]
+    rows = []
+    for g in run["summary"]:
+        cells = [
+            g["label"],
+            g["target"],
+            f"{g['passed']}/{g['completed']}",
+            f"{g['passRate']:.1%}" if g["passRate"] is not None else "-",
+            f"{g['meanScore']:.3f}" if g["meanScore"] is not None else "-",
+            g["latencyP95Ms"],
+            g["errors"],
+        ]
+        if wide:
+            cells[5:5] = [g["latencyP50Ms"]]
+            cells += [g["inputTokens"] + g["outputTokens"], f"{g['costUsd']:.6f}"]
+        rows.append(cells)
+    output.table(columns, rows)
+    for g in run["summary"]:
+        baselines = g.get("baselines")
+        if baselines:
+            output.echo(f"{g['label']} on {g['target']}: {baselines['sentence']}")
+
+
+WideFlag = Annotated[bool, typer.Option("--wide", help="Every column (latency p50, tokens, cost).")]
 
 
 def write_junit(api: ApiClient, run: dict[str, Any], path: Path) -> None:
@@ -220,6 +220,7 @@ def run_eval(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Start the evaluation and return its id.")
     ] = False,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run prompt versions on a dataset (a background job on the server) and report the aggregates."""
@@ -252,7 +253,7 @@ def run_eval(
     if as_json:
         output.print_json(run)
     else:
-        print_summary(run)
+        print_summary(run, wide=wide)
     if run["status"] != "completed":
         raise exit_failure()
     if fail_under is not None:
@@ -266,7 +267,7 @@ def run_eval(
 
 
 @app.command("show")
-def show(run_id: str, as_json: JsonFlag = False) -> None:
+def show(run_id: str, wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """An evaluation's status, progress and aggregates per version and model."""
     with client() as api:
         run = api.get(f"/api/v1/evals/{path_segment(run_id)}")
@@ -274,7 +275,7 @@ def show(run_id: str, as_json: JsonFlag = False) -> None:
         output.print_json(run)
         return
     output.echo(f"progress {run['doneCells']}/{run['totalCells']} cells")
-    print_summary(run)
+    print_summary(run, wide=wide)
 
 
 @app.command("list")

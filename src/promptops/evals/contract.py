@@ -14,8 +14,9 @@ import orjson
 from promptops.auth.principal import Principal
 from promptops.errors import NotFound, ValidationProblem
 from promptops.evals import quick, service
+from promptops.evals.baselines import versus_majority
 from promptops.evals.schemas import PromptEvalRequest, PromptEvalResult
-from promptops.evals.scoring import scorers_for, validate_specs
+from promptops.evals.scoring import label_task, scorers_for, validate_specs
 from promptops.governance import audit
 from promptops.registry.models import PromptVersion
 from promptops.runtime import Runtime
@@ -100,6 +101,18 @@ async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalReque
             lines.append(f"Case {i}: expected {cases[i][1]!r}, got {(o.output or '').strip()!r} ({reasons})")
     if len(failures) > MAX_FAILURES_SHOWN:
         lines.append(f"... and {len(failures) - MAX_FAILURES_SHOWN} more failing case(s).")
+    versus = (
+        versus_majority(
+            [e for _, e in cases],
+            [o.passed for o in outcomes],
+            [o.score for o in outcomes],
+            who="This prompt",
+        )
+        if label_task(scorers) is not None
+        else None
+    )
+    if versus is not None:
+        lines.insert(1, versus.pop("sentence"))
     feedback = " ".join(lines)
     reported_id = prompt_id or "inline:" + hashlib.sha256(body.prompt.encode()).hexdigest()[:16]
     async with runtime.db.transaction(write=True) as session:
@@ -125,6 +138,7 @@ async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalReque
         feedback=feedback,
         version_id=version_id,
         pass_rate=round(passed / len(outcomes), 4),
+        baselines=versus,
         cases=[
             {
                 "index": i,

@@ -167,3 +167,5 @@ class PromptEvalResult(ApiOut):
     version_id: str | None = None
     pass_rate: float = 0.0
     cases: list[dict[str, Any]] = Field(default_factory=list)
+    # labelled cases: always answering the majority label, a uniform guess, and whether the prompt beats them
+    baselines: dict[str, Any] | None = None

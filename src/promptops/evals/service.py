@@ -20,6 +20,7 @@ from promptops.datasets import service as datasets
 from promptops.db import utcnow
 from promptops.errors import Conflict, NotFound, ValidationProblem
 from promptops.evals import stats
+from promptops.evals.baselines import versus_majority
 from promptops.evals.models import EvalResult, EvalRun
 from promptops.evals.schemas import EvalRunIn, ScorerSpec
 from promptops.evals.scoring import scorers_for, validate_specs
@@ -355,9 +356,21 @@ def summarise(run: EvalRun, results: Sequence[EvalResult]) -> list[dict[str, Any
                     "outputTokens": sum(r.output_tokens for r in rows),
                     "costUsd": round(sum(r.cost_usd for r in rows), 6),
                     "cached": sum(1 for r in rows if r.cached),
+                    "baselines": _baselines(rows),
                 }
             )
     return out
+
+
+def _baselines(rows: Sequence[EvalResult]) -> dict[str, Any] | None:
+    """The trivial baselines of a group scored by a label scorer (the expected label it read per case)."""
+    expected: list[str | None] = []
+    for r in rows:
+        label = next((s for s in r.scores if s.get("type") == "label"), None)
+        if label is None:
+            return None
+        expected.append((label.get("details") or {}).get("expected"))
+    return versus_majority(expected, [r.passed for r in rows], [r.score for r in rows]) if rows else None
 
 
 async def all_results(session: AsyncSession, run: EvalRun) -> list[EvalResult]:

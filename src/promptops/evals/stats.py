@@ -23,9 +23,9 @@ from scipy import stats as sps
 
 __all__ = [
     "BootstrapCI",
-    "TrivialBaselines",
     "Comparison",
     "McNemarResult",
+    "TrivialBaselines",
     "cases_needed",
     "cases_needed_for_scores",
     "compare_paired",

@@ -46,7 +46,7 @@ class OptimizationIn(ApiModel):
     max_rounds: int = Field(default=10, ge=1, le=100)
     # stop after this many rounds without a better training score
     patience: int = Field(default=2, ge=1, le=20)
-    candidates_per_round: int = Field(default=4, ge=1, le=20)
+    candidates_per_round: int = Field(default=6, ge=1, le=20)
     proposer: ProposerIn = Field(default_factory=ProposerIn)
     # move this label to the winner when it beats the starting version on validation (needs label:write,
     # and label:deploy for deployable labels such as production; lint gates apply)

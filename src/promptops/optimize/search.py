@@ -201,9 +201,10 @@ class Search:
         return self.s.val_cost if contenders else 0
 
     def _affordable(self, cost: int | None = None, extra_calls: int = 0) -> bool:
-        """Can ``cost`` more calls (default: screening one candidate) be spent, after ``extra_calls`` proposer
-        calls, and still leave the final validation covered?"""
-        cost = self.s.screen_cost if cost is None else cost
+        """Can ``cost`` more calls (default: screening one candidate and, should it pass, the rest of the
+        training split) be spent, after ``extra_calls`` proposer calls, and still leave the final validation
+        covered?"""
+        cost = self.s.train_cost if cost is None else cost
         return extra_calls + cost + self._reserve(1) <= self.remaining
 
     def _seq(self) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from promptops.evals import stats
-from promptops.evals.scoring.builtin import normalise_label
+from promptops.evals.baselines import versus_majority
 
 START, WINNER = "the starting prompt", "the winner"
 
@@ -60,32 +60,20 @@ def held_out(
         out.update(gainPoints=0.0, significant=False)
         sentences.append("No candidate beat the starting prompt on the held-out cases.")
     chosen_ok, chosen_sc = (base_ok, base_sc) if same else (win_ok, win_sc)
-    trivial = (
-        stats.trivial_baselines(val_expected, train_expected, normalise=normalise_label)
+    versus = (
+        versus_majority(
+            val_expected,
+            chosen_ok,
+            chosen_sc,
+            reference=train_expected,
+            who="The starting prompt" if same else "The winner",
+        )
         if classification
         else None
     )
-    if trivial is not None and chosen_ok and len(trivial.majority_passed) == len(chosen_ok):
-        out["trivialBaselines"] = trivial.to_json()
-        majority = [float(p) for p in trivial.majority_passed]
-        label = f"always {trivial.majority_label!r}"
-        c = stats.compare_paired(
-            label, "chosen", list(trivial.majority_passed), chosen_ok, majority, chosen_sc
-        )
-        beats = bool(c.significant and c.winner == "B")
-        out["beatsMajority"] = beats
-        score = sum(chosen_sc) / len(chosen_sc)
-        who = "The starting prompt" if same else "The winner"
-        if beats:
-            sentences.append(
-                f"{who} ({score:.3f}) beats always answering {trivial.majority_label!r} "
-                f"({trivial.majority:.3f}; chance {trivial.chance:.3f}), {stats.format_p(c.p_value)}."
-            )
-        else:
-            sentences.append(
-                f"{who} ({score:.3f}) is no better than always answering {trivial.majority_label!r} "
-                f"({trivial.majority:.3f}; chance {trivial.chance:.3f}): the model has not learned the task "
-                "from this prompt."
-            )
+    if versus is not None:
+        out["trivialBaselines"] = versus["trivialBaselines"]
+        out["beatsMajority"] = versus["beatsMajority"]
+        sentences.append(versus["sentence"])
     out["summary"] = " ".join(sentences)
     return out
