@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from fake_llm_server import FakeLLMServer
+from provider_support import provider_app
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, open_api
 
@@ -340,7 +342,7 @@ async def test_malformed_files_get_errors_with_line_numbers(api: Api) -> None:
     assert "row 1 (line 2): column 'metadata': invalid JSON" in r.json()["detail"]
 
     r = await imported(
-        api, "bad/one", '{"input": {"1x": "a"}}\n{"input": "text"}\n{"input": {}, "foo": 1}\n', "jsonl"
+        api, "bad/one", '{"input": {"1x": "a"}}\n{"input": 7}\n{"input": {}, "foo": 1}\n', "jsonl"
     )
     errors = r.json()["errors"]
     assert [e["line"] for e in errors] == [1, 2, 3] and r.json()["errorCount"] == 3
@@ -348,6 +350,12 @@ async def test_malformed_files_get_errors_with_line_numbers(api: Api) -> None:
         "invalid variable name '1x'" in errors[0]["message"]
         and "unknown field(s) 'foo'" in errors[2]["message"]
     )
+    assert errors[1] == {
+        "line": 2,
+        "column": "input",
+        "message": "line 2: field 'input': must be a string, an object of variables or a list of chat "
+        "messages, got a number",
+    }
 
     r = await imported(api, "bad/one", b"review\ncaf\xe9\n", "csv")
     assert problem(r) == (422, "invalid_encoding") and "line 2" in r.json()["detail"]
@@ -361,6 +369,209 @@ async def test_malformed_files_get_errors_with_line_numbers(api: Api) -> None:
 
     r = await api.post(BASE, json={"name": "bad/two", "cases": [{"input": {"x": "1"}}, {"input": 5}]})
     assert problem(r) == (422, "invalid_dataset") and r.json()["detail"].startswith("cases: case 2:")
+
+
+# --- the shapes people have ---------------------------------------------------------------------------------
+
+MESSAGES = [{"role": "system", "content": "Classify."}, {"role": "user", "content": "Loved it"}]
+PROMPTFOO_TEST = {
+    "description": "refund",
+    "vars": {"ticket": "I was charged twice"},
+    "assert": [{"type": "icontains", "value": "billing"}, {"type": "javascript", "value": "true"}],
+}
+SHAPES = [
+    {"input": "Arrived broken", "expected": "negative"},  # a text input
+    {"input": MESSAGES, "ideal": ["positive", "pos"]},  # OpenAI evals
+    {"input": {"review": "Meh"}, "expected_output": "neutral", "metadata": {"trace": "t1"}},  # Langfuse
+    PROMPTFOO_TEST,  # promptfoo
+    {"id": "own", "input": {"review": "Fine"}, "expected": "positive"},  # ours
+]
+
+
+async def test_import_accepts_the_shapes_people_have(api: Api) -> None:
+    jsonl = "".join(json.dumps(obj) + "\n" for obj in SHAPES)
+    r = await imported(api, "shapes/all", jsonl, "jsonl")
+    assert r.status_code == 201, r.text
+    cases = await cases_of(api, "shapes/all", 1)
+    text, openai, langfuse, promptfoo, ours = cases
+    assert (text["input"], text["expected"], text["metadata"]) == ("Arrived broken", "negative", {})
+    assert (openai["input"], openai["expected"]) == ({"messages": MESSAGES}, "positive")
+    assert openai["metadata"] == {"ideal": ["positive", "pos"]}
+    assert (langfuse["input"], langfuse["expected"], langfuse["metadata"]) == (
+        {"review": "Meh"},
+        "neutral",
+        {"trace": "t1"},
+    )
+    assert promptfoo["input"] == {"ticket": "I was charged twice"} and promptfoo["expected"] == "billing"
+    meta = promptfoo["metadata"]
+    assert meta["assert"] == PROMPTFOO_TEST["assert"] and meta["description"] == "refund"
+    assert meta["scorers"] == [{"type": "icontains", "value": "billing"}]
+    assert meta["unsupported"][0].startswith("assert[1]: type 'javascript' is not supported")
+    assert ours["key"] == "own" and ours["input"] == {"review": "Fine"}
+
+    # the export gives back what was imported (a text input stays a text), in every format
+    lines = [json.loads(line) for line in (await api.get(f"{BASE}/shapes/all/export")).text.splitlines()]
+    assert lines[0] == {"id": text["key"], "input": "Arrived broken", "expected": "negative"}
+    assert lines[1] == {
+        "id": openai["key"],
+        "input": {"messages": MESSAGES},
+        "expected": "positive",
+        "metadata": {"ideal": ["positive", "pos"]},
+    }
+    hash_v1 = (await api.get(f"{BASE}/shapes/all/versions/1")).json()["contentHash"]
+    for fmt in ("jsonl", "json"):  # CSV cells are text: 'messages' would come back as JSON text
+        exported = (await api.get(f"{BASE}/shapes/all/export", params={"format": fmt})).text
+        again = await imported(api, "shapes/all", exported, fmt)
+        assert again.status_code == 200 and again.json()["created"] is False, (fmt, again.text)
+        copy = await imported(api, f"shapes/copy-{fmt}", exported, fmt)
+        assert copy.json()["version"]["contentHash"] == hash_v1, fmt
+    csv_text = (await api.get(f"{BASE}/shapes/all/export", params={"format": "csv"})).text
+    assert csv_text.splitlines()[0] == "id,__input,messages,review,ticket,expected,metadata"
+
+    # a patch can give a case a text input, and the case list shows it as a text
+    r = await api.post(
+        f"{BASE}/shapes/all/versions",
+        json={"operations": [{"op": "update", "key": "own", "input": "Fine, really"}]},
+    )
+    assert r.status_code == 201, r.text
+    assert (await cases_of(api, "shapes/all", 2))[4]["input"] == "Fine, really"
+
+
+async def test_csv_import_with_input_and_expected_columns(api: Api) -> None:
+    table = "id,question,answer,source\nq1,Why?,Because,faq\nq2,How?,Like this,docs\n"
+    r = await imported(api, "cols/one", table, "csv", inputCol="question", expectedCol="answer")
+    assert r.status_code == 201, r.text
+    cases = await cases_of(api, "cols/one", 1)
+    assert [(c["key"], c["input"], c["expected"], c["metadata"]) for c in cases] == [
+        ("q1", "Why?", "Because", {"source": "faq"}),
+        ("q2", "How?", "Like this", {"source": "docs"}),
+    ]
+    exported = (await api.get(f"{BASE}/cols/one/export", params={"format": "csv"})).text
+    assert exported.splitlines()[0] == "id,__input,expected,metadata"
+    again = await imported(api, "cols/one", exported, "csv")
+    assert again.status_code == 200 and again.json()["created"] is False
+
+    r = await api.post(
+        f"{BASE}/cols/two/import",
+        params=[
+            ("format", "csv"),
+            ("inputCol", "question"),
+            ("inputCol", "source"),
+            ("expectedCol", "answer"),
+        ],
+        content=table,
+    )
+    assert r.status_code == 201, r.text
+    assert (await cases_of(api, "cols/two", 1))[0]["input"] == {"question": "Why?", "source": "faq"}
+    # the defaults are unchanged: every other column is a variable
+    r = await imported(api, "cols/three", table, "csv")
+    assert (await cases_of(api, "cols/three", 1))[0]["input"] == {
+        "question": "Why?",
+        "answer": "Because",
+        "source": "faq",
+    }
+
+    r = await imported(api, "cols/bad", table, "csv", inputCol="text")
+    assert problem(r) == (422, "invalid_dataset")
+    assert r.json()["detail"] == (
+        "CSV file: line 1: the header has no column 'text' (an input column); it has: id, question, answer, source"
+    )
+    r = await imported(api, "cols/bad", "id,text\n1,\n", "csv", inputCol="text")
+    assert r.json()["errors"][0] == {
+        "line": 2,
+        "row": 1,
+        "column": "text",
+        "message": "row 1 (line 2): column 'text': must not be empty",
+    }
+    r = await imported(api, "cols/bad", '{"question": "x"}\n', "jsonl", inputCol="question")
+    assert problem(r) == (422, "invalid_column_map")
+    r = await imported(api, "cols/bad", table, "csv", inputCol="answer", expectedCol="answer")
+    assert problem(r) == (422, "invalid_column_map")
+    assert problem(await api.get(f"{BASE}/cols/bad")) == (404, "dataset_not_found")
+
+
+@pytest.mark.parametrize(
+    ("content", "fmt", "message"),
+    [
+        (
+            '{"input": "a"}\n{"input": "b"}\n{"input": 3}\n',
+            "jsonl",
+            "JSONL file: line 3: field 'input': must be a string, an object of variables or a list of chat "
+            "messages, got a number",
+        ),
+        (
+            '[{"input": "a"}, {"input": [{"text": "hi"}]}]',
+            "json",
+            "JSON file: case 2: field 'input': must be",
+        ),
+        (
+            '{"input": "a", "ideal": "x", "expected": "y"}\n',
+            "jsonl",
+            "JSONL file: line 1: field 'ideal': give one of",
+        ),
+        (
+            '{"vars": {}, "assert": "equals"}\n',
+            "jsonl",
+            "JSONL file: line 1: field 'assert': must be a list of assertions",
+        ),
+        (
+            '{"vars": {"f": "file://x.txt"}, "assert": []}\n',
+            "jsonl",
+            "JSONL file: line 1: file:// references (x.txt)",
+        ),
+        ("id,__input,q\n1,a,b\n", "csv", "CSV file: row 1 (line 2): give the input as text (__input) or as"),
+    ],
+)
+async def test_unknown_shapes_are_422_naming_the_place(
+    api: Api, content: str, fmt: str, message: str
+) -> None:
+    r = await imported(api, "shapes/bad", content, fmt)
+    assert problem(r) == (422, "invalid_dataset")
+    assert r.json()["detail"].startswith(message), r.json()["detail"]
+
+
+async def test_evaluation_binds_a_text_input_to_the_prompt_variable(db_url: str, tmp_path: Path) -> None:
+    with FakeLLMServer() as fake:
+        async with provider_app(db_url, tmp_path, fake) as api:
+            for name, variables in (("echo/one", ["review"]), ("echo/two", ["review", "product"])):
+                r = await api.post(
+                    "/api/v1/prompts",
+                    json={
+                        "name": name,
+                        "template": "{{ review }}" + (" {{ product }}" if len(variables) == 2 else ""),
+                        "variables": [{"name": v} for v in variables],
+                    },
+                )
+                assert r.status_code == 201, r.text
+            lines = '{"input": "arrived broken", "expected": "arrived broken"}\n{"input": "lovely", "expected": "lovely"}\n'
+            assert (await imported(api, "echo/texts", lines, "jsonl")).status_code == 201
+            body = {"dataset": "echo/texts", "models": [{"provider": "fake", "model": "gpt-fake"}]}
+            r = await api.post(
+                "/api/v1/evals", json={**body, "prompts": ["echo/one"], "scorers": [{"type": "contains"}]}
+            )
+            assert r.status_code == 201, r.text
+            run = await finished(api, r.json()["id"])
+            assert run["status"] == "completed" and run["summary"][0]["passRate"] == 1.0, run
+            prompts = [q.body["messages"][-1]["content"] for q in fake.requests_to("/chat/completions")]
+            assert sorted(prompts) == ["arrived broken", "lovely"]
+
+            # a prompt with two variables cannot take a text: the error names them (up front or in the run)
+            r = await api.post(
+                "/api/v1/evals", json={**body, "prompts": ["echo/two"], "scorers": [{"type": "contains"}]}
+            )
+            error = (
+                r.json()["detail"] if r.status_code == 422 else (await finished(api, r.json()["id"]))["error"]
+            )
+            assert "has a text input but the prompt has the variables review, product" in error, error
+
+
+async def finished(api: Api, run_id: str) -> dict[str, Any]:
+    for _ in range(600):
+        run = (await api.get(f"/api/v1/evals/{run_id}")).json()
+        if run["status"] in ("completed", "failed", "cancelled"):
+            return dict(run)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"evaluation {run_id} did not finish")
 
 
 async def test_size_limits(db_url: str, tmp_path: Path) -> None:

@@ -103,3 +103,83 @@ def test_from_runs(cli: Cli) -> None:
     cli.fails("datasets", "from-runs", "x", "--run", "run_nope", "--prompt", "sentiment/few-shot", code=2)
     failure = cli.fails("datasets", "from-runs", "x", "--run", "run_01nope")
     assert "[run_not_found]" in failure.stderr
+
+
+def test_import_the_shapes_people_have(cli: Cli, tmp_path: Path) -> None:
+    shapes = tmp_path / "shapes.jsonl"
+    shapes.write_text(
+        '{"input": "Arrived broken", "expected": "negative"}\n'
+        '{"input": [{"role": "user", "content": "Loved it"}], "ideal": "positive"}\n'
+        '{"input": {"review": "Meh"}, "expected_output": "neutral", "metadata": {"trace": "t1"}}\n'
+        '{"vars": {"review": "Fine"}, "assert": [{"type": "equals", "value": "positive"}]}\n'
+    )
+    assert (
+        "Imported mine/shapes version 1: 4 cases"
+        in cli.ok("datasets", "import", "mine/shapes", str(shapes)).stdout
+    )
+    cases = cli.json("datasets", "show", "mine/shapes")["cases"]
+    assert [(c["input"], c["expected"]) for c in cases] == [
+        ("Arrived broken", "negative"),
+        ({"messages": [{"role": "user", "content": "Loved it"}]}, "positive"),
+        ({"review": "Meh"}, "neutral"),
+        ({"review": "Fine"}, "positive"),
+    ]
+    assert "Arrived broken" in cli.ok("datasets", "show", "mine/shapes").stdout
+    # export -> import is a no-op
+    out = tmp_path / "out.jsonl"
+    cli.ok("datasets", "export", "mine/shapes", "-o", str(out))
+    assert (
+        out.read_text().splitlines()[0]
+        == f'{{"id":"{cases[0]["key"]}","input":"Arrived broken","expected":"negative"}}'
+    )
+    assert "is unchanged" in cli.ok("datasets", "import", "mine/shapes", str(out)).stdout
+
+    failure = cli.fails(
+        "datasets",
+        "import",
+        "bad/shapes",
+        str(_write(tmp_path / "bad.jsonl", '{"input": "a"}\n{"input": 3}\n')),
+    )
+    assert (
+        "line 2: field 'input': must be a string, an object of variables or a list of chat messages, got a number"
+        in failure.stderr
+    )
+
+
+def test_import_csv_with_input_and_expected_columns(cli: Cli, tmp_path: Path) -> None:
+    table = _write(
+        tmp_path / "faq.csv", "id,question,answer,source\nq1,Why?,Because,faq\nq2,How?,Like this,docs\n"
+    )
+    saved = cli.json(
+        "datasets", "import", "mine/faq", str(table), "--input-col", "question", "--expected-col", "answer"
+    )
+    assert saved["version"]["caseCount"] == 2
+    cases = cli.json("datasets", "show", "mine/faq")["cases"]
+    assert [(c["input"], c["expected"], c["metadata"]) for c in cases] == [
+        ("Why?", "Because", {"source": "faq"}),
+        ("How?", "Like this", {"source": "docs"}),
+    ]
+    out = tmp_path / "faq-out.csv"
+    cli.ok("datasets", "export", "mine/faq", "-o", str(out))
+    assert out.read_text().splitlines()[0].strip() == "id,__input,expected,metadata"
+    assert "is unchanged" in cli.ok("datasets", "import", "mine/faq", str(out)).stdout
+
+    several = cli.json(
+        "datasets", "import", "mine/faq-vars", str(table), "--input-col", "question", "--input-col", "source"
+    )
+    assert several["created"] is True
+    assert cli.json("datasets", "show", "mine/faq-vars")["cases"][0]["input"] == {
+        "question": "Why?",
+        "source": "faq",
+    }
+
+    failure = cli.fails("datasets", "import", "bad/faq", str(table), "--input-col", "text")
+    assert "line 1: the header has no column 'text' (an input column)" in failure.stderr
+    jsonl = _write(tmp_path / "faq.jsonl", '{"question": "Why?"}\n')
+    failure = cli.fails("datasets", "import", "bad/faq", str(jsonl), "--input-col", "question")
+    assert "[invalid_column_map]" in failure.stderr and "only be chosen for CSV files" in failure.stderr
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

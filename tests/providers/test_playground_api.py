@@ -376,3 +376,21 @@ async def test_bad_target_fails_before_any_model_is_called(papi: Api, fake: Fake
         json={"provider": "openai", "model": "gpt-4o", "inputPer1M": 1, "outputPer1M": 2},
     )
     assert r.json()["contextWindow"] == 128000
+
+
+async def test_an_answer_cut_by_the_token_limit_says_so(papi: Api, fake: FakeLLMServer) -> None:
+    await connect(papi, fake)
+    model = {"provider": "openai-test", "model": "gpt-4o-mini"}
+    body = {"template": "Tell me about {{ who }}", "variables": {"who": "Ada Lovelace and her work"}}
+    r = await papi.post(
+        "/api/v1/playground/run", json={**body, "models": [{**model, "params": {"max_tokens": 3}}]}
+    )
+    assert r.status_code == 200, r.text
+    cut = r.json()["results"][0]
+    assert cut["finishReason"] == "length" and cut["truncated"] is True
+    assert cut["notice"] == "The answer was cut at max_tokens=3; raise params.max_tokens for a longer answer."
+    assert cut["params"] == {"max_tokens": 3}
+    # no limit given: the general default is used, recorded, and the answer ends by itself
+    whole = (await papi.post("/api/v1/playground/run", json={**body, "models": [model]})).json()["results"][0]
+    assert whole["truncated"] is False and whole["notice"] is None and whole["params"] == {"max_tokens": 1024}
+    assert fake.requests_to("/chat/completions")[-1].body["max_tokens"] == 1024

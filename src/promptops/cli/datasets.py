@@ -189,11 +189,31 @@ def import_file(
     fmt: FormatOpt = None,
     message: MessageOpt = "",
     description: DescriptionOpt = None,
+    input_col: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input-col",
+            help="CSV: the input column (repeatable). One makes text inputs, several make variables; "
+            "the other columns go into metadata.",
+        ),
+    ] = None,
+    expected_col: Annotated[
+        str | None, typer.Option("--expected-col", help="CSV: the column holding the expected output.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Import a file as a new version (creating the dataset if needed); an unchanged file writes nothing."""
+    """Import a file as a new version (creating the dataset if needed); an unchanged file writes nothing.
+
+    Lines may be our cases, promptfoo tests, OpenAI evals samples or Langfuse items (see docs/api.md §9.1).
+    """
+    params = {
+        "message": message,
+        "description": description,
+        "inputCol": input_col,
+        "expectedCol": expected_col,
+    }
     with client() as api:
-        saved = _upload(api, name, file, fmt, {"message": message, "description": description})
+        saved = _upload(api, name, file, fmt, params)
     if as_json:
         output.print_json(saved)
         return

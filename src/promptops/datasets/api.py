@@ -110,14 +110,15 @@ def saved_out(saved: service.Saved) -> SavedOut:
 
 
 def case_out(case: DatasetCase) -> CaseOut:
+    case_input, metadata = formats.from_row(case.input, case.metadata_)
     return CaseOut(
         id=case.id,
         key=case.key,
         position=case.position,
-        input=case.input or {},
+        input=case_input,
         expected=case.expected,
         tags=list(case.tags or []),
-        metadata=case.metadata_ or {},
+        metadata=metadata,
         source_run_id=case.source_run_id,
     )
 
@@ -353,10 +354,23 @@ async def import_file(
         Literal["upsert", "create", "version"],
         Query(description="upsert (default); create: 409 if it exists; version: 404 if it does not"),
     ] = "upsert",
+    input_col: Annotated[
+        list[str] | None,
+        Query(
+            alias="inputCol",
+            max_length=formats.MAX_VARIABLES,
+            description="CSV: the input column (repeatable); one makes text inputs, several make variables, "
+            "and the other columns go into metadata",
+        ),
+    ] = None,
+    expected_col: Annotated[
+        str | None, Query(alias="expectedCol", max_length=200, description="CSV: the expected-output column")
+    ] = None,
 ) -> SavedOut:
     fmt = formats.detect_format(format, request.headers.get("content-type"))
     service.validate_dataset_name(name)
-    cases = formats.parse(await request.body(), fmt, source=f"{fmt.upper()} file")
+    columns = formats.ColumnMap.of(input_col, expected_col)
+    cases = formats.parse(await request.body(), fmt, source=f"{fmt.upper()} file", columns=columns)
     async with writing(request) as session:
         saved = await service.import_cases(
             session, principal, name, cases, commit_message=message, description=description, mode=mode

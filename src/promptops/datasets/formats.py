@@ -2,39 +2,63 @@
 
 Pure functions, no database: the server, the CLI and the tests share them.
 
-**The case model.** A case is ``key`` (stable id), ``input`` (template variables: an object), ``expected``
-(text or nothing), ``tags`` (a set of short labels) and ``metadata`` (free JSON object). Normalization makes
-equivalent inputs identical, so a round trip through any format gives the same :func:`content_hash`:
+**The case model.** A case is ``key`` (stable id), ``input`` (an object of template variables, or a text),
+``expected`` (text or nothing), ``tags`` (a set of short labels) and ``metadata`` (free JSON object).
+Normalization makes equivalent inputs identical, so a round trip through any format gives the same
+:func:`content_hash`:
 
+* ``input``: an object of variables is kept; a non-empty string is kept as it is (a *text input*, bound to the
+  prompt's only variable when the case runs, see :mod:`promptops.datasets.binding`); a list of chat messages
+  (``[{"role": ..., "content": ...}, ...]``) becomes the variable ``messages`` (``{"messages": [...]}``).
 * ``expected``: a string is kept; ``null``, a missing value and the empty string mean "no expected output";
   any other JSON value (number, boolean, list, object) is stored as its compact JSON text (``3`` -> ``"3"``).
 * ``tags``: a list of strings, or one string split on ``,`` or ``|``; de-duplicated and sorted.
 * ``key``: the ``id`` (or ``key``) given by the file, else derived from the input: the first 16 hex digits
   of the SHA-256 of the canonical JSON of ``input``. Keys are unique within a version.
 
+**Case objects** (a JSONL line, an item of a JSON array, a case of a request body) come in these shapes:
+
+* ours: ``{"id": ..., "input": ..., "expected": ..., "tags": [...], "metadata": {...}}``; ``vars`` is accepted
+  for ``input``. Without ``input``/``vars`` the object is flat: every key but the reserved ones is a variable
+  (``{"review": "...", "expected": "positive"}``).
+* OpenAI evals: ``{"input": [chat messages], "ideal": "..." | [...]}``: ``ideal`` is the expected output (the
+  first of a list; the whole list is kept as ``metadata["ideal"]``).
+* Langfuse: ``{"input": ..., "expected_output": ..., "metadata": {...}}`` (also ``expectedOutput``).
+* promptfoo tests: ``{"vars": {...}, "assert": [...], "description": ...}`` (an object with ``vars`` and
+  ``assert``, ``description`` or ``options``), translated by :mod:`promptops.evals.promptfoo`: the expected
+  output is the value of the first comparing assertion (equals, contains, icontains, ...), the assertions
+  are kept as ``metadata["assert"]`` and their scorers as ``metadata["scorers"]`` (which evaluation runs add
+  for that case); assertions that cannot be scored are listed in ``metadata["unsupported"]``.
+
 **CSV.** A header row, then one case per row. Reserved columns: ``id`` / ``key``, ``expected`` (also
-``__expected``, promptfoo style), ``tags`` (``a|b`` or ``a,b``) and ``metadata`` (a JSON object). Any other
-column is an input variable; a ``vars.`` prefix is dropped (``vars.question`` -> ``question``), which is how a
+``__expected``, promptfoo style), ``tags`` (``a|b`` or ``a,b``), ``metadata`` (a JSON object) and ``__input``
+(a text input; a row with an empty ``__input`` takes its variables from the other columns). Any other column
+is an input variable; a ``vars.`` prefix is dropped (``vars.question`` -> ``question``), which is how a
 variable named like a reserved column is written. Other ``__name`` columns (promptfoo's ``__description``)
 go into ``metadata``. CSV cells are text, so every variable read from CSV is a string and an empty cell is
-the empty string; non-string values are written as JSON text on export.
+the empty string; non-string values are written as JSON text on export. A :class:`ColumnMap` (the CLI's
+``--input-col`` / ``--expected-col``) names the input and expected columns instead: one input column makes
+text inputs, several make variables, and the columns it leaves out go into ``metadata``.
 
-**JSONL.** One JSON object per line: ``{"id": ..., "input": {...}, "expected": ..., "tags": [...],
-"metadata": {...}}``; ``vars`` is accepted for ``input``. Without ``input``/``vars``, every key but the
-reserved ones is a variable (``{"review": "...", "expected": "positive"}``). Blank lines are skipped.
+**JSONL.** One case object per line. Blank lines are skipped.
 
-**JSON.** An array of the same objects, or an object with a ``cases`` array (what the JSON export writes,
-with ``name``, ``version``, ``description`` and ``contentHash`` alongside, which are ignored on import).
+**JSON.** An array of case objects, or an object with a ``cases`` array (what the JSON export writes, with
+``name``, ``version``, ``description`` and ``contentHash`` alongside, which are ignored on import).
+
+**Storage.** A text input is stored as ``{"input": text}`` with ``"$input": "string"`` in the row's metadata
+(:func:`to_row` / :func:`from_row`); everything that reads cases back sees the text again.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import orjson
@@ -76,9 +100,21 @@ KEY_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 KEY_FIELDS = ("id", "key")
 INPUT_FIELDS = ("input", "vars")
 RESERVED_FIELDS = frozenset({*KEY_FIELDS, *INPUT_FIELDS, "expected", "tags", "metadata", "sourceRunId"})
+# Other tools' names for the expected output (OpenAI evals, Langfuse); only next to a nested input.
+EXPECTED_ALIASES = ("ideal", "expected_output", "expectedOutput")
+# An object with "vars" and one of these is a promptfoo test; the fields of a test the translator reads.
+PROMPTFOO_MARKERS = frozenset({"assert", "description", "options"})
+PROMPTFOO_TEST = frozenset({"vars", "metadata", *PROMPTFOO_MARKERS})
+PROMPTFOO_FIELDS = PROMPTFOO_TEST | {"tags", *KEY_FIELDS}
+INPUT_SHAPES = "a string, an object of variables or a list of chat messages"
+CHAT_VARIABLE = "messages"  # the variable a list of chat messages becomes
+TEXT_VARIABLE = "input"  # where a text input is stored (and what it binds to for a prompt without variables)
+TEXT_MARK = "$input"  # metadata key of a stored row whose input is a text
+TEXT_COLUMN = "__input"  # the CSV column of a text input
 # Keys of the JSON export's envelope object besides "cases"; ignored on import.
 ENVELOPE_FIELDS = frozenset({"name", "version", "description", "contentHash", "caseCount", "format"})
 CSV_RESERVED = frozenset({"id", "key", "expected", "__expected", "tags", "metadata"})
+Input = dict[str, Any] | str
 
 
 @dataclass(frozen=True)
@@ -86,7 +122,7 @@ class Case:
     """One normalized test case (see the module docstring for the rules)."""
 
     key: str
-    input: dict[str, Any]
+    input: Input
     expected: str | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -128,8 +164,26 @@ def content_hash(cases: Iterable[Case]) -> str:
     return digest.hexdigest()
 
 
-def derived_key(inputs: dict[str, Any]) -> str:
+def derived_key(inputs: Input) -> str:
     return hashlib.sha256(orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def to_row(case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (input, metadata) a case is stored with: a text input as ``{"input": text}`` plus a metadata mark,
+    so a row's input is always an object of variables."""
+    if isinstance(case.input, str):
+        return {TEXT_VARIABLE: case.input}, {**case.metadata, TEXT_MARK: "string"}
+    return case.input, case.metadata
+
+
+def from_row(inputs: Any, metadata: Any) -> tuple[Input, dict[str, Any]]:
+    """The (input, metadata) of a case as imported, from a stored row (the inverse of :func:`to_row`)."""
+    clean = dict(metadata or {})
+    mark = clean.pop(TEXT_MARK, None)
+    stored = dict(inputs or {})
+    if mark == "string" and isinstance(stored.get(TEXT_VARIABLE), str):
+        return stored[TEXT_VARIABLE], clean
+    return stored, clean
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
@@ -179,7 +233,10 @@ class Problems:
             return
         text = message
         if column is not None:
-            text = f"column {column!r}: {text}"
+            # CSV rows name the column; JSON objects name the field
+            text = (
+                f"{'column' if where is not None and where.row is not None else 'field'} {column!r}: {text}"
+            )
         if where is not None:
             text = f"{where}: {text}"
         entry: dict[str, Any] = {**(where.to_dict() if where else {}), "message": text}
@@ -249,6 +306,8 @@ def normalize_metadata(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise CaseError(f"must be a JSON object, got {_json_type(value)}", "metadata")
+    if TEXT_MARK in value:
+        raise CaseError(f"the key {TEXT_MARK!r} is reserved", "metadata")
     clean = _json_value(value, "metadata")
     if len(orjson.dumps(clean)) > MAX_METADATA_BYTES:
         raise CaseError(f"must encode to at most {MAX_METADATA_BYTES} bytes of JSON", "metadata")
@@ -256,9 +315,15 @@ def normalize_metadata(value: Any) -> dict[str, Any]:
     return result
 
 
-def normalize_input(value: Any, column: str = "input") -> dict[str, Any]:
+def normalize_input(value: Any, column: str = "input") -> Input:
+    if isinstance(value, str):
+        if not value:
+            raise CaseError("must not be empty", column)
+        return value
+    if isinstance(value, list):
+        return {CHAT_VARIABLE: _chat_messages(value, column)}
     if not isinstance(value, dict):
-        raise CaseError(f"must be a JSON object of variables, got {_json_type(value)}", column)
+        raise CaseError(f"must be {INPUT_SHAPES}, got {_json_type(value)}", column)
     if len(value) > MAX_VARIABLES:
         raise CaseError(f"at most {MAX_VARIABLES} variables per case, got {len(value)}", column)
     for name in value:
@@ -269,6 +334,25 @@ def normalize_input(value: Any, column: str = "input") -> dict[str, Any]:
                 column,
             )
     result: dict[str, Any] = _json_value(value, "input")
+    return result
+
+
+def _chat_messages(value: list[Any], column: str) -> list[Any]:
+    if not value:
+        raise CaseError(f"must be {INPUT_SHAPES}; the list is empty", column)
+    for index, message in enumerate(value):
+        if not (
+            isinstance(message, dict)
+            and isinstance(message.get("role"), str)
+            and message["role"]
+            and isinstance(message.get("content", ""), str | list | None)
+        ):
+            raise CaseError(
+                f"must be {INPUT_SHAPES}; item {index + 1} of the list is not a chat message "
+                '{"role": "...", "content": "..."}',
+                column,
+            )
+    result: list[Any] = _json_value(value, "input")
     return result
 
 
@@ -311,19 +395,24 @@ def make_case(
     return case
 
 
+def cases_from_object(obj: Any) -> list[Case]:
+    """The cases of one case object: one, or several for a promptfoo test whose list variables expand."""
+    if isinstance(obj, dict) and "vars" in obj and not PROMPTFOO_MARKERS.isdisjoint(obj):
+        return _promptfoo_cases(obj)
+    return [case_from_object(obj)]
+
+
 def case_from_object(obj: Any) -> Case:
-    """A case from a JSON object (nested ``input``/``vars`` or flat, see the module docstring)."""
+    """A case from a JSON object in our, the OpenAI evals or the Langfuse shape (see the module docstring)."""
     if not isinstance(obj, dict):
         raise CaseError(f"expected a JSON object, got {_json_type(obj)}")
-    given_keys = [k for k in KEY_FIELDS if k in obj]
-    if len(given_keys) == 2 and obj["id"] != obj["key"]:
-        raise CaseError("give 'id' or 'key', not two different values", "id")
-    key = obj.get(given_keys[0]) if given_keys else None
+    key = _given_key(obj)
     nested = [k for k in INPUT_FIELDS if k in obj]
     if len(nested) == 2:
         raise CaseError("give 'input' or 'vars', not both", "input")
+    expected, metadata = obj.get("expected"), obj.get("metadata")
     if nested:
-        unknown = sorted(k for k in obj if k not in RESERVED_FIELDS)
+        unknown = sorted(k for k in obj if k not in RESERVED_FIELDS and k not in EXPECTED_ALIASES)
         if unknown:
             raise CaseError(
                 f"unknown field(s) {', '.join(map(repr, unknown))}: put variables under '{nested[0]}', or "
@@ -332,6 +421,7 @@ def case_from_object(obj: Any) -> Case:
             )
         inputs = obj[nested[0]]
         input_column = nested[0]
+        expected, metadata = _expected_of(obj)
     else:
         inputs = {k: v for k, v in obj.items() if k not in RESERVED_FIELDS}
         input_column = "input"
@@ -341,12 +431,104 @@ def case_from_object(obj: Any) -> Case:
     return make_case(
         key=key,
         inputs=inputs,
-        expected=obj.get("expected"),
+        expected=expected,
         tags=obj.get("tags"),
-        metadata=obj.get("metadata"),
+        metadata=metadata,
         source_run_id=run_id,
         input_column=input_column,
     )
+
+
+def _given_key(obj: dict[str, Any]) -> Any:
+    given_keys = [k for k in KEY_FIELDS if k in obj]
+    if len(given_keys) == 2 and obj["id"] != obj["key"]:
+        raise CaseError("give 'id' or 'key', not two different values", "id")
+    return obj.get(given_keys[0]) if given_keys else None
+
+
+def _expected_of(obj: dict[str, Any]) -> tuple[Any, Any]:
+    """(expected, metadata) of a nested object: ``expected``, OpenAI's ``ideal`` or Langfuse's
+    ``expected_output``; a list of ideal answers gives its first, and goes whole into ``metadata["ideal"]``."""
+    given = [k for k in ("expected", *EXPECTED_ALIASES) if k in obj]
+    metadata = obj.get("metadata")
+    if len(given) > 1:
+        raise CaseError(f"give one of {' or '.join(map(repr, given))}, not several", given[1])
+    if not given:
+        return None, metadata
+    value = obj[given[0]]
+    if given[0] == "ideal" and isinstance(value, list):
+        metadata = normalize_metadata(metadata)
+        if "ideal" in metadata:
+            raise CaseError("'ideal' is a list, which goes into metadata.ideal; metadata has one", "metadata")
+        metadata = {**metadata, "ideal": value}
+        value = value[0] if value else None
+    return value, metadata
+
+
+def _promptfoo_cases(test: dict[str, Any]) -> list[Case]:
+    """The cases of a promptfoo test, translated by :mod:`promptops.evals.promptfoo` (never reading files)."""
+    unknown = sorted(k for k in test if k not in PROMPTFOO_FIELDS)
+    if unknown:
+        raise CaseError(
+            f"unknown field(s) {', '.join(map(repr, unknown))} in a promptfoo test (vars, assert, description, "
+            "metadata, options, id, tags)",
+            unknown[0],
+        )
+    if test.get("vars") is not None and not isinstance(test["vars"], dict):
+        raise CaseError(f"must be an object of variables, got {_json_type(test['vars'])}", "vars")
+    asserts = test.get("assert") or []
+    if not isinstance(asserts, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("type"), str) for a in asserts
+    ):
+        raise CaseError("must be a list of assertions, each an object with a 'type'", "assert")
+    translator = _promptfoo_translator()
+    made = translator.test_cases("test", {k: v for k, v in test.items() if k in PROMPTFOO_TEST}, {}, [])
+    notes = [note.removeprefix("test.") for note in translator.unsupported]
+    if not made:
+        raise CaseError("; ".join(notes) or "the test makes no case", "vars")
+    key = _given_key(test)
+    if key is not None and len(made) > 1:
+        raise CaseError(
+            f"its list variables expand into {len(made)} cases, which cannot share one id; leave out 'id'",
+            "id",
+        )
+    cases = []
+    for item in made:
+        metadata = {**item["metadata"], **({"assert": asserts} if asserts else {})}
+        if notes:
+            metadata["unsupported"] = notes
+        cases.append(
+            make_case(
+                key=key,
+                inputs=item["input"],
+                expected=item["expected"],
+                tags=test.get("tags"),
+                metadata=metadata,
+                input_column="vars",
+            )
+        )
+    return cases
+
+
+def _promptfoo_translator() -> Any:
+    """A fresh promptfoo translator (its ``unsupported`` list is per test)."""
+    from promptops.evals.promptfoo import DEFAULT_PROVIDER_MAP
+
+    return _upload_translator()(Path("."), "dataset", dict(DEFAULT_PROVIDER_MAP))
+
+
+@functools.cache
+def _upload_translator() -> type[Any]:
+    """promptfoo's translator, refusing ``file://`` references: an upload may not read the server's files."""
+    from promptops.evals.promptfoo import _Translator  # evals is heavy: imported on first use
+
+    class UploadTranslator(_Translator):
+        def resolve(self, target: str) -> Path:
+            raise CaseError(
+                f"file:// references ({target}) cannot be read from an uploaded dataset; put the content inline"
+            )
+
+    return UploadTranslator
 
 
 def check_unique(cases: Sequence[tuple[Case, Where]], problems: Problems, given: set[int]) -> None:
@@ -378,16 +560,24 @@ def normalize_cases(objects: Sequence[Any], source: str = "cases") -> list[Case]
     parsed: list[tuple[Case, Where]] = []
     given: set[int] = set()
     for index, obj in enumerate(objects):
-        where = Where(case=index + 1)
-        try:
-            case = case_from_object(obj)
-        except CaseError as exc:
-            problems.add(where, exc.message, exc.column)
-            continue
-        if isinstance(obj, dict) and any(obj.get(k) not in (None, "") for k in KEY_FIELDS):
+        _add_object(obj, Where(case=index + 1), parsed, given, problems)
+    return _finish(parsed, given, problems)
+
+
+def _add_object(
+    obj: Any, where: Where, parsed: list[tuple[Case, Where]], given: set[int], problems: Problems
+) -> None:
+    """Append the cases of one case object (or its problem); ``given`` collects those whose id it names."""
+    try:
+        cases = cases_from_object(obj)
+    except CaseError as exc:
+        problems.add(where, exc.message, exc.column)
+        return
+    named = isinstance(obj, dict) and any(obj.get(k) not in (None, "") for k in KEY_FIELDS)
+    for case in cases:
+        if named:
             given.add(len(parsed))
         parsed.append((case, where))
-    return _finish(parsed, given, problems)
 
 
 def _json_type(value: Any) -> str:
@@ -463,13 +653,49 @@ def decode(data: bytes, limit: int = MAX_FILE_BYTES) -> str:
         )
 
 
-def parse(data: bytes | str, fmt: Format, *, source: str = "file") -> list[Case]:
-    """Every case of a file in ``fmt``; all problems found are reported together as one 422."""
+@dataclass(frozen=True)
+class ColumnMap:
+    """The CSV columns holding the input and the expected output (CLI ``--input-col`` / ``--expected-col``,
+    REST ``inputCol`` / ``expectedCol``). One input column makes text inputs, several make variables."""
+
+    inputs: tuple[str, ...] = ()
+    expected: str | None = None
+
+    @classmethod
+    def of(cls, inputs: Sequence[str] | None, expected: str | None) -> ColumnMap | None:
+        """The mapping (None when nothing is mapped); blank, repeated or overlapping names are a 422."""
+        names = tuple(n.strip() for n in inputs or ())
+        chosen = expected.strip() if expected is not None else None
+        if not names and chosen is None:
+            return None
+        problem = None
+        if "" in names or chosen == "":
+            problem = "a column name is empty"
+        elif len(set(names)) != len(names):
+            problem = f"input columns repeat: {', '.join(names)}"
+        elif chosen in names:
+            problem = f"column {chosen!r} cannot be both an input and the expected output"
+        if problem:
+            raise ValidationProblem(f"Invalid column mapping: {problem}", code="invalid_column_map")
+        return cls(names, chosen)
+
+
+def parse(
+    data: bytes | str, fmt: Format, *, source: str = "file", columns: ColumnMap | None = None
+) -> list[Case]:
+    """Every case of a file in ``fmt``; all problems found are reported together as one 422.
+
+    ``columns`` maps CSV columns (for other formats it is a 422: their fields have names)."""
+    if columns is not None and fmt != "csv":
+        raise ValidationProblem(
+            f"Input and expected columns can only be chosen for CSV files; in {fmt.upper()} the fields name them",
+            code="invalid_column_map",
+        )
     text = decode(data) if isinstance(data, bytes) else data
     if isinstance(data, str) and len(data.encode()) > MAX_FILE_BYTES:
         decode(data.encode())
     if fmt == "csv":
-        return _parse_csv(text, source)
+        return _parse_csv(text, source, columns)
     if fmt == "jsonl":
         return _parse_jsonl(text, source)
     return _parse_json(text, source)
@@ -497,14 +723,7 @@ def _parse_jsonl(text: str, source: str) -> list[Case]:
         except orjson.JSONDecodeError as exc:
             problems.add(where, f"invalid JSON at column {exc.colno}: {_json_error(exc)}")
             continue
-        try:
-            case = case_from_object(obj)
-        except CaseError as exc:
-            problems.add(where, exc.message, exc.column)
-            continue
-        if any(obj.get(k) not in (None, "") for k in KEY_FIELDS):
-            given.add(len(parsed))
-        parsed.append((case, where))
+        _add_object(obj, where, parsed, given, problems)
         if len(parsed) > MAX_CASES:
             break
     return _finish(parsed, given, problems)
@@ -546,12 +765,44 @@ def _json_error(exc: orjson.JSONDecodeError) -> str:
 class _Column:
     index: int
     header: str
-    role: str  # key | expected | tags | metadata | var | meta
+    role: str  # key | expected | tags | metadata | text | var | meta
     name: str  # the variable or metadata key
 
 
-def _csv_columns(header: list[str], line: int, problems: Problems) -> list[_Column]:
-    columns: list[_Column] = []
+def _csv_role(name: str, columns: ColumnMap | None) -> tuple[str, str]:
+    """(role, variable or metadata key) of a header name."""
+    lowered = name.lower()
+    if columns is not None and name in columns.inputs:
+        if len(columns.inputs) == 1:
+            return "text", name
+        return "var", name[5:] if lowered.startswith("vars.") else name
+    if columns is not None and name == columns.expected:
+        return "expected", name
+    if lowered in ("id", "key"):
+        role, target = "key", name
+    elif lowered in ("expected", "__expected"):
+        role, target = "expected", name
+    elif lowered in ("tags", "__tags"):
+        role, target = "tags", name
+    elif lowered in ("metadata", "__metadata"):
+        role, target = "metadata", name
+    elif lowered == TEXT_COLUMN:
+        role, target = "text", name
+    elif lowered.startswith("vars."):
+        role, target = "var", name[5:]
+    elif name.startswith("__"):
+        role, target = "meta", name[2:]
+    else:
+        role, target = "var", name
+    if columns is not None and columns.inputs and role in ("text", "var"):
+        return "meta", name.removeprefix("__")  # the mapping names the inputs: other columns are metadata
+    return role, target
+
+
+def _csv_columns(
+    header: list[str], line: int, problems: Problems, columns: ColumnMap | None
+) -> list[_Column]:
+    result: list[_Column] = []
     seen: dict[str, int] = {}
     where = Where(line=line)
     for index, raw in enumerate(header):
@@ -559,21 +810,7 @@ def _csv_columns(header: list[str], line: int, problems: Problems) -> list[_Colu
         if not name:
             problems.add(where, f"column {index + 1} of the header is empty; every column needs a name")
             continue
-        lowered = name.lower()
-        if lowered in ("id", "key"):
-            role, target = "key", name
-        elif lowered in ("expected", "__expected"):
-            role, target = "expected", name
-        elif lowered in ("tags", "__tags"):
-            role, target = "tags", name
-        elif lowered in ("metadata", "__metadata"):
-            role, target = "metadata", name
-        elif lowered.startswith("vars."):
-            role, target = "var", name[5:]
-        elif name.startswith("__"):
-            role, target = "meta", name[2:]
-        else:
-            role, target = "var", name
+        role, target = _csv_role(name, columns)
         if role == "var" and not VARIABLE_RE.match(target):
             problems.add(
                 where,
@@ -589,8 +826,19 @@ def _csv_columns(header: list[str], line: int, problems: Problems) -> list[_Colu
             )
             continue
         seen[slot] = index
-        columns.append(_Column(index, name, role, target))
-    return columns
+        result.append(_Column(index, name, role, target))
+    if columns is not None:
+        present = {raw.strip() for raw in header}
+        wanted = [(n, "an input") for n in columns.inputs]
+        if columns.expected is not None:
+            wanted.append((columns.expected, "the expected"))
+        for wanted_name, what in wanted:
+            if wanted_name not in present:
+                problems.add(
+                    where,
+                    f"the header has no column {wanted_name!r} ({what} column); it has: {', '.join(header)}",
+                )
+    return result
 
 
 def _slot_name(role: str, target: str) -> str:
@@ -598,10 +846,10 @@ def _slot_name(role: str, target: str) -> str:
         return f"variable {target!r}"
     if role == "meta":
         return f"metadata field {target!r}"
-    return {"key": "case id", "expected": "expected output"}.get(role, role)
+    return {"key": "case id", "expected": "expected output", "text": "input text"}.get(role, role)
 
 
-def _parse_csv(text: str, source: str) -> list[Case]:
+def _parse_csv(text: str, source: str, mapping: ColumnMap | None = None) -> list[Case]:
     problems = Problems(source)
     csv.field_size_limit(MAX_CASE_BYTES * 4)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -613,8 +861,10 @@ def _parse_csv(text: str, source: str) -> list[Case]:
         raise ValidationProblem(
             f"{source}: the file is empty; expected a header row naming the columns", code="invalid_dataset"
         )
-    columns = _csv_columns(header, header_line, problems)
+    columns = _csv_columns(header, header_line, problems, mapping)
     problems.raise_if_any()
+    # an empty __input cell means "the variables give the input"; an empty mapped input column is an error
+    text_required = mapping is not None and len(mapping.inputs) == 1
     parsed: list[tuple[Case, Where]] = []
     given: set[int] = set()
     row_number = 0
@@ -654,10 +904,14 @@ def _parse_csv(text: str, source: str) -> list[Case]:
                 fields[column.role] = value
         if bad:
             continue
+        text_input = fields.get("text")
+        if text_input and any(inputs.values()):
+            problems.add(where, f"give the input as text ({TEXT_COLUMN}) or as variables, not both")
+            continue
         try:
             case = make_case(
                 key=fields.get("key"),
-                inputs=inputs,
+                inputs=text_input if text_input or (text_input is not None and text_required) else inputs,
                 expected=fields.get("expected"),
                 tags=fields.get("tags"),
                 metadata=metadata,
@@ -676,9 +930,9 @@ def _parse_csv(text: str, source: str) -> list[Case]:
 
 def _header_of(columns: list[_Column], field_name: str | None) -> str | None:
     """The CSV header of the column a :class:`CaseError` names (variables and sizes: no single column)."""
-    role = {"id": "key"}.get(field_name or "", field_name)
+    role = {"id": "key", "input": "text"}.get(field_name or "", field_name)
     for column in columns:
-        if column.role == role and role in ("key", "expected", "tags", "metadata"):
+        if column.role == role and role in ("key", "expected", "tags", "metadata", "text"):
             return column.header
     return None
 
@@ -717,15 +971,22 @@ def _variable_header(name: str) -> str:
 
 
 def to_csv(cases: Sequence[Case]) -> str:
-    """CSV with ``id``, one column per variable (first-seen order), ``expected``, then ``tags`` and
-    ``metadata`` when any case has them."""
+    """CSV with ``id``, ``__input`` when a case has a text input, one column per variable (first-seen
+    order), ``expected``, then ``tags`` and ``metadata`` when any case has them."""
     variables: dict[str, None] = {}
     for case in cases:
-        for name in case.input:
-            variables.setdefault(name, None)
+        if isinstance(case.input, dict):
+            for name in case.input:
+                variables.setdefault(name, None)
+    with_text = any(isinstance(c.input, str) for c in cases)
     with_tags = any(c.tags for c in cases)
     with_metadata = any(c.metadata for c in cases)
-    header = ["id", *(_variable_header(v) for v in variables), "expected"]
+    header = [
+        "id",
+        *([TEXT_COLUMN] if with_text else []),
+        *(_variable_header(v) for v in variables),
+        "expected",
+    ]
     if with_tags:
         header.append("tags")
     if with_metadata:
@@ -735,7 +996,11 @@ def to_csv(cases: Sequence[Case]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     for case in cases:
-        row = [case.key, *(_csv_cell(case.input[v]) if v in case.input else "" for v in variables)]
+        given = case.input if isinstance(case.input, dict) else {}
+        row = [case.key]
+        if with_text:
+            row.append(case.input if isinstance(case.input, str) else "")
+        row.extend(_csv_cell(given[v]) if v in given else "" for v in variables)
         row.append(case.expected or "")
         if with_tags:
             row.append("|".join(case.tags))

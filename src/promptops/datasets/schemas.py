@@ -11,7 +11,8 @@ from promptops.datasets.formats import MAX_CASES, MAX_KEY_LENGTH
 from promptops.schemas import ApiModel, ApiOut
 
 CaseObject = dict[str, Any]
-"""A case as in a JSONL line: ``{"id", "input"|"vars", "expected", "tags", "metadata"}`` or flat."""
+"""A case as in a JSONL line: ``{"id", "input"|"vars", "expected", "tags", "metadata"}``, flat, or the OpenAI
+evals, Langfuse or promptfoo shape (see :mod:`promptops.datasets.formats`)."""
 
 CaseKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
 
@@ -38,7 +39,9 @@ class UpdateOp(ApiModel):
 
     op: Literal["update"]
     key: CaseKey
-    input: dict[str, Any] | None = None
+    input: dict[str, Any] | str | list[Any] | None = Field(
+        default=None, description="Variables, a text, or a list of chat messages (becomes 'messages')"
+    )
     expected: Any = None
     tags: list[str] | str | None = None
     metadata: dict[str, Any] | None = None
@@ -139,7 +142,7 @@ class CaseOut(ApiOut):
     id: str
     key: str
     position: int
-    input: dict[str, Any]
+    input: dict[str, Any] | str = Field(description="The template variables, or the text of a text input")
     expected: str | None
     tags: list[str]
     metadata: dict[str, Any]

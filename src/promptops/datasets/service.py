@@ -225,17 +225,20 @@ async def load_cases(session: AsyncSession, principal: Principal, version_id: st
         .where(DatasetCase.dataset_version_id == version_id)
         .order_by(DatasetCase.position)
     )
-    return [
-        Case(
-            key=key,
-            input=dict(inputs or {}),
-            expected=expected,
-            tags=tuple(tags or ()),
-            metadata=dict(metadata or {}),
-            source_run_id=run_id,
+    cases = []
+    for key, inputs, expected, tags, metadata, run_id in rows:
+        case_input, case_metadata = formats.from_row(inputs, metadata)
+        cases.append(
+            Case(
+                key=key,
+                input=case_input,
+                expected=expected,
+                tags=tuple(tags or ()),
+                metadata=case_metadata,
+                source_run_id=run_id,
+            )
         )
-        for key, inputs, expected, tags, metadata, run_id in rows
-    ]
+    return cases
 
 
 async def latest_versions(session: AsyncSession, datasets: Sequence[Dataset]) -> dict[str, DatasetVersion]:
@@ -329,21 +332,23 @@ async def _write_version(
     dataset.latest_version = number
     dataset.updated_at = now
     await session.flush()
-    rows = [
-        {
-            "id": new_id("case"),
-            "project_id": dataset.project_id,
-            "dataset_version_id": version.id,
-            "position": position,
-            "key": case.key,
-            "input": case.input,
-            "expected": case.expected,
-            "tags": list(case.tags),
-            "metadata_": case.metadata,
-            "source_run_id": case.source_run_id,
-        }
-        for position, case in enumerate(cases)
-    ]
+    rows = []
+    for position, case in enumerate(cases):
+        stored_input, stored_metadata = formats.to_row(case)
+        rows.append(
+            {
+                "id": new_id("case"),
+                "project_id": dataset.project_id,
+                "dataset_version_id": version.id,
+                "position": position,
+                "key": case.key,
+                "input": stored_input,
+                "expected": case.expected,
+                "tags": list(case.tags),
+                "metadata_": stored_metadata,
+                "source_run_id": case.source_run_id,
+            }
+        )
     for start in range(0, len(rows), INSERT_CHUNK):
         await session.execute(insert(DatasetCase), rows[start : start + INSERT_CHUNK])
     await audit.record(

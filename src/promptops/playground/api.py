@@ -22,9 +22,26 @@ from promptops.runtime import runtime_of
 router = APIRouter(prefix="/api/v1/playground", tags=["playground"])
 
 
+LIMIT_REASONS = frozenset({"length", "max_tokens"})
+
+
+def truncation_notice(finish_reason: str | None, params: dict[str, Any]) -> str | None:
+    """A sentence when the answer was cut by the output limit rather than ended by the model."""
+    if finish_reason not in LIMIT_REASONS:
+        return None
+    limit = params.get("max_tokens")
+    at = f"max_tokens={limit}" if limit is not None else "the output limit"
+    return f"The answer was cut at {at}; raise params.max_tokens for a longer answer."
+
+
 def result_out(index: int, outcome: CallOutcome) -> CallResultOut:
     usage = outcome.usage
+    params = dict(outcome.run.params or {})
+    notice = truncation_notice(outcome.finish_reason, params) if outcome.ok else None
     return CallResultOut(
+        params=params,
+        truncated=notice is not None,
+        notice=notice,
         index=index,
         provider=outcome.target.provider,
         model=outcome.target.model,

@@ -137,6 +137,10 @@ class CallResultOut(ApiOut):
     text: str | None
     tool_calls: list[dict[str, Any]] | None = None
     finish_reason: str | None = None
+    # the parameters the call was made with (defaults included), and whether a limit cut the answer short
+    params: dict[str, Any] = Field(default_factory=dict)
+    truncated: bool = False
+    notice: str | None = None
     usage: UsageOut | None
     cost_usd: float
     latency_ms: float
