@@ -545,7 +545,10 @@ async def test_evaluation_binds_a_text_input_to_the_prompt_variable(db_url: str,
                 assert r.status_code == 201, r.text
             lines = '{"input": "arrived broken", "expected": "arrived broken"}\n{"input": "lovely", "expected": "lovely"}\n'
             assert (await imported(api, "echo/texts", lines, "jsonl")).status_code == 201
-            body = {"dataset": "echo/texts", "models": [{"provider": "fake", "model": "gpt-fake"}]}
+            body: dict[str, Any] = {
+                "dataset": "echo/texts",
+                "models": [{"provider": "fake", "model": "gpt-fake"}],
+            }
             r = await api.post(
                 "/api/v1/evals", json={**body, "prompts": ["echo/one"], "scorers": [{"type": "contains"}]}
             )
@@ -555,14 +558,18 @@ async def test_evaluation_binds_a_text_input_to_the_prompt_variable(db_url: str,
             prompts = [q.body["messages"][-1]["content"] for q in fake.requests_to("/chat/completions")]
             assert sorted(prompts) == ["arrived broken", "lovely"]
 
-            # a prompt with two variables cannot take a text: the error names them (up front or in the run)
+            # a prompt with two variables cannot take a text: a 422 naming them, before any call
+            calls = len(fake.requests_to("/chat/completions"))
             r = await api.post(
                 "/api/v1/evals", json={**body, "prompts": ["echo/two"], "scorers": [{"type": "contains"}]}
             )
-            error = (
-                r.json()["detail"] if r.status_code == 422 else (await finished(api, r.json()["id"]))["error"]
-            )
-            assert "has a text input but the prompt has the variables review, product" in error, error
+            assert r.status_code == 422 and r.json()["code"] == "ambiguous_input", r.text
+            assert "has a text input but the prompt has the variables review, product" in r.json()["detail"]
+            # ... and the optimizer refuses it the same way
+            optimization = {"dataset": "echo/texts", "prompt": "echo/two", "model": body["models"][0]}
+            r = await api.post("/api/v1/optimizations", json=optimization)
+            assert r.status_code == 422 and r.json()["code"] == "ambiguous_input", r.text
+            assert len(fake.requests_to("/chat/completions")) == calls
 
 
 async def finished(api: Api, run_id: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from promptops.auth.principal import Principal
+from promptops.datasets.binding import bind, variable_names
 from promptops.errors import NotFound, ValidationProblem
 from promptops.evals import quick, service
 from promptops.evals.baselines import versus_majority
@@ -20,7 +21,6 @@ from promptops.evals.scoring import label_task, scorers_for, validate_specs
 from promptops.governance import audit
 from promptops.registry.models import PromptVersion
 from promptops.runtime import Runtime
-from promptops.templates import engine as templates
 
 REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*(@[A-Za-z0-9_-]+)?$")
 CONCURRENCY = 8
@@ -31,20 +31,6 @@ def _expected_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return orjson.dumps(value).decode()
-
-
-def _bind(index: int, value: str | dict[str, Any], names: list[str]) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if len(names) == 1:
-        return {names[0]: value}
-    if not names:
-        return {"input": value}
-    raise ValidationProblem(
-        f"testCases[{index}].input is a string but the prompt has variables {', '.join(names)}; "
-        "give an object with a value for each",
-        code="ambiguous_input",
-    )
 
 
 async def _version(runtime: Runtime, principal: Principal, prompt: str) -> tuple[PromptVersion, str | None]:
@@ -64,10 +50,11 @@ async def _version(runtime: Runtime, principal: Principal, prompt: str) -> tuple
 async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalRequest) -> PromptEvalResult:
     """Run every test case, score it, and answer with the mean score and a readable summary."""
     version, prompt_id = await _version(runtime, principal, body.prompt)
-    names = [v["name"] for v in version.variables] or list(
-        templates.analyze(version.kind, version.template, version.messages, []).used
-    )
-    cases = [(_bind(i, c.input, names), _expected_text(c.expected)) for i, c in enumerate(body.test_cases)]
+    names = variable_names(version)
+    cases = [
+        (bind(c.input, names, case=f"testCases[{i}].input"), _expected_text(c.expected))
+        for i, c in enumerate(body.test_cases)
+    ]
     scorers = scorers_for(body.scorers, (e for _, e in cases))
     if not scorers:
         raise ValidationProblem(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
 from promptops.datasets import service as datasets
+from promptops.datasets.binding import check_cases
 from promptops.db import utcnow
 from promptops.errors import Conflict, NotFound, ValidationProblem
 from promptops.evals import stats
@@ -148,6 +149,7 @@ async def create_run(
     all_targets: list[dict[str, Any]] = []
     for ref in body.prompts:
         prompt, version = await resolve_prompt_ref(session, principal, ref)
+        check_cases(cases, version, body.variables)
         targets = [m.model_dump() for m in body.models] or [version_target(version)]
         all_targets.extend(targets)
         versions.append(

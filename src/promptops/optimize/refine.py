@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import select
 
 from promptops.auth.principal import Principal
+from promptops.datasets.binding import case_variables
 from promptops.datasets.models import DatasetCase
 from promptops.errors import ValidationProblem
 from promptops.evals import quick
@@ -146,16 +147,18 @@ async def _evidence(
             passed = [r for r in results if r.passed and r.case_id in by_id]
             for r in failed:
                 case = by_id[r.case_id]
-                evidence.failures.append((dict(case.input or {}), case.expected, r.output))
+                evidence.failures.append((case_variables(case, parent), case.expected, r.output))
             ordered = failed + passed
             evidence.cases = [
-                quick.QuickCase(dict(by_id[r.case_id].input or {}), by_id[r.case_id].expected, r.case_key)
+                quick.QuickCase(
+                    case_variables(by_id[r.case_id], parent), by_id[r.case_id].expected, r.case_key
+                )
                 for r in ordered[: body.max_cases]
             ]
             evidence.scorers = [ScorerSpec.model_validate(s) for s in run.spec.get("scorers") or []]
             evidence.source = f"evaluation {run.id} ({len(failed)} failed of {len(results)})"
     if body.dataset and not evidence.cases:
-        loaded = await load_dataset_cases(runtime, principal, body.dataset, body.max_cases)
+        loaded = await load_dataset_cases(runtime, principal, body.dataset, body.max_cases, parent)
         evidence.cases = loaded.cases
         evidence.source = f"dataset {body.dataset} ({len(loaded.cases)} case(s))"
     if body.scorers or not evidence.scorers:

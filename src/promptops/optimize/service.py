@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
 from promptops.datasets import service as datasets
+from promptops.datasets.binding import check_cases
 from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
 from promptops.errors import Conflict, ValidationProblem
@@ -141,6 +142,7 @@ async def create_optimization(
             "(a training and a validation split)",
             code="dataset_too_small",
         )
+    check_cases(cases, version)
     scorers = scorers_for(body.scorers, (c.expected for c in cases))
     if not scorers:
         raise ValidationProblem(
