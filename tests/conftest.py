@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 from promptops.app import create_app
 from promptops.config import Settings
@@ -26,6 +27,23 @@ from promptops.migrate import upgrade
 
 # fixtures shared by test modules in several folders
 pytest_plugins = ["server_process"]
+
+# One outcome per commit, locally and in CI: the examples are derived from each test (derandomize, which also
+# turns the example database off), and nothing depends on how fast this machine is right now (no deadline, no
+# too_slow health check). A failure prints the blob that replays it (@reproduce_failure).
+settings.register_profile(
+    "promptops",
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("promptops")
+
+# Settings read PROMPTOPS_* variables: one left in a developer's shell (PROMPTOPS_JOB_BACKEND, PROMPTOPS_LOG_FORMAT,
+# PROMPTOPS_LOCAL_QUEUE_TIMEOUT_SECONDS, ...) would make a local run differ from CI. Tests set what they need.
+for _name in [n for n in os.environ if n.startswith("PROMPTOPS_") and not n.startswith("PROMPTOPS_TEST_")]:
+    del os.environ[_name]
 
 PG_URL = os.environ.get("PROMPTOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"

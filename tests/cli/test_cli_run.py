@@ -24,21 +24,15 @@ def test_run_example_prompt_on_local_model(cli: Cli) -> None:
     assert "local/gemma-3-270m" in lines[-1] and " in / " in lines[-1] and "$0.000000" in lines[-1]
     streamed = cli.ok("run", "sentiment/few-shot", "--var", "review=I love it, works perfectly.", "--stream")
     assert "positive" in streamed.stdout.lower() and "first token" in streamed.stdout
-    data = cli.json(
-        "run",
-        "support/reply",
-        "--var",
-        "product=Acme",
-        "--var",
-        "customer_name=Ada",
-        "--var",
-        "message=Where is my order?",
-        "--param",
-        "max_tokens=20",
-    )
+    reply = ["run", "support/reply", "--var", "product=Acme", "--var", "customer_name=Ada"]
+    reply += ["--var", "message=Where is my order?"]
+    data = cli.json(*reply, "--param", "max_tokens=20")
     assert data["kind"] == "chat" and data["results"][0]["status"] == "ok" and data["results"][0]["text"]
+    # an answer cut by the token limit says so
+    cut = cli.ok(*reply, "--param", "max_tokens=3")
+    assert "cut at max_tokens=3" in cut.stdout.strip().splitlines()[-1], cut.stdout
     runs = cli.json("runs", "list")
-    assert len(runs["items"]) == 3 and {r["source"] for r in runs["items"]} == {"playground"}
+    assert len(runs["items"]) == 4 and {r["source"] for r in runs["items"]} == {"playground"}
     shown = cli.ok("runs", "show", runs["items"][0]["id"])
     assert "gemma-3-270m" in shown.stdout
 

@@ -186,7 +186,13 @@ CASES: list[tuple[str, ScorerSpec, ScoreInput, float, bool]] = [
     ("label normalised", spec("label"), inp("  Positive.\n", "positive"), 1.0, True),
     ("label wrong", spec("label"), inp("negative", "positive"), 0.0, False),
     ("label lead-in no labels", spec("label"), inp("Sentiment: positive", "positive"), 1.0, True),
-    ("label exact", spec("label", options={"exact": True}), inp("Sentiment: positive", "positive"), 0.0, False),
+    (
+        "label exact",
+        spec("label", options={"exact": True}),
+        inp("Sentiment: positive", "positive"),
+        0.0,
+        False,
+    ),
     ("label exact same", spec("label", options={"exact": True}), inp(" Positive. ", "positive"), 1.0, True),
     (
         "label first line of a ramble",

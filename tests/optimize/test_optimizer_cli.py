@@ -43,7 +43,11 @@ def test_optimize_beats_zero_shot_by_30_points_within_300_calls(server: LiveServ
     )
     text = result.stdout
     assert "Trajectory" in text and "baseline" in text and "few-shot" in text
-    assert "Winner: sentiment/zero-shot@2" in text and "points on the held-out split" in text
+    assert "Winner: sentiment/zero-shot@2" in text and "held-out cases" in text, text
+    # the report fits an 80-column terminal (ids only with --wide)
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    flat = " ".join(text.split())
+    assert "The winner gains +" in flat and "95% CI [" in flat and "always answering" in flat, text
     optimization_id = text.split()[1]
 
     shown = cli.json("optimize", "show", optimization_id)
@@ -54,6 +58,8 @@ def test_optimize_beats_zero_shot_by_30_points_within_300_calls(server: LiveServ
     assert gain >= 0.30, report
     assert report["improvementPoints"] == pytest.approx(100 * gain, abs=0.01)
     assert sum(row["calls"] for row in shown["trajectory"]) == shown["callsUsed"]
+    held = report["heldOut"]
+    assert held["significant"] is True and held["ci95"][0] > 0 and held["beatsMajority"] is True
     assert "Trajectory" in cli.ok("optimize", "show", optimization_id).stdout
 
     # the winner is saved as version 2 and the production label did not move

@@ -96,9 +96,12 @@ class ApiClient:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        timeout: float | None = None,
     ) -> Any:
-        """Send one request; returns the decoded JSON body (``None`` for 204) or raises CliError."""
-        response = self.send(method, path, params=params, json=json)
+        """Send one request; returns the decoded JSON body (``None`` for 204) or raises CliError.
+
+        ``timeout`` (seconds) replaces the client's own for this request (a model call may wait its turn)."""
+        response = self.send(method, path, params=params, json=json, timeout=timeout)
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -115,6 +118,7 @@ class ApiClient:
         json: Any = None,
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         """Send a JSON body or raw bytes (e.g. a dataset file) and return the raw 2xx response.
 
@@ -123,7 +127,13 @@ class ApiClient:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(
-                method, path, params=clean or None, json=json, content=content, headers=headers
+                method,
+                path,
+                params=clean or None,
+                json=json,
+                content=content,
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except httpx.ConnectError as exc:
             raise CliError(
@@ -165,9 +175,9 @@ class ApiClient:
         """GET ``path`` with query parameters (``None`` values are left out)."""
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, body: Any = None) -> Any:
-        """POST a JSON body."""
-        return self.request("POST", path, json=body if body is not None else {})
+    def post(self, path: str, body: Any = None, *, timeout: float | None = None) -> Any:
+        """POST a JSON body (``timeout``: seconds for this request instead of the client's own)."""
+        return self.request("POST", path, json=body if body is not None else {}, timeout=timeout)
 
     def put(self, path: str, body: Any) -> Any:
         """PUT a JSON body."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,15 @@ from promptops.cli.common import (
 providers_app = typer.Typer(help="Provider connections (admins).", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalog and prices.", no_args_is_help=True)
 runs_app = typer.Typer(help="Recorded model calls.", no_args_is_help=True)
+
+# How long `promptops run` waits for its answers. The server gives up on a busy local model sooner
+# (PROMPTOPS_LOCAL_QUEUE_TIMEOUT_SECONDS, 900 s), so its own clear error arrives before this limit.
+RUN_TIMEOUT_ENV = "PROMPTOPS_RUN_TIMEOUT"
+DEFAULT_RUN_TIMEOUT = 1200.0
+# A streamed run whose local model has not produced a token after this long is queued behind other calls.
+BUSY_NOTICE_SECONDS = 2.0
+BUSY_NOTICE = "waiting for the local model (busy)…"
+LOCAL_CONNECTION = "local"
 
 ModelOpt = Annotated[
     list[str] | None,
@@ -53,6 +63,9 @@ def _summary(result: dict[str, Any]) -> str:
         parts.append("cached")
     if result.get("fallbackFrom"):
         parts.append(f"fallback from {result['fallbackFrom']}")
+    if result.get("truncated"):
+        limit = (result.get("params") or {}).get("max_tokens")
+        parts.append(f"cut at max_tokens={limit}" if limit is not None else "cut at the output limit")
     parts.append(result["runId"])
     return " · ".join(parts)
 
@@ -71,23 +84,47 @@ def run(
     cache: Annotated[
         int | None, typer.Option("--cache", help="Use the response cache with this TTL in seconds.")
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=1,
+            envvar=RUN_TIMEOUT_ENV,
+            help="Seconds to wait for the answers, including time queued behind other calls to the local model.",
+        ),
+    ] = DEFAULT_RUN_TIMEOUT,
     as_json: JsonFlag = False,
 ) -> None:
-    """Render a prompt and call its model (default: the version's modelConfig, else the local model)."""
+    """Render a prompt and call its model (default: the version's modelConfig, else the local model).
+
+    A busy local model is waited for (up to --timeout); with --stream a notice says so after a few seconds.
+    """
     params = dict(parse_assignment(p, "--param") for p in param or [])
     body: dict[str, Any] = {
         "prompt": ref,
         "variables": parse_variables(var, vars_file),
-        "models": [parse_target(m, {k: json_or_string(v) for k, v in params.items()}) for m in model or []],
+        "models": [parse_target(m, {}) for m in model or []],
         "stream": stream and not as_json,
     }
+    if params:
+        # over every model's params, the prompt's own model included
+        body["params"] = {k: json_or_string(v) for k, v in params.items()}
     if cache:
         body["cache"] = {"ttlSeconds": cache}
     with client() as api:
         if body["stream"]:
             _run_streaming(api, body)
             return
-        result = api.post("/api/v1/playground/run", body)
+        try:
+            result = api.post("/api/v1/playground/run", body, timeout=timeout)
+        except CliError as exc:
+            if exc.code != "timeout":
+                raise
+            raise CliError(
+                f"No answer within {timeout:g} s",
+                f"the model is still busy or generating; wait longer with --timeout SECONDS or {RUN_TIMEOUT_ENV}",
+                "timeout",
+            )
     if as_json:
         output.print_json(result)
         return
@@ -99,7 +136,7 @@ def run(
             typer.echo(item["text"] or "")
         else:
             failed = True
-            output.error(f"{item['error']['title']}: {item['error']['detail']} [{item['error']['code']}]")
+            _show_problem(item["error"])
         output.echo(_summary(item))
     if failed:
         raise exit_failure()
@@ -108,18 +145,49 @@ def run(
 def _run_streaming(api: ApiClient, body: dict[str, Any]) -> None:
     several = len(body["models"]) > 1
     failed = False
-    for event, data in api.stream_events("/api/v1/playground/run", body):
-        if event == "delta":
-            prefix = f"[{data['index']}] " if several else ""
-            typer.echo(prefix + data["text"], nl=False)
-        elif event == "result":
-            typer.echo("")
-            if data["status"] != "ok":
-                failed = True
-                output.error(f"{data['error']['title']}: {data['error']['detail']} [{data['error']['code']}]")
-            output.echo(_summary(data))
+    # Shown once when a local model has said nothing BUSY_NOTICE_SECONDS after the server accepted the run.
+    notice = threading.Timer(BUSY_NOTICE_SECONDS, _busy_notice)
+    notice.daemon = True
+    local: set[int] = set()
+    try:
+        for event, data in api.stream_events("/api/v1/playground/run", body):
+            if event == "start":
+                local = {m["index"] for m in data["models"] if m["provider"] == LOCAL_CONNECTION}
+                if local:
+                    notice.start()
+            elif data.get("index") in local or event == "error":
+                notice.cancel()
+            failed = _show_event(event, data, several) or failed
+    finally:
+        notice.cancel()
     if failed:
         raise exit_failure()
+
+
+def _busy_notice() -> None:
+    typer.echo(BUSY_NOTICE, err=True)
+
+
+def _show_event(event: str, data: Any, several: bool) -> bool:
+    """Print one streamed event; True when it reports a failure."""
+    if event == "delta":
+        prefix = f"[{data['index']}] " if several else ""
+        typer.echo(prefix + data["text"], nl=False)
+    elif event == "result":
+        typer.echo("")
+        if data["status"] != "ok":
+            _show_problem(data["error"])
+        output.echo(_summary(data))
+        return bool(data["status"] != "ok")
+    elif event == "error":
+        # The run failed after the stream started (the headers were sent already): the problem comes in-band.
+        _show_problem(data)
+        return True
+    return False
+
+
+def _show_problem(problem: dict[str, Any]) -> None:
+    output.error(str(CliError(str(problem.get("title")), problem.get("detail"), problem.get("code"))))
 
 
 # --- providers ----------------------------------------------------------------------------------------------

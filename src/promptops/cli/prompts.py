@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -370,7 +371,9 @@ def create(
 
 @app.command()
 def push(
-    path: Annotated[Path, typer.Argument(help="A .prompt.md file or a folder searched recursively.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Prompt files (.prompt.md) and/or folders searched recursively.")
+    ],
     label: Annotated[
         list[str] | None,
         typer.Option("--label", "-l", help="Also point this label at new versions (repeatable)."),
@@ -385,25 +388,28 @@ def push(
 ) -> None:
     """Push prompt files: create missing prompts, add a version where the content changed.
 
-    A file whose content hash equals the latest version's is reported unchanged and its labels are not moved.
+    Every file given or found under a folder is pushed once, in order; a file whose content hash equals the
+    latest version's is reported unchanged and its labels are not moved. A path or file that fails is
+    reported with its path and the others are still pushed; the exit status is then 1.
     """
-    if not path.exists():
-        raise CliError("No such file or folder", str(path), "file_error")
-    files = find_prompt_files(path)
-    if not files:
-        raise CliError("No prompt files found", f"no *.prompt.md files under {path}", "no_prompt_files")
     results: list[dict[str, Any]] = []
-    failures: list[str] = []
-    with client() as api:
-        for file in files:
-            try:
-                results.append(_push_one(api, file, label or [], message, dry_run))
-            except CliError as exc:
-                # One bad file should not hide what happened to the others; report it and go on.
-                results.append(
-                    {"file": str(file), "name": None, "action": "error", "version": None, "error": str(exc)}
-                )
-                failures.append(str(exc) if str(file) in str(exc) else f"{file}: {exc}")
+    api: ApiClient | None = None
+    try:
+        for file, error in _push_plan(paths):
+            if error is None:
+                api = api or client()
+                try:
+                    results.append(_push_one(api, file, label or [], message, dry_run))
+                    continue
+                except CliError as exc:
+                    error = exc
+            # One bad path or file should not hide what happened to the others; report it and go on.
+            results.append(
+                {"file": str(file), "name": None, "action": "error", "version": None, "error": str(error)}
+            )
+    finally:
+        if api is not None:
+            api.close()
     if as_json:
         output.print_json(results)
     else:
@@ -411,10 +417,62 @@ def push(
             ["File", "Name", "Action", "Version"],
             [[r["file"], r["name"], r["action"], r["version"]] for r in results],
         )
-    for failure in failures:
-        output.error(failure)
+        output.echo(_push_summary(results, dry_run))
+    failures = [r for r in results if r["action"] == "error"]
+    for r in failures:
+        output.error(r["error"] if r["file"] in r["error"] else f"{r['file']}: {r['error']}")
     if failures:
         raise exit_failure()
+
+
+def _push_plan(paths: list[Path]) -> Iterator[tuple[Path, CliError | None]]:
+    """Each prompt file to push, in argument order, or a path with the reason it has none to push.
+
+    A folder stands for every *.prompt.md under it; a file named directly and again through its folder is
+    pushed once.
+    """
+    seen: set[Path] = set()
+    for path in paths:
+        if not path.exists():
+            yield path, CliError("No such file or folder", str(path), "file_error")
+            continue
+        files = find_prompt_files(path)
+        if not files:
+            yield (
+                path,
+                CliError("No prompt files found", f"no *.prompt.md files under {path}", "no_prompt_files"),
+            )
+        for file in files:
+            if (key := file.resolve()) not in seen:
+                seen.add(key)
+                yield file, None
+
+
+def _push_summary(results: list[dict[str, Any]], dry_run: bool) -> str:
+    """One line counting the outcomes, e.g. ``Summary: 1 created, 2 new versions, 1 failed (4 in all).``"""
+    counts = dict.fromkeys(("created", "new version", "updated", "unchanged", "failed"), 0)
+    for result in results:
+        counts[_outcome(str(result["action"]))] += 1
+    parts = [
+        f"{count} {kind}{'s' if kind == 'new version' and count != 1 else ''}"
+        for kind, count in counts.items()
+        if count
+    ]
+    suffix = "; dry run, nothing changed" if dry_run else ""
+    return f"Summary: {', '.join(parts)} ({len(results)} in all{suffix})."
+
+
+def _outcome(action: str) -> str:
+    """The summary category of a push action ("would ..." actions count as what they would do)."""
+    if action == "error":
+        return "failed"
+    if "version" in action:  # "new version 3", "would create version 3"
+        return "new version"
+    if "create" in action:  # "created", "would create"
+        return "created"
+    if "updated" in action:  # "updated description+tags", "would be updated tags"
+        return "updated"
+    return "unchanged"
 
 
 def _push_one(

@@ -380,8 +380,8 @@ class Search:
 
     def _promoted(self, screened: Sequence[Candidate]) -> set[str]:
         """Successive halving: the better half of a round's screened candidates (at least one), leaving out any
-        clearly worse on the screening subset than the best prompt so far (deterministic, so a restart
-        decides the same)."""
+        clearly worse on the screening subset than the best prompt so far and any that got no screening case
+        right (deterministic, so a restart decides the same)."""
         if not self.s.rest_cost:
             return {c.id for c in screened}
         best = max((c.screen_score or 0.0 for c in self._scored()), default=0.0)
@@ -389,7 +389,8 @@ class Search:
         slack = SCREEN_SLACK_CASES / total
         ranked = sorted(screened, key=lambda c: (-(c.screen_score or 0.0), c.tokens, c.seq))
         keep = ranked[: max(1, -(-len(ranked) // 2))]
-        return {c.id for c in keep if (c.screen_score or 0.0) >= best - slack - 1e-9}
+        # nothing right on the screening cases: not worth the rest of the split, whatever the others did
+        return {c.id for c in keep if (c.screen_score or 0.0) >= max(best - slack - 1e-9, 1e-9)}
 
     async def _skip(self, candidate: Candidate, reason: str) -> None:
         candidate.status = "skipped" if reason == "budget" else "screened"

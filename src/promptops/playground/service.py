@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from promptops.auth.principal import Principal
@@ -68,6 +68,9 @@ async def prepare(runtime: Runtime, principal: Principal, body: PlaygroundIn) ->
     call = CallInput(prompt=result.text, messages=result.messages, response_schema=response_schema)
     targets = [_target(m) for m in body.models] or [default]
     fallbacks = [_target(f) for f in body.fallbacks]
+    if body.params:
+        targets = [replace(t, params={**t.params, **body.params}) for t in targets]
+        fallbacks = [replace(t, params={**t.params, **body.params}) for t in fallbacks]
     # Check every target before calling any: a bad one must fail the request before others spend money.
     for target in [*targets, *fallbacks]:
         runtime.caller.request_for(await runtime.caller.connection(principal, target.provider), target, call)

