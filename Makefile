@@ -30,6 +30,7 @@ bench: install
 	$(VENV)/bin/python bench/providers.py
 	$(VENV)/bin/python bench/eval.py
 	$(VENV)/bin/python bench/optimize.py
+	$(VENV)/bin/python bench/unseen.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

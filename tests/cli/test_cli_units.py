@@ -17,6 +17,7 @@ from promptops.cli import config as cfg
 from promptops.cli import output
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import json_or_string
+from promptops.cli.optimize import print_report, progress_line
 from promptops.cli.prompts import local_content_hash, parse_variable
 from promptops.registry.files import SUFFIX, parse_prompt_file
 from promptops.registry.hashing import content_hash
@@ -259,3 +260,54 @@ def test_diff_is_colored_on_a_terminal(
     out = capsys.readouterr().out
     assert "\x1b[31m-old [x]" in out  # red
     assert "\x1b[32m+new [y]" in out  # green
+
+
+def test_optimizer_progress_line_shows_calls_round_and_scores() -> None:
+    running = {
+        "callsUsed": 120,
+        "budget": 300,
+        "round": 2,
+        "bestTrainScore": 0.625,
+        "report": {"baseline": {"trainScore": 0.0, "valScore": 0.025}},
+    }
+    assert progress_line(running) == (
+        "calls 120/300 · round 2 · best train 0.625 (start 0.000) · validation start 0.025"
+    )
+    queued = {"callsUsed": 0, "budget": 300, "round": 0, "bestTrainScore": None, "report": {}}
+    assert progress_line(queued) == "calls 0/300 · round 0"
+
+
+def test_optimizer_report_fits_80_columns_unless_wide(capsys: pytest.CaptureFixture[str]) -> None:
+    row = {
+        "round": 12,
+        "strategy": "few-shot:reorder",
+        "status": "evaluating",
+        "screenScore": 0.5,
+        "trainScore": 0.625,
+        "valScore": 0.55,
+        "calls": 1200,
+        "tokens": 812,
+        "candidateId": "candidate_01m8v30cwj7fdc9a6fy80hwk3p",
+    }
+    found = {
+        "id": "opt_01m8v2jrg32j55fbm8qz0jjk11",
+        "status": "running",
+        "callsUsed": 1200,
+        "budget": 5000,
+        "spec": {
+            "promptName": "support/triage",
+            "version": 3,
+            "dataset": {"name": "support/tickets", "version": 2},
+            "trainCases": 200,
+            "valCases": 200,
+        },
+        "trajectory": [row] * 3,
+        "report": {},
+    }
+    print_report(found)
+    narrow = capsys.readouterr().out
+    table = [line for line in narrow.splitlines() if "few-shot:reorder" in line]
+    assert table and all(len(line) <= 80 for line in table), narrow
+    assert "candidate_01m8v30cwj7fdc9a6fy80hwk3p" not in narrow
+    print_report(found, wide=True)
+    assert "candidate_01m8v30cwj7fdc9a6fy80hwk3p" in " ".join(capsys.readouterr().out.split())

@@ -91,7 +91,7 @@ def print_summary(run: dict[str, Any], *, wide: bool = False) -> None:
             cells[5:5] = [g["latencyP50Ms"]]
             cells += [g["inputTokens"] + g["outputTokens"], f"{g['costUsd']:.6f}"]
         rows.append(cells)
-    output.table(columns, rows)
+    output.table(columns, rows, wide=wide)
     for g in run["summary"]:
         baselines = g.get("baselines")
         if baselines:

@@ -103,7 +103,7 @@ def print_report(optimization: dict[str, Any], *, wide: bool = False) -> None:
         if wide:
             cells += [row["tokens"], row["candidateId"]]
         rows.append(cells)
-    output.table(columns, rows, title="Trajectory")
+    output.table(columns, rows, title="Trajectory", wide=wide)
     report = optimization["report"]
     if optimization.get("error"):
         output.error(optimization["error"])

@@ -17,9 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 
-def console(*, stderr: bool = False) -> Console:
+def console(*, stderr: bool = False, width: int | None = None) -> Console:
     """A console on the current stdout/stderr; made per call so test runners' captured streams are used."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def print_json(data: Any) -> None:
@@ -55,15 +55,21 @@ def cell(value: Any) -> Text:
     return Text(str(value))
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
-    """Print a table; ``rows`` hold raw values, turned into cells with :func:`cell`."""
+WIDE = 400  # columns a --wide table may take: every cell on one line, whatever the terminal
+
+
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, wide: bool = False
+) -> None:
+    """Print a table; ``rows`` hold raw values, turned into cells with :func:`cell`. It fits the terminal
+    (cells folded), or with ``wide`` takes the room its cells need (for ``--wide`` and for piping)."""
     out = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
         # Fold rather than crop or ellipsize: an identifier split over two lines is still whole.
         out.add_column(column, overflow="fold")
     for row in rows:
         out.add_row(*(cell(v) for v in row))
-    console().print(out)
+    console(width=WIDE if wide else None).print(out)
 
 
 def listing(
