@@ -119,6 +119,9 @@ async def test_unreadable_answers_put_the_format_operators_first() -> None:
     # the winner reads: it has a cue, and examples made it better than the cue alone
     assert outcome.winner.strategy != "baseline" and outcome.winner.val_score == pytest.approx(0.9)
     assert outcome.baseline.val_score == 0.0
+    # the start got nothing right on the screening cases: the rest of the training split was not paid for
+    assert ("rest", BASE.key()) not in model.asked and outcome.baseline.details["train"]["screenOnly"]
+    assert outcome.baseline.calls == 10 + 20
 
 
 async def test_candidates_are_screened_before_the_whole_training_split() -> None:

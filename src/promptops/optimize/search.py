@@ -409,7 +409,8 @@ class Search:
             await self._progress(round=round_, phase="search")
         screened = [c for c in pending if c.status == "evaluating" and c.screen_score is not None]
         promoted = self._promoted(screened)
-        for candidate in screened:
+        # the best screening scores get the budget first
+        for candidate in sorted(screened, key=lambda c: (-(c.screen_score or 0.0), c.tokens, c.seq)):
             if candidate.id not in promoted:
                 await self._skip(candidate, "screened out: weaker on the screening cases")
             elif not self._affordable(self.s.rest_cost):
@@ -429,7 +430,15 @@ class Search:
         if baseline.screen_score is None:
             await self._score(baseline, "screen")
         if not baseline.scored:
-            await self._score(baseline, "rest")
+            if self.s.rest_cost and not baseline.screen_score:
+                # Nothing right on the screening cases: the rest of the split would only confirm it. Its
+                # training score is the screening one (the held-out comparison below is on every case).
+                self._set_train(baseline, SplitScore(**_split_fields(baseline.details["screen"])))
+                baseline.details["train"]["screenOnly"] = True
+                if await self.store.update(baseline, 0):
+                    raise Cancelled()
+            else:
+                await self._score(baseline, "rest")
         if baseline.val_score is None:
             await self._score(baseline, "val")
         await self._progress(
