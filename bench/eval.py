@@ -17,7 +17,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,17 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from server import free_port
 
 HERE = Path(__file__).resolve().parent
 KEY = "po_bench000_" + "B" * 40
 TEMPLATE = "Classify the sentiment of this review: {{ review }}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:

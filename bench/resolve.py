@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from server import free_port
 
 KEY = "po_bench000_" + "B" * 40
 PATH = "/api/v1/prompts/sentiment/few-shot@production"
@@ -49,12 +49,6 @@ def ensure_wrk() -> str:
     if not found:
         sys.exit("wrk is required (apt-get install wrk)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def postgres_database() -> str | None:
