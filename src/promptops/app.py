@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from promptops import __version__
+from promptops.allow_header import allowed_methods
 from promptops.auth.api import auth_router, keys_router, members_router
 from promptops.bootstrap import bootstrap, print_credentials
 from promptops.config import Settings, get_settings
@@ -33,6 +34,7 @@ from promptops.jobs import build_job_queue
 from promptops.logging import configure_logging, log
 from promptops.middleware import Metrics, RequestContextMiddleware
 from promptops.migrate import upgrade
+from promptops.openapi import install_openapi
 from promptops.ops.api import router as ops_router
 from promptops.ops.docs import install_docs
 from promptops.optimize.api import router as optimizations_router
@@ -49,14 +51,17 @@ from promptops.runs.api import router as runs_router
 from promptops.runs.recorder import RunRecorder
 from promptops.runtime import Runtime
 from promptops.tenancy.api import router as projects_router
+from promptops.validation import body_problem
 
 PROBLEM_JSON = "application/problem+json"
 HTTP_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 
 
-def _problem_response(body: dict[str, Any], status: int) -> JSONResponse:
+def _problem_response(
+    body: dict[str, Any], status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body.setdefault("requestId", current_request_id())
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -93,6 +98,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if unparsable := body_problem(exc.__cause__):  # malformed UTF-8 or over-deep JSON body: 422
+            return _problem_response(unparsable.to_problem(request.url.path), unparsable.status)
         code = HTTP_CODES.get(exc.status_code, "http_error")
         body = {
             "type": f"https://promptops.dev/problems/{code}",
@@ -102,7 +109,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             "code": code,
             "instance": request.url.path,
         }
-        return _problem_response(body, exc.status_code)
+        if exc.status_code != 405:
+            return _problem_response(body, exc.status_code)
+        allow = allowed_methods(request, exc.headers)
+        body["detail"] = f"{request.method} is not allowed on {request.url.path}; allowed: {allow}"
+        return _problem_response(body, 405, {"Allow": allow})
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -179,6 +190,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         promptopt_contract_router,
     ):
         app.include_router(router)
+    install_openapi(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

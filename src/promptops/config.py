@@ -50,6 +50,48 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="In-process cache of auth and label resolution; 0 disables."
     )
 
+    # Untrusted template work (docs/security.md, "Templates"). The size and work limits are checked inside the
+    # engine before anything is allocated; CPU and memory are enforced by the worker processes that run every
+    # render and every analysis/lint/diff of a big template, off the server's event loop.
+    template_max_output_chars: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        description="Characters a render may output, and the longest string it may build.",
+    )
+    template_max_items: int = Field(
+        default=100_000,
+        ge=100,
+        description="Items a list, range, slice, batch or repeat in a template may have.",
+    )
+    template_work_budget: int = Field(
+        default=10_000_000,
+        ge=10_000,
+        description="Work units per render: loop iterations, calls, and characters/items produced.",
+    )
+    template_cpu_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="CPU time one render or template analysis may use in a worker."
+    )
+    template_memory_mb: int = Field(
+        default=512,
+        ge=64,
+        description="Memory (address space) a template worker may add to its start-up size.",
+    )
+    template_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Template worker processes; 0: one per CPU, at least 2, at most 8.",
+    )
+    template_queue_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait for a free template worker before a 503."
+    )
+    template_inline_ms: float = Field(
+        default=20.0,
+        ge=0,
+        le=1_000,
+        description="Time slice for rendering a small, loop-only template in the server process; 0: always a worker.",
+    )
+
     job_backend: Literal["auto", "inprocess", "procrastinate"] = Field(
         default="auto",
         description="Background jobs: procrastinate on PostgreSQL, in-process on SQLite (auto), or forced.",

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from promptops.context import request_id_var
 from promptops.errors import PayloadTooLarge, ProblemError
 from promptops.logging import log
+from promptops.validation import target_problem
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -60,9 +61,13 @@ class RequestContextMiddleware:
         too_large = PayloadTooLarge(f"Request body exceeds {limit} bytes", limit=limit)
         state = {"status": 500, "started": False, "too_large": False}
         declared = _header(scope, b"content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            await _send_problem(send, too_large, scope, request_id)
-            self._finish(scope, 413, started)
+        early: ProblemError | None = (
+            too_large if declared and declared.isdigit() and int(declared) > limit else None
+        )
+        early = early or target_problem(scope["path"], scope.get("query_string", b""))
+        if early:
+            await _send_problem(send, early, scope, request_id)
+            self._finish(scope, early.status, started)
             request_id_var.reset(token)
             return
         received = 0

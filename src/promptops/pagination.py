@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.errors import ValidationProblem
 from promptops.ids import has_prefix
+from promptops.validation import BoundedDatetime, parse_db_int, text_problem
 
 T = TypeVar("T")
 
@@ -26,8 +27,12 @@ INVALID_CURSOR = "Invalid cursor: pass back the nextCursor of the previous page"
 # Query parameters the list endpoints share.
 PageLimit = Annotated[int, Query(ge=1, le=200, description="Page size (at most 200)")]
 IdCursor = Annotated[str | None, Query(max_length=40, description="nextCursor of the previous page")]
-Since = Annotated[datetime | None, Query(alias="from", description="From this time (inclusive)")]
-Until = Annotated[datetime | None, Query(alias="to", description="Until this time (exclusive)")]
+Since = Annotated[
+    datetime | None, Query(alias="from", description="From this time (inclusive)"), BoundedDatetime
+]
+Until = Annotated[
+    datetime | None, Query(alias="to", description="Until this time (exclusive)"), BoundedDatetime
+]
 PromptFilter = Annotated[str | None, Query(max_length=200, description="Prompt id or name")]
 VersionIdFilter = Annotated[str | None, Query(alias="versionId", max_length=40)]
 
@@ -47,17 +52,17 @@ def decode_cursor(cursor: str) -> str:
         value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
         value = ""
-    if not value:
+    if not value or text_problem(value):
         raise invalid_cursor()
     return value
 
 
 def decode_int_cursor(cursor: str) -> int:
     """A cursor that encodes an integer (a version number, a position)."""
-    raw = decode_cursor(cursor)
-    if not raw.isdigit():
+    number = parse_db_int(decode_cursor(cursor))
+    if number is None:
         raise invalid_cursor()
-    return int(raw)
+    return number
 
 
 def id_cursor(cursor: str, kind: str) -> str:
@@ -79,9 +84,13 @@ def filter_by_name(stmt: Select[Any], model: Any, *, prefix: str | None, query: 
             or_(model.name.startswith(folder, autoescape=True), model.name == prefix.rstrip("/"))
         )
     if query:
-        pattern = f"%{query.lower()}%"
+        # autoescape: % and _ in the query (and the escape character /) match themselves, not anything
+        needle = query.lower()
         stmt = stmt.where(
-            or_(func.lower(model.name).like(pattern), func.lower(model.description).like(pattern))
+            or_(
+                func.lower(model.name).contains(needle, autoescape=True),
+                func.lower(model.description).contains(needle, autoescape=True),
+            )
         )
     return stmt
 

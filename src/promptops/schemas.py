@@ -5,12 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
+
+from promptops.validation import check_datetime, check_json
 
 
 class ApiModel(BaseModel):
+    """Every request body: each field passes :mod:`promptops.validation` (text, numbers, depth, dates)."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _within_limits(cls, value: Any) -> Any:
+        return check_datetime(check_json(value))
 
 
 class ApiOut(BaseModel):
@@ -26,4 +35,4 @@ def _json_size_limit(limit: int) -> Any:
     return AfterValidator(check)
 
 
-SmallJson = Annotated[dict[str, Any], _json_size_limit(65_536)]
+SmallJson = Annotated[dict[str, Any], AfterValidator(check_json), _json_size_limit(65_536)]

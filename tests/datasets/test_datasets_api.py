@@ -694,3 +694,20 @@ async def test_dataset_uploads_may_exceed_the_general_body_limit(api: Api) -> No
     assert r.json()["version"]["caseCount"] == 9000
     r = await api.post("/api/v1/prompts", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content", "message"),
+    [
+        ("jsonl", '{"input": {"text": "a\\u0000b"}, "expected": "x"}\n', "input.text: must not contain NUL"),
+        ("json", '[{"input": "ok", "expected": "x", "metadata": {"k": "\\u0000"}}]', "metadata.k: must not"),
+        ("csv", "text,__expected\na\x00b,x\n", "NUL"),
+    ],
+)
+async def test_unstorable_values_in_an_upload_are_a_422_naming_the_line(
+    api: Api, fmt: str, content: str, message: str
+) -> None:
+    r = await imported(api, "hostile/upload", content, fmt)
+    assert r.status_code == 422, r.text
+    assert message in r.json()["detail"], r.json()
+    assert (await api.get(f"{BASE}/hostile/upload")).status_code == 404

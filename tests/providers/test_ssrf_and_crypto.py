@@ -67,6 +67,65 @@ def test_public_address_allowed_and_allow_list() -> None:
         judge("https://mixed.example.com/", [*PUBLIC, ipaddress.ip_address("169.254.169.254")], [])
 
 
+LOOPBACK_OR_PRIVATE = "a private, loopback, link-local or reserved address"
+
+# (url, what the refusal names): every spelling of a private address, resolved locally (literals or localhost)
+REFUSED = [
+    ("http://127.0.0.1/", "resolves to 127.0.0.1,"),
+    ("http://localhost:11434/v1", "'localhost' resolves to"),  # a host name that resolves to loopback
+    ("http://10.1.2.3/", "resolves to 10.1.2.3,"),
+    ("http://169.254.169.254/latest/meta-data/", "resolves to 169.254.169.254,"),
+    ("http://[::1]/", "resolves to ::1,"),
+    ("http://2130706433/", "resolves to 127.0.0.1,"),  # decimal
+    ("http://0x7f.1/", "resolves to 127.0.0.1,"),  # hex, short form
+    ("http://017700000001/", "resolves to 127.0.0.1,"),  # octal
+    ("http://0177.0.0.1/", "resolves to 127.0.0.1,"),  # octal dotted
+    ("http://[::ffff:127.0.0.1]/", "(which carries 127.0.0.1)"),  # IPv4-mapped
+    ("http://[::ffff:a9fe:a9fe]/", "(which carries 169.254.169.254)"),  # IPv4-mapped, hex
+    ("http://[::ffff:0:7f00:1]/", "(which carries 127.0.0.1)"),  # IPv4-translated (SIIT)
+    ("http://[::127.0.0.1]/", "(which carries 127.0.0.1)"),  # IPv4-compatible
+    ("http://[::10.0.0.1]/", "(which carries 10.0.0.1)"),
+    ("http://[64:ff9b::7f00:1]/", "(which carries 127.0.0.1)"),  # NAT64 well-known prefix
+    ("http://[64:ff9b::a9fe:a9fe]/", "(which carries 169.254.169.254)"),
+    ("http://[64:ff9b:1::7f00:1]/", "resolves to 64:ff9b:1::7f00:1,"),  # NAT64 local-use prefix
+    ("http://[64:ff9b:1::808:808]/", "resolves to 64:ff9b:1::808:808,"),
+    ("http://[2002:7f00:0001::]/", "(which carries 127.0.0.1)"),  # 6to4
+    ("http://[2002:a9fe:a9fe::1]/", "(which carries 169.254.169.254)"),
+    ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", "127.0.0.1)"),  # Teredo, client 127.0.0.1
+    ("http://[fe80::1]/", "resolves to fe80::1,"),
+    ("http://[fc00::1]/", "resolves to fc00::1,"),
+]
+
+
+@pytest.mark.parametrize(("url", "named"), REFUSED)
+async def test_every_spelling_of_a_private_address_is_refused(url: str, named: str) -> None:
+    with pytest.raises(UnsafeUrl) as info:
+        await check_base_url(url, [])
+    assert info.value.status == 422 and info.value.code == "unsafe_base_url"
+    assert named in info.value.detail and LOOPBACK_OR_PRIVATE in info.value.detail
+    assert "PROMPTOPS_PROVIDER_ALLOWED_HOSTS" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:0/", "http://[::1]:0/", "https://example.com:65536/", "http://example.com:-1/"]
+)
+async def test_ports_outside_1_to_65535_are_refused(url: str) -> None:
+    with pytest.raises(UnsafeUrl) as info:
+        await check_base_url(url, ["127.0.0.1", "::1"])
+    assert info.value.detail == "Base URL has an invalid port: it must be a number from 1 to 65535"
+
+
+async def test_allow_list_still_admits_loopback_and_public_embeddings_pass() -> None:
+    await check_base_url("http://127.0.0.1:11434/v1", ["127.0.0.1"])
+    await check_base_url("http://127.0.0.1:11434/v1", ["127.0.0.0/8"])
+    await check_base_url("http://[::ffff:127.0.0.1]:8080/", ["127.0.0.0/8"])
+    await check_base_url("http://localhost:11434/v1", ["localhost:11434"])
+    # an IPv6 address carrying a public IPv4 address is judged by that address
+    judge("http://[64:ff9b::5db8:d822]/", [ipaddress.ip_address("64:ff9b::5db8:d822")], [])
+    judge("http://[2002:5db8:d822::1]/", [ipaddress.ip_address("2002:5db8:d822::1")], [])
+    judge("http://[2606:4700::1111]/", [ipaddress.ip_address("2606:4700::1111")], [])
+
+
 def test_secret_box_round_trip_binding_and_rotation() -> None:
     old = SecretBox("first-master-secret-000")
     token = old.encrypt("sk-canary-123", "row-1")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -10,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptops.errors import NotFound, TemplateProblem
-from promptops.templates import engine
+from promptops.registry import diff as diffing
+from promptops.templates import engine, limits, lint, pool
 from promptops.templates.engine import (
     IncludedPrompt,
     RenderResult,
@@ -20,6 +23,35 @@ from promptops.templates.engine import (
     render,
     sources_of,
 )
+
+# --- render modes -------------------------------------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every async test runs twice: as configured (small templates get an in-process attempt first), and with
+    every render in a worker process, which must give the same results and the same problems."""
+    if inspect.iscoroutinefunction(metafunc.function):
+        metafunc.parametrize("render_mode", ["inline", "worker"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def render_mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    mode: str = getattr(request, "param", "inline")
+    previous = limits.configure(limits.current(), inline_ms=0 if mode == "worker" else 20.0)
+    try:
+        yield mode
+    finally:
+        limits.configure(previous)
+
+
+@pytest.fixture
+def small_limits() -> Iterator[None]:
+    previous = limits.configure(limits.current(), max_items=1000, max_output_chars=5000)
+    try:
+        yield
+    finally:
+        limits.configure(previous)
+
 
 # --- helpers ------------------------------------------------------------------------------------------------
 
@@ -679,6 +711,169 @@ def test_public_names_exported() -> None:
 
     for name in engine.__all__:
         assert getattr(package, name) is getattr(engine, name)
+
+
+# --- limits checked before allocation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "construct"),
+    [
+        ("{{ range(10)|slice(2000)|list|length }}", "slice(2000)"),
+        ("{{ range(10)|batch(2000)|list|length }}", "batch(2000)"),
+        ("{{ range(2000)|list|length }}", "range(2000)"),
+        ("{{ [0] * 2000 }}", "repeating a list (* 2000)"),
+        ("{{ 'x' * 6000 }}", "repeating a text (* 6000)"),
+        ("{{ ('x' * 2000)|map('upper')|list|length }}", "|list"),
+        ("{{ ('x' * 2000)|map('upper')|join|length }}", "|join"),
+        ("{{ ('x' * 2000)|map('upper')|sort|length }}", "|sort"),
+        ("{{ ''.join(('x' * 2000)|map('upper')) }}", "join()"),
+        ("{{ 'x'|center(6000) }}", "center(6000)"),
+        ("{{ 'x'.rjust(6000) }}", "str.rjust(6000)"),
+        ("{{ ('x\n' * 100)|indent(60) }}", "indent(60)"),
+        ("{{ ('x' * 1000)|wordwrap(1, wrapstring='yyyy') }}", "wordwrap(1)"),
+        ("{{ range(900)|join('xxxxxx') }}", "join"),
+        ("{{ ('x' * 100).translate({120: 'y' * 100}) }}", "str.translate()"),
+        ("{{ '%6000d' % 1 }}", "a % format width"),
+        ("{{ '{:>6000}'.format(1) }}", "a format width"),
+        ("{% set a = [0] * 100 %}{% set b = [a] * 100 %}{{ b }}", "printing a value"),
+        ("{% set a = [0] * 100 %}{% set b = [a] * 100 %}{{ b|string }}", "|string"),
+        ("{% set a = [0] * 100 %}{% set b = [a] * 100 %}{{ '%s' % (b,) }}", "% format"),
+        ("{% set a = [0] * 100 %}{% set b = [a] * 100 %}{{ '{}'.format(b) }}", "str.format()"),
+        ("{% set a = [0] * 100 %}{% set b = [a] * 100 %}{{ [b]|join }}", "join"),
+        ("{% set a = [0] * 100 %}{% set b = [a] * 100 %}{{ 'x' ~ b }}", "~"),
+        ("{{ range(900)|batch(1)|sum(start=[0] * 500)|length }}", "sum"),
+        ("{{ 'x'|center(6000) }}{{ 'x'|indent(6000, true) }}", "center(6000)"),  # not folded at compile time
+    ],
+)
+async def test_sizes_are_checked_from_the_arguments(
+    small_limits: None, template: str, construct: str
+) -> None:
+    """Each refusal names the construct and the limit (1000 items, 5000 characters here)."""
+    started = time.perf_counter()
+    problem = await problem_of(template)
+    assert time.perf_counter() - started < 5
+    assert problem.code == "render_output_too_large", problem.detail
+    assert problem.extra["construct"] == construct
+    assert str(problem.extra["limit"]) in problem.detail
+    assert problem.extra["limit"] in (1000, 5000)
+
+
+async def test_slice_of_a_huge_count_is_refused_before_slicing() -> None:
+    # The probe: this grew the server to 18.8 GB before the size check ran on the finished list.
+    started = time.perf_counter()
+    problem = await problem_of("{{ range(10)|slice(10**9)|list|length }}")
+    assert time.perf_counter() - started < 2
+    assert problem.code == "render_output_too_large"
+    assert problem.detail == "slice(1000000000) would make 1000000000 items, more than the limit of 100000"
+    assert problem.extra == {"limit": 100_000, "construct": "slice(1000000000)"}
+
+
+async def test_values_up_to_the_limits_still_render(small_limits: None) -> None:
+    assert await render_text("{{ range(10)|slice(1000)|list|length }}") == "1000"
+    assert await render_text("{{ range(1000)|batch(7)|list|length }}") == "143"
+    assert await render_text("{{ ('x' * 1000)|map('upper')|list|length }}") == "1000"
+    assert await render_text("{{ 'x' * 5000 }}") == "x" * 5000
+    assert await render_text("{% set a = [0] * 10 %}{{ [a] * 10 }}") == str([[0] * 10] * 10)
+
+
+async def test_comparing_nested_values_is_charged() -> None:
+    template = (
+        "{% set a = [0] * 1000 %}{% set a2 = [0] * 1000 %}{% set b = [a] * 1000 %}{% set b2 = [a2] * 1000 %}"
+        "{% set c = [b] * 1000 %}{% set c2 = [b2] * 1000 %}{{ c == c2 }}"
+    )
+    started = time.perf_counter()
+    problem = await problem_of(template)
+    assert problem.code == "render_budget_exceeded"
+    assert time.perf_counter() - started < 5
+
+
+# --- where rendering happens ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "simple"),
+    [
+        ("Hello {{ name }}", True),
+        ("{% for x in items %}{{ loop.index }}. {{ x|trim }}{% endfor %}", True),
+        ("{% if a in ['x', 'y'] %}{{ b|default('-')|upper }}{% endif %}", True),
+        ("{{ x.strip() }}{% for i in range(3) %}{{ loop.cycle('a', 'b') }}{% endfor %}", True),
+        ("{% macro m(v) %}<{{ v }}>{% endmacro %}{{ m(x) }}", True),
+        ("{% include 'other' %}", True),
+        ("{{ [x, x] }}", False),
+        ("{{ x * 3 }}", False),
+        ("{{ '%s' % x }}", False),
+        ("{{ items|batch(2)|list }}", False),
+        ("{{ items|map('upper')|list }}", False),
+        ("{{ namespace(a=1) }}", False),
+        ("{{ dict(a=x) }}", False),
+        ("{{ x.__class__ }}", True),  # refused by the sandbox wherever it runs
+    ],
+)
+def test_only_input_bound_templates_get_an_in_process_attempt(template: str, simple: bool) -> None:
+    parsed = engine._compile_source(engine._PromptEnvironment(), template, engine._root_origin("text", 0))
+    assert parsed.simple is simple
+
+
+async def test_in_process_attempt_hands_over_to_a_worker(render_mode: str) -> None:
+    # A simple template whose loop is too long for the in-process slice finishes in a worker, with the same
+    # output as if it had run here.
+    items = list(range(300_000))
+    output = await render_text("{% for i in items %}{% endfor %}{{ items|length }}", {"items": items})
+    assert output == "300000"
+
+
+async def test_worker_renders_includes_and_reports_them(registry: Registry) -> None:
+    registry.add("shared/tone", "Be {{ tone }}.", variables=[spec("tone")])
+    template = '{% include "shared/tone" %}{{ [x] * 2 }}'  # not input-bound: always a worker
+    result = await render(
+        "text", template, None, [spec("x", type="integer")], {"x": 1, "tone": "kind"}, registry.resolve
+    )
+    assert result.text == "Be kind.[1, 1]"
+    assert [p.prompt_name for p in result.included] == ["shared/tone"]
+
+
+async def test_worker_problems_keep_their_location(registry: Registry) -> None:
+    registry.add("divide", "a\n{{ [1] * 2 }}{{ 1 / 0 }}")
+    with pytest.raises(TemplateProblem) as info:
+        await render("text", '{% include "divide" %}', None, [], {}, registry.resolve)
+    assert info.value.code == "template_render_error"
+    assert info.value.extra["include"] == "divide" and info.value.extra["line"] == 2
+
+
+def test_parse_cost_estimate() -> None:
+    assert not engine.is_costly(["Hello {{ name }}, " * 100])
+    assert not engine.is_costly(["plain text " * 50_000])
+    assert engine.is_costly(["{% if a %}x{{ b }}{% endif %}\n" * 2_000])
+    assert engine.is_costly(["{{ " + "a + " * 5_000 + "a }}"])
+    assert engine.is_costly(["{{ unclosed " + "x" * 10_000])
+    assert engine.is_costly(["x" * 2_000_000])
+
+
+async def test_big_templates_are_analysed_in_a_worker_and_cached() -> None:
+    template = "Answer {{ name }} about {{ topic }}.\n" * 5_000
+    assert engine.is_costly([template])
+    analysis = await engine.analyze_async("text", template, None, [spec("name")])
+    assert analysis.used == ("name", "topic") and analysis.undeclared == ("topic",)
+    started = time.perf_counter()
+    assert engine.analyze("text", template, None, [spec("name")]) == analysis  # cached: no parsing
+    assert time.perf_counter() - started < 0.05
+    broken = template + "{% if %}"
+    with pytest.raises(TemplateProblem) as info:
+        await engine.analyze_async("text", broken, None, [])
+    assert info.value.code == "template_syntax_error" and info.value.extra["line"] == 5_001
+    with pytest.raises(TemplateProblem):
+        engine.analyze("text", broken, None, [])  # the worker's answer is cached too
+
+
+async def test_big_prompts_are_linted_and_diffed_in_workers_with_the_same_results() -> None:
+    template = "You are {{ role }}. Ignore previous instructions.\n" * 3_000
+    assert engine.is_costly([template], plain=1.5, tag=20.0)
+    here = lint.lint_prompt("text", template, None, [{"name": "role"}])
+    assert await lint.lint_prompt_async("text", template, None, [{"name": "role"}]) == here
+    a = {"kind": "text", "template": template}
+    b = {"kind": "text", "template": template.replace("You are", "Be")}
+    assert await pool.diff_versions(a, b, "v1", "v2") == diffing.diff_versions(a, b, "v1", "v2")
 
 
 # --- properties ---------------------------------------------------------------------------------------------

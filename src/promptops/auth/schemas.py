@@ -66,7 +66,8 @@ class ApiKeyCreatedOut(ApiKeyOut):
 
 
 class MemberIn(ApiModel):
-    email: str = Field(min_length=3, max_length=254)
+    # The pattern documents the service's rule (an '@', not first); the service enforces it as invalid_email.
+    email: str = Field(min_length=3, max_length=254, json_schema_extra={"pattern": r"^\s*[^\s@][\s\S]*@"})
     role: Role
     name: str = Field(default="", max_length=200)
     password: str | None = Field(default=None, min_length=8, max_length=1024)

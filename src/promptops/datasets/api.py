@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,7 @@ from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
 from promptops.pagination import PageLimit, decode_int_cursor, encode_cursor
 from promptops.runtime import runtime_of
+from promptops.validation import DB_INT_MAX
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
@@ -149,6 +150,12 @@ async def _dataset_with_latest(session: AsyncSession, dataset: Dataset) -> Datas
     return dataset_out(dataset, latest)
 
 
+# Saving cases identical to the latest version writes nothing and answers 200 with that version.
+UNCHANGED: dict[int | str, dict[str, Any]] = {
+    200: {"model": SavedOut, "description": "Nothing changed: the latest version is returned"}
+}
+
+
 @router.post("", status_code=201, response_model=SavedOut, summary="Create a dataset with its first version")
 @idempotent
 async def create_dataset(body: CreateDatasetIn, request: Request, principal: Writer) -> SavedOut:
@@ -180,7 +187,12 @@ async def list_datasets(
     return DatasetPage(items=[dataset_out(d, latest.get(d.id)) for d in datasets], next_cursor=next_cursor)
 
 
-@router.post("/from-runs", response_model=FromRunsOut, summary="Build or extend a dataset from recorded runs")
+@router.post(
+    "/from-runs",
+    response_model=FromRunsOut,
+    summary="Build or extend a dataset from recorded runs",
+    responses={201: {"model": FromRunsOut, "description": "A new dataset version was saved"}},
+)
 async def from_runs(body: FromRunsIn, request: Request, response: Response, principal: Writer) -> FromRunsOut:
     run_filter = None
     if body.filter is not None:
@@ -222,6 +234,7 @@ async def from_runs(body: FromRunsIn, request: Request, response: Response, prin
     response_model=SavedOut,
     summary="Add a version (full case list or patch operations); 200 when nothing changed",
     status_code=201,
+    responses=UNCHANGED,
 )
 async def create_version(
     name: str, body: NewVersionIn, request: Request, response: Response, principal: Writer
@@ -247,7 +260,7 @@ async def create_version(
 )
 async def list_cases(
     name: str,
-    version: int,
+    version: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
     request: Request,
     principal: Reader,
     tag: Annotated[
@@ -275,7 +288,9 @@ async def list_cases(
 
 
 @router.get("/{name:path}/versions/{version:int}", response_model=DatasetVersionOut, summary="One version")
-async def get_version(name: str, version: int, request: Request, principal: Reader) -> DatasetVersionOut:
+async def get_version(
+    name: str, version: Annotated[int, Path(ge=1, le=DB_INT_MAX)], request: Request, principal: Reader
+) -> DatasetVersionOut:
     async with runtime_of(request).db.transaction() as session:
         dataset = await service.get_dataset(session, principal, name)
         found = await service.get_version(session, dataset, version)
@@ -308,7 +323,9 @@ async def export(
     request: Request,
     principal: Reader,
     format: FormatQuery = None,
-    version: Annotated[int | None, Query(ge=1, description="Version number (default: latest)")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=DB_INT_MAX, description="Version number (default: latest)")
+    ] = None,
 ) -> Response:
     fmt = format or "jsonl"
     async with runtime_of(request).db.transaction() as session:
@@ -339,6 +356,7 @@ async def export(
     status_code=201,
     summary="Import a CSV, JSONL or JSON file: creates the dataset or a new version (200 when unchanged)",
     openapi_extra=IMPORT_BODY,
+    responses=UNCHANGED,
 )
 async def import_file(
     name: str,

@@ -64,6 +64,7 @@ from typing import Any, Literal
 import orjson
 
 from promptops.errors import PayloadTooLarge, ValidationProblem
+from promptops.validation import json_problem
 
 Format = Literal["csv", "jsonl", "json"]
 FORMATS: tuple[Format, ...] = ("csv", "jsonl", "json")
@@ -703,6 +704,18 @@ def parse(
 
 def _finish(parsed: list[tuple[Case, Where]], given: set[int], problems: Problems) -> list[Case]:
     _check_count(len(parsed))
+    for case, where in parsed:
+        # what no database can store (NUL, lone surrogates) or JSON cannot carry (huge or non-finite numbers)
+        stored = {
+            "input": case.input,
+            "expected": case.expected,
+            "metadata": case.metadata,
+            "tags": case.tags,
+        }
+        unstorable = json_problem(stored)
+        if unstorable is not None:
+            at, why = unstorable
+            problems.add(where, f"{at}: {why}" if at else why)
     check_unique(parsed, problems, given)
     problems.raise_if_any()
     return [c for c, _ in parsed]

@@ -16,6 +16,8 @@ from typing import Any
 from jinja2 import Environment, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
+from promptops.safe_regex import UserPattern, compile_built_pattern
+
 MAX_PLACEHOLDERS = 20
 MAX_TEXT_CHARS = 200_000
 
@@ -25,8 +27,8 @@ _ENV = Environment(autoescape=False, keep_trailing_newline=True)  # noqa: S701 -
 
 @dataclass(frozen=True)
 class Pattern:
-    regex: re.Pattern[str]
-    names: tuple[str, ...]  # group i+1 captures names[i]
+    regex: UserPattern  # RE2: a template of many placeholders would backtrack for ever on Python's re
+    names: tuple[str, ...]  # group i+1 captures names[i]; a name used twice has two groups
 
 
 def compile_template(source: str) -> Pattern | None:
@@ -37,7 +39,6 @@ def compile_template(source: str) -> Pattern | None:
         return None
     parts: list[str] = []
     names: list[str] = []
-    groups: dict[str, int] = {}
     previous_was_variable = False
     for node in ast.body:
         if not isinstance(node, nodes.Output):
@@ -50,31 +51,28 @@ def compile_template(source: str) -> Pattern | None:
             elif isinstance(child, nodes.Name) and child.ctx == "load":
                 if previous_was_variable:
                     return None
-                if child.name in groups:
-                    parts.append(f"(?P={_group(groups[child.name])})")
-                else:
-                    groups[child.name] = len(names)
-                    parts.append(f"(?P<{_group(len(names))}>.*?)")
-                    names.append(child.name)
+                parts.append("(.*?)")
+                names.append(child.name)
                 previous_was_variable = True
             else:
                 return None
-    if len(names) > MAX_PLACEHOLDERS:
+    if len(set(names)) > MAX_PLACEHOLDERS:
         return None
-    return Pattern(re.compile(r"\A" + "".join(parts) + r"\Z", re.DOTALL), tuple(names))
-
-
-def _group(index: int) -> str:
-    return f"v{index}"
+    regex = compile_built_pattern("(?s)" + "".join(parts))
+    return Pattern(regex, tuple(names)) if regex else None
 
 
 def match(pattern: Pattern, text: str) -> dict[str, str] | None:
     if len(text) > MAX_TEXT_CHARS:
         return None
-    found = pattern.regex.match(text)
-    if found is None:
+    groups = pattern.regex.fullmatch_groups(text)
+    if groups is None:
         return None
-    return {name: found.group(_group(i)) for i, name in enumerate(pattern.names)}
+    values: dict[str, str] = {}
+    for name, value in zip(pattern.names, groups, strict=True):
+        if values.setdefault(name, value) != value:  # RE2 has no backreferences: a repeat is checked here
+            return None
+    return values
 
 
 def coerce(value: str, type_: str) -> Any:

@@ -8,7 +8,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from promptops.datasets.formats import MAX_CASES, MAX_KEY_LENGTH
+from promptops.registry.refs import NAME_RE
 from promptops.schemas import ApiModel, ApiOut
+
+# The dataset naming rule, for OpenAPI (the service enforces it, with code invalid_dataset_name).
+NAME_SCHEMA: dict[str, Any] = {"pattern": NAME_RE.pattern}
 
 CaseObject = dict[str, Any]
 """A case as in a JSONL line: ``{"id", "input"|"vars", "expected", "tags", "metadata"}``, flat, or the OpenAI
@@ -18,7 +22,7 @@ CaseKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
 
 
 class CreateDatasetIn(ApiModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra=NAME_SCHEMA)
     description: str = Field(default="", max_length=2000)
     cases: list[CaseObject] = Field(default_factory=list, max_length=MAX_CASES)
     commit_message: str = Field(default="", max_length=2000)
@@ -80,7 +84,7 @@ class RunFilterIn(ApiModel):
 
 
 class FromRunsIn(ApiModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra=NAME_SCHEMA)
     run_ids: list[Annotated[str, Field(max_length=40)]] | None = Field(
         default=None, min_length=1, max_length=10_000
     )

@@ -21,6 +21,7 @@ from promptops.evals.scoring import label_task, scorers_for, validate_specs
 from promptops.governance import audit
 from promptops.registry.models import PromptVersion
 from promptops.runtime import Runtime
+from promptops.templates import preanalyze
 
 REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*(@[A-Za-z0-9_-]+)?$")
 CONCURRENCY = 8
@@ -44,12 +45,14 @@ async def _version(runtime: Runtime, principal: Principal, prompt: str) -> tuple
         except NotFound:
             if "@" in prompt:
                 raise
+    await preanalyze("text", prompt, None)  # a big text is parsed off the event loop, then found cached
     return quick.unsaved_version("text", prompt), None
 
 
 async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalRequest) -> PromptEvalResult:
     """Run every test case, score it, and answer with the mean score and a readable summary."""
     version, prompt_id = await _version(runtime, principal, body.prompt)
+    await preanalyze(version.kind, version.template, version.messages)
     names = variable_names(version)
     cases = [
         (bind(c.input, names, case=f"testCases[{i}].input"), _expected_text(c.expected))

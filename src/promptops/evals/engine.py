@@ -349,6 +349,8 @@ async def execute(runtime: Runtime, run_id: str) -> None:
     log.info("eval_started", eval_run_id=run.id, attempt=run.attempts, total_cells=run.total_cells)
     try:
         cases, versions, done = await _load(runtime, run)
+        for loaded in versions.values():  # parsed off the event loop before the per-case variable_names()
+            await templates.preanalyze(loaded.kind, loaded.template, loaded.messages)
         ctx = CallContext(principal=principal, source="eval", trace_id=run.id)
         models = CallerModelAccess(runtime.caller, ctx, DEFAULT_JUDGE)
         resolver = CachedIncludes(runtime, principal)

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from promptops.providers.schemas import ModelTarget
 from promptops.schemas import ApiModel, ApiOut, SmallJson
+from promptops.validation import Ref
 
 MAX_SCORERS = 20
 
@@ -35,9 +36,9 @@ class EvalRunIn(ApiModel):
 
     name: str = Field(default="", max_length=200)
     # registry references: name, name@label, name@3 or a version id (ver_...)
-    prompts: list[str] = Field(min_length=1, max_length=10)
+    prompts: list[Ref] = Field(min_length=1, max_length=10)
     # dataset name (latest version), name@N, or a dataset version id (dsv_...)
-    dataset: str = Field(min_length=1, max_length=250)
+    dataset: Ref = Field(min_length=1, max_length=250)
     # models to run each prompt on; empty = each version's modelConfig, else the local model
     models: list[ModelTarget] = Field(default_factory=list, max_length=10)
     scorers: list[ScorerSpec] = Field(default_factory=list, max_length=MAX_SCORERS)

@@ -33,6 +33,7 @@ from promptops.providers.calls import ModelCaller, Target
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
 from promptops.registry.models import Prompt, PromptVersion
+from promptops.templates import preanalyze
 from promptops.tenancy.service import get_scoped, scoped
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -149,6 +150,7 @@ async def create_run(
     all_targets: list[dict[str, Any]] = []
     for ref in body.prompts:
         prompt, version = await resolve_prompt_ref(session, principal, ref)
+        await preanalyze(version.kind, version.template, version.messages)  # off the event loop
         check_cases(cases, version, body.variables)
         targets = [m.model_dump() for m in body.models] or [version_target(version)]
         all_targets.extend(targets)

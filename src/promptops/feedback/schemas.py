@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from promptops.schemas import ApiModel, ApiOut
+from promptops.validation import Ref, check_json
 
 SCORE_MIN = 1.0
 SCORE_MAX = 5.0
@@ -25,6 +26,8 @@ MAX_NOTES = 10_000
 MAX_TAGS = 20
 MAX_ENQUEUE = 500
 SCORE_RANGE_MESSAGE = f"must be between {SCORE_MIN:g} and {SCORE_MAX:g} (the QA rubric scale)"
+# Documents the range for OpenAPI; the validators below enforce it (with the message above).
+SCORE_SCHEMA: dict[str, Any] = {"minimum": SCORE_MIN, "maximum": SCORE_MAX}
 
 
 def check_score(value: float | None, what: str = "score") -> float | None:
@@ -41,7 +44,7 @@ def check_score(value: float | None, what: str = "score") -> float | None:
 class FeedbackPayload(ApiModel):
     """Seed 004 ``FeedbackPayload`` for ``POST /api/prompt/feedback``: {promptId, user, score, notes}."""
 
-    prompt_id: str = Field(
+    prompt_id: Ref = Field(
         min_length=1,
         max_length=300,
         description="A prompt id (prm_...), a version id (ver_...) or a reference: name, name@label, name@3",
@@ -49,7 +52,7 @@ class FeedbackPayload(ApiModel):
     user: str = Field(
         default="", max_length=200, description="Who the feedback is from (default: the caller's name)"
     )
-    score: float = Field(description="1-5 on the QA rubric scale")
+    score: float = Field(description="1-5 on the QA rubric scale", json_schema_extra=SCORE_SCHEMA)
     notes: str = Field(default="", max_length=MAX_NOTES)
 
     @field_validator("score", mode="before")
@@ -57,13 +60,15 @@ class FeedbackPayload(ApiModel):
     def _score(cls, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"score must be a number {SCORE_RANGE_MESSAGE}")
-        return check_score(float(value))
+        return check_score(float(check_json(value)))
 
 
 class RatingFields(ApiModel):
     """What a rating says: at least one of score, thumbs or rubric; optional tags and notes."""
 
-    score: float | None = Field(default=None, description="1-5 on the QA rubric scale")
+    score: float | None = Field(
+        default=None, description="1-5 on the QA rubric scale", json_schema_extra=SCORE_SCHEMA
+    )
     thumbs: Literal[1, -1] | None = Field(default=None, description="+1 (thumbs up) or -1 (thumbs down)")
     rubric: dict[Criterion, float] = Field(
         default_factory=dict, description="Per-criterion scores 1-5: " + ", ".join(CRITERIA)
@@ -81,7 +86,7 @@ class RatingFields(ApiModel):
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"score must be a number {SCORE_RANGE_MESSAGE}")
-        return check_score(float(value))
+        return check_score(float(check_json(value)))
 
     @field_validator("thumbs", mode="before")
     @classmethod
@@ -100,7 +105,7 @@ class RatingFields(ApiModel):
         for criterion, score in value.items():
             if isinstance(score, bool) or not isinstance(score, int | float):
                 raise ValueError(f"rubric.{criterion} must be a number {SCORE_RANGE_MESSAGE}")
-            check_score(float(score), f"rubric.{criterion}")
+            check_score(float(check_json(score)), f"rubric.{criterion}")
         return value
 
     @field_validator("tags")
@@ -129,7 +134,7 @@ class FeedbackIn(RatingFields):
 
     run_id: str | None = Field(default=None, max_length=40)
     eval_result_id: str | None = Field(default=None, max_length=40)
-    prompt: str | None = Field(
+    prompt: Ref | None = Field(
         default=None,
         max_length=300,
         description="prm_ id, ver_ id, name, name@label or name@3 (rates the version, not one run)",
@@ -208,7 +213,7 @@ class FeedbackSummaryOut(ApiOut):
 class SampleIn(ApiModel):
     """Enqueue the most recent successful runs of a prompt (or of one version: name@label, name@3)."""
 
-    prompt: str = Field(min_length=1, max_length=300)
+    prompt: Ref = Field(min_length=1, max_length=300)
     source: Literal["playground", "eval", "gateway", "sdk", "experiment"] | None = None
     limit: int = Field(default=20, ge=1, le=MAX_ENQUEUE)
     since: datetime | None = None

@@ -23,6 +23,7 @@ from promptops.governance.schemas import (
 from promptops.pagination import IdCursor, PageLimit, Since, Until
 from promptops.registry import service as registry
 from promptops.runtime import runtime_of
+from promptops.validation import SEQ_CURSOR
 
 contract_router = APIRouter(prefix="/api/prompt", tags=["promptopt contract"])
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -85,7 +86,7 @@ async def contract_audit(
     event_type: Annotated[str | None, Query(alias="eventType", max_length=60)] = None,
     since: Since = None,
     until: Until = None,
-    cursor: IdCursor = None,
+    cursor: Annotated[IdCursor, SEQ_CURSOR] = None,
     limit: PageLimit = 50,
 ) -> AuditPage:
     return await _list(request, principal, prompt_id, user, event_type, since, until, cursor, limit)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from promptops.schemas import ApiModel, ApiOut
+from promptops.validation import DbInt, Ref
 
 
 class AuditEventRecord(ApiOut):
@@ -51,10 +52,10 @@ class VerifyOut(ApiOut):
 class RollbackRequest(ApiModel):
     """``POST /api/prompt/rollback``: restore a label (default production) to its previous or a named version."""
 
-    prompt_id: str = Field(min_length=1, max_length=200, description="Prompt id (prm_...) or name")
+    prompt_id: Ref = Field(min_length=1, max_length=200, description="Prompt id (prm_...) or name")
     label: str = Field(default="production", max_length=63)
     to_version_id: str | None = Field(default=None, max_length=40)
-    to_version: int | None = Field(default=None, ge=1)
+    to_version: DbInt | None = None
     reason: str = Field(default="", max_length=2000)
     approver: str | None = Field(default=None, max_length=254)
 

@@ -39,6 +39,7 @@ from promptops.registry import service as registry
 from promptops.registry.models import PromptVersion
 from promptops.registry.schemas import CreateVersionIn
 from promptops.runtime import Runtime
+from promptops.templates import engine as templates
 
 
 class DbStore:
@@ -348,6 +349,7 @@ async def execute(runtime: Runtime, optimization_id: str) -> None:
     log.info("optimization_started", optimization_id=optimization.id, attempt=optimization.attempts)
     try:
         version, cases, candidates = await _load(runtime, optimization)
+        await templates.preanalyze(version.kind, version.template, version.messages)  # off the event loop
         evaluate = Evaluator(runtime, principal, optimization, version, cases)
         examples = [
             Example(c.key, case_variables(c, version), c.expected)

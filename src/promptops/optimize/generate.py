@@ -109,6 +109,8 @@ async def load_dataset_cases(
         rows = await datasets.list_cases(session, principal, version.id, limit=limit)
     if not rows:
         raise ValidationProblem(f"Dataset {ref!r} has no cases", code="empty_dataset")
+    if prompt is not None:  # its variables are looked up per case: parse it off the event loop first
+        await templates.preanalyze(prompt.kind, prompt.template, prompt.messages)
     return LoadedCases(
         version.id, [quick.QuickCase(case_variables(r, prompt), r.expected, r.key) for r in rows]
     )
@@ -251,7 +253,9 @@ async def generate(
             f"Dataset {body.dataset!r} has cases without the variable(s) {', '.join(missing)} the prompt needs",
             code="dataset_mismatch",
         )
-    base_includes = templates.analyze("text", base.template, None, []).includes if base is not None else ()
+    base_includes = (
+        (await templates.analyze_async("text", base.template, None, [])).includes if base is not None else ()
+    )
 
     # Examples for few-shot strategies come from the dataset; the rest of the cases evaluate the candidates.
     labels = st.infer_labels(c.expected for c in all_cases)

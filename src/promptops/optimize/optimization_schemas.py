@@ -10,6 +10,7 @@ from pydantic import Field
 from promptops.evals.schemas import MAX_SCORERS, ScorerSpec
 from promptops.providers.schemas import ModelTarget
 from promptops.schemas import ApiModel, ApiOut
+from promptops.validation import Ref
 
 MIN_BUDGET = 10
 MAX_BUDGET = 5000
@@ -32,9 +33,9 @@ class ProposerIn(ApiModel):
 
 class OptimizationIn(ApiModel):
     # registry reference of the starting version: name, name@label, name@3 or a version id
-    prompt: str = Field(min_length=1, max_length=250)
+    prompt: Ref = Field(min_length=1, max_length=250)
     # dataset name (latest version), name@N or a dataset version id
-    dataset: str = Field(min_length=1, max_length=250)
+    dataset: Ref = Field(min_length=1, max_length=250)
     budget: int = Field(default=DEFAULT_BUDGET, ge=MIN_BUDGET, le=MAX_BUDGET, description="Model calls")
     # the model the prompt is optimized for (default: the version's modelConfig, else the local model)
     model: ModelTarget | None = None

@@ -54,12 +54,12 @@ from promptops.optimize.generate import (
     target_with_params,
 )
 from promptops.optimize.schemas import PromptRefineRequest, PromptRefineResult, RefineCandidateOut
-from promptops.registry import diff as diffing
 from promptops.registry import service as registry
 from promptops.registry.models import PromptVersion
 from promptops.registry.schemas import CreateVersionIn
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
+from promptops.templates import pool as template_pool
 
 ORDER = (
     "tighten-format+counter-examples",
@@ -184,6 +184,8 @@ def _primary(parent: PromptVersion) -> str | None:
 async def refine(runtime: Runtime, principal: Principal, body: PromptRefineRequest) -> PromptRefineResult:
     """Build candidates, pick the best (evaluation when cases exist, else heuristics), save it as a version."""
     prompt, parent = await load_version(runtime, principal, body.prompt)
+    await templates.preanalyze(parent.kind, parent.template, parent.messages)  # off the event loop
+    await templates.preanalyze("text", parent.template, None)  # what _primary() analyses
     evidence = await _evidence(runtime, principal, parent, body)
     notes = evidence.notes_text
     if not notes and not evidence.failures and not evidence.cases:
@@ -200,7 +202,7 @@ async def refine(runtime: Runtime, principal: Principal, body: PromptRefineReque
     parent_params = dict((parent.model_config_ or {}).get("params") or {})
     variables = list(parent.variables)
     required = required_names(variables)
-    includes = templates.analyze("text", template, None, []).includes
+    includes = (await templates.analyze_async("text", template, None, [])).includes
     labels = _labels(parent, evidence)
 
     # The parent's score first: it tells which cases fail (counter-examples) when only a dataset is given.
@@ -435,7 +437,7 @@ async def refine(runtime: Runtime, principal: Principal, body: PromptRefineReque
             session, principal, prompt.id, CreateVersionIn.model_validate(fields)
         )
         a_name, b_name = f"{prompt.name} v{parent.version}", f"{prompt.name} v{version.version}"
-        changes = diffing.diff_versions(
+        changes = await template_pool.diff_versions(
             registry.version_fields(parent), registry.version_fields(version), a_name, b_name
         )
         deltas = {

@@ -13,6 +13,7 @@ from pydantic import Field
 from promptops.evals.schemas import ScorerSpec
 from promptops.providers.schemas import ModelTarget
 from promptops.schemas import ApiModel, ApiOut
+from promptops.validation import Ref
 
 MAX_SCORERS = 10
 GenerateStrategy = Literal[
@@ -27,13 +28,13 @@ class PromptGenerationRequest(ApiModel):
     task: str = Field(min_length=1, max_length=4000)
     context: str = Field(default="", max_length=20_000)
     # a registry reference (name, name@label, name@3) or a version id: the prompt the candidates start from
-    template_id: str | None = Field(default=None, max_length=250)
+    template_id: Ref | None = Field(default=None, max_length=250)
     count: int = Field(default=4, ge=1, le=20)
     # --- extensions ---
     # where new drafts are saved when there is no templateId (default generated/<slug of task>)
     name: str | None = Field(default=None, max_length=200)
     # dataset (name, name@N or dsv_ id): few-shot examples are drawn from it and candidates are quick-evaluated
-    dataset: str | None = Field(default=None, max_length=250)
+    dataset: Ref | None = Field(default=None, max_length=250)
     # the model that writes LLM candidates and answers the quick evaluation (default: templateId's model
     # config, else the local model)
     model: ModelTarget | None = None
@@ -87,13 +88,13 @@ class PromptRefineRequest(ApiModel):
     """``prompt`` + feedback -> an improved version (seed 004 ``/api/prompt/refine``)."""
 
     # registry reference (name, name@label, name@3) or a version id
-    prompt: str = Field(min_length=1, max_length=250)
+    prompt: Ref = Field(min_length=1, max_length=250)
     feedback: str = Field(default="", max_length=10_000)
     # also use the version's recent feedback notes and low ratings
     use_feedback: bool = False
     # failed cases of this evaluation (for this version) become counter-examples and the test set
     eval_run_id: str | None = Field(default=None, max_length=40)
-    dataset: str | None = Field(default=None, max_length=250)
+    dataset: Ref | None = Field(default=None, max_length=250)
     model: ModelTarget | None = None
     strategies: list[RefineStrategy] | None = Field(default=None, max_length=4)
     scorers: list[ScorerSpec] = Field(default_factory=list, max_length=MAX_SCORERS)

@@ -142,6 +142,7 @@ async def create_optimization(
             "(a training and a validation split)",
             code="dataset_too_small",
         )
+    await templates.preanalyze(version.kind, version.template, version.messages)  # off the event loop
     check_cases(cases, version)
     scorers = scorers_for(body.scorers, (c.expected for c in cases))
     if not scorers:
@@ -173,7 +174,7 @@ async def create_optimization(
             "dataset (maxTrainCases, maxValCases)",
             code="budget_too_small",
         )
-    used = sorted(templates.analyze(version.kind, version.template, version.messages, []).used)
+    used = sorted((await templates.analyze_async(version.kind, version.template, version.messages, [])).used)
     draft = version_draft(version, target)
     optimization = Optimization(
         id=new_id("optimization"),

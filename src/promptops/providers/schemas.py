@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from promptops.registry.schemas import MessageIn
 from promptops.schemas import ApiModel, ApiOut, SmallJson
+from promptops.validation import Ref
 
 CONNECTION_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
 
@@ -102,7 +103,7 @@ class CacheOptions(ApiModel):
 
 
 class PlaygroundIn(ApiModel):
-    prompt: str | None = Field(default=None, max_length=300, description="name, name@label or name@3")
+    prompt: Ref | None = Field(default=None, max_length=300, description="name, name@label or name@3")
     template: str | None = Field(default=None, max_length=200_000, description="A raw text template")
     messages: list[MessageIn] | None = Field(
         default=None, min_length=1, max_length=200, description="Raw chat messages [{role, content}]"

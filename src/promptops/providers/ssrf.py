@@ -4,8 +4,9 @@ A project admin can point a connection at any URL, and the server will then send
 this guard that is a way to reach the server's own network (cloud metadata at 169.254.169.254, databases on
 loopback, private services). Every address the host resolves to must be globally routable. Resolution goes
 through the system resolver, so odd spellings of an address (``2130706433``, ``0x7f.1``, ``127.1``,
-``[::ffff:127.0.0.1]``) are judged by the address they really mean. Operators may allow specific private
-hosts (a local Ollama, a vLLM on the LAN) with ``PROMPTOPS_PROVIDER_ALLOWED_HOSTS``.
+``[::ffff:127.0.0.1]``) are judged by the address they really mean, and an IPv6 address that carries IPv4
+addresses (IPv4-mapped or -compatible, NAT64, 6to4, Teredo) is judged by those. Operators may allow specific
+private hosts (a local Ollama, a vLLM on the LAN) with ``PROMPTOPS_PROVIDER_ALLOWED_HOSTS``.
 """
 
 from __future__ import annotations
@@ -35,19 +36,51 @@ def _host_port(url: str) -> tuple[str, int]:
     if not parts.hostname:
         raise UnsafeUrl("Base URL has no host")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port
     except ValueError:
-        raise UnsafeUrl("Base URL has an invalid port")
+        port = 0
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    elif not 1 <= port <= 65535:
+        raise UnsafeUrl("Base URL has an invalid port: it must be a number from 1 to 65535")
     return parts.hostname.lower().rstrip("."), port
 
 
+# IPv6 ranges whose addresses carry an IPv4 address in their last 32 bits (RFC 4291 IPv4-compatible and
+# IPv4-mapped, RFC 2765 IPv4-translated, RFC 6052 NAT64 well-known prefix): a request there reaches that IPv4
+# address, so it is judged as that address.
+_LAST_32_BITS = tuple(
+    ipaddress.IPv6Network(net) for net in ("::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+)
+# RFC 8215 local-use NAT64 prefix: translates to IPv4 inside the operator's own network, never global.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+_LAST_32_BITS_EXCEPT = (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1"))  # themselves, not IPv4
+
+
+def _embedded(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo server and client)."""
+    if isinstance(address, ipaddress.IPv4Address) or address in _LAST_32_BITS_EXCEPT:
+        return ()
+    if any(address in net for net in _LAST_32_BITS):
+        return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        return address.teredo
+    return ()
+
+
 def _effective(address: IPAddress) -> IPAddress:
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address.sixtofour is not None:
-            return address.sixtofour
-    return address
+    """The address a connection really reaches: for an IPv6 address that carries IPv4 ones, the last of those."""
+    embedded = _embedded(address)
+    return embedded[-1] if embedded else address
+
+
+def _unsafe(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address in _LOCAL_NAT64:
+        return True
+    judged: tuple[IPAddress, ...] = _embedded(address) or (address,)
+    return any(not a.is_global or a.is_multicast for a in judged)
 
 
 def _allowed(host: str, port: int, addresses: Sequence[IPAddress], allow: Sequence[str]) -> bool:
@@ -72,10 +105,11 @@ def judge(url: str, addresses: Sequence[IPAddress], allow: Sequence[str]) -> Non
     if _allowed(host, port, addresses, allow):
         return
     for address in addresses:
-        real = _effective(address)
-        if not real.is_global or real.is_multicast:
+        if _unsafe(address):
+            embedded = _embedded(address)
+            shown = f"{address} (which carries {', '.join(map(str, embedded))})" if embedded else str(address)
             raise UnsafeUrl(
-                f"Base URL host {host!r} resolves to {real}, a private, loopback, link-local or reserved "
+                f"Base URL host {host!r} resolves to {shown}, a private, loopback, link-local or reserved "
                 "address; an operator can allow it with PROMPTOPS_PROVIDER_ALLOWED_HOSTS",
                 host=host,
             )

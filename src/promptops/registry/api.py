@@ -40,6 +40,7 @@ from promptops.registry.schemas import (
 )
 from promptops.runtime import runtime_of
 from promptops.templates import lint
+from promptops.validation import DB_INT_MAX, Ref, VersionRef
 
 router = APIRouter(prefix="/api/v1/prompts", tags=["prompts"])
 
@@ -178,7 +179,7 @@ async def list_prompts(
 @router.post("/{name:path}/versions", status_code=201, response_model=ResolvedOut, summary="Add a version")
 @idempotent
 async def create_version(
-    name: str, body: CreateVersionIn, request: Request, principal: Writer
+    name: Ref, body: CreateVersionIn, request: Request, principal: Writer
 ) -> ResolvedOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         prompt, version = await service.create_version(session, principal, name, body)
@@ -187,7 +188,7 @@ async def create_version(
 
 @router.get("/{name:path}/versions", response_model=VersionPage, summary="List versions, newest first")
 async def list_versions(
-    name: str,
+    name: Ref,
     request: Request,
     principal: Reader,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
@@ -207,7 +208,7 @@ async def list_versions(
     summary="Lint a saved version now (current project lint settings, includes and model windows)",
 )
 async def lint_version(
-    name: str, number: Annotated[int, Path(ge=1)], request: Request, principal: Reader
+    name: Ref, number: Annotated[int, Path(ge=1, le=DB_INT_MAX)], request: Request, principal: Reader
 ) -> LintOut:
     async with runtime_of(request).db.transaction() as session:
         prompt, version, findings, config = await service.lint_saved_version(session, principal, name, number)
@@ -215,7 +216,7 @@ async def lint_version(
 
 
 @router.get("/{name:path}/labels", response_model=list[LabelOut], summary="Current labels")
-async def list_labels(name: str, request: Request, principal: Reader) -> list[LabelOut]:
+async def list_labels(name: Ref, request: Request, principal: Reader) -> list[LabelOut]:
     async with runtime_of(request).db.transaction() as session:
         prompt = await service.get_prompt(session, principal, name)
         labels = await service.labels_of_prompt(session, prompt.id)
@@ -236,7 +237,7 @@ async def list_labels(name: str, request: Request, principal: Reader) -> list[La
 
 @router.get("/{name:path}/history", response_model=list[LabelEventOut], summary="Label move history")
 async def history(
-    name: str,
+    name: Ref,
     request: Request,
     principal: Reader,
     label: Annotated[str | None, Query(max_length=63)] = None,
@@ -263,7 +264,7 @@ async def history(
 
 @router.put("/{name:path}/labels/{label}", response_model=LabelMoveOut, summary="Point a label at a version")
 async def set_label(
-    name: str, label: str, body: SetLabelIn, request: Request, principal: Labeller
+    name: Ref, label: str, body: SetLabelIn, request: Request, principal: Labeller
 ) -> LabelMoveOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         move = await service.set_label(
@@ -279,7 +280,7 @@ async def set_label(
 
 
 @router.delete("/{name:path}/labels/{label}", status_code=204, summary="Remove a label")
-async def delete_label(name: str, label: str, request: Request, principal: Labeller) -> Response:
+async def delete_label(name: Ref, label: str, request: Request, principal: Labeller) -> Response:
     async with runtime_of(request).db.transaction(write=True) as session:
         await service.delete_label(session, principal, name, label)
     return Response(status_code=204)
@@ -287,7 +288,7 @@ async def delete_label(name: str, label: str, request: Request, principal: Label
 
 @router.post("/{name:path}/labels/{label}/rollback", response_model=LabelMoveOut, summary="Roll a label back")
 async def rollback_label(
-    name: str, label: str, body: RollbackIn, request: Request, principal: Deployer
+    name: Ref, label: str, body: RollbackIn, request: Request, principal: Deployer
 ) -> LabelMoveOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         move = await service.rollback(
@@ -303,7 +304,7 @@ async def rollback_label(
 
 
 @router.post("/{name:path}/render", response_model=RenderOut, summary="Render a version with variables")
-async def render(name: str, body: RenderIn, request: Request, principal: Reader) -> RenderOut:
+async def render(name: Ref, body: RenderIn, request: Request, principal: Reader) -> RenderOut:
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
         prompt, version, result = await service.render(
@@ -339,13 +340,13 @@ async def render(name: str, body: RenderIn, request: Request, principal: Reader)
 
 @router.get("/{name:path}/diff", response_model=DiffOut, summary="Diff two versions")
 async def diff(
-    name: str,
+    name: Ref,
     request: Request,
     principal: Reader,
     from_: Annotated[
-        str, Query(alias="from", max_length=300, description="Version number, label, name@ref or id")
+        VersionRef, Query(alias="from", max_length=300, description="Version number, label, name@ref or id")
     ],
-    to: Annotated[str, Query(max_length=300)],
+    to: Annotated[VersionRef, Query(max_length=300)],
 ) -> DiffOut:
     async with runtime_of(request).db.transaction() as session:
         a, b, result, a_name, b_name = await service.diff(session, principal, name, from_, to)
@@ -370,14 +371,14 @@ async def diff(
     "/{name:path}/fork", status_code=201, response_model=ResolvedOut, summary="Fork into a new prompt"
 )
 @idempotent
-async def fork(name: str, body: ForkIn, request: Request, principal: Writer) -> ResolvedOut:
+async def fork(name: Ref, body: ForkIn, request: Request, principal: Writer) -> ResolvedOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         prompt, version = await service.fork(session, principal, name, body)
         return await resolved_out(session, prompt, version, f"version:{version.version}")
 
 
 @router.patch("/{name:path}", response_model=PromptOut, summary="Update description, tags, archived")
-async def update_prompt(name: str, body: UpdatePromptIn, request: Request, principal: Writer) -> PromptOut:
+async def update_prompt(name: Ref, body: UpdatePromptIn, request: Request, principal: Writer) -> PromptOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         prompt = await service.update_prompt(session, principal, name, body)
         return await prompt_out(session, prompt)
@@ -385,11 +386,11 @@ async def update_prompt(name: str, body: UpdatePromptIn, request: Request, princ
 
 @router.get("/{name:path}", response_model=ResolvedOut, summary="Resolve name, name@label or name@3")
 async def resolve(
-    name: str,
+    name: Ref,
     request: Request,
     principal: Reader,
     label: Annotated[str | None, Query(max_length=63)] = None,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
 ) -> ResolvedOut:
     resolved = await service.resolve_cached(
         runtime_of(request).db, principal, name, label=label, version=version

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from promptops.schemas import ApiModel, ApiOut, SmallJson
+from promptops.validation import DbInt
 
 Kind = Literal["text", "chat"]
 Source = Literal["manual", "generated", "refined", "forked", "imported"]
@@ -91,7 +92,7 @@ class UpdatePromptIn(ApiModel):
 
 
 class SetLabelIn(ApiModel):
-    version: int | None = Field(default=None, ge=1)
+    version: DbInt | None = None
     version_id: str | None = Field(default=None, max_length=40)
     reason: str = Field(default="", max_length=2000)
 
@@ -103,7 +104,7 @@ class SetLabelIn(ApiModel):
 
 
 class RollbackIn(ApiModel):
-    version: int | None = Field(default=None, ge=1)
+    version: DbInt | None = None
     reason: str = Field(default="", max_length=2000)
     approver: str | None = Field(default=None, max_length=254)
 
@@ -111,13 +112,13 @@ class RollbackIn(ApiModel):
 class RenderIn(ApiModel):
     variables: dict[str, Any] = Field(default_factory=dict, max_length=200)
     label: str | None = Field(default=None, max_length=63)
-    version: int | None = Field(default=None, ge=1)
+    version: DbInt | None = None
 
 
 class ForkIn(ApiModel):
     new_name: str = Field(min_length=1, max_length=200)
     label: str | None = Field(default=None, max_length=63)
-    version: int | None = Field(default=None, ge=1)
+    version: DbInt | None = None
     description: str | None = Field(default=None, max_length=2000)
     tags: list[str] | None = Field(default=None, max_length=32)
     commit_message: str = Field(default="", max_length=2000)

@@ -23,7 +23,6 @@ from promptops.ids import has_prefix, new_id
 from promptops.pagination import decode_cursor, decode_int_cursor, encode_cursor, fetch_page, filter_by_name
 from promptops.providers import service as providers
 from promptops.providers.models import ModelPrice, ProviderConnection
-from promptops.registry import diff as diffing
 from promptops.registry.hashing import content_hash
 from promptops.registry.models import LabelEvent, Prompt, PromptLabel, PromptTag, PromptVersion
 from promptops.registry.refs import parse_ref, validate_prompt_name
@@ -36,6 +35,7 @@ from promptops.registry.schemas import (
     label_name_problem,
 )
 from promptops.templates import engine, lint
+from promptops.templates import pool as template_pool
 from promptops.tenancy.models import Project
 from promptops.tenancy.service import get_scoped, scoped
 
@@ -243,14 +243,14 @@ def _check_tags(tags: list[str]) -> list[str]:
     return clean
 
 
-def _analyze(fields: VersionFields) -> tuple[list[dict[str, Any]], engine.TemplateAnalysis]:
+async def _analyze(fields: VersionFields) -> tuple[list[dict[str, Any]], engine.TemplateAnalysis]:
     """Validate a version's templates and variables (422 when they do not parse); specs and analysis.
 
     Save-time warnings (undeclared/unused variables and the other lint rules) come from :func:`lint_fields`.
     """
     specs = [engine.VariableSpec.from_dict(v.model_dump()) for v in fields.variables]
     messages = [m.model_dump() for m in fields.messages] if fields.messages else None
-    analysis = engine.analyze(fields.kind, fields.template, messages, specs)
+    analysis = await engine.analyze_async(fields.kind, fields.template, messages, specs)
     return [s.to_dict() for s in specs], analysis
 
 
@@ -263,7 +263,7 @@ async def _add_version(
     source: str | None = None,
     parent_version_id: str | None = None,
 ) -> PromptVersion:
-    variables, analysis = _analyze(fields)
+    variables, analysis = await _analyze(fields)
     messages = [m.model_dump() for m in fields.messages] if fields.messages else None
     model_config = fields.model_config_.model_dump(exclude_none=True)
     findings = await lint_fields(session, principal, fields, analysis=analysis)
@@ -812,7 +812,7 @@ async def diff(
     prompt = await get_prompt(session, principal, name)
     a, a_name = await _diff_side(session, principal, prompt, from_ref)
     b, b_name = await _diff_side(session, principal, prompt, to_ref)
-    result = diffing.diff_versions(version_fields(a), version_fields(b), a_name, b_name)
+    result = await template_pool.diff_versions(version_fields(a), version_fields(b), a_name, b_name)
     return a, b, result, a_name, b_name
 
 
@@ -966,11 +966,13 @@ async def lint_body(
     if analysis is None:
         try:
             specs = [engine.VariableSpec.from_dict(v) for v in variables]
-            analysis = engine.analyze(kind, template, messages, specs)
-        except ProblemError:
+            analysis = await engine.analyze_async(kind, template, messages, specs)
+        except ProblemError as problem:
+            if problem.code == "template_too_complex":
+                raise  # linting would hit the same limit
             analysis = None  # lint reports it as a finding
     refs = analysis.includes if analysis is not None else ()
-    return lint.lint_prompt(
+    return await lint.lint_prompt_async(
         kind,
         template,
         messages,

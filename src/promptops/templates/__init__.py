@@ -8,7 +8,9 @@ from promptops.templates.engine import (
     TemplateAnalysis,
     VariableSpec,
     analyze,
+    analyze_async,
     coerce_variables,
+    preanalyze,
     render,
     sources_of,
 )
@@ -21,7 +23,9 @@ __all__ = [
     "TemplateAnalysis",
     "VariableSpec",
     "analyze",
+    "analyze_async",
     "coerce_variables",
+    "preanalyze",
     "render",
     "sources_of",
 ]

@@ -4,17 +4,39 @@ Templates are untrusted input written by project members, so everything runs in 
 and every failure surfaces as a :class:`~promptops.errors.TemplateProblem` with a stable code. Besides the
 sandbox's attribute checks, rendering is bounded: the output size is capped, and loops, calls and generated
 text draw on a per-render work budget, so small templates cannot expand into huge strings or endless work.
+Sizes are checked from the arguments *before* anything is built (``slice(n)``, ``batch(n)``, ``range(n)``,
+``'x' * n``, ``center(n)``, ``join``, ``%``/``format`` widths, printing a nested value), lazy sequences are
+counted while they are consumed, and every such refusal names the construct and the limit
+(:mod:`promptops.templates.limits`).
+
+Rendering runs off the event loop: in a worker process with CPU and memory limits
+(:mod:`promptops.templates.pool`), except templates that can only loop over their inputs, which get a short
+in-process time slice first (see :func:`render`). Parsing a big template (analysis, lint) goes to a worker too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import inspect
 import re
 import string
+import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Generator,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
+from dataclasses import dataclass, field, replace
 from types import CodeType, TracebackType
 from typing import Any, cast
 
@@ -23,9 +45,12 @@ from jinja2.environment import Template
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
 from promptops.errors import ProblemError, TemplateProblem
+from promptops.templates import limits as _limits
+from promptops.templates.limits import TemplateLimits
 
 __all__ = [
     "VARIABLE_TYPES",
@@ -35,7 +60,9 @@ __all__ = [
     "TemplateAnalysis",
     "VariableSpec",
     "analyze",
+    "analyze_async",
     "coerce_variables",
+    "preanalyze",
     "render",
     "sources_of",
 ]
@@ -51,17 +78,30 @@ _RESERVED_NAMES = frozenset(
     {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if", "else", "self"}
 )
 
-# Work units a single render may spend: one per loop iteration (plus the literal text the loop body emits),
-# 25 per call, and one per character of generated or transformed text. Ten million keeps the worst case
-# around a second of CPU while leaving ample room for realistic prompts.
-_WORK_BUDGET = 10_000_000
+# Work units a single render may spend (TemplateLimits.work_budget, default ten million): one per loop
+# iteration (plus the literal text the loop body emits), 25 per call, one per character or item that a
+# filter, call or operator takes or produces, and one per element of a nested value that is printed or
+# compared. Ten million keeps the worst case to a few seconds of CPU while leaving ample room for realistic
+# prompts; the worker's CPU limit is the backstop.
 _CALL_COST = 25
 # Integers beyond this many bits only come from deliberate blow-ups such as 9 ** 99999999.
 _MAX_INT_BITS = 65_536
+# Values nested deeper than this are refused when printed or compared (Python's repr would recurse).
+_MAX_NESTING = 200
+
+# The in-process attempt of a render (see render()): at most this much work, then it moves to a worker.
+_INLINE_WORK = 250_000
+# The in-process attempt looks at the clock every this many work charges.
+_CLOCK_EVERY = 8
 
 _LOOP_HOOK = "promptops_loop_guard"
 _CONCAT_HOOK = "promptops_concat_guard"
-_SIZED = (str, list, tuple, dict, range, set, frozenset)
+_TEXT_HOOK = "promptops_text_guard"
+_DEEP_HOOK = "promptops_deep_guard"
+_CONTAINERS = (list, tuple, dict, set, frozenset, range, KeysView, ValuesView, ItemsView)
+_SIZED = (str, *_CONTAINERS)
+_NESTED = (*_CONTAINERS, Namespace)  # values whose text is the text of what they contain
+_SCALARS = (int, float, bool)
 
 
 # --- public data types ------------------------------------------------------------------------------------
@@ -229,16 +269,46 @@ def analyze(
 
     Raises ``template_syntax_error`` (with ``line`` and, for chat, ``messageIndex``) for templates that do
     not parse or compile, and ``dynamic_include`` for includes whose target is not a constant string.
+
+    This parses in the calling thread; from async code use :func:`analyze_async`, which parses big templates
+    in a worker process. Results are cached, so analysing a template that :func:`analyze_async` has seen is
+    cheap here.
     """
     sources = sources_of(kind, template, messages)
     declared = _declared_names(specs)
     env = _PromptEnvironment()
+    parsed = [_scan(env, source, _root_origin(kind, index)) for index, source in enumerate(sources)]
+    return _analysis(parsed, declared)
+
+
+async def analyze_async(
+    kind: str,
+    template: str | None,
+    messages: list[dict[str, str]] | None,
+    specs: Sequence[VariableSpec],
+) -> TemplateAnalysis:
+    """:func:`analyze` for async code: a big template is parsed in a worker process (with its CPU and memory
+    limits), never on the event loop; a template that exceeds them is a 422 ``template_too_complex``."""
+    sources = sources_of(kind, template, messages)
+    declared = _declared_names(specs)
+    parsed = await _scan_async([(source, _root_origin(kind, index)) for index, source in enumerate(sources)])
+    return _analysis(parsed, declared)
+
+
+async def preanalyze(kind: str, template: str | None, messages: list[dict[str, str]] | None) -> None:
+    """Analyse a version's templates off the event loop (see :func:`analyze_async`) ahead of synchronous
+    :func:`analyze` calls on them, which then find the result cached. Problems are left for those calls, and
+    for rendering, to report."""
+    with contextlib.suppress(ProblemError):
+        await analyze_async(kind, template, messages, [])
+
+
+def _analysis(parsed: Sequence[_Parsed], declared: set[str]) -> TemplateAnalysis:
     used: set[str] = set()
     includes: list[str] = []
-    for index, source in enumerate(sources):
-        parsed = _parse(env, source, _root_origin(kind, index))
-        used |= parsed.used
-        includes.extend(parsed.refs)
+    for one in parsed:
+        used |= one.used
+        includes.extend(one.refs)
     return TemplateAnalysis(
         used=tuple(sorted(used)),
         undeclared=tuple(sorted(used - declared)),
@@ -270,7 +340,7 @@ async def render(
     resolver: Resolver | None = None,
     *,
     max_depth: int = 5,
-    max_output_chars: int = 1_000_000,
+    max_output_chars: int | None = None,
 ) -> RenderResult:
     """Render a version's template(s) with ``values``; ``{% include "name@label" %}`` goes via ``resolver``.
 
@@ -278,29 +348,93 @@ async def render(
     enforced too. The include graph is resolved before rendering, so cycles (``include_cycle``), excessive
     nesting (``include_depth_exceeded``) and unresolvable references fail before any output is produced.
     Every failure is a :class:`TemplateProblem` (or the resolver's own :class:`ProblemError`).
+
+    Limits come from :func:`promptops.templates.limits.current` (``max_output_chars`` overrides one). The
+    template itself never runs on the event loop for long: a template (with its includes) that can only loop
+    over its inputs (no ``*``/``%``/``**``, literal lists of variables, container-building filters, or calls
+    other than ``range``, its own macros and flat methods; see :class:`_SimpleCheck`) cannot build values
+    larger than its inputs, so it gets an in-process attempt of at most ``inline_ms`` with a small work
+    budget. Every other template, and one that overruns that attempt, is rendered by a worker process with
+    the full budget and the CPU and memory limits (``render_cpu_exceeded``, ``render_memory_exceeded``).
     """
+    limits = _limits.current()
+    if max_output_chars is not None:
+        limits = replace(limits, max_output_chars=max_output_chars)
     sources = sources_of(kind, template, messages)
     _declared_names(specs)
-    env = _PromptEnvironment(max_output_chars)
     origins = [_root_origin(kind, index) for index in range(len(sources))]
-    roots = [_parse(env, source, origin) for source, origin in zip(sources, origins, strict=True)]
+    roots = await _scan_async(list(zip(sources, origins, strict=True)))
 
-    graph = _IncludeGraph(env, resolver, max_depth)
+    graph = _IncludeGraph(resolver, max_depth)
     for ref in _unique(ref for parsed in roots for ref in parsed.refs):
         await graph.visit(ref, ())
     context = _prepare_values(specs, values, roots, list(graph.nodes.values()))
-    env.include_loader.templates = {ref: (node.parsed.code, node.prompt) for ref, node in graph.nodes.items()}
 
-    rendered = [
-        _render_one(env, parsed, origin, context) for parsed, origin in zip(roots, origins, strict=True)
-    ]
-    included = tuple(_unique_versions(env.include_loader.used))
+    rendered: list[str] | None = None
+    used: list[str] = []
+    everything = [*roots, *(node.parsed for node in graph.nodes.values())]
+    if limits.inline_ms > 0 and all(parsed.simple and parsed.code is not None for parsed in everything):
+        env = _PromptEnvironment(limits, inline_seconds=limits.inline_ms / 1000)
+        env.include_loader.templates = {
+            ref: (cast(CodeType, node.parsed.code), node.prompt) for ref, node in graph.nodes.items()
+        }
+        try:
+            rendered = [
+                _render_one(env, parsed, origin, context)
+                for parsed, origin in zip(roots, origins, strict=True)
+            ]
+            used = env.include_loader.used
+        except _Escalate:
+            rendered = None
+    if rendered is None:
+        from promptops.templates import pool
+
+        includes = {ref: node.prompt for ref, node in graph.nodes.items()}
+        rendered, used = await pool.run("render", (kind, sources, context, includes, limits), limits=limits)
+
+    included = tuple(_unique_versions(graph.nodes[ref].prompt for ref in used))
     if kind == "text":
         return RenderResult(text=rendered[0], messages=None, included=included)
     out_messages = [
         {**message, "content": content} for message, content in zip(messages or [], rendered, strict=True)
     ]
     return RenderResult(text=None, messages=out_messages, included=included)
+
+
+def render_in_worker(
+    kind: str,
+    sources: list[str],
+    context: dict[str, Any],
+    includes: dict[str, IncludedPrompt],
+    limits: TemplateLimits,
+) -> tuple[list[str], list[str]]:
+    """The worker side of :func:`render`: compile and render with the full budget; the rendered sources and
+    the include references that were actually loaded, in order."""
+    env = _PromptEnvironment(limits)
+    origins = [_root_origin(kind, index) for index in range(len(sources))]
+    roots = [_parse(env, source, origin) for source, origin in zip(sources, origins, strict=True)]
+    env.include_loader.templates = {
+        ref: (cast(CodeType, _parse(env, prompt.template, _include_origin(ref)).code), prompt)
+        for ref, prompt in includes.items()
+    }
+    rendered = [
+        _render_one(env, parsed, origin, context) for parsed, origin in zip(roots, origins, strict=True)
+    ]
+    return rendered, env.include_loader.used
+
+
+def scan_in_worker(pairs: list[tuple[str, _Origin]]) -> list[_Parsed | ProblemError]:
+    """The worker side of :func:`analyze_async`: parse each source (without keeping the compiled code);
+    stops at the first one that fails, which is returned as the problem."""
+    env = _PromptEnvironment()
+    results: list[_Parsed | ProblemError] = []
+    for source, origin in pairs:
+        try:
+            results.append(replace(_parse(env, source, origin), code=None))
+        except ProblemError as problem:
+            results.append(problem)
+            break
+    return results
 
 
 # --- variables ----------------------------------------------------------------------------------------------
@@ -419,10 +553,13 @@ def _include_origin(ref: str) -> _Origin:
 
 @dataclass(frozen=True)
 class _Parsed:
-    code: CodeType
+    # None when the source was parsed in a worker process: only its analysis came back
+    code: CodeType | None
     used: frozenset[str]
     bound: frozenset[str]
     refs: tuple[str, ...]
+    # Only loops over inputs, no calls, macros or container builders: see render() and _SimpleCheck.
+    simple: bool = False
 
 
 # Compiled sources by (source, origin name, filename): an evaluation renders one template for thousands of cases,
@@ -431,6 +568,92 @@ class _Parsed:
 _PARSE_CACHE: OrderedDict[tuple[str, str | None, str], _Parsed] = OrderedDict()
 _PARSE_CACHE_SIZE = 512
 _PARSE_CACHE_MAX_SOURCE = 100_000
+# Analyses (no code) of sources too costly to parse on the event loop, by a digest of the source: a worker's
+# answer (or a syntax error it found) is kept so the same big template is parsed once, not per render.
+_SCAN_CACHE: OrderedDict[tuple[bytes, str | None, str], _Parsed | tuple[str, dict[str, Any]]] = OrderedDict()
+_SCAN_CACHE_SIZE = 256
+
+# Parsing costs roughly this many microseconds per character of plain text and per character inside
+# {{ }}, {% %} and {# #} tags (measured: a 200,000-character template of tags takes seconds). Sources whose
+# estimate exceeds _COSTLY_MICROS are parsed in a worker by analyze_async() and render().
+_PLAIN_MICROS = 0.05
+_TAG_MICROS = 15.0
+_COSTLY_MICROS = 50_000
+_TAG_CLOSE = {"{": "}}", "%": "%}", "#": "#}"}
+
+
+def _tag_chars(source: str, cap: int) -> int:
+    """Characters inside template tags, counted up to ``cap`` (linear; stops once ``cap`` is passed)."""
+    total = 0
+    position = 0
+    while total <= cap:
+        start = source.find("{", position)
+        if start < 0:
+            break
+        close = _TAG_CLOSE.get(source[start + 1 : start + 2])
+        if close is None:
+            position = start + 1
+            continue
+        end = source.find(close, start + 2)
+        if end < 0:
+            return total + len(source) - start
+        total += end + 2 - start
+        position = end + 2
+    return total
+
+
+def parse_micros(sources: Iterable[str], *, plain: float = _PLAIN_MICROS, tag: float = _TAG_MICROS) -> float:
+    """An estimate of the CPU time (microseconds) that parsing ``sources`` takes; capped once it is costly."""
+    total = 0.0
+    for source in sources:
+        total += plain * len(source)
+        if total > _COSTLY_MICROS or tag <= 0:
+            continue
+        total += tag * _tag_chars(source, int((_COSTLY_MICROS - total) / tag) + 1)
+        if total > _COSTLY_MICROS:
+            return total
+    return total
+
+
+def is_costly(sources: Iterable[str], *, plain: float = _PLAIN_MICROS, tag: float = _TAG_MICROS) -> bool:
+    """Whether work of roughly ``plain``/``tag`` microseconds per character is too much for the event loop."""
+    return parse_micros(sources, plain=plain, tag=tag) > _COSTLY_MICROS
+
+
+def _scan_key(source: str, origin: _Origin) -> tuple[bytes, str | None, str]:
+    digest = hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=20).digest()
+    return digest, origin.name, origin.filename
+
+
+def _cached(source: str, origin: _Origin) -> _Parsed | None:
+    """A cached analysis of ``source`` (raising the cached problem of one that failed in a worker)."""
+    if len(source) <= _PARSE_CACHE_MAX_SOURCE:
+        found = _PARSE_CACHE.get((source, origin.name, origin.filename))
+        if found is not None:
+            _PARSE_CACHE.move_to_end((source, origin.name, origin.filename))
+            return found
+    if len(source) < 1_000:
+        return None
+    key = _scan_key(source, origin)
+    entry = _SCAN_CACHE.get(key)
+    if entry is None:
+        return None
+    _SCAN_CACHE.move_to_end(key)
+    if isinstance(entry, tuple):
+        detail, extra = entry
+        raise TemplateProblem(detail, **extra)
+    return entry
+
+
+def _remember(source: str, origin: _Origin, entry: _Parsed | ProblemError) -> None:
+    stored: _Parsed | tuple[str, dict[str, Any]]
+    if isinstance(entry, ProblemError):
+        stored = (entry.detail, {"code": entry.code, **entry.extra})
+    else:
+        stored = replace(entry, code=None)
+    _SCAN_CACHE[_scan_key(source, origin)] = stored
+    if len(_SCAN_CACHE) > _SCAN_CACHE_SIZE:
+        _SCAN_CACHE.popitem(last=False)
 
 
 def _parse(env: _PromptEnvironment, source: str, origin: _Origin) -> _Parsed:
@@ -447,6 +670,51 @@ def _parse(env: _PromptEnvironment, source: str, origin: _Origin) -> _Parsed:
     if len(_PARSE_CACHE) > _PARSE_CACHE_SIZE:
         _PARSE_CACHE.popitem(last=False)
     return parsed
+
+
+def _scan(env: _PromptEnvironment, source: str, origin: _Origin) -> _Parsed:
+    """The analysis of one source, parsed here unless cached (the code may be missing: see :class:`_Parsed`)."""
+    found = _cached(source, origin)
+    if found is not None:
+        return found
+    parsed = _parse(env, source, origin)
+    if len(source) > _PARSE_CACHE_MAX_SOURCE or is_costly([source]):
+        _remember(source, origin, parsed)
+    return parsed
+
+
+async def _scan_async(pairs: list[tuple[str, _Origin]]) -> list[_Parsed]:
+    """Analyse sources in order: cached ones from the cache, the others here when cheap to parse, else all of
+    them in one worker job. The first source that fails raises its problem."""
+    results: list[_Parsed | None] = []
+    missing: list[int] = []
+    for index, (source, origin) in enumerate(pairs):
+        found = _cached(source, origin)
+        results.append(found)
+        if found is None:
+            missing.append(index)
+    if missing and is_costly(pairs[index][0] for index in missing):
+        from promptops.templates import pool
+
+        try:
+            answers = await pool.run("scan", [pairs[index] for index in missing], analysis=True)
+        except ProblemError as problem:
+            if problem.code == "template_too_complex":
+                # Remembered so that a synchronous analyze() of it never parses it on the event loop.
+                culprits = [index for index in missing if is_costly([pairs[index][0]])] or missing
+                for index in culprits:
+                    _remember(*pairs[index], problem)
+            raise
+        for index, answer in zip(missing, answers, strict=False):
+            _remember(*pairs[index], answer)
+            if isinstance(answer, ProblemError):
+                raise answer
+            results[index] = answer
+    elif missing:
+        env = _PromptEnvironment()
+        for index in missing:
+            results[index] = _scan(env, *pairs[index])
+    return [cast(_Parsed, parsed) for parsed in results]
 
 
 def _compile_source(env: _PromptEnvironment, source: str, origin: _Origin) -> _Parsed:
@@ -466,9 +734,14 @@ def _compile_source(env: _PromptEnvironment, source: str, origin: _Origin) -> _P
                 **origin.extra,
             )
         bound = _bound_names(ast)
+        simple = _SimpleCheck.of(ast)
         # Compiling now surfaces unknown filters/tests at save time instead of at first render.
-        code = env.compile(ast, name=origin.name, filename=origin.filename)
-    except ProblemError:
+        env.compiling = True
+        try:
+            code = env.compile(ast, name=origin.name, filename=origin.filename)
+        finally:
+            env.compiling = False
+    except (ProblemError, MemoryError):
         raise
     except TemplateSyntaxError as exc:
         message = exc.message or str(exc)
@@ -490,7 +763,13 @@ def _compile_source(env: _PromptEnvironment, source: str, origin: _Origin) -> _P
             code="template_syntax_error",
             **origin.extra,
         )
-    return _Parsed(code=code, used=used, bound=bound, refs=tuple(_unique(r for r in refs if r is not None)))
+    return _Parsed(
+        code=code,
+        used=used,
+        bound=bound,
+        refs=tuple(_unique(r for r in refs if r is not None)),
+        simple=simple,
+    )
 
 
 _REFERENCE_NODES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
@@ -538,8 +817,7 @@ class _IncludeNode:
 class _IncludeGraph:
     """Resolves the include references of a render, depth-first, detecting cycles and excessive depth."""
 
-    def __init__(self, env: _PromptEnvironment, resolver: Resolver | None, max_depth: int) -> None:
-        self._env = env
+    def __init__(self, resolver: Resolver | None, max_depth: int) -> None:
         self._resolver = resolver
         self._max_depth = max_depth
         self.nodes: dict[str, _IncludeNode] = {}
@@ -566,7 +844,8 @@ class _IncludeGraph:
                 include=ref,
                 kind=prompt.kind,
             )
-        node = _IncludeNode(ref, prompt, _parse(self._env, prompt.template, _include_origin(ref)))
+        (parsed,) = await _scan_async([(prompt.template, _include_origin(ref))])
+        node = _IncludeNode(ref, prompt, parsed)
         self.nodes[ref] = node
         return node
 
@@ -607,7 +886,7 @@ class _IncludeLoader(BaseLoader):
 
     def __init__(self) -> None:
         self.templates: dict[str, tuple[CodeType, IncludedPrompt]] = {}
-        self.used: list[IncludedPrompt] = []
+        self.used: list[str] = []
 
     def load(
         self,
@@ -618,8 +897,8 @@ class _IncludeLoader(BaseLoader):
         entry = self.templates.get(name)
         if entry is None:
             raise TemplateNotFound(name)
-        code, prompt = entry
-        self.used.append(prompt)
+        code, _prompt = entry
+        self.used.append(name)
         return environment.template_class.from_code(environment, code, globals or {}, None)
 
 
@@ -668,16 +947,100 @@ def _prepare_values(
 # --- guarded environment ----------------------------------------------------------------------------------
 
 
+class _Escalate(BaseException):
+    """The in-process attempt of a render used up its time slice or its small budget: render in a worker.
+
+    A BaseException so that nothing between the budget check and :func:`render` turns it into a problem.
+    """
+
+
+class _NotAtCompileTime(Exception):
+    """Raised by guarded filters that Jinja tries to evaluate while compiling (constant folding)."""
+
+
 def _size(value: Any) -> int:
-    return len(value) if isinstance(value, _SIZED) else 0
+    if not isinstance(value, _SIZED):
+        return 0
+    try:
+        return len(value)
+    except OverflowError:  # range(10 ** 20)
+        return 2**63
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_lazy(value: Any) -> bool:
+    """An iterator or generator: its length is only known by consuming it."""
+    return isinstance(value, Iterator) and not isinstance(value, _SIZED)
+
+
+def _text_size(value: Any, limit: int) -> tuple[int, int]:
+    """Roughly (from above) ``len(str(value))``, and how many elements were looked at to find out.
+
+    A sub-value that appears several times counts every time, as it does when printed, but is walked once,
+    so ``[[x] * 1000] * 1000`` is measured in a thousand steps, not a million. Counting stops once the
+    estimate passes ``limit``.
+    """
+    if isinstance(value, str):
+        return len(value), 0
+    memo: dict[int, int] = {}
+    visited = 0
+
+    def walk(item: Any, depth: int) -> int:
+        nonlocal visited
+        if isinstance(item, str):
+            return len(item) + 2
+        if item is None or isinstance(item, bool | float):
+            return 24
+        if isinstance(item, int):
+            return item.bit_length() // 3 + 2
+        if isinstance(item, Namespace):
+            item = object.__getattribute__(item, "_Namespace__attrs")
+        if not isinstance(item, _CONTAINERS) or isinstance(item, range):
+            return 64
+        key = id(item)
+        known = memo.get(key)
+        if known is not None:
+            return known
+        if depth > _MAX_NESTING:
+            raise TemplateProblem(
+                f"A value is nested more than {_MAX_NESTING} levels deep to be printed or compared",
+                code="template_render_error",
+                limit=_MAX_NESTING,
+            )
+        memo[key] = 8  # a value that contains itself prints as [...]
+        total = 2
+        if isinstance(item, dict):
+            for element_key, element in item.items():
+                visited += 1
+                total += walk(element_key, depth + 1) + walk(element, depth + 1) + 4
+                if total > limit:
+                    break
+        else:
+            for element in item:
+                visited += 1
+                total += walk(element, depth + 1) + 2
+                if total > limit:
+                    break
+        memo[key] = total
+        return total
+
+    return walk(value, 0), visited
+
+
+def _construct(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _call_text(name: str, args: Sequence[Any]) -> str:
+    shown = ", ".join(repr(arg) if _is_int(arg) and arg.bit_length() < 200 else "…" for arg in args)
+    return _construct(f"{name}({shown})")
+
+
 class _GuardInserter(NodeTransformer):
-    """Rewrites the AST so loops and string concatenation report to the environment's budget."""
+    """Rewrites the AST so loops, string concatenation, comparisons and dict keys report to the budget."""
 
     def __init__(self, env: _PromptEnvironment) -> None:
         self._env = env
@@ -688,6 +1051,9 @@ class _GuardInserter(NodeTransformer):
         call.set_environment(self._env)
         return call
 
+    def _deep(self, expr: nodes.Expr) -> nodes.Expr:
+        return expr if isinstance(expr, nodes.Const) else self._hook(_DEEP_HOOK, [expr], expr.lineno)
+
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
         # Literal text in the body is emitted once per iteration without passing through finalize.
@@ -697,17 +1063,43 @@ class _GuardInserter(NodeTransformer):
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
+        # Each part is converted to text before the result can be measured: measure the parts first.
+        node.nodes = [
+            part
+            if isinstance(part, nodes.Const) and isinstance(part.value, str)
+            else self._hook(_TEXT_HOOK, [part], node.lineno)
+            for part in node.nodes
+        ]
         return self._hook(_CONCAT_HOOK, [node], node.lineno)
+
+    def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
+        self.generic_visit(node)
+        # Comparing (or looking up) nested values walks them in C, where no budget check can interrupt.
+        node.expr = self._deep(node.expr)
+        for operand in node.ops:
+            operand.expr = self._deep(operand.expr)
+        return node
+
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
+        self.generic_visit(node)
+        for pair in node.items:
+            pair.key = self._deep(pair.key)  # hashing a nested tuple walks all of it
+        return node
 
 
 class _PromptEnvironment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox plus output/work limits; one instance per render so its counters are private."""
+    """The immutable sandbox plus output/work limits; one instance per render so its counters are private.
+
+    ``inline_seconds`` makes it the in-process attempt of a render: a small work budget and a time slice,
+    after which :class:`_Escalate` hands the render to a worker.
+    """
 
     # "+", "*" and "%" can build huge strings/lists, "**" huge integers; intercepting them also stops Jinja
     # from constant-folding such expressions at compile time, which would hang the compiler.
     intercepted_binops = frozenset({"+", "*", "**", "%"})
 
-    def __init__(self, max_output_chars: int = 1_000_000) -> None:
+    def __init__(self, limits: TemplateLimits | None = None, *, inline_seconds: float | None = None) -> None:
+        limits = limits or TemplateLimits()
         self.include_loader = _IncludeLoader()
         super().__init__(
             undefined=StrictUndefined,
@@ -717,16 +1109,29 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
             finalize=self._finalize,
             loader=self.include_loader,
         )
-        self.max_chars = max_output_chars
-        self.work_left = _WORK_BUDGET
+        self.max_chars = limits.max_output_chars
+        self.max_items = limits.max_items
+        self.inline = inline_seconds is not None
+        self.work_budget = min(limits.work_budget, _INLINE_WORK) if self.inline else limits.work_budget
+        self.work_left = self.work_budget
+        self._deadline = time.perf_counter() + inline_seconds if inline_seconds is not None else None
+        self._clock = _CLOCK_EVERY
         self.output_chars = 0
+        # While compiling, Jinja folds filters with constant arguments ('x'|center(999999)) into constants; the
+        # guarded filters refuse then, so they always run at render time, under the render's limits.
+        self.compiling = False
         # lipsum(n) generates arbitrarily much text and has no use in prompts.
         self.globals.pop("lipsum", None)
+        self.globals["range"] = self._range
         self.filters = _GuardedFilters(self, self.filters)
         # Stored once so the compiled templates and call() see the very same objects.
         setattr(self, _LOOP_HOOK, self._loop_guard)
         setattr(self, _CONCAT_HOOK, self._concat_guard)
-        self._hooks = (getattr(self, _LOOP_HOOK), getattr(self, _CONCAT_HOOK))
+        setattr(self, _TEXT_HOOK, self._text_guard)
+        setattr(self, _DEEP_HOOK, self._deep_guard)
+        self._hooks = tuple(
+            getattr(self, hook) for hook in (_LOOP_HOOK, _CONCAT_HOOK, _TEXT_HOOK, _DEEP_HOOK)
+        )
 
     # budget bookkeeping
 
@@ -734,21 +1139,76 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
         """Charge ``units`` of work; fail with ``render_budget_exceeded`` once the budget is used up."""
         self.work_left -= units
         if self.work_left < 0:
+            if self.inline:
+                raise _Escalate
             raise TemplateProblem(
-                "Rendering exceeded its work budget (loop iterations, calls and generated text); "
-                "simplify the template's loops or recursion",
+                f"Rendering exceeded its work budget of {self.work_budget} units (loop iterations, calls and "
+                "generated text); simplify the template's loops or recursion",
                 code="render_budget_exceeded",
-                limit=_WORK_BUDGET,
+                limit=self.work_budget,
             )
+        if self._deadline is not None:
+            self._clock -= 1
+            if self._clock <= 0:
+                self._clock = _CLOCK_EVERY
+                if time.perf_counter() > self._deadline:
+                    raise _Escalate
 
-    def check_size(self, size: int) -> None:
-        """Fail with ``render_output_too_large`` if a value of ``size`` items exceeds the output limit."""
+    def check_size(self, size: int, construct: str | None = None) -> None:
+        """Fail with ``render_output_too_large`` if a text of ``size`` characters exceeds the output limit."""
         if size > self.max_chars:
+            if construct is None:
+                detail = (
+                    f"Rendering would produce a value of {size} characters, more than the limit of "
+                    f"{self.max_chars}"
+                )
+                raise TemplateProblem(detail, code="render_output_too_large", limit=self.max_chars)
             raise TemplateProblem(
-                f"Rendering would produce a value of {size} characters/items, more than the limit of "
-                f"{self.max_chars}",
+                f"{construct} would produce {size} characters, more than the limit of {self.max_chars}",
                 code="render_output_too_large",
                 limit=self.max_chars,
+                construct=construct,
+            )
+
+    def check_items(self, count: int, construct: str) -> None:
+        """Fail with ``render_output_too_large`` if a sequence of ``count`` items exceeds the item limit."""
+        if count > self.max_items:
+            raise TemplateProblem(
+                f"{construct} would make {count} items, more than the limit of {self.max_items}",
+                code="render_output_too_large",
+                limit=self.max_items,
+                construct=construct,
+            )
+
+    def check_value(self, value: Any, construct: str) -> None:
+        """Check a value just built: a text against the character limit, a collection against the item limit."""
+        if isinstance(value, str):
+            self.check_size(len(value), construct)
+        elif isinstance(value, _CONTAINERS):
+            self.check_items(_size(value), construct)
+
+    def text_size(self, value: Any) -> int:
+        """The length ``value`` has as text (estimated for collections; the walk is charged as work)."""
+        if isinstance(value, str):
+            return len(value)
+        size, visited = _text_size(value, self.max_chars)
+        self.spend(visited)
+        return size
+
+    def check_text(self, value: Any, construct: str) -> None:
+        """Refuse to turn ``value`` into text when that text would exceed the output limit."""
+        # The estimate stops counting at the limit, so the message gives the limit, not a size.
+        if (
+            not isinstance(value, _SCALARS)
+            and isinstance(value, _NESTED)
+            and self.text_size(value) > self.max_chars
+        ):
+            raise TemplateProblem(
+                f"{construct} would produce more than {self.max_chars} characters (the limit) from a "
+                "list or mapping",
+                code="render_output_too_large",
+                limit=self.max_chars,
+                construct=construct,
             )
 
     def add_output(self, chunk: str) -> None:
@@ -770,6 +1230,9 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
             # Output inside macros and {% set %} blocks is buffered rather than yielded, so size it here too.
             self.check_size(len(value))
             self.spend(len(value))
+        elif not isinstance(value, _SCALARS):
+            # {{ value }} turns a list or dict into text after this returns: measure it first.
+            self.check_text(value, "printing a value")
         return value
 
     def _loop_guard(self, iterable: Any, cost: int) -> Iterator[Any]:
@@ -779,9 +1242,42 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
 
     def _concat_guard(self, value: Any) -> Any:
         size = _size(value)
-        self.check_size(size)
+        self.check_size(size, "~")
         self.spend(size)
         return value
+
+    def _text_guard(self, value: Any) -> Any:
+        self.check_text(value, "~")
+        return value
+
+    def _deep_guard(self, value: Any) -> Any:
+        if isinstance(value, _CONTAINERS) and not isinstance(value, range) and value:
+            size, visited = _text_size(value, 4 * max(self.work_left, 0) + 4)
+            self.spend(visited + size // 4)
+        return value
+
+    def _bounded(self, iterable: Iterable[Any], construct: str) -> Iterator[Any]:
+        """``iterable``, refused once it yields more than ``max_items`` items (one work unit per item)."""
+        for count, item in enumerate(iterable, 1):
+            if count > self.max_items:
+                raise TemplateProblem(
+                    f"{construct} got more than {self.max_items} items (the limit) from a generated sequence",
+                    code="render_output_too_large",
+                    limit=self.max_items,
+                    construct=construct,
+                )
+            self.spend(1)
+            yield item
+
+    def _range(self, *args: Any) -> range:
+        """``range`` with the item limit checked from its arguments, before anything iterates it."""
+        result = range(*args)
+        try:
+            count = len(result)
+        except OverflowError:
+            count = 2**63
+        self.check_items(count, _call_text("range", args))
+        return result
 
     def _generate(
         self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False
@@ -791,8 +1287,11 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """Apply an intercepted operator after checking the size of its result in advance."""
-        if operator == "+" and isinstance(left, _SIZED) and isinstance(right, _SIZED):
-            self.check_size(_size(left) + _size(right))
+        if operator == "+":
+            if isinstance(left, str) and isinstance(right, str):
+                self.check_size(len(left) + len(right), "+")
+            elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                self.check_items(len(left) + len(right), "+")
         elif operator == "*":
             self._check_multiply(left, right)
         elif operator == "**" and _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1:
@@ -803,9 +1302,8 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
         elif operator == "%" and isinstance(left, str):
             _check_percent_format(self, left, right)
         result = super().call_binop(context, operator, left, right)
-        size = _size(result)
-        self.check_size(size)
-        self.spend(1 + size)
+        self.check_value(result, operator)
+        self.spend(1 + _size(result))
         return result
 
     def _check_multiply(self, left: Any, right: Any) -> None:
@@ -815,25 +1313,36 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
                     "Rendering would produce an integer that is too large", code="render_output_too_large"
                 )
         elif _is_int(right) and isinstance(left, str | list | tuple):
-            self.check_size(len(left) * right)
+            self._check_repeat(left, right)
         elif _is_int(left) and isinstance(right, str | list | tuple):
-            self.check_size(len(right) * left)
+            self._check_repeat(right, left)
+
+    def _check_repeat(self, sequence: str | list[Any] | tuple[Any, ...], times: int) -> None:
+        count = len(sequence) * max(times, 0)
+        if isinstance(sequence, str):
+            self.check_size(count, f"repeating a text (* {times})")
+        else:
+            self.check_items(count, f"repeating a list (* {times})")
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call from sandboxed code, pre-checking amplifying ``str`` methods and charging work."""
+        """Call from sandboxed code, pre-checking amplifying calls and charging work."""
         if any(__obj is hook for hook in __self._hooks):
             # Context.call strips the compiler's internal keyword arguments (_loop_vars, _block_vars).
             return __context.call(__obj, *args, **kwargs)
         # str.format is handed out by the sandbox as a wrapper around the bound method.
         target = getattr(__obj, "__wrapped__", __obj)
         owner = getattr(target, "__self__", None)
+        name = str(getattr(target, "__name__", "call"))
+        if any(_is_lazy(arg) for arg in args):
+            args = tuple(__self._bounded(arg, f"{name}()") if _is_lazy(arg) else arg for arg in args)
         units = _CALL_COST
         if isinstance(owner, str):
-            args = _check_str_method(__self, owner, getattr(target, "__name__", ""), args, kwargs)
+            args = _check_str_method(__self, owner, name, args, kwargs)
             units += len(owner) + sum(_size(arg) for arg in args)
         __self.spend(units)
         result = super().call(__context, __obj, *args, **kwargs)
-        __self.check_size(_size(result))
+        __self.check_value(result, f"{name}()")
+        __self.spend(_size(result))
         return result
 
     def _guard_filter(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -841,18 +1350,39 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
         signature = _signature(func) if precheck is not None else None
         # Filters marked pass_context/pass_eval_context/pass_environment get that object before the value.
         value_index = 1 if hasattr(func, "jinja_pass_arg") else 0
+        # Jinja's async-capable filters (slice, list, sum, ...) are wrappers that take the context while the
+        # sync function they wrap, whose signature inspect reports, may not: bind only the arguments it takes.
+        wrapped = getattr(func, "__wrapped__", func)
+        bind_from = 0 if hasattr(wrapped, "jinja_pass_arg") else value_index
+        construct = f"|{name}"
+        stringifies = name in _STRINGIFYING_FILTERS
+        deep = name in _DEEP_FILTERS
 
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            value = args[value_index] if len(args) > value_index else None
-            self.spend(1 + _size(value))
+            if self.compiling:
+                raise _NotAtCompileTime  # Jinja then leaves the filter for render time
+            if len(args) > value_index:
+                value = args[value_index]
+                if _is_lazy(value):
+                    # A generator (map, select, batch, ...) is counted as it is consumed, never materialised
+                    # past the item limit.
+                    value = self._bounded(value, construct)
+                    args = (*args[:value_index], value, *args[value_index + 1 :])
+                self.spend(1 + _size(value))
+                if deep:
+                    self._deep_guard(value)
+            if stringifies:
+                for argument in (*args[value_index:], *kwargs.values()):
+                    self.check_text(argument, construct)
             if signature is not None and precheck is not None:
-                bound = signature.bind(*args, **kwargs)
+                bound = signature.bind(*args[bind_from:], **kwargs)
                 bound.apply_defaults()
                 precheck(self, bound.arguments)
-                args, kwargs = bound.args, bound.kwargs
+                args, kwargs = (*args[:bind_from], *bound.args), bound.kwargs
             result = func(*args, **kwargs)
-            self.check_size(_size(result))
+            self.check_value(result, construct)
+            self.spend(_size(result))
             return result
 
         return guarded
@@ -887,6 +1417,180 @@ class _GuardedFilters(dict[str, Callable[..., Any]]):
         return self[name] if name in self else default  # noqa: SIM401
 
 
+# Filters that turn their value (and arguments) into text: a nested list is measured before it is printed.
+_STRINGIFYING_FILTERS = frozenset(
+    {
+        "capitalize",
+        "center",
+        "e",
+        "escape",
+        "forceescape",
+        "format",
+        "indent",
+        "lower",
+        "pprint",
+        "replace",
+        "safe",
+        "string",
+        "striptags",
+        "title",
+        "tojson",
+        "trim",
+        "truncate",
+        "upper",
+        "urlencode",
+        "urlize",
+        "wordcount",
+        "wordwrap",
+        "xmlattr",
+    }
+)
+# Filters that compare or hash their items, which walks nested items in C: charged by the nested size.
+_DEEP_FILTERS = frozenset({"dictsort", "groupby", "max", "min", "sort", "sum", "unique"})
+
+
+# --- in-process eligibility -----------------------------------------------------------------------------------
+
+# Filters and tests that cannot build nested or repeated values: applied to request values (JSON, so at most
+# the request's size) their cost is linear, so a template using only these (and loops over its inputs) can
+# run in the server process for a short time slice.
+_SIMPLE_FILTERS = frozenset(
+    {
+        "abs",
+        "capitalize",
+        "center",
+        "count",
+        "d",
+        "default",
+        "dictsort",
+        "e",
+        "escape",
+        "filesizeformat",
+        "first",
+        "float",
+        "forceescape",
+        "format",
+        "indent",
+        "int",
+        "items",
+        "join",
+        "last",
+        "length",
+        "list",
+        "lower",
+        "max",
+        "min",
+        "replace",
+        "reverse",
+        "round",
+        "safe",
+        "sort",
+        "string",
+        "striptags",
+        "title",
+        "tojson",
+        "trim",
+        "truncate",
+        "unique",
+        "upper",
+        "urlencode",
+        "wordcount",
+        "wordwrap",
+    }
+)
+_SIMPLE_TESTS = frozenset(
+    {
+        "boolean", "defined", "divisibleby", "eq", "equalto", "escaped", "even", "false", "filter", "float",
+        "ge", "gt", "in", "integer", "iterable", "le", "lower", "lt", "mapping", "ne", "none", "number", "odd",
+        "sameas", "sequence", "string", "test", "true", "undefined", "upper", "==", "!=", "<", "<=", ">", ">=",
+    }
+)  # fmt: skip
+_SIMPLE_NODES = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Const,
+    nodes.Name,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Slice,
+    nodes.If,
+    nodes.CondExpr,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Neg,
+    nodes.Pos,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.Concat,
+    nodes.Add,
+    nodes.Sub,
+    nodes.Div,
+    nodes.FloorDiv,
+    nodes.Assign,
+    nodes.AssignBlock,
+    nodes.Keyword,
+    nodes.With,
+)
+_LITERAL_NODES = (nodes.Const, nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair)
+# Methods that return text, a flag, a number, one of their arguments or a flat piece of their object (str and
+# dict methods, loop.cycle/changed); the amplifying ones among them (ljust, replace, join, format) are
+# pre-checked by _check_str_method like any call.
+_SIMPLE_METHODS = frozenset(
+    {
+        "capitalize", "casefold", "center", "changed", "count", "cycle", "endswith", "find", "format", "get",
+        "index", "isalnum", "isalpha", "isdigit", "islower", "isspace", "istitle", "isupper", "items", "join",
+        "keys", "ljust", "lower", "lstrip", "partition", "removeprefix", "removesuffix", "replace", "rfind",
+        "rindex", "rjust", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
+        "swapcase", "title", "upper", "values", "zfill",
+    }
+)  # fmt: skip
+
+
+class _SimpleCheck:
+    """Whether a template can only do work proportional to its inputs (see :func:`render`).
+
+    Without ``*``, ``%``, ``**``, literal lists of variables, calls other than ``range``, the template's own
+    macros (which return text) and the flat methods in ``_SIMPLE_METHODS``, and without the filters that
+    build collections (``batch``, ``slice``, ``map``, ``sum``, ...), a template cannot make a value larger or
+    more nested than what it was given; its loops, calls and text are charged to the budget and the
+    in-process attempt has a time slice.
+    """
+
+    @staticmethod
+    def of(ast: nodes.Template) -> bool:
+        macros = frozenset(macro.name for macro in ast.find_all(nodes.Macro))
+        return all(_SimpleCheck._node(node, macros) for node in ast.find_all(nodes.Node))
+
+    @staticmethod
+    def _node(node: nodes.Node, macros: frozenset[str]) -> bool:
+        if isinstance(node, nodes.Call):
+            if node.dyn_args is not None or node.dyn_kwargs is not None:
+                return False
+            callee = node.node
+            if isinstance(callee, nodes.Getattr):
+                return callee.attr in _SIMPLE_METHODS
+            return isinstance(callee, nodes.Name) and (callee.name == "range" or callee.name in macros)
+        if isinstance(node, nodes.Macro):
+            return True
+        if isinstance(node, nodes.Tuple) and node.ctx == "store":
+            return True  # {% for key, value in pairs %}
+        if isinstance(node, nodes.List | nodes.Tuple | nodes.Dict):
+            return all(isinstance(child, _LITERAL_NODES) for child in node.find_all(nodes.Node))
+        if isinstance(node, nodes.Pair):
+            return True  # only inside a literal dict, checked above
+        if isinstance(node, nodes.Filter):
+            return node.name in _SIMPLE_FILTERS and node.dyn_args is None and node.dyn_kwargs is None
+        if isinstance(node, nodes.Test):
+            return node.name in _SIMPLE_TESTS and node.dyn_args is None and node.dyn_kwargs is None
+        if isinstance(node, nodes.For):
+            return not node.recursive
+        if isinstance(node, nodes.Include):
+            return isinstance(node.template, nodes.Const)
+        return isinstance(node, _SIMPLE_NODES)
+
+
 # --- size pre-checks for amplifying operations --------------------------------------------------------------
 
 _PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -902,25 +1606,34 @@ def _any_int_over(values: Iterable[Any], limit: int) -> bool:
     return any(_is_int(value) and abs(value) > limit for value in values)
 
 
+def _largest_text(env: _PromptEnvironment, values: Iterable[Any]) -> int:
+    return max((env.text_size(value) for value in values), default=0)
+
+
 def _check_percent_format(env: _PromptEnvironment, fmt: str, args: Any) -> None:
-    """Refuse ``%``-format widths/precisions larger than the output limit (e.g. ``"%999999999d"``)."""
+    """Refuse ``%``-formats whose widths/precisions (``"%999999999d"``) or arguments make too much text."""
     star = False
+    fields = 0
     for match in _PERCENT_FIELD.finditer(fmt):
+        fields += 1
         for group in match.groups():
             if group == "*":
                 star = True
             elif group and _too_big_number(group, env.max_chars):
-                env.check_size(env.max_chars + 1)
-    if star:
-        values = args if isinstance(args, tuple) else (args,)
-        if _any_int_over(values, env.max_chars):
-            env.check_size(env.max_chars + 1)
+                env.check_size(env.max_chars + 1, "a % format width")
+    values = list(args) if isinstance(args, tuple) else [args]
+    if star and _any_int_over(values, env.max_chars):
+        env.check_size(env.max_chars + 1, "a % format width")
+    if isinstance(args, Mapping):
+        values = list(args.values())
+    env.check_size(len(fmt) + fields * _largest_text(env, values), "% format")
 
 
 def _check_brace_format(
     env: _PromptEnvironment, fmt: str, args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> None:
-    """Refuse ``str.format`` field widths larger than the output limit (e.g. ``"{:>999999999}"``)."""
+    """Refuse ``str.format`` field widths larger than the output limit (e.g. ``"{:>999999999}"``) and
+    arguments whose text would be too long."""
     try:
         fields = list(string.Formatter().parse(fmt))
     except ValueError:
@@ -931,24 +1644,29 @@ def _check_brace_format(
             continue
         nested = nested or "{" in spec
         if any(_too_big_number(digits, env.max_chars) for digits in _DIGITS.findall(spec)):
-            env.check_size(env.max_chars + 1)
-    if nested:
-        mapping_values = [v for arg in args if isinstance(arg, Mapping) for v in arg.values()]
-        if _any_int_over([*args, *kwargs.values(), *mapping_values], env.max_chars):
-            env.check_size(env.max_chars + 1)
+            env.check_size(env.max_chars + 1, "a format width")
+    mapping_values = [
+        v for arg in (*args, *kwargs.values()) if isinstance(arg, Mapping) for v in arg.values()
+    ]
+    if nested and _any_int_over([*args, *kwargs.values(), *mapping_values], env.max_chars):
+        env.check_size(env.max_chars + 1, "a format width")
+    used = sum(1 for field_ in fields if field_[1] is not None)
+    env.check_size(len(fmt) + used * _largest_text(env, [*args, *kwargs.values()]), "str.format()")
 
 
-def _replace_size(s: Any, old: Any, new: Any, count: Any) -> int:
+def _replace_size(env: _PromptEnvironment, s: Any, old: Any, new: Any, count: Any) -> int:
     if not (isinstance(s, str) and isinstance(old, str) and isinstance(new, str)):
-        return _size(s)
+        # the filter turns them into text first: bound the result by one replacement per character
+        text = env.text_size(s)
+        return text + (text + 1) * env.text_size(new)
     occurrences = len(s) + 1 if old == "" else s.count(old)
     if _is_int(count) and count >= 0:
         occurrences = min(occurrences, count)
     return len(s) + occurrences * (len(new) - len(old))
 
 
-def _join_size(separator: Any, items: list[Any]) -> int:
-    return _size(separator) * max(len(items) - 1, 0) + sum(_size(item) for item in items)
+def _join_size(env: _PromptEnvironment, separator: Any, items: list[Any]) -> int:
+    return env.text_size(separator) * max(len(items) - 1, 0) + sum(env.text_size(item) for item in items)
 
 
 def _check_str_method(
@@ -962,18 +1680,25 @@ def _check_str_method(
     if method in ("ljust", "rjust", "center", "zfill"):
         width = arg(0, "width")
         if _is_int(width):
-            env.check_size(width)
+            env.check_size(width, _call_text(f"str.{method}", [width]))
     elif method == "expandtabs":
         tabsize = arg(0, "tabsize", 8)
         if _is_int(tabsize):
-            env.check_size(len(owner) + owner.count("\t") * max(tabsize, 0))
+            env.check_size(len(owner) + owner.count("\t") * max(tabsize, 0), "str.expandtabs()")
     elif method == "replace":
-        env.check_size(_replace_size(owner, arg(0, "old"), arg(1, "new"), arg(2, "count")))
+        env.check_size(
+            _replace_size(env, owner, arg(0, "old"), arg(1, "new"), arg(2, "count")), "str.replace()"
+        )
+    elif method == "translate":
+        table = arg(0, "table")
+        if isinstance(table, Mapping):
+            longest = max((_size(value) for value in table.values()), default=1)
+            env.check_size(len(owner) * max(longest, 1), "str.translate()")
     elif method == "join" and args:
         # Materialise once so the size can be known before joining; join would build the list anyway.
         items = list(args[0])
         env.spend(len(items))
-        env.check_size(_join_size(owner, items))
+        env.check_size(_join_size(env, owner, items), "str.join()")
         return (items, *args[1:])
     elif method in ("format", "format_map"):
         _check_brace_format(env, owner, args, kwargs)
@@ -982,18 +1707,18 @@ def _check_str_method(
 
 def _filter_center(env: _PromptEnvironment, a: dict[str, Any]) -> None:
     if _is_int(a["width"]):
-        env.check_size(a["width"])
+        env.check_size(a["width"], _call_text("center", [a["width"]]))
 
 
 def _filter_indent(env: _PromptEnvironment, a: dict[str, Any]) -> None:
     s, width = a["s"], a["width"]
     if isinstance(s, str):
         step = len(width) if isinstance(width, str) else width if _is_int(width) else 0
-        env.check_size(len(s) + max(step, 0) * (s.count("\n") + 1))
+        env.check_size(len(s) + max(step, 0) * (s.count("\n") + 1), _call_text("indent", [width]))
 
 
 def _filter_replace(env: _PromptEnvironment, a: dict[str, Any]) -> None:
-    env.check_size(_replace_size(a["s"], a["old"], a["new"], a["count"]))
+    env.check_size(_replace_size(env, a["s"], a["old"], a["new"], a["count"]), "replace")
 
 
 def _filter_format(env: _PromptEnvironment, a: dict[str, Any]) -> None:
@@ -1004,14 +1729,21 @@ def _filter_format(env: _PromptEnvironment, a: dict[str, Any]) -> None:
 def _filter_join(env: _PromptEnvironment, a: dict[str, Any]) -> None:
     items = list(a["value"])
     env.spend(len(items))
-    env.check_size(_join_size(a["d"], items))
+    attribute = a.get("attribute")
+    shown = items
+    if attribute is not None:
+        from jinja2.filters import make_attrgetter
+
+        getter = make_attrgetter(env, attribute)
+        shown = [getter(item) for item in items]
+    env.check_size(_join_size(env, a["d"], shown), "join")
     a["value"] = items
 
 
-def _filter_count(parameter: str) -> Callable[[_PromptEnvironment, dict[str, Any]], None]:
+def _filter_count(construct: str, parameter: str) -> Callable[[_PromptEnvironment, dict[str, Any]], None]:
     def check(env: _PromptEnvironment, a: dict[str, Any]) -> None:
         if _is_int(a[parameter]):
-            env.check_size(a[parameter])
+            env.check_items(a[parameter], _call_text(construct, [a[parameter]]))
 
     return check
 
@@ -1020,7 +1752,21 @@ def _filter_wordwrap(env: _PromptEnvironment, a: dict[str, Any]) -> None:
     s, width, wrap = a["s"], a["width"], a["wrapstring"]
     if isinstance(s, str) and isinstance(wrap, str) and _is_int(width):
         breaks = len(s) // max(width, 1) + s.count("\n") + 1
-        env.check_size(len(s) + len(wrap) * breaks)
+        env.check_size(len(s) + len(wrap) * breaks, _call_text("wordwrap", [width]))
+
+
+def _filter_sum(env: _PromptEnvironment, a: dict[str, Any]) -> None:
+    start = a["start"]
+    if isinstance(start, str | list | tuple):
+        # sum(start=[]) concatenates: every step copies everything so far.
+        items = list(a["iterable"])
+        total = len(start) + sum(_size(item) for item in items)
+        if isinstance(start, str):
+            env.check_size(total, "sum")
+        else:
+            env.check_items(total, "sum")
+        env.spend(total * len(items) // 2)
+        a["iterable"] = items
 
 
 _FILTER_PRECHECKS: dict[str, Callable[[_PromptEnvironment, dict[str, Any]], None]] = {
@@ -1029,9 +1775,10 @@ _FILTER_PRECHECKS: dict[str, Callable[[_PromptEnvironment, dict[str, Any]], None
     "replace": _filter_replace,
     "format": _filter_format,
     "join": _filter_join,
-    "batch": _filter_count("linecount"),
-    "slice": _filter_count("slices"),
+    "batch": _filter_count("batch", "linecount"),
+    "slice": _filter_count("slice", "slices"),
     "wordwrap": _filter_wordwrap,
+    "sum": _filter_sum,
 }
 
 
@@ -1073,7 +1820,9 @@ def _render_one(env: _PromptEnvironment, parsed: _Parsed, origin: _Origin, conte
     """Render one compiled source, stopping as soon as the output limit is passed."""
     chunks: list[str] = []
     try:
-        compiled = env.template_class.from_code(env, parsed.code, env.make_globals(None), None)
+        code = parsed.code
+        assert code is not None, "rendered sources are compiled here"
+        compiled = env.template_class.from_code(env, code, env.make_globals(None), None)
         # Template.generate is a generator function; close() releases the render frames on early exit.
         generator = cast(Generator[str, None, None], compiled.generate(context))
         try:
@@ -1084,6 +1833,20 @@ def _render_one(env: _PromptEnvironment, parsed: _Parsed, origin: _Origin, conte
             generator.close()
     except ProblemError:
         raise
+    except MemoryError:
+        if env.inline:
+            raise _Escalate from None  # a worker, with its memory limit, decides
+        raise
+    except RecursionError as exc:
+        if env.inline:
+            # The server's own stack is deeper than a worker's: let the worker decide, so both agree.
+            raise _Escalate from None
+        location = _locate(exc, origin)
+        raise TemplateProblem(
+            f"Template rendering failed{_where(origin, location)}: macro or include recursion is too deep",
+            code="template_render_error",
+            **location,
+        )
     except SecurityError as exc:
         location = _locate(exc, origin)
         raise TemplateProblem(
@@ -1095,13 +1858,6 @@ def _render_one(env: _PromptEnvironment, parsed: _Parsed, origin: _Origin, conte
         location = _locate(exc, origin)
         raise TemplateProblem(
             f"Template rendering failed{_where(origin, location)}: {exc.message or exc}",
-            code="template_render_error",
-            **location,
-        )
-    except RecursionError as exc:
-        location = _locate(exc, origin)
-        raise TemplateProblem(
-            f"Template rendering failed{_where(origin, location)}: macro or include recursion is too deep",
             code="template_render_error",
             **location,
         )

@@ -12,7 +12,7 @@ contains (ref)      output contains value; ``icontains`` ignoring case
 contains-any        output contains one of value (list or comma-separated string); ``icontains-any``
 contains-all        output contains all of value; ``icontains-all``
 starts-with (ref)   output (leading white space ignored) starts with value
-regex               output matches the Python regex value; ``options.flags`` of ``imsx``
+regex               output matches the RE2 (linear-time) regex value; ``options.flags`` of ``ims``
 is-json             whole output is JSON (one ``` fence allowed); optional value = JSON schema
 contains-json       output contains a JSON object/array; optional value = JSON schema
 json-schema         output is JSON valid against the Draft 2020-12 schema value

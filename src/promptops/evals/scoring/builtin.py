@@ -20,8 +20,9 @@ from rapidfuzz.distance import Levenshtein as _Levenshtein
 
 from promptops.evals.schemas import ScorerSpec
 from promptops.evals.scoring.types import ModelAccess, Outcome, ScoreInput, clip, reference
+from promptops.safe_regex import FLAGS as PATTERN_FLAGS
+from promptops.safe_regex import UserPattern, compile_user_pattern
 
-MAX_PATTERN_CHARS = 1000
 MAX_SCANNED_CHARS = 100_000  # regex and JSON extraction look at this much of an output
 MAX_LIST_ITEMS = 100
 MAX_JSON_ATTEMPTS = 200
@@ -328,8 +329,8 @@ class StartsWith(Builtin):
 class Regex(Builtin):
     type = "regex"
     description = (
-        "The output matches the regular expression value (Python syntax, searched anywhere); options.flags "
-        "may hold i (ignore case), m (multi-line), s (dot matches newline), x (verbose)."
+        "The output matches the regular expression value (RE2 syntax: no backreferences or lookaround; "
+        "searched anywhere); options.flags may hold i (ignore case), m (multi-line), s (dot matches newline)."
     )
     value_kind = "required"
     options_allowed = frozenset({"flags"})
@@ -337,33 +338,28 @@ class Regex(Builtin):
     def check_value(self, value: Any) -> None:
         if not isinstance(value, str) or not value:
             raise ValueError("value must be a non-empty regular expression string")
-        if len(value) > MAX_PATTERN_CHARS:
-            raise ValueError(f"the regular expression is longer than {MAX_PATTERN_CHARS} characters")
 
     def check_options(self, options: dict[str, Any]) -> None:
         flags = options.get("flags", "")
-        if not isinstance(flags, str) or set(flags) - set("imsx"):
-            raise ValueError("options.flags must be a string of the letters i, m, s, x")
+        if not isinstance(flags, str) or set(flags) - set(PATTERN_FLAGS):
+            raise ValueError(
+                "options.flags must be a string of the letters i (ignore case), m (multi-line), "
+                "s (dot matches newline); RE2 has no verbose mode (x)"
+            )
 
     def validate(self, spec: ScorerSpec) -> None:
         super().validate(spec)
-        try:
-            self.compiled(spec)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}")
+        self.compiled(spec)  # PatternError is a ValueError naming the problem
 
     @staticmethod
-    def compiled(spec: ScorerSpec) -> re.Pattern[str]:
-        flags = 0
-        for letter in spec.options.get("flags", ""):
-            flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
-        return re.compile(str(spec.value), flags)
+    def compiled(spec: ScorerSpec) -> UserPattern:
+        return compile_user_pattern(str(spec.value), str(spec.options.get("flags", "")))
 
     def check(self, spec: ScorerSpec, output: str, inp: ScoreInput) -> Outcome:
         match = self.compiled(spec).search(output[:MAX_SCANNED_CHARS])
         if match is None:
             return Outcome(0.0, f"output does not match /{clip(str(spec.value), SHOWN)}/", {})
-        return Outcome(1.0, f"output matches at {match.start()}", {"match": clip(match.group(0), SHOWN)})
+        return Outcome(1.0, f"output matches at {match.start}", {"match": clip(match.text, SHOWN)})
 
 
 # --- JSON -------------------------------------------------------------------------------------------------------
