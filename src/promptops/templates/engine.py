@@ -38,7 +38,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field, replace
 from types import CodeType, TracebackType
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, meta, nodes
 from jinja2.environment import Template
@@ -1157,28 +1157,13 @@ class _PromptEnvironment(ImmutableSandboxedEnvironment):
     def check_size(self, size: int, construct: str | None = None) -> None:
         """Fail with ``render_output_too_large`` if a text of ``size`` characters exceeds the output limit."""
         if size > self.max_chars:
-            if construct is None:
-                detail = (
-                    f"Rendering would produce a value of {size} characters, more than the limit of "
-                    f"{self.max_chars}"
-                )
-                raise TemplateProblem(detail, code="render_output_too_large", limit=self.max_chars)
-            raise TemplateProblem(
-                f"{construct} would produce {size} characters, more than the limit of {self.max_chars}",
-                code="render_output_too_large",
-                limit=self.max_chars,
-                construct=construct,
-            )
+            subject = f"{construct} would produce" if construct else "Rendering would produce a value of"
+            _too_large(f"{subject} {size} characters", self.max_chars, construct)
 
     def check_items(self, count: int, construct: str) -> None:
         """Fail with ``render_output_too_large`` if a sequence of ``count`` items exceeds the item limit."""
         if count > self.max_items:
-            raise TemplateProblem(
-                f"{construct} would make {count} items, more than the limit of {self.max_items}",
-                code="render_output_too_large",
-                limit=self.max_items,
-                construct=construct,
-            )
+            _too_large(f"{construct} would make {count} items", self.max_items, construct)
 
     def check_value(self, value: Any, construct: str) -> None:
         """Check a value just built: a text against the character limit, a collection against the item limit."""
@@ -1869,3 +1854,11 @@ def _render_one(env: _PromptEnvironment, parsed: _Parsed, origin: _Origin, conte
             **location,
         )
     return "".join(chunks)
+
+
+def _too_large(what: str, limit: int, construct: str | None) -> NoReturn:
+    """``render_output_too_large``: "<what>, more than the limit of <limit>" (naming the construct if any)."""
+    detail = f"{what}, more than the limit of {limit}"
+    if construct:
+        raise TemplateProblem(detail, code="render_output_too_large", limit=limit, construct=construct)
+    raise TemplateProblem(detail, code="render_output_too_large", limit=limit)
