@@ -2,11 +2,16 @@
 
 Starts ``promptops serve`` (1 worker) on a fresh database, then drives
 ``GET /api/v1/prompts/sentiment/few-shot@production`` with wrk (C load generator, separate process) and
-prints requests/s and p50/p95/p99 latency for: SQLite with the default resolve cache, SQLite with the
-cache off (every request authenticates and resolves against the database), and the same two on
-PostgreSQL when one answers at PROMPTOPS_TEST_POSTGRES_URL.
+prints requests/s, p50/p95/p99/max latency and errors (connect/read/write errors, non-2xx answers and
+requests slower than wrk's 5 s timeout) for SQLite, and PostgreSQL when one answers at
+PROMPTOPS_TEST_POSTGRES_URL, each in three modes (see MODES) and at 8 and 64 connections:
+- cached: the default 1 s resolve and API key caches;
+- uncached: resolve cache off, so every request reads the prompt from the database (what a cache miss costs);
+- no cache: both caches off, so every request also verifies its API key against the database.
+wrk starts all connections at once, and the first requests of a run wait behind that burst: max latency
+includes it; p99 over a 15 s run does not.
 
-    make bench            # or: .venv/bin/python bench/resolve.py [--duration 10] [--connections 8]
+    make bench            # or: .venv/bin/python bench/resolve.py [--duration 10] [--connections 8,64]
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ done = function(summary, latency, requests)
     latency.max / 1000, e.connect + e.read + e.write + e.status + e.timeout))
 end
 """
+
+
+# (row label, resolve cache TTL, API key cache TTL). "uncached" is what every resolve-cache miss costs (a new
+# prompt, a label move, a deploy): the prompt is read from the database; "no cache" also verifies the API key
+# against the database on every request.
+MODES = (("cached", 1.0, 1.0), ("uncached", 0.0, 1.0), ("no cache", 0.0, 0.0))
 
 
 def ensure_wrk() -> str:
@@ -89,7 +100,7 @@ def drop_postgres(url: str) -> None:
 
 
 def start_server(
-    database_url: str | None, data_dir: Path, cache_ttl: float, port: int
+    database_url: str | None, data_dir: Path, cache_ttl: float, key_ttl: float, port: int
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -97,6 +108,7 @@ def start_server(
         "PROMPTOPS_BOOTSTRAP_ADMIN_KEY": KEY,
         "PROMPTOPS_LOG_LEVEL": "WARNING",
         "PROMPTOPS_RESOLVE_CACHE_TTL_SECONDS": str(cache_ttl),
+        "PROMPTOPS_API_KEY_CACHE_TTL_SECONDS": str(key_ttl),
         "PROMPTOPS_PORT": str(port),
     }
     if database_url:
@@ -133,6 +145,8 @@ def run_wrk(wrk: str, port: int, duration: int, connections: int, script: Path) 
         "-t1",
         f"-c{connections}",
         f"-d{duration}s",
+        "--timeout",
+        "5s",
         "-s",
         str(script),
         "-H",
@@ -156,9 +170,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
-    parser.add_argument("--connections", type=int, default=8, help="concurrent keep-alive connections")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per row")
+    parser.add_argument(
+        "--connections", default="8,64", help="concurrent keep-alive connections, comma-separated runs"
+    )
     args = parser.parse_args()
+    connections = [int(c) for c in args.connections.split(",") if c.strip()]
     wrk = ensure_wrk()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,31 +186,33 @@ def main() -> None:
         try:
             for db_name, url in databases:
                 data_dir = Path(tmp) / f"data-{db_name}"
-                for label, ttl in (("cache 1s", 1.0), ("no cache", 0.0)):
+                for label, ttl, key_ttl in MODES:
                     port = free_port()
-                    proc = start_server(url, data_dir, ttl, port)
+                    proc = start_server(url, data_dir, ttl, key_ttl, port)
                     try:
-                        run_wrk(wrk, port, 2, args.connections, script)  # warm-up
-                        result = run_wrk(wrk, port, args.duration, args.connections, script)
+                        run_wrk(wrk, port, 2, max(connections), script)  # warm-up
+                        for count in connections:
+                            result = run_wrk(wrk, port, args.duration, count, script)
+                            rows.append((db_name, label, count, result))
                     finally:
                         proc.terminate()
                         proc.wait(timeout=20)
-                    rows.append((db_name, label, result))
         finally:
             if pg:
                 drop_postgres(pg)
     print()
     print(
-        f"resolve-by-label, 1 server worker, wrk 1 thread x {args.connections} connections, {args.duration}s each, "
+        f"resolve-by-label, 1 server worker, wrk 1 thread, {args.duration}s per row, "
         f"{os.cpu_count()} cores shared by server and load generator"
     )
     print(
-        f"{'database':<11} {'mode':<9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
+        f"{'database':<11} {'mode':<9} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'max ms':>8} {'errors':>7}"
     )
-    for db_name, label, r in rows:
+    for db_name, label, count, r in rows:
         print(
-            f"{db_name:<11} {label:<9} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p95']:>8.2f} {r['p99']:>8.2f} "
-            f"{r['max']:>8.1f} {r['errors']:>7}"
+            f"{db_name:<11} {label:<9} {count:>5} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p95']:>8.2f} "
+            f"{r['p99']:>8.2f} {r['max']:>8.1f} {r['errors']:>7}"
         )
 
 

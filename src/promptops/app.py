@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     runtime = Runtime(settings=settings, db=db, box=box, recorder=recorder, caller=caller)
     runtime.jobs = build_job_queue(runtime)
     registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
-    runtime.api_key_cache.ttl = settings.resolve_cache_ttl_seconds
+    runtime.api_key_cache.ttl = settings.api_key_cache_ttl_seconds
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -47,7 +47,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     include_max_depth: int = Field(default=5, ge=1, le=20)
     resolve_cache_ttl_seconds: float = Field(
-        default=1.0, ge=0, description="In-process cache of auth and label resolution; 0 disables."
+        default=1.0, ge=0, description="In-process cache of resolved prompts and model lookups; 0 disables."
+    )
+    api_key_cache_ttl_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=300,
+        description="In-process cache of verified API keys; 0 verifies every request against the database.",
     )
 
     # Untrusted template work (docs/security.md, "Templates"). The size and work limits are checked inside the

@@ -51,8 +51,7 @@ async def authenticate(request: Request) -> Principal:
     if token.startswith("po_"):
 
         async def load() -> service.KeyAuth:
-            async with runtime.db.transaction() as session:
-                auth = await service.authenticate_api_key(session, token)
+            auth = await runtime.db.read(lambda session: service.authenticate_api_key(session, token))
             if auth.needs_touch:
                 async with runtime.db.transaction(write=True) as session:
                     await service.touch_api_key(session, auth.key_id)

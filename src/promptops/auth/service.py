@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from promptops.auth.models import ApiKey, Membership, User, UserSession
 from promptops.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
@@ -34,17 +35,21 @@ class KeyAuth:
     needs_touch: bool
 
 
-async def authenticate_api_key(session: AsyncSession, raw_key: str) -> KeyAuth:
-    """The principal of a valid API key; 401 for an unknown, revoked or expired key."""
+_KEY_BY_HASH = (
+    select(ApiKey, Project.org_id)
+    .join(Project, Project.id == ApiKey.project_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
+
+
+def authenticate_api_key(session: Session, raw_key: str) -> KeyAuth:
+    """The principal of a valid API key; 401 for an unknown, revoked or expired key.
+
+    A sync unit of work for :meth:`promptops.db.Database.read` (it runs on every uncached request).
+    """
     if not is_api_key(raw_key):
         raise Unauthenticated("Malformed API key", code="invalid_credentials")
-    row = (
-        await session.execute(
-            select(ApiKey, Project.org_id)
-            .join(Project, Project.id == ApiKey.project_id)
-            .where(ApiKey.key_hash == digest(raw_key))
-        )
-    ).one_or_none()
+    row = session.execute(_KEY_BY_HASH, {"key_hash": digest(raw_key)}).one_or_none()
     if row is None:
         raise Unauthenticated("Unknown API key", code="invalid_credentials")
     key, org_id = row

@@ -31,10 +31,9 @@ from procrastinate import App, PsycopgConnector
 from procrastinate import exceptions as pq_exceptions
 from procrastinate import jobs as pq_jobs
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
-from sqlalchemy.engine import make_url
 
 from promptops.config import normalize_database_url
-from promptops.db import utcnow
+from promptops.db import sync_database_url, utcnow
 from promptops.jobs.base import QueueBase, UnknownJobKind, check_job, job_kind, retry_delay
 from promptops.jobs.kinds import import_job_modules
 from promptops.logging import log
@@ -45,25 +44,14 @@ if TYPE_CHECKING:
 TASK_NAME = "promptops.job"
 QUEUE = "promptops"
 FETCH_POLL_SECONDS = 1.0
-# asyncpg-only URL options that libpq (psycopg) would reject.
-_ASYNCPG_ONLY = frozenset(
-    {
-        "prepared_statement_cache_size",
-        "statement_cache_size",
-        "command_timeout",
-        "max_cacheable_statement_size",
-    }
-)
 
 
 def psycopg_conninfo(database_url: str) -> str:
     """A libpq URL for psycopg from our SQLAlchemy URL (``postgresql+asyncpg://`` ... ``?ssl=require``)."""
-    url = make_url(normalize_database_url(database_url))
-    query = {k: v for k, v in url.query.items() if k not in _ASYNCPG_ONLY}
-    if "ssl" in query:
-        ssl = query.pop("ssl")
-        query.setdefault("sslmode", ssl)
-    return url.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
+    url = sync_database_url(normalize_database_url(database_url))
+    if url is None:
+        raise ValueError("the PostgreSQL job queue needs a PostgreSQL database URL")
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def job_lock(kind: str, ref_id: str) -> str:
