@@ -50,6 +50,7 @@ from promptops.registry.api import router as prompts_router
 from promptops.runs.api import router as runs_router
 from promptops.runs.recorder import RunRecorder
 from promptops.runtime import Runtime
+from promptops.templates import limits as template_limits
 from promptops.tenancy.api import router as projects_router
 from promptops.validation import body_problem
 
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     runtime.jobs = build_job_queue(runtime)
     registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
     runtime.api_key_cache.ttl = settings.api_key_cache_ttl_seconds
+    template_limits.configure(settings)  # the PROMPTOPS_TEMPLATE_* values of these settings, not the environment's
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -17,6 +17,11 @@ from conftest import Api
         ("POST", "/api/prompt/evaluate/x", None),  # no route at all: 404, not 405
         # one route per method, several routes on the path: all of them are named
         ("POST", "/api/v1/prompts/a/labels/production", "GET, PUT, PATCH, DELETE"),
+        # a prompt name cannot end in a sub-resource word, so these paths are only the sub-resources' routes
+        ("PATCH", "/api/v1/prompts/team/a/versions", "GET, POST"),
+        ("DELETE", "/api/v1/prompts/a/labels", "GET"),
+        ("GET", "/api/v1/prompts/a/render", "POST"),
+        ("PUT", "/api/v1/prompts/a/history", "GET"),
     ],
 )
 async def test_405_names_the_allowed_methods(api: Api, method: str, path: str, allow: str | None) -> None:

@@ -23,12 +23,13 @@ import contextlib
 import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import Api
+from conftest import Api, open_api
 from promptops.templates import limits, pool
 
 HEALTHZ_BOUND_SECONDS = 0.2
@@ -358,3 +359,38 @@ async def test_deeply_nested_expression_is_a_syntax_error(api: Api) -> None:
     problem = saved.problem(422)
     assert problem["code"] == "template_syntax_error", problem
     saved.check_server()
+
+
+async def test_server_settings_set_the_template_limits(db_url: str, tmp_path: Path) -> None:
+    """The limits come from the Settings the app is built with (not only from the environment)."""
+    previous = limits.current()
+    api, client, lifespan = await open_api(db_url, tmp_path, template_max_items=150, template_cpu_seconds=2.5)
+    try:
+        assert (limits.current().max_items, limits.current().cpu_seconds) == (150, 2.5)
+        name = await new_prompt(api)
+        assert (await add_version(api, name, template="{{ range(160)|list|length }}")).status_code == 201
+        r = await render(api, name)
+        assert r.status_code == 422, r.text
+        assert "150" in r.json()["detail"]
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+        limits.configure(previous)
+
+
+async def test_saving_a_big_template_does_not_hold_the_writer(api: Api) -> None:
+    """A big template is parsed and linted before the write transaction opens: on SQLite other writes (one
+    writer at a time) go through meanwhile instead of queueing behind the analysis."""
+    name = await new_prompt(api)
+    big = "".join(f"{{{{ v{i % 50} }}}} and {{% if v{i % 50} %}}x{{% endif %}} " for i in range(4000))
+    variables = [{"name": f"v{i}"} for i in range(50)]
+    saving = asyncio.create_task(add_version(api, name, template=big, variables=variables))
+    await asyncio.sleep(0.05)
+    writes = 0
+    while not saving.done() and writes < 20:
+        r = await api.post("/api/v1/prompts", json={"name": f"{name}-other{writes}", "template": "fine"})
+        assert r.status_code == 201, r.text
+        writes += 1
+    saved = await saving
+    assert saved.status_code == 201, saved.text
+    assert writes >= 2, "other writes waited for the big template's analysis"

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.convertors import Convertor, register_url_convertor
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
@@ -14,6 +15,7 @@ from promptops.idempotency import idempotent
 from promptops.pagination import PageLimit
 from promptops.registry import service
 from promptops.registry.models import Prompt, PromptVersion
+from promptops.registry.refs import ROUTE_REF_REGEX
 from promptops.registry.schemas import (
     CreatePromptIn,
     CreateVersionIn,
@@ -42,6 +44,18 @@ from promptops.runtime import runtime_of
 from promptops.templates import lint
 from promptops.validation import DB_INT_MAX, Ref, VersionRef
 
+
+class _PromptRefConvertor(Convertor[str]):
+    regex = ROUTE_REF_REGEX
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("prompt", _PromptRefConvertor())
 router = APIRouter(prefix="/api/v1/prompts", tags=["prompts"])
 
 Reader = Annotated[Principal, Depends(require(P.PROMPT_READ))]
@@ -139,8 +153,10 @@ def _move_out(move: service.LabelMove) -> LabelMoveOut:
 )
 @idempotent
 async def create_prompt(body: CreatePromptIn, request: Request, principal: Writer) -> ResolvedOut:
-    async with runtime_of(request).db.transaction(write=True) as session:
-        prompt, version = await service.create_prompt(session, principal, body)
+    db = runtime_of(request).db
+    checked = await service.check_version(db, principal, body)  # before the write transaction opens
+    async with db.transaction(write=True) as session:
+        prompt, version = await service.create_prompt(session, principal, body, checked=checked)
         return await resolved_out(session, prompt, version, f"version:{version.version}")
 
 
@@ -176,17 +192,19 @@ async def list_prompts(
     )
 
 
-@router.post("/{name:path}/versions", status_code=201, response_model=ResolvedOut, summary="Add a version")
+@router.post("/{name:prompt}/versions", status_code=201, response_model=ResolvedOut, summary="Add a version")
 @idempotent
 async def create_version(
     name: Ref, body: CreateVersionIn, request: Request, principal: Writer
 ) -> ResolvedOut:
-    async with runtime_of(request).db.transaction(write=True) as session:
-        prompt, version = await service.create_version(session, principal, name, body)
+    db = runtime_of(request).db
+    checked = await service.check_version(db, principal, body)  # before the write transaction opens
+    async with db.transaction(write=True) as session:
+        prompt, version = await service.create_version(session, principal, name, body, checked=checked)
         return await resolved_out(session, prompt, version, f"version:{version.version}")
 
 
-@router.get("/{name:path}/versions", response_model=VersionPage, summary="List versions, newest first")
+@router.get("/{name:prompt}/versions", response_model=VersionPage, summary="List versions, newest first")
 async def list_versions(
     name: Ref,
     request: Request,
@@ -203,7 +221,7 @@ async def list_versions(
 
 
 @router.get(
-    "/{name:path}/versions/{number}/lint",
+    "/{name:prompt}/versions/{number}/lint",
     response_model=LintOut,
     summary="Lint a saved version now (current project lint settings, includes and model windows)",
 )
@@ -215,7 +233,7 @@ async def lint_version(
     return lint_out(findings, config, [], name=prompt.name, version=version.version)
 
 
-@router.get("/{name:path}/labels", response_model=list[LabelOut], summary="Current labels")
+@router.get("/{name:prompt}/labels", response_model=list[LabelOut], summary="Current labels")
 async def list_labels(name: Ref, request: Request, principal: Reader) -> list[LabelOut]:
     async with runtime_of(request).db.transaction() as session:
         prompt = await service.get_prompt(session, principal, name)
@@ -235,7 +253,7 @@ async def list_labels(name: Ref, request: Request, principal: Reader) -> list[La
     ]
 
 
-@router.get("/{name:path}/history", response_model=list[LabelEventOut], summary="Label move history")
+@router.get("/{name:prompt}/history", response_model=list[LabelEventOut], summary="Label move history")
 async def history(
     name: Ref,
     request: Request,
@@ -262,7 +280,9 @@ async def history(
     ]
 
 
-@router.put("/{name:path}/labels/{label}", response_model=LabelMoveOut, summary="Point a label at a version")
+@router.put(
+    "/{name:prompt}/labels/{label}", response_model=LabelMoveOut, summary="Point a label at a version"
+)
 async def set_label(
     name: Ref, label: str, body: SetLabelIn, request: Request, principal: Labeller
 ) -> LabelMoveOut:
@@ -279,14 +299,16 @@ async def set_label(
     return _move_out(move)
 
 
-@router.delete("/{name:path}/labels/{label}", status_code=204, summary="Remove a label")
+@router.delete("/{name:prompt}/labels/{label}", status_code=204, summary="Remove a label")
 async def delete_label(name: Ref, label: str, request: Request, principal: Labeller) -> Response:
     async with runtime_of(request).db.transaction(write=True) as session:
         await service.delete_label(session, principal, name, label)
     return Response(status_code=204)
 
 
-@router.post("/{name:path}/labels/{label}/rollback", response_model=LabelMoveOut, summary="Roll a label back")
+@router.post(
+    "/{name:prompt}/labels/{label}/rollback", response_model=LabelMoveOut, summary="Roll a label back"
+)
 async def rollback_label(
     name: Ref, label: str, body: RollbackIn, request: Request, principal: Deployer
 ) -> LabelMoveOut:
@@ -303,7 +325,7 @@ async def rollback_label(
     return _move_out(move)
 
 
-@router.post("/{name:path}/render", response_model=RenderOut, summary="Render a version with variables")
+@router.post("/{name:prompt}/render", response_model=RenderOut, summary="Render a version with variables")
 async def render(name: Ref, body: RenderIn, request: Request, principal: Reader) -> RenderOut:
     runtime = runtime_of(request)
     async with runtime.db.transaction() as session:
@@ -338,7 +360,7 @@ async def render(name: Ref, body: RenderIn, request: Request, principal: Reader)
     )
 
 
-@router.get("/{name:path}/diff", response_model=DiffOut, summary="Diff two versions")
+@router.get("/{name:prompt}/diff", response_model=DiffOut, summary="Diff two versions")
 async def diff(
     name: Ref,
     request: Request,
@@ -368,7 +390,7 @@ async def diff(
 
 
 @router.post(
-    "/{name:path}/fork", status_code=201, response_model=ResolvedOut, summary="Fork into a new prompt"
+    "/{name:prompt}/fork", status_code=201, response_model=ResolvedOut, summary="Fork into a new prompt"
 )
 @idempotent
 async def fork(name: Ref, body: ForkIn, request: Request, principal: Writer) -> ResolvedOut:
@@ -377,14 +399,14 @@ async def fork(name: Ref, body: ForkIn, request: Request, principal: Writer) -> 
         return await resolved_out(session, prompt, version, f"version:{version.version}")
 
 
-@router.patch("/{name:path}", response_model=PromptOut, summary="Update description, tags, archived")
+@router.patch("/{name:prompt}", response_model=PromptOut, summary="Update description, tags, archived")
 async def update_prompt(name: Ref, body: UpdatePromptIn, request: Request, principal: Writer) -> PromptOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         prompt = await service.update_prompt(session, principal, name, body)
         return await prompt_out(session, prompt)
 
 
-@router.get("/{name:path}", response_model=ResolvedOut, summary="Resolve name, name@label or name@3")
+@router.get("/{name:prompt}", response_model=ResolvedOut, summary="Resolve name, name@label or name@3")
 async def resolve(
     name: Ref,
     request: Request,

@@ -10,6 +10,10 @@ from promptops.errors import ValidationProblem
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}(/[a-z0-9][a-z0-9._-]{0,63}){0,7}$")
 # Last path segments the REST routes use after a prompt name; a prompt may not end with one of them.
 RESERVED_SEGMENTS = frozenset({"versions", "labels", "render", "diff", "fork", "history", "rollback"})
+# A prompt reference in a route path (``{name:prompt}``): one or more segments, the last not a reserved word
+# (optionally followed by ``@selector``), so ``/prompts/a/versions`` matches only the versions routes and a
+# 405's ``Allow`` names only their methods.
+ROUTE_REF_REGEX = r"(?:[^/]+/)*(?!(?:{})(?:@|/|$))[^/]+".format("|".join(sorted(RESERVED_SEGMENTS)))
 
 
 @dataclass(frozen=True)

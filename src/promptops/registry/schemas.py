@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, WithJsonSchema, model_validator
 
 from promptops.schemas import ApiModel, ApiOut, SmallJson
 from promptops.validation import DbInt
@@ -14,8 +14,13 @@ from promptops.validation import DbInt
 Kind = Literal["text", "chat"]
 Source = Literal["manual", "generated", "refined", "forked", "imported"]
 VarType = Literal["string", "number", "integer", "boolean", "array", "object", "any"]
-Tag = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-LabelName = Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_-]*$")
+# Tags and label names: the service checks them (422 invalid_tag / invalid_label naming the value); the schema
+# states the same rules so generated clients and forms know them.
+TagText = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"})]
+LabelText = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "pattern": r"^[a-z][a-z0-9_-]{0,62}$", "not": {"const": "latest"}}),
+]
 
 
 class VariableIn(ApiModel):
@@ -71,7 +76,7 @@ class VersionFields(ApiModel):
 
 
 class CreateVersionIn(VersionFields):
-    labels: list[str] = Field(default_factory=list, max_length=20)
+    labels: list[LabelText] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _labels(self) -> CreateVersionIn:
@@ -82,12 +87,12 @@ class CreateVersionIn(VersionFields):
 class CreatePromptIn(CreateVersionIn):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
-    tags: list[str] = Field(default_factory=list, max_length=32)
+    tags: list[TagText] = Field(default_factory=list, max_length=32)
 
 
 class UpdatePromptIn(ApiModel):
     description: str | None = Field(default=None, max_length=2000)
-    tags: list[str] | None = Field(default=None, max_length=32)
+    tags: list[TagText] | None = Field(default=None, max_length=32)
     archived: bool | None = None
 
 
@@ -120,7 +125,7 @@ class ForkIn(ApiModel):
     label: str | None = Field(default=None, max_length=63)
     version: DbInt | None = None
     description: str | None = Field(default=None, max_length=2000)
-    tags: list[str] | None = Field(default=None, max_length=32)
+    tags: list[TagText] | None = Field(default=None, max_length=32)
     commit_message: str = Field(default="", max_length=2000)
 
 
@@ -281,7 +286,7 @@ class LintIn(CreateVersionIn):
 
     name: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    tags: list[str] | None = Field(default=None, max_length=32)
+    tags: list[TagText] | None = Field(default=None, max_length=32)
     output_labels: list[str] | None = Field(
         default=None, max_length=100, description="Exact labels a scorer expects (overrides metadata.labels)"
     )

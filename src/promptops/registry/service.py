@@ -321,6 +321,29 @@ async def _analyze(fields: VersionFields) -> tuple[list[dict[str, Any]], engine.
     return [s.to_dict() for s in specs], analysis
 
 
+@dataclass(frozen=True)
+class VersionCheck:
+    """What saving a version computes from its fields alone: variable specs, template analysis, lint findings."""
+
+    fields: VersionFields
+    variables: list[dict[str, Any]]
+    findings: list[lint.LintFinding]
+
+
+async def _check_version(session: AsyncSession, principal: Principal, fields: VersionFields) -> VersionCheck:
+    variables, analysis = await _analyze(fields)
+    findings = await lint_fields(session, principal, fields, analysis=analysis)
+    return VersionCheck(fields, variables, findings)
+
+
+async def check_version(db: Database, principal: Principal, fields: VersionFields) -> VersionCheck:
+    """Parse, analyse and lint a version's fields before a write transaction opens (a big template takes a
+    worker process seconds; on SQLite a write transaction holds the one writer lock meanwhile). 422 when the
+    templates do not parse. Pass the result to :func:`create_prompt` / :func:`create_version` as ``checked``."""
+    async with db.transaction() as session:
+        return await _check_version(session, principal, fields)
+
+
 async def _add_version(
     session: AsyncSession,
     principal: Principal,
@@ -329,11 +352,13 @@ async def _add_version(
     *,
     source: str | None = None,
     parent_version_id: str | None = None,
+    checked: VersionCheck | None = None,
 ) -> PromptVersion:
-    variables, analysis = await _analyze(fields)
+    if checked is None or checked.fields is not fields:
+        checked = await _check_version(session, principal, fields)
+    variables, findings = checked.variables, checked.findings
     messages = [m.model_dump() for m in fields.messages] if fields.messages else None
     model_config = fields.model_config_.model_dump(exclude_none=True)
-    findings = await lint_fields(session, principal, fields, analysis=analysis)
     parent_id = parent_version_id or fields.parent_version_id
     if parent_id is not None:
         await get_version_by_id(session, principal, parent_id)
@@ -385,9 +410,10 @@ async def _add_version(
 
 
 async def create_prompt(
-    session: AsyncSession, principal: Principal, body: CreatePromptIn
+    session: AsyncSession, principal: Principal, body: CreatePromptIn, *, checked: VersionCheck | None = None
 ) -> tuple[Prompt, PromptVersion]:
-    """Create a prompt with its first version (and optional tags and labels)."""
+    """Create a prompt with its first version (and optional tags and labels); ``checked``: see
+    :func:`check_version`."""
     validate_prompt_name(body.name)
     tags = _check_tags(body.tags)
     exists = (
@@ -417,7 +443,7 @@ async def create_prompt(
         prompt_id=prompt.id,
         data={"name": prompt.name, "description": prompt.description, "tags": tags},
     )
-    version = await _add_version(session, principal, prompt, body)
+    version = await _add_version(session, principal, prompt, body, checked=checked)
     for label in body.labels:
         await _move_label(
             session, principal, prompt, label, version, action="set", reason=body.commit_message
@@ -441,13 +467,19 @@ async def _lock_prompt(session: AsyncSession, principal: Principal, name_or_id: 
 
 
 async def create_version(
-    session: AsyncSession, principal: Principal, name: str, body: CreateVersionIn
+    session: AsyncSession,
+    principal: Principal,
+    name: str,
+    body: CreateVersionIn,
+    *,
+    checked: VersionCheck | None = None,
 ) -> tuple[Prompt, PromptVersion]:
-    """Append an immutable version (number = previous + 1, gapless) and move any requested labels to it."""
+    """Append an immutable version (number = previous + 1, gapless) and move any requested labels to it;
+    ``checked``: see :func:`check_version`."""
     prompt = await _lock_prompt(session, principal, name)
     if prompt.archived:
         raise Conflict(f"Prompt {prompt.name!r} is archived; unarchive it first", code="prompt_archived")
-    version = await _add_version(session, principal, prompt, body)
+    version = await _add_version(session, principal, prompt, body, checked=checked)
     for label in body.labels:
         await _move_label(
             session, principal, prompt, label, version, action="set", reason=body.commit_message

@@ -2,8 +2,8 @@
 
 The engine checks the size and work limits itself; the worker pool (:mod:`promptops.templates.pool`)
 enforces CPU time and memory. The limits are read from the environment on first use
-(:func:`promptops.config.get_settings`); :func:`configure` replaces them, e.g. from the server's
-:class:`~promptops.config.Settings` or in a test.
+(:func:`promptops.config.get_settings`); :func:`configure` replaces them: ``create_app`` does so with the
+:class:`~promptops.config.Settings` it is given, and tests with their own values.
 """
 
 from __future__ import annotations
