@@ -129,7 +129,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     runtime.jobs = build_job_queue(runtime)
     registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
     runtime.api_key_cache.ttl = settings.api_key_cache_ttl_seconds
-    template_limits.configure(settings)  # the PROMPTOPS_TEMPLATE_* values of these settings, not the environment's
+    template_limits.configure(
+        settings
+    )  # the PROMPTOPS_TEMPLATE_* values of these settings, not the environment's
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
