@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     """Build the application. Start-up migrates the database and bootstraps a fresh installation."""
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, read_pool_size=settings.database_read_pool_size)
     box = SecretBox(load_master_secret(settings.secret_key, settings.data_dir), settings.previous_secret_keys)
     recorder = RunRecorder(db)
     caller = ModelCaller(settings, db, box, recorder, ttl=settings.resolve_cache_ttl_seconds)

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     resolve_cache_ttl_seconds: float = Field(
         default=1.0, ge=0, description="In-process cache of resolved prompts and model lookups; 0 disables."
     )
+    database_read_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="PostgreSQL connections for hot reads (API key lookups, uncached resolves), per process.",
+    )
     api_key_cache_ttl_seconds: float = Field(
         default=1.0,
         ge=0,

@@ -5,11 +5,11 @@ time) that takes a process-wide lock first, so concurrent writers queue in Pytho
 ``database is locked``; on PostgreSQL writers run concurrently and serialize on row locks where needed.
 
 Hot read paths (API key lookup, resolving a prompt by label on a cache miss) go through
-:meth:`Database.read`: a short read-only unit of work written against a synchronous session, run on one of
-two reader threads with a synchronous driver (pysqlite, psycopg): one hand-off per unit of work. Through the
-async drivers every statement costs more: several thread hand-offs per statement with aiosqlite (measured
-~450 us of CPU per statement against ~40 us), and SQLAlchemy's asyncpg adapter plus a pre-ping per checkout on
-PostgreSQL (measured 714 against 1,0xx uncached resolves per second; see bench/resolve.py).
+:meth:`Database.read`: a short read-only unit of work written against a synchronous session. On a SQLite
+file it runs on one of two reader threads with pysqlite: one hand-off per unit of work, where aiosqlite costs
+several per statement (measured at 64 concurrent reads: 338 against 941 us of CPU per resolve). On PostgreSQL
+it runs through a second asyncpg engine in autocommit without a pre-ping per checkout (381 us, against 492
+with BEGIN/ROLLBACK and 724 on psycopg reader threads). See bench/resolve.py for the request-level figures.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ _ASYNCPG_ONLY = frozenset(
 
 
 def sync_database_url(url: str) -> URL | None:
-    """The URL of ``url``'s database for a synchronous driver (pysqlite, psycopg), or None for an in-memory
-    SQLite database (which a second engine would not share)."""
+    """The URL of ``url``'s database for a synchronous driver (pysqlite; psycopg/libpq for the job queue), or
+    None for an in-memory SQLite database (which a second engine would not share)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -118,7 +118,7 @@ def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """One engine and session factory for the process, plus the SQLite writer lock."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, read_pool_size: int = 20) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -131,30 +131,39 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write_lock = asyncio.Lock()
-        self._reader: tuple[Engine, sessionmaker[Session], ThreadPoolExecutor] | None = None
-        # SQLite reads are CPU work in this process: two threads, so one slow disk read does not hold up the
-        # others (more would only contend for the GIL). PostgreSQL reads wait on the network: more threads.
-        self.reader_threads = 2 if self.is_sqlite else 8
-        reader_url = sync_database_url(url)
-        if reader_url is not None:
-            reader = create_engine(reader_url, **self._reader_options())
-            if self.is_sqlite:
-                event.listen(reader, "connect", _sqlite_reader_pragmas)
-            self._reader = (
+        # Database.read: reader threads with pysqlite on a SQLite file; on PostgreSQL a second asyncpg engine in
+        # autocommit without pre-ping; on an in-memory SQLite database the main engine.
+        self._threads: tuple[Engine, sessionmaker[Session], ThreadPoolExecutor] | None = None
+        self._reads: async_sessionmaker[AsyncSession] = self.sessionmaker
+        self._read_slots = asyncio.Semaphore(read_pool_size)
+        self.read_engine: AsyncEngine | None = None
+        if not self.is_sqlite:
+            # Autocommit: no BEGIN/ROLLBACK round trips (a hot read is one statement, its own snapshot). No
+            # pre-ping round trip per checkout: read() retries once on a dropped connection instead.
+            self.read_engine = create_async_engine(
+                url,
+                echo=echo,
+                isolation_level="AUTOCOMMIT",
+                pool_size=read_pool_size,
+                max_overflow=0,  # overflow connections are opened and closed under load: connect storms
+                pool_recycle=1800,
+            )
+            self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
+        elif (reader_url := sync_database_url(url)) is not None:
+            # Reads are CPU work in this process: two threads, so one slow disk read does not hold up the
+            # others; more would only contend for the GIL.
+            reader = create_engine(
+                reader_url,
+                isolation_level="AUTOCOMMIT",
+                pool_size=2,
+                connect_args={"check_same_thread": False, "timeout": 10},
+            )
+            event.listen(reader, "connect", _sqlite_reader_pragmas)
+            self._threads = (
                 reader,
                 sessionmaker(reader, expire_on_commit=False, autoflush=False),
-                ThreadPoolExecutor(self.reader_threads, thread_name_prefix="promptops-read"),
+                ThreadPoolExecutor(2, thread_name_prefix="promptops-read"),
             )
-
-    def _reader_options(self) -> dict[str, Any]:
-        # Autocommit: no BEGIN/ROLLBACK round trips; each hot read is one statement, its own snapshot.
-        options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_size": self.reader_threads}
-        if self.is_sqlite:
-            options["connect_args"] = {"check_same_thread": False, "timeout": 10}
-        else:
-            # No pre-ping round trip per checkout: read() retries once on a dropped connection instead.
-            options.update(max_overflow=0, pool_recycle=1800)
-        return options
 
     @property
     def dialect(self) -> str:
@@ -173,23 +182,28 @@ class Database:
     async def read(self, work: Callable[[Session], T]) -> T:
         """Run ``work(session)``: a short read-only unit of work (a few indexed lookups) on a sync session.
 
-        For the hot read paths only; see the module docstring. Objects it returns are detached.
+        For the hot read paths only; see the module docstring. Objects it returns are detached. A read is
+        safe to repeat, so one whose connection the server had dropped runs once more on a fresh one.
         """
-        if self._reader is None:
-            async with self._session() as session:
+        for attempt in (1, 2):
+            try:
+                return await self._read_once(work)
+            except DBAPIError as error:
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _read_once(self, work: Callable[[Session], T]) -> T:
+        if self._threads is None:
+            # Wait here, in arrival order, rather than in the pool: a request woken there can find its
+            # connection taken by a newcomer and go to the back of the queue again (p99 0.8-1.4 s measured).
+            async with self._read_slots, self._reads() as session:
                 return await session.run_sync(work)
-        _, factory, executor = self._reader
+        _, factory, executor = self._threads
 
         def run() -> T:
-            for attempt in (1, 2):
-                try:
-                    with factory() as session:
-                        return work(session)
-                except DBAPIError as error:
-                    # A read is safe to repeat; a connection the server dropped is replaced by the pool.
-                    if attempt == 2 or not error.connection_invalidated:
-                        raise
-            raise AssertionError("unreachable")
+            with factory() as session:
+                return work(session)
 
         return await asyncio.get_running_loop().run_in_executor(executor, run)
 
@@ -204,8 +218,10 @@ class Database:
                 raise
 
     async def dispose(self) -> None:
-        if self._reader is not None:
-            engine, _, executor = self._reader
+        if self._threads is not None:
+            engine, _, executor = self._threads
             executor.shutdown(wait=True)
             engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
         await self.engine.dispose()
