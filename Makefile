@@ -5,7 +5,7 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint typecheck bench install clean
+.PHONY: run test lint layers typecheck bench install clean
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
@@ -18,6 +18,11 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+# The layer contracts (pyproject.toml, [tool.importlinter]) with every import they follow; fails on a violation.
+layers: install
+	$(VENV)/bin/lint-imports --verbose
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,12 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from promptops import __version__
 from promptops.allow_header import allowed_methods
 from promptops.auth.api import auth_router, keys_router, members_router
-from promptops.bootstrap import bootstrap, print_credentials
 from promptops.config import Settings, get_settings
 from promptops.context import current_request_id
-from promptops.crypto import SecretBox, load_master_secret
 from promptops.datasets.api import router as datasets_router
-from promptops.db import Database
 from promptops.errors import ProblemError
 from promptops.evals.api import contract_router as eval_contract_router
 from promptops.evals.api import router as evals_router
@@ -30,10 +25,9 @@ from promptops.feedback.api import contract_router as feedback_contract_router
 from promptops.feedback.api import router as feedback_router
 from promptops.governance.api import contract_router
 from promptops.governance.api import router as audit_router
-from promptops.jobs import build_job_queue
-from promptops.logging import configure_logging, log
+from promptops.lifecycle import build_runtime, running
+from promptops.logging import configure_logging
 from promptops.middleware import Metrics, RequestContextMiddleware
-from promptops.migrate import upgrade
 from promptops.openapi import install_openapi
 from promptops.ops.api import router as ops_router
 from promptops.ops.docs import install_docs
@@ -42,15 +36,9 @@ from promptops.optimize.contract_api import contract_router as promptopt_contrac
 from promptops.playground.api import router as playground_router
 from promptops.providers.api import models_router
 from promptops.providers.api import router as providers_router
-from promptops.providers.calls import ModelCaller
-from promptops.providers.service import rotate_secrets
-from promptops.registry import service as registry_service
 from promptops.registry.api import lint_router
 from promptops.registry.api import router as prompts_router
 from promptops.runs.api import router as runs_router
-from promptops.runs.recorder import RunRecorder
-from promptops.runtime import Runtime
-from promptops.templates import limits as template_limits
 from promptops.tenancy.api import router as projects_router
 from promptops.validation import body_problem
 
@@ -120,43 +108,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     """Build the application. Start-up migrates the database and bootstraps a fresh installation."""
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url, read_pool_size=settings.database_read_pool_size)
-    box = SecretBox(load_master_secret(settings.secret_key, settings.data_dir), settings.previous_secret_keys)
-    recorder = RunRecorder(db)
-    caller = ModelCaller(settings, db, box, recorder, ttl=settings.resolve_cache_ttl_seconds)
-    runtime = Runtime(settings=settings, db=db, box=box, recorder=recorder, caller=caller)
-    runtime.jobs = build_job_queue(runtime)
-    registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
-    runtime.api_key_cache.ttl = settings.api_key_cache_ttl_seconds
-    template_limits.configure(
-        settings
-    )  # the PROMPTOPS_TEMPLATE_* values of these settings, not the environment's
+    runtime = build_runtime(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if migrate:
-            await asyncio.to_thread(upgrade, settings.effective_database_url)
-        if settings.bootstrap:
-            created = await bootstrap(runtime)
-            if created is not None:
-                print_credentials(created, settings)
-        async with db.transaction(write=True) as session:
-            rotated = await rotate_secrets(session, box)
-        if rotated:
-            log.info("secrets_rotated", count=rotated, key_id=box.current_kid)
-        recorder.start()
-        await runtime.jobs.start()
-        log.info("started", database=db.dialect, version=__version__)
-        # Move everything built at start-up out of the collector's view: full collections then scan only
-        # request garbage, which removes tens-of-milliseconds pauses from the latency tail.
-        gc.collect()
-        gc.freeze()
-        yield
-        await runtime.jobs.stop()
-        await recorder.stop()
-        await caller.aclose()
-        await db.dispose()
+        async with running(runtime, migrate=migrate):
+            yield
 
     app = FastAPI(
         title="PromptOps",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
@@ -11,9 +11,11 @@ from promptops.cache import TTLCache
 from promptops.config import Settings
 from promptops.crypto import SecretBox
 from promptops.db import Database
-from promptops.jobs.base import JobQueue, UnstartedQueue
-from promptops.providers.calls import ModelCaller
-from promptops.runs.recorder import RunRecorder
+
+if TYPE_CHECKING:  # built by promptops.lifecycle.build_runtime; this module stays below the features
+    from promptops.jobs.base import JobQueue
+    from promptops.providers.calls import ModelCaller
+    from promptops.runs.recorder import RunRecorder
 
 
 @dataclass
@@ -23,10 +25,25 @@ class Runtime:
     box: SecretBox
     recorder: RunRecorder
     caller: ModelCaller
-    # Durable background jobs (promptops.jobs); create_app sets the configured backend.
-    jobs: JobQueue = field(default_factory=UnstartedQueue)
+    # Durable background jobs (promptops.jobs); build_runtime sets the configured backend.
+    jobs: JobQueue = field(default_factory=lambda: UnstartedQueue())
     # Authenticated API keys by key digest (see promptops.auth.deps); per server, dropped on revocation.
     api_key_cache: TTLCache[Any] = field(default_factory=lambda: TTLCache(ttl=0))
+
+
+class UnstartedQueue:
+    """Placeholder until :func:`promptops.jobs.build_job_queue` sets the real queue on the runtime."""
+
+    backend = "none"
+
+    async def submit(self, kind: str, ref_id: str) -> None:
+        raise RuntimeError("no job queue is configured for this runtime")
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from promptops.validation import check_datetime, check_json
@@ -36,3 +36,10 @@ def _json_size_limit(limit: int) -> Any:
 
 
 SmallJson = Annotated[dict[str, Any], AfterValidator(check_json), _json_size_limit(65_536)]
+
+
+class MessageIn(ApiModel):
+    """One chat message of a prompt version or a model call (shared by the registry and providers)."""
+
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str = Field(max_length=200_000)

@@ -21,7 +21,7 @@ async def test_metrics_count_requests_by_route(api: Api) -> None:
     r = await api.get("/metrics", key=None)
     assert r.status_code == 200
     assert (
-        'promptops_http_requests_total{method="GET",route="/api/v1/prompts/{name:path}",status="200"}'
+        'promptops_http_requests_total{method="GET",route="/api/v1/prompts/{name:prompt}",status="200"}'
         in r.text
     )
     assert "promptops_http_request_duration_seconds_bucket" in r.text

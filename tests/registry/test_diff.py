@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptops.registry.diff import (
+from promptops.templates.diff import (
     diff_versions,
     messages_as_text,
     structured_diff,

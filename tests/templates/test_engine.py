@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptops.errors import NotFound, TemplateProblem
-from promptops.registry import diff as diffing
+from promptops.templates import diff as diffing
 from promptops.templates import engine, limits, lint, pool
 from promptops.templates.engine import (
     IncludedPrompt,

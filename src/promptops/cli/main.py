@@ -113,8 +113,8 @@ def worker(
     import asyncio
 
     from promptops.config import get_settings
-    from promptops.jobs.worker import WorkerError, run_worker
     from promptops.logging import configure_logging
+    from promptops.worker import WorkerError, run_worker
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)

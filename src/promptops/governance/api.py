@@ -64,7 +64,7 @@ async def _list(
         events, next_cursor = await service.list_events(
             session,
             principal,
-            prompt_id=prompt_id,
+            prompt_id=await registry.prompt_id_of(session, principal, prompt_id) if prompt_id else None,
             user=user,
             event_type=event_type,
             since=since,

@@ -11,8 +11,6 @@ from promptops.auth.principal import Principal
 from promptops.errors import ValidationProblem
 from promptops.governance import audit
 from promptops.governance.models import AuditEvent
-from promptops.ids import has_prefix
-from promptops.registry.models import Prompt
 from promptops.tenancy.service import scoped
 
 
@@ -31,13 +29,6 @@ async def list_events(
     """The project's audit events, newest first; ``cursor`` is the last seq seen."""
     stmt = scoped(select(AuditEvent), AuditEvent, principal)
     if prompt_id:
-        if not has_prefix(prompt_id, "prompt"):
-            found = (
-                await session.execute(
-                    scoped(select(Prompt.id), Prompt, principal).where(Prompt.name == prompt_id)
-                )
-            ).scalar_one_or_none()
-            prompt_id = found or prompt_id
         stmt = stmt.where(AuditEvent.prompt_id == prompt_id)
     if user:
         stmt = stmt.where(or_(AuditEvent.actor_id == user, AuditEvent.actor_name == user))

@@ -138,21 +138,6 @@ class QueueBase:
                 log.info("jobs_resumed", kind=kind.name, count=len(ref_ids))
 
 
-class UnstartedQueue:
-    """Placeholder until :func:`promptops.jobs.build_job_queue` sets the real queue on the runtime."""
-
-    backend = "none"
-
-    async def submit(self, kind: str, ref_id: str) -> None:
-        raise RuntimeError("no job queue is configured for this runtime")
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-
 async def cancel_and_wait(tasks: set[asyncio.Task[None]] | list[asyncio.Task[None]], grace: float) -> None:
     """Wait up to ``grace`` seconds for ``tasks``, cancel the rest and wait for them to unwind."""
     pending = [t for t in tasks if not t.done()]

@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from promptops.registry.schemas import MessageIn
-from promptops.schemas import ApiModel, ApiOut, SmallJson
+from promptops.schemas import ApiModel, ApiOut, MessageIn, SmallJson
 from promptops.validation import Ref
 
 CONNECTION_NAME = r"^[a-z][a-z0-9_-]{0,63}$"

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema, model_validator
 
-from promptops.schemas import ApiModel, ApiOut, SmallJson
+from promptops.schemas import ApiModel, ApiOut, MessageIn, SmallJson
 from promptops.validation import DbInt
 
 Kind = Literal["text", "chat"]
@@ -29,11 +29,6 @@ class VariableIn(ApiModel):
     required: bool = True
     default: Any = None
     description: str = Field(default="", max_length=1000)
-
-
-class MessageIn(ApiModel):
-    role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str = Field(max_length=200_000)
 
 
 class ModelConfigIn(ApiModel):

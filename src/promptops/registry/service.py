@@ -74,6 +74,17 @@ async def get_prompt(session: AsyncSession, principal: Principal, name_or_id: st
     )
 
 
+async def prompt_id_of(session: AsyncSession, principal: Principal, name_or_id: str) -> str:
+    """The id of the project's prompt named ``name_or_id``; an id (or a name that matches nothing) as given,
+    so a filter on it matches nothing rather than failing."""
+    if has_prefix(name_or_id, "prompt"):
+        return name_or_id
+    found = (
+        await session.execute(scoped(select(Prompt.id), Prompt, principal).where(Prompt.name == name_or_id))
+    ).scalar_one_or_none()
+    return found or name_or_id
+
+
 async def _version_by_number(session: AsyncSession, prompt: Prompt, number: int) -> PromptVersion:
     version = (
         await session.execute(

@@ -10,6 +10,7 @@ from promptops.auth.deps import require
 from promptops.auth.principal import Principal
 from promptops.governance.rbac import Permission as P
 from promptops.pagination import IdCursor, PageLimit, PromptFilter, Since, Until, VersionIdFilter
+from promptops.registry import service as registry
 from promptops.runs import service
 from promptops.runs.schemas import RunOut, RunPage
 from promptops.runtime import runtime_of
@@ -38,7 +39,7 @@ async def list_runs(
         rows, next_cursor = await service.list_runs(
             session,
             principal,
-            prompt=prompt,
+            prompt_id=await registry.prompt_id_of(session, principal, prompt) if prompt else None,
             version_id=version_id,
             model=model,
             provider=provider,

@@ -8,9 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
-from promptops.ids import has_prefix
 from promptops.pagination import fetch_page, id_cursor
-from promptops.registry.models import Prompt
 from promptops.runs.models import Run
 from promptops.tenancy.service import get_scoped, scoped
 
@@ -19,7 +17,7 @@ async def list_runs(
     session: AsyncSession,
     principal: Principal,
     *,
-    prompt: str | None = None,
+    prompt_id: str | None = None,
     version_id: str | None = None,
     model: str | None = None,
     provider: str | None = None,
@@ -32,15 +30,7 @@ async def list_runs(
     limit: int = 50,
 ) -> tuple[list[Run], str | None]:
     stmt = scoped(select(Run), Run, principal)
-    if prompt:
-        prompt_id = prompt
-        if not has_prefix(prompt, "prompt"):
-            found = (
-                await session.execute(
-                    scoped(select(Prompt.id), Prompt, principal).where(Prompt.name == prompt)
-                )
-            ).scalar_one_or_none()
-            prompt_id = found or prompt
+    if prompt_id:
         stmt = stmt.where(Run.prompt_id == prompt_id)
     for column, value in (
         (Run.version_id, version_id),

@@ -354,8 +354,8 @@ _DIFF_PLAIN_MICROS = 5.0
 async def diff_versions(
     a: Mapping[str, Any], b: Mapping[str, Any], from_name: str, to_name: str
 ) -> dict[str, Any]:
-    """:func:`promptops.registry.diff.diff_versions` for async code: big templates are diffed in a worker."""
-    from promptops.registry import diff
+    """:func:`promptops.templates.diff.diff_versions` for async code: big templates are diffed in a worker."""
+    from promptops.templates import diff
     from promptops.templates.engine import is_costly
 
     texts = [

@@ -50,8 +50,7 @@ def _address_space() -> int:
 
 
 def _jobs() -> dict[str, Callable[..., Any]]:
-    from promptops.registry import diff
-    from promptops.templates import engine, lint
+    from promptops.templates import diff, engine, lint
 
     def call(func: Callable[..., Any]) -> Callable[..., Any]:
         return lambda payload: func(*payload[0], **payload[1])

@@ -18,6 +18,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from promptops.config import Settings
+from promptops.jobs.pg import ProcrastinateQueue
+from promptops.lifecycle import build_runtime, running
 from promptops.logging import log
 from promptops.migrate import alembic_config
 
@@ -56,23 +58,23 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> int:
             f"the database is at migration {sorted(at) or 'none'}, this code needs {sorted(heads)}; "
             "start `promptops serve` once (it migrates on start) and then the workers"
         )
-    from promptops.app import create_app
-
     update: dict[str, object] = {"run_workers": True, "job_backend": "procrastinate", "bootstrap": False}
     if concurrency is not None:
         update["job_concurrency"] = concurrency
-    app = create_app(settings.model_copy(update=update), migrate=False)
-    runtime = app.state.runtime
+    runtime = build_runtime(settings.model_copy(update=update))
+    queue = runtime.jobs
+    if not isinstance(queue, ProcrastinateQueue):
+        raise WorkerError(f"promptops worker needs the procrastinate job backend, not {queue.backend!r}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     status = 0
     try:
-        async with app.router.lifespan_context(app):
+        async with running(runtime, migrate=False):
             log.info("worker_started", concurrency=runtime.settings.job_concurrency)
             stopped = loop.create_task(stop.wait())
-            died = loop.create_task(runtime.jobs.wait_worker())
+            died = loop.create_task(queue.wait_worker())
             await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)
             if not stop.is_set():
                 log.error("worker_died", hint="see the error logged above; the process exits to be restarted")
