@@ -25,6 +25,7 @@ import httpx
 import pytest
 import structlog
 import uvicorn
+from fake_llm_server import DEFAULT_KEY, FakeLLMServer
 from typer.testing import CliRunner, Result
 
 from conftest import ADMIN_KEY, make_settings
@@ -86,6 +87,19 @@ def running_server(db_url: str, tmp_path: Path, **overrides: Any) -> Iterator[Li
         thread.join(timeout=15)
         structlog.configure(**saved_logging)
         log_file.close()
+
+
+@contextmanager
+def running_server_with_fake(db_url: str, tmp_path: Path, fake: FakeLLMServer) -> Iterator[LiveServer]:
+    """:func:`running_server` with loopback provider URLs allowed and a connection ``fake`` to ``fake``."""
+    with running_server(db_url, tmp_path, provider_allowed_hosts=["127.0.0.1"]) as live:
+        r = httpx.post(
+            f"{live.url}/api/v1/providers",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            json={"name": "fake", "type": "openai", "baseUrl": fake.url + "/v1", "apiKey": DEFAULT_KEY},
+        )
+        assert r.status_code == 201, r.text
+        yield live
 
 
 @pytest.fixture(name="server")

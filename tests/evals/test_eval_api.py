@@ -135,6 +135,94 @@ async def test_evaluation_runs_scores_and_compares(eapi: Api, fake: FakeLLMServe
     assert [r["id"] for r in listed] == [run["id"]]
 
 
+async def queue_runs(api: Api, *prompt_lists: list[str]) -> list[str]:
+    """Queue one single-case run per list of prompts straight through the service (no job runs them); ids
+    in creation order.
+    """
+    from promptops.auth.principal import Principal
+    from promptops.evals import service
+    from promptops.evals.schemas import EvalRunIn
+    from promptops.governance.rbac import Role
+
+    runtime = api.app.state.runtime
+    me = (await api.get("/api/v1/auth/me")).json()
+    principal = Principal("system", "system", "system", me["projectId"], me["orgId"], Role.ADMIN)
+    ids = []
+    for prompts in prompt_lists:
+        body = EvalRunIn.model_validate(
+            {"prompts": prompts, "dataset": "echo/reviews", "models": [MODEL], "limit": 1}
+        )
+        async with runtime.db.transaction(write=True) as session:
+            ids.append((await service.create_run(session, principal, body, runtime.caller)).id)
+    return ids
+
+
+async def list_all(api: Api, **params: Any) -> list[str]:
+    """Every run id the list returns for ``params``, following nextCursor page by page."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        r = await api.get("/api/v1/evals", params={**params, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) <= params["limit"]
+        ids += [item["id"] for item in page["items"]]
+        cursor = page["nextCursor"]
+        if not cursor:
+            return ids
+        assert len(page["items"]) == params["limit"]
+
+
+async def test_list_by_prompt_reaches_runs_behind_many_others(eapi: Api) -> None:
+    """The prompt filter is SQL: runs of echo/a older than 66 runs of echo/b are listed, paged by cursor."""
+    ids = await queue_runs(eapi, *[["echo/a"]] * 3, ["echo/b", "echo/a"], *[["echo/b"]] * 66, ["echo/a"])
+    newest_first = ids[::-1]
+    of_a = [i for i in newest_first if i in {*ids[:4], ids[-1]}]
+    of_b = newest_first[1:68]
+    assert len(of_a) == 5 and len(of_b) == 67
+
+    assert await list_all(eapi, prompt="echo/a", limit=2) == of_a
+    assert await list_all(eapi, prompt="echo/a", dataset="echo/reviews", limit=50) == of_a
+    prompt_id = (await eapi.get(f"/api/v1/evals/{ids[0]}")).json()["versions"][0]["promptId"]
+    assert await list_all(eapi, prompt=prompt_id, limit=3) == of_a
+    assert await list_all(eapi, prompt="echo/b", limit=50) == of_b
+    assert await list_all(eapi, limit=200) == newest_first
+    missing = await eapi.get("/api/v1/evals", params={"prompt": "no/such"})
+    assert missing.status_code == 404
+
+
+async def test_migration_backfills_the_prompts_of_existing_runs(eapi: Api, db_url: str) -> None:
+    """0005 rebuilds eval_run_prompts from each run's spec: down to 0004 drops it, up fills it again."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from promptops.config import normalize_database_url
+    from promptops.migrate import downgrade, upgrade
+
+    ids = await queue_runs(eapi, ["echo/a"], ["echo/b", "echo/a"], ["echo/b"])
+    mixed = (await eapi.get(f"/api/v1/evals/{ids[1]}")).json()["versions"]
+    prompts = {v["promptName"]: v["promptId"] for v in mixed}
+    expected = {
+        (ids[0], prompts["echo/a"]),
+        (ids[1], prompts["echo/a"]),
+        (ids[1], prompts["echo/b"]),
+        (ids[2], prompts["echo/b"]),
+    }
+
+    async def stored() -> set[tuple[str, str]]:
+        engine = create_async_engine(normalize_database_url(db_url))
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT eval_run_id, prompt_id FROM eval_run_prompts"))
+            found = {(r[0], r[1]) for r in rows}
+        await engine.dispose()
+        return found
+
+    assert await stored() == expected
+    await asyncio.to_thread(downgrade, db_url, "0004")
+    await asyncio.to_thread(upgrade, db_url)
+    assert await stored() == expected
+
+
 async def test_rate_limits_are_retried_and_errors_are_reported_per_case(
     eapi: Api, fake: FakeLLMServer
 ) -> None:

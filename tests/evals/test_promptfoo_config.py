@@ -546,3 +546,31 @@ def test_unknown_top_level_keys_are_reported(tmp_path: Path) -> None:
         "scenarios: this setting is not supported and was ignored",
         "redteam: this setting is not supported and was ignored",
     ]
+
+
+def test_only_path_like_prompts_are_read_as_files(tmp_path: Path) -> None:
+    result = _translate(
+        tmp_path,
+        """
+        prompts:
+          - "What is 1/2? Answer in one word."
+          - "Summarise {{ text }}"
+          - greeting.md
+          - {raw: "prompts/*.txt", label: many}
+          - fn.py:make_prompt
+        providers: [promptops:local]
+        """,
+        {"greeting.md": "Hello {{ name }}", "prompts/a.txt": "A {{ x }}", "prompts/b.txt": "B {{ x }}"},
+    )
+    assert [(p.name, p.template) for p in result.prompts] == [
+        ("mig/prompt-1", "What is 1/2? Answer in one word."),
+        ("mig/prompt-2", "Summarise {{ text }}"),
+        ("mig/greeting", "Hello {{ name }}"),
+        ("mig/a", "A {{ x }}"),
+        ("mig/b", "B {{ x }}"),
+        ("mig/prompt-5", "fn.py:make_prompt"),
+    ]
+    assert result.unsupported == [
+        "prompts[4]: 'fn.py:make_prompt' looks like a file path, but no such file exists (relative to "
+        f"{tmp_path}); it was used as the prompt text"
+    ]

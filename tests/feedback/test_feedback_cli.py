@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from cli_support import LiveServer, admin_cli, running_server
-from fake_llm_server import DEFAULT_KEY, FakeLLMServer
+from cli_support import LiveServer, admin_cli, running_server_with_fake
+from fake_llm_server import FakeLLMServer
 
 from conftest import ADMIN_KEY
 
@@ -24,13 +24,7 @@ def fake() -> Iterator[FakeLLMServer]:
 
 @pytest.fixture
 def server(db_url: str, tmp_path: Path, fake: FakeLLMServer) -> Iterator[LiveServer]:
-    with running_server(db_url, tmp_path, provider_allowed_hosts=["127.0.0.1"]) as live:
-        r = httpx.post(
-            f"{live.url}/api/v1/providers",
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-            json={"name": "fake", "type": "openai", "baseUrl": fake.url + "/v1", "apiKey": DEFAULT_KEY},
-        )
-        assert r.status_code == 201, r.text
+    with running_server_with_fake(db_url, tmp_path, fake) as live:
         yield live
 
 

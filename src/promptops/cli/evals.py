@@ -41,6 +41,21 @@ def parse_scorer(raw: str) -> dict[str, Any]:
     return spec
 
 
+def parse_provider_map(raw: list[str] | None) -> dict[str, str]:
+    """``PREFIX=CONNECTION`` options (``openai=my-openai``, ``ollama:=local-ollama``) as a prefix map."""
+    mapping: dict[str, str] = {}
+    for item in raw or []:
+        prefix, connection = parse_assignment(item, "--provider-map")
+        prefix, connection = prefix.removesuffix(":"), connection.strip()
+        if not prefix or ":" in prefix or not connection:
+            raise typer.BadParameter(
+                f"expected PREFIX=CONNECTION such as openai=my-openai, got {item!r}",
+                param_hint="--provider-map",
+            )
+        mapping[prefix] = connection
+    return mapping
+
+
 def wait_for(api: ApiClient, run: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
     """Poll an evaluation until it finishes, drawing a progress bar on stderr unless ``quiet``."""
     path = f"/api/v1/evals/{path_segment(run['id'])}"
@@ -154,14 +169,16 @@ def push_draft(api: ApiClient, body: dict[str, Any]) -> str:
     return f"{name}@{added['version']['version']}"
 
 
-def _from_promptfoo(api: ApiClient, config_path: Path, prefix: str | None) -> dict[str, Any]:
+def _from_promptfoo(
+    api: ApiClient, config_path: Path, prefix: str | None, provider_map: dict[str, str]
+) -> dict[str, Any]:
     """Import a promptfoo config: its prompts into the registry, its tests as a dataset; the eval body."""
     from promptops.evals import promptfoo
 
     config = promptfoo.load_config(config_path)
     base = config_path.resolve().parent
     prefix = prefix or f"promptfoo/{base.name or 'config'}"
-    translated = promptfoo.translate(config, base_dir=base, prefix=prefix)
+    translated = promptfoo.translate(config, base_dir=base, prefix=prefix, provider_map=provider_map)
     for problem in translated.unsupported:
         output.warn(f"unsupported, skipped: {problem}")
     refs = [push_draft(api, draft.body()) for draft in translated.prompts]
@@ -204,6 +221,15 @@ def run_eval(
     prefix: Annotated[
         str | None, typer.Option(help="Registry/dataset name prefix for what --config imports.")
     ] = None,
+    provider_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--provider-map",
+            metavar="PREFIX=CONNECTION",
+            help="With --config: run promptfoo providers PREFIX:... (e.g. openai) on this PromptOps "
+            "connection (repeatable).",
+        ),
+    ] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Only cases with this tag (repeatable).")
@@ -226,20 +252,23 @@ def run_eval(
     """Run prompt versions on a dataset (a background job on the server) and report the aggregates."""
     with client() as api:
         if config is not None:
-            body = _from_promptfoo(api, config, prefix)
             if prompt or dataset:
                 raise typer.BadParameter(
                     "give --config or --prompt/--dataset, not both", param_hint="--config"
                 )
+            body = _from_promptfoo(api, config, prefix, parse_provider_map(provider_map))
         else:
             if not prompt or not dataset:
                 raise typer.BadParameter(
                     "--prompt and --dataset are required (or --config)", param_hint="--prompt"
                 )
+            if provider_map:
+                raise typer.BadParameter("only applies to --config", param_hint="--provider-map")
             params = dict(parse_assignment(p, "--param") for p in param or [])
-            body = {"prompts": prompt, "dataset": dataset, "models": [], "scorers": []}
+            body = {"prompts": prompt, "dataset": dataset, "models": []}
             body["models"] = [{**parse_model(m), "params": params} for m in model or []]
-            body["scorers"] = [parse_scorer(s) for s in scorer or []]
+            if scorer:  # none named: the server's defaults (a label match on expected outputs) apply
+                body["scorers"] = [parse_scorer(s) for s in scorer]
         body.update(concurrency=concurrency, tags=tag or [], limit=limit)
         if cache:
             body["cacheTtlSeconds"] = 3600

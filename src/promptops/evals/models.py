@@ -50,6 +50,21 @@ class EvalRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class EvalRunPrompt(Base):
+    """One prompt an evaluation run covers (a run evaluates versions of one or more prompts).
+
+    The same prompt ids are in ``EvalRun.spec["versions"]``; this table lets runs be listed by prompt in SQL,
+    newest first, through ``ix_eval_run_prompts_project_prompt``. Written with the run, never changed.
+    """
+
+    __tablename__ = "eval_run_prompts"
+    __table_args__ = (Index("ix_eval_run_prompts_project_prompt", "project_id", "prompt_id", "eval_run_id"),)
+
+    eval_run_id: Mapped[str] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"), primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+
+
 class EvalResult(Base):
     """The outcome of one cell, stored as soon as it completes (what makes a run resumable)."""
 

@@ -11,7 +11,9 @@ silently dropped.
 * ``prompts``: raw strings (a JSON chat array counts as chat messages), ``file://`` references relative to the
   config's folder (globs allowed; ``.txt``/``.md``/``.j2`` are text, several prompts in one file separated by
   a ``---`` line; ``.json``/``.yaml`` hold a chat message list; ``.jsonl`` one chat list per line), objects
-  ``{raw | id, label}`` and the ``{path: label}`` map form. promptfoo's Nunjucks ``{{ var }}`` is our Jinja2
+  ``{raw | id, label}`` and the ``{path: label}`` map form. As in promptfoo, a one-line prompt that looks like
+  a path (``prompts.txt``, ``prompts/*.md``) is read as a file reference too; when no such file exists it
+  stays prompt text and a warning is reported. promptfoo's Nunjucks ``{{ var }}`` is our Jinja2
   syntax; the ``dump`` filter becomes ``tojson``. Each prompt becomes ``{prefix}/{slug}`` (the label, else the
   file name, else ``prompt-N``).
 * ``providers`` (or ``targets``): ``"openai:gpt-4o-mini"``, ``"openai:chat:gpt-4o-mini"``,
@@ -41,7 +43,9 @@ run's scorers for that case). When every case has the same assertions differing 
 case's expected output, they are hoisted into run scorers without a value, so the dataset reads
 "review -> expected positive" and the run scores ``icontains`` against ``expected``. A case's ``expected``
 is the value of its first comparing assertion (equals, contains, icontains, starts-with, levenshtein,
-similar, label).
+similar, label). Only the assertions the config asks for are scored: cases that carry their own scorers get
+no default ``label`` scorer from the server, and a config without any assertion runs output-only (the body
+says ``"scorers": []``; outputs are stored, nothing is scored), as promptfoo does.
 """
 
 from __future__ import annotations
@@ -193,6 +197,9 @@ _TEST_KEYS = frozenset({"vars", "assert", "description", "metadata", "options"})
 _TOP_KEYS = frozenset(
     {"description", "prompts", "providers", "targets", "tests", "defaultTest", "evaluateOptions"}
 )
+# the file types promptfoo loads prompts from (optionally ``:function``), for bare prompt paths
+_FILE_SUFFIX = re.compile(r"\.(txt|md|j2|json|jsonl|ya?ml|csv|py|js|ts|mjs|cjs|mts|cts)(:[\w.]+)?$", re.I)
+_FILE_FUNCTION = re.compile(r"(\.(?:py|js|ts|mjs|cjs|mts|cts)):[\w.]+$")  # "fn.py:make" -> "fn.py"
 _SIMPLE_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _SLUG_BAD = re.compile(r"[^a-z0-9._-]+")
 _DUMP_FILTER = re.compile(r"\|\s*dump\b")
@@ -442,6 +449,14 @@ class _Translator:
             return []
         if spec.startswith("file://"):
             return self.prompt_files(path, spec, label)
+        if _looks_like_path(spec):  # promptfoo reads a bare "prompts.txt" (or "prompts/*.md") as a file too
+            if self.glob(_FILE_FUNCTION.sub(r"\1", spec.strip())):
+                return self.prompt_files(path, "file://" + spec.strip(), label)
+            self.report(
+                path,
+                f"{spec.strip()!r} looks like a file path, but no such file exists (relative to "
+                f"{self.base_dir}); it was used as the prompt text",
+            )
         draft = self.prompt_from_text(
             path, spec, label or _shorten(spec), label or slug, path, chat_json=True
         )
@@ -449,8 +464,11 @@ class _Translator:
 
     def prompt_files(self, path: str, ref: str, label: str | None) -> list[PromptDraft]:
         target = ref[len("file://") :]
-        if re.search(r"\.(py|js|ts|mjs|cjs)(:[\w.]+)?$", target):
+        if re.search(r"\.(py|js|ts|mjs|cjs|mts|cts)(:[\w.]+)?$", target):
             self.report(path, f"prompt functions ({ref}) are not supported; skipped")
+            return []
+        if target.lower().endswith(".csv"):
+            self.report(path, f"CSV prompt files ({ref}) are not supported; skipped")
             return []
         files = self.glob(target)
         if not files:
@@ -627,7 +645,7 @@ class _Translator:
                 self.report(
                     f"{path}.config.{key}",
                     "endpoints and credentials belong to a PromptOps provider connection; create one and map "
-                    "the provider prefix to it (--provider-map); ignored",
+                    f"the provider prefix to it (--provider-map {provider_id.split(':')[0]}=CONNECTION); ignored",
                 )
             else:
                 self.report(f"{path}.config.{key}", "not supported; ignored")
@@ -650,7 +668,7 @@ class _Translator:
         if connection is None:
             return None, (
                 f"provider {provider_id!r} has no PromptOps connection; map its prefix {head!r} to one of your "
-                "connections (--provider-map) to run it"
+                f"connections to run it (--provider-map {head}=CONNECTION)"
             )
         rest = parts[1:]
         if rest and rest[0] in _API_KINDS:
@@ -1198,6 +1216,17 @@ def _fill(value: Any, variables: dict[str, Any]) -> tuple[Any, bool]:
         pairs = {k: _fill(v, variables) for k, v in value.items()}
         return {k: v for k, (v, _) in pairs.items()}, all(ok for _, ok in pairs.values())
     return value, True
+
+
+def _looks_like_path(text: str) -> bool:
+    """A one-line prompt that names a file the way promptfoo reads one: ``prompts.txt``, ``dir/p.md``,
+    ``prompts/*.txt``, ``chat.json``, ``fn.py:make`` (a single line without template syntax)."""
+    stripped = text.strip()
+    if not stripped or stripped[0] in "[{" or "\n" in stripped or "{{" in stripped or "{%" in stripped:
+        return False
+    if _FILE_SUFFIX.search(stripped):
+        return True
+    return not any(ch.isspace() for ch in stripped) and any(ch in stripped for ch in "/\\*")
 
 
 def _mentions_variables(raw: Any) -> bool:

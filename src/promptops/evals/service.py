@@ -22,7 +22,7 @@ from promptops.db import utcnow
 from promptops.errors import Conflict, NotFound, ValidationProblem
 from promptops.evals import stats
 from promptops.evals.baselines import versus_majority
-from promptops.evals.models import EvalResult, EvalRun
+from promptops.evals.models import EvalResult, EvalRun, EvalRunPrompt
 from promptops.evals.schemas import EvalRunIn, ScorerSpec
 from promptops.evals.scoring import scorers_for, validate_specs
 from promptops.governance import audit
@@ -128,10 +128,16 @@ async def create_run(
             + (f" tagged {', '.join(body.tags)}" if body.tags else ""),
             code="empty_dataset",
         )
-    scorers = scorers_for(body.scorers, (c.expected for c in cases))
-    if not scorers:
+    # Cases carrying their own scorers (metadata.scorers, e.g. promptfoo tests) get no default label scorer;
+    # an explicit "scorers": [] with nothing to score runs output-only (outputs stored, no scores).
+    case_scored = any((c.metadata_ or {}).get("scorers") for c in cases)
+    scorers = (
+        [] if case_scored and not body.scorers else scorers_for(body.scorers, (c.expected for c in cases))
+    )
+    if not scorers and not case_scored and "scorers" not in body.model_fields_set:
         raise ValidationProblem(
-            "No scorers given and the dataset has no expected outputs to compare with; add 'scorers'",
+            "No scorers given and the dataset has no expected outputs to compare with; add 'scorers' "
+            '(or "scorers": [] to only store the outputs)',
             code="no_scorers",
         )
     validate_specs(scorers)
@@ -202,6 +208,10 @@ async def create_run(
     )
     session.add(run)
     await session.flush()
+    session.add_all(
+        EvalRunPrompt(eval_run_id=run.id, prompt_id=prompt_id, project_id=run.project_id)
+        for prompt_id in dict.fromkeys(v["promptId"] for v in versions)
+    )
     await audit.record(
         session,
         principal,
@@ -237,26 +247,27 @@ async def list_runs(
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[EvalRun], str | None]:
-    """Evaluation runs, newest first; ``prompt`` (id or name) keeps runs that include one of its versions."""
+    """Evaluation runs, newest first; ``prompt`` (id or name) keeps runs that include one of its versions.
+
+    The prompt filter joins ``eval_run_prompts`` and pages on its ``eval_run_id`` (the run id) so the database
+    walks ``ix_eval_run_prompts_project_prompt`` backwards from the cursor.
+    """
     stmt = scoped(select(EvalRun), EvalRun, principal)
+    key = EvalRun.id
+    if prompt:
+        prompt_row = await registry.get_prompt(session, principal, prompt)
+        stmt = stmt.join(EvalRunPrompt, EvalRunPrompt.eval_run_id == EvalRun.id).where(
+            EvalRunPrompt.project_id == principal.project_id, EvalRunPrompt.prompt_id == prompt_row.id
+        )
+        key = EvalRunPrompt.eval_run_id
     if status:
         stmt = stmt.where(EvalRun.status == status)
     if dataset:
         found = await datasets.get_dataset(session, principal, dataset)
         stmt = stmt.where(EvalRun.dataset_id == found.id)
     if cursor:
-        stmt = stmt.where(EvalRun.id < decode_cursor(cursor))
-    rows = list(
-        (
-            await session.execute(stmt.order_by(EvalRun.id.desc()).limit(limit * 5 if prompt else limit + 1))
-        ).scalars()
-    )
-    if prompt:
-        prompt_row = await registry.get_prompt(session, principal, prompt)
-        rows = [r for r in rows if any(v["promptId"] == prompt_row.id for v in r.spec.get("versions", []))]
-    page = rows[:limit]
-    more = len(rows) > limit
-    return page, encode_cursor(page[-1].id) if more and page else None
+        stmt = stmt.where(key < decode_cursor(cursor))
+    return await fetch_page(session, stmt.order_by(key.desc()), limit, lambda r: encode_cursor(r.id))
 
 
 async def list_results(
