@@ -120,7 +120,8 @@ def start_server(
         [str(promptops), "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        # A file, not a pipe nobody reads: a full pipe would block the server mid-run.
+        stderr=(data_dir.parent / f"server-{port}.log").open("wb"),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -133,7 +134,7 @@ def start_server(
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            sys.exit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            sys.exit(f"server exited: {(data_dir.parent / f'server-{port}.log').read_text()}")
         time.sleep(0.2)
     proc.kill()
     sys.exit("server did not become ready")

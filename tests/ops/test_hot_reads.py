@@ -158,3 +158,30 @@ async def test_in_memory_sqlite_reads_through_the_async_session() -> None:
         assert await db.read(lambda session: session.execute(text("SELECT 41 + 1")).scalar_one()) == 42
     finally:
         await db.dispose()
+
+
+async def test_cached_answer_follows_every_label_move_and_new_version(db_url: str, tmp_path: Path) -> None:
+    """With the cache on, the finished answer is kept with the entry; every registry write replaces it."""
+    api, client, lifespan = await open_api(db_url, tmp_path, resolve_cache_ttl_seconds=300)
+    try:
+        assert (await api.post("/api/v1/prompts", json=prompt_body("hot/cached"))).status_code == 201
+        first = await api.get("/api/v1/prompts/hot/cached")
+        assert first.json()["version"]["version"] == 1
+        assert (await api.get("/api/v1/prompts/hot/cached")).content == first.content  # served from the cache
+        r = await api.post(
+            "/api/v1/prompts/hot/cached/versions",
+            json={"template": "v2 {{ who }}", "variables": [{"name": "who"}], "labels": ["staging"]},
+        )
+        assert r.status_code == 201, r.text
+        second = (await api.get("/api/v1/prompts/hot/cached")).json()
+        assert second["version"]["version"] == 2 and second["prompt"]["labels"] == {"staging": 2}
+        moved = await api.put("/api/v1/prompts/hot/cached/labels/staging", json={"version": 1})
+        assert moved.status_code == 200, moved.text
+        staged = (await api.get("/api/v1/prompts/hot/cached@staging")).json()
+        assert staged["version"]["version"] == 1 and staged["prompt"]["labels"] == {"staging": 1}
+        tagged = await api.patch("/api/v1/prompts/hot/cached", json={"tags": ["fresh"]})
+        assert tagged.status_code == 200, tagged.text
+        assert (await api.get("/api/v1/prompts/hot/cached@staging")).json()["prompt"]["tags"] == ["fresh"]
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)

@@ -7,7 +7,7 @@ scope every query to the principal's project and append an audit event for every
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Integer, Select, String, bindparam, cast, delete, func, null, select, union_all
@@ -146,6 +146,9 @@ class Resolved:
     how: str
     labels: dict[str, int]
     tags: list[str]
+    # Finished answers built from this entry by a face (e.g. the REST route's JSON body), kept with it in the
+    # resolve cache so a hit does not rebuild them; dropped with the entry on every registry write.
+    answers: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _split_ref(name: str, label: str | None, version: int | None) -> tuple[str, str | None, int | None]:
