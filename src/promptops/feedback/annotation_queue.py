@@ -269,9 +269,7 @@ async def list_items(
     elif status:
         stmt = stmt.where(AnnotationItem.status == status)
     if prompt:
-        stmt = stmt.where(
-            AnnotationItem.prompt_id == await feedback_service.prompt_id_filter(session, principal, prompt)
-        )
+        stmt = stmt.where(AnnotationItem.prompt_id == await registry.prompt_id_of(session, principal, prompt))
     if claimed_by:
         stmt = stmt.where(AnnotationItem.claimed_by == claimed_by, AnnotationItem.status == "claimed")
     if cursor:
@@ -363,7 +361,7 @@ async def claim_next(
     session: AsyncSession, principal: Principal, queue: str = "default", prompt: str | None = None
 ) -> AnnotationItem | None:
     """Claim the oldest claimable item of ``queue`` (optionally of one prompt); None when there is none."""
-    prompt_id = await feedback_service.prompt_id_filter(session, principal, prompt) if prompt else None
+    prompt_id = await registry.prompt_id_of(session, principal, prompt) if prompt else None
     postgres = session.get_bind().dialect.name == "postgresql"
     for _ in range(CLAIM_ATTEMPTS):
         now = utcnow()

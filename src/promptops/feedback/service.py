@@ -44,7 +44,7 @@ from promptops.governance import audit
 from promptops.ids import has_prefix, new_id
 from promptops.pagination import fetch_page, id_cursor
 from promptops.registry import service as registry
-from promptops.registry.models import Prompt, PromptVersion
+from promptops.registry.models import PromptVersion
 from promptops.runs.service import get_run
 from promptops.tenancy.service import get_scoped, scoped
 
@@ -211,16 +211,6 @@ async def get_feedback(session: AsyncSession, principal: Principal, feedback_id:
     )
 
 
-async def prompt_id_filter(session: AsyncSession, principal: Principal, prompt: str) -> str:
-    """A prompt id for a filter given an id or a name (an unknown name matches nothing, it is not an error)."""
-    if has_prefix(prompt, "prompt"):
-        return prompt
-    found = (
-        await session.execute(scoped(select(Prompt.id), Prompt, principal).where(Prompt.name == prompt))
-    ).scalar_one_or_none()
-    return found or prompt
-
-
 def _has_tag(session: AsyncSession, stmt: Select[Any], tag: str) -> Select[Any]:
     """Rows whose JSON ``tags`` list contains ``tag`` (JSONB containment on PostgreSQL, json_each on SQLite)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -250,7 +240,7 @@ async def list_feedback(
     """Feedback newest first with filters; the cursor is the last id of the previous page."""
     stmt = scoped(select(Feedback), Feedback, principal)
     if prompt:
-        stmt = stmt.where(Feedback.prompt_id == await prompt_id_filter(session, principal, prompt))
+        stmt = stmt.where(Feedback.prompt_id == await registry.prompt_id_of(session, principal, prompt))
     for column, value in (
         (Feedback.version_id, version_id),
         (Feedback.run_id, run_id),
