@@ -85,6 +85,17 @@ async def prompt_id_of(session: AsyncSession, principal: Principal, name_or_id: 
     return found or name_or_id
 
 
+def _no_version(prompt_name: str, number: int | None) -> NotFound:
+    """404 for a version number the prompt lacks (``None``: the prompt has no versions at all)."""
+    if number is None:
+        return NotFound(f"Prompt {prompt_name!r} has no versions", code="version_not_found")
+    return NotFound(f"Prompt {prompt_name!r} has no version {number}", code="version_not_found")
+
+
+def _no_label(prompt_name: str, label: str) -> NotFound:
+    return NotFound(f"Prompt {prompt_name!r} has no label {label!r}", code="label_not_found")
+
+
 async def _version_by_number(session: AsyncSession, prompt: Prompt, number: int) -> PromptVersion:
     version = (
         await session.execute(
@@ -92,14 +103,14 @@ async def _version_by_number(session: AsyncSession, prompt: Prompt, number: int)
         )
     ).scalar_one_or_none()
     if version is None:
-        raise NotFound(f"Prompt {prompt.name!r} has no version {number}", code="version_not_found")
+        raise _no_version(prompt.name, number)
     return version
 
 
 async def _version_by_label(session: AsyncSession, prompt: Prompt, label: str) -> PromptVersion:
     if label == "latest":
         if prompt.latest_version == 0:
-            raise NotFound(f"Prompt {prompt.name!r} has no versions", code="version_not_found")
+            raise _no_version(prompt.name, None)
         return await _version_by_number(session, prompt, prompt.latest_version)
     version = (
         await session.execute(
@@ -109,7 +120,7 @@ async def _version_by_label(session: AsyncSession, prompt: Prompt, label: str) -
         )
     ).scalar_one_or_none()
     if version is None:
-        raise NotFound(f"Prompt {prompt.name!r} has no label {label!r}", code="label_not_found")
+        raise _no_label(prompt.name, label)
     return version
 
 
@@ -247,11 +258,9 @@ def lookup_resolved(
         raise NotFound(f"Prompt {name!r} not found", code="prompt_not_found")
     prompt, found = row[0], row[1]
     if found is None:
-        if selector == "version":
-            raise NotFound(f"Prompt {prompt.name!r} has no version {version}", code="version_not_found")
-        if selector == "latest":
-            raise NotFound(f"Prompt {prompt.name!r} has no versions", code="version_not_found")
-        raise NotFound(f"Prompt {prompt.name!r} has no label {label!r}", code="label_not_found")
+        if selector == "label":
+            raise _no_label(prompt.name, str(label))
+        raise _no_version(prompt.name, version)
     labels, tags = _labels_and_tags(session, row)
     return Resolved(prompt, found, how, labels, tags)
 
@@ -688,7 +697,7 @@ async def delete_label(session: AsyncSession, principal: Principal, name: str, l
         )
     ).scalar_one_or_none()
     if current is None:
-        raise NotFound(f"Prompt {prompt.name!r} has no label {label!r}", code="label_not_found")
+        raise _no_label(prompt.name, label)
     if label in await deployable_labels(session, prompt.project_id):
         principal.require(Permission.LABEL_DEPLOY)
     await session.delete(current)
