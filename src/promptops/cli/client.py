@@ -179,9 +179,9 @@ class ApiClient:
         """POST a JSON body (``timeout``: seconds for this request instead of the client's own)."""
         return self.request("POST", path, json=body if body is not None else {}, timeout=timeout)
 
-    def put(self, path: str, body: Any) -> Any:
+    def put(self, path: str, body: Any, *, params: dict[str, Any] | None = None) -> Any:
         """PUT a JSON body."""
-        return self.request("PUT", path, json=body)
+        return self.request("PUT", path, json=body, params=params)
 
     def patch(self, path: str, body: Any) -> Any:
         """PATCH a JSON body."""

@@ -93,21 +93,8 @@ def _summary(findings: list[dict[str, Any]]) -> dict[str, int]:
     return {severity: sum(f["severity"] == severity for f in findings) for severity in linting.SEVERITIES}
 
 
-def _catalog_window(model_config: Any) -> int | None:
-    from promptops.providers.service import catalog
-
-    if not isinstance(model_config, dict) or not isinstance(model_config.get("model"), str):
-        return None
-    provider, model = model_config.get("provider"), model_config["model"]
-    prices = catalog()
-    if isinstance(provider, str):
-        price = prices.get(("openai" if provider == "azure_openai" else provider, model))
-        return price.context_window if price else None
-    windows = {p.context_window for (_, m), p in prices.items() if m == model and p.context_window}
-    return windows.pop() if len(windows) == 1 else None
-
-
 def _lint_file(file: Path, config: linting.LintConfig, context_window: int | None) -> dict[str, Any]:
+    from promptops.registry import service as registry  # loaded on use: it pulls in the database layer
     from promptops.registry.schemas import LintIn
 
     report: dict[str, Any] = {"source": str(file), "name": None, "version": None}
@@ -121,19 +108,8 @@ def _lint_file(file: Path, config: linting.LintConfig, context_window: int | Non
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _failed(report, f"{file}: {where + ': ' if where else ''}{first.get('msg')}")
-    model_config = body.model_config_.model_dump(exclude_none=True)
-    findings = linting.lint_prompt(
-        body.kind,
-        body.template,
-        [m.model_dump() for m in body.messages] if body.messages else None,
-        [v.model_dump() for v in body.variables],
-        config,
-        include_results=None,
-        context_window=context_window or _catalog_window(model_config),
-        output_labels=body.output_labels,
-        metadata=body.metadata,
-        model_params=model_config.get("params"),
-        response_schema=body.response_schema,
+    findings = registry.lint_offline(
+        body, config, context_window=context_window, output_labels=body.output_labels
     )
     report["findings"] = [f.to_dict() for f in findings]
     report["summary"] = _summary(report["findings"])

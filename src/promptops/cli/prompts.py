@@ -478,47 +478,28 @@ def _outcome(action: str) -> str:
 def _push_one(
     api: ApiClient, file: Path, extra_labels: list[str], message: str | None, dry_run: bool
 ) -> dict[str, Any]:
+    """Push one file with ``PUT /api/v1/prompts/{name}``: the server decides created / new version / unchanged."""
     body = read_prompt_file(file)
     name = str(body["name"])
     body["labels"] = _merge_unique(body.get("labels"), extra_labels)
     if message is not None:
         body["commitMessage"] = message
-    result: dict[str, Any] = {"file": str(file), "name": name}
-    current = _find(api, name)
-    if current is None:
-        if dry_run:
-            return {**result, "action": "would create", "version": 1}
-        created = api.post("/api/v1/prompts", body)
-        _warn_all(created["version"])
-        return {**result, "action": "created", "version": created["version"]["version"]}
-    latest = current["version"]
-    details = _details_changes(current["prompt"], body)
-    if details and not dry_run:
-        api.patch(prompt_path(name), details)
-    if local_content_hash(body) == latest["contentHash"]:
-        action = "updated " + "+".join(sorted(details)) if details else "unchanged"
-        return {
-            **result,
-            "action": ("would be " + action) if dry_run and details else action,
-            "version": latest["version"],
-        }
-    next_number = current["prompt"]["latestVersion"] + 1
-    if dry_run:
-        return {**result, "action": f"would create version {next_number}", "version": next_number}
-    version_body = {k: body[k] for k in VERSION_KEYS if k in body}
-    added = api.post(prompt_path(name, "versions"), version_body)["version"]
-    _warn_all(added)
-    return {**result, "action": f"new version {added['version']}", "version": added["version"]}
+    pushed = api.put(prompt_path(name), body, params={"dryRun": "true"} if dry_run else None)
+    if pushed["resolved"] is not None and pushed["action"] in ("created", "versionCreated"):
+        _warn_all(pushed["resolved"]["version"])
+    return {"file": str(file), "name": name, "action": _push_action(pushed), "version": pushed["version"]}
 
 
-def _details_changes(prompt: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    """Description and tags from the file that differ from the prompt's (they live on the prompt, not a version)."""
-    changes: dict[str, Any] = {}
-    if "description" in body and body["description"] != prompt.get("description", ""):
-        changes["description"] = body["description"]
-    if "tags" in body and sorted(set(body["tags"] or [])) != sorted(prompt.get("tags", [])):
-        changes["tags"] = body["tags"] or []
-    return changes
+def _push_action(pushed: dict[str, Any]) -> str:
+    """The words the push table shows for the server's answer."""
+    action, dry_run = pushed["action"], pushed["dryRun"]
+    if action == "created":
+        return "would create" if dry_run else "created"
+    if action == "versionCreated":
+        return f"would create version {pushed['version']}" if dry_run else f"new version {pushed['version']}"
+    if action == "updated":
+        return ("would be updated " if dry_run else "updated ") + "+".join(pushed["changed"])
+    return "unchanged"
 
 
 @app.command()

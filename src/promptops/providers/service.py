@@ -269,6 +269,54 @@ def _catalog_provider(connection_type: str) -> str:
     return "openai" if connection_type == "azure_openai" else connection_type
 
 
+def catalog_context_window(model_config: dict[str, Any]) -> int | None:
+    """The context window the built-in catalog gives a model config (``provider`` is a connection type or
+    absent; without it the model name must be unambiguous). Works offline: the CLI lints files with it."""
+    model, provider = model_config.get("model"), model_config.get("provider")
+    if not isinstance(model, str) or not model:
+        return None
+    prices = catalog()
+    if not isinstance(provider, str) or not provider:
+        windows = {p.context_window for (_, m), p in prices.items() if m == model and p.context_window}
+        return windows.pop() if len(windows) == 1 else None
+    price = prices.get((_catalog_provider(provider), model))
+    return price.context_window if price else None
+
+
+async def context_window_for(
+    session: AsyncSession, principal: Principal, model_config: dict[str, Any]
+) -> int | None:
+    """The context window of a version's model: the project's price override (by connection name, then the
+    connection's type), else the catalog."""
+    model, provider = model_config.get("model"), model_config.get("provider")
+    if not isinstance(model, str) or not model or not isinstance(provider, str) or not provider:
+        return catalog_context_window(model_config)
+    connection_type = provider
+    if provider != LOCAL_NAME:
+        found = (
+            await session.execute(
+                scoped(select(ProviderConnection.type), ProviderConnection, principal).where(
+                    ProviderConnection.name == provider
+                )
+            )
+        ).scalar_one_or_none()
+        connection_type = found or provider
+    overrides = {
+        row.provider: row.context_window
+        for row in (
+            await session.execute(
+                scoped(select(ModelPrice), ModelPrice, principal).where(
+                    ModelPrice.model == model, ModelPrice.provider.in_([provider, connection_type])
+                )
+            )
+        ).scalars()
+    }
+    window = overrides.get(provider) or overrides.get(connection_type)
+    if window:
+        return window
+    return catalog_context_window({"model": model, "provider": connection_type})
+
+
 async def price_for(
     session: AsyncSession, project_id: str, connection: ResolvedConnection, model: str
 ) -> Price | None:

@@ -10,6 +10,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
+from promptops.errors import ValidationProblem
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
 from promptops.pagination import PageLimit
@@ -30,6 +31,8 @@ from promptops.registry.schemas import (
     LintSummary,
     PromptOut,
     PromptPage,
+    PushOut,
+    PushPromptIn,
     RenderedVersionRef,
     RenderIn,
     RenderOut,
@@ -397,6 +400,42 @@ async def fork(name: Ref, body: ForkIn, request: Request, principal: Writer) -> 
     async with runtime_of(request).db.transaction(write=True) as session:
         prompt, version = await service.fork(session, principal, name, body)
         return await resolved_out(session, prompt, version, f"version:{version.version}")
+
+
+@router.put(
+    "/{name:prompt}",
+    response_model=PushOut,
+    summary="Push a prompt file: create the prompt, add a version if the content changed, or report unchanged",
+)
+async def push_prompt(
+    name: Ref,
+    body: PushPromptIn,
+    request: Request,
+    principal: Writer,
+    dry_run: Annotated[
+        bool, Query(alias="dryRun", description="Say what the push would do; change nothing")
+    ] = False,
+) -> PushOut:
+    if body.name and body.name != name:
+        raise ValidationProblem(
+            f"The body names {body.name!r} but the path names {name!r}", code="name_mismatch"
+        )
+    body = body.model_copy(update={"name": name})
+    db = runtime_of(request).db
+    checked = await service.check_version(db, principal, body)  # before the write transaction opens
+    async with db.transaction(write=not dry_run) as session:
+        pushed = await service.push_prompt(session, principal, body, checked=checked, dry_run=dry_run)
+        resolved = None
+        if pushed.prompt is not None and pushed.version is not None and not dry_run:
+            resolved = await resolved_out(session, pushed.prompt, pushed.version, f"version:{pushed.number}")
+    return PushOut(
+        action=pushed.action,
+        dry_run=dry_run,
+        changed=pushed.changed,
+        name=name,
+        version=pushed.number,
+        resolved=resolved,
+    )
 
 
 @router.patch("/{name:prompt}", response_model=PromptOut, summary="Update description, tags, archived")

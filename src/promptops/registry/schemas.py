@@ -85,6 +85,12 @@ class CreatePromptIn(CreateVersionIn):
     tags: list[TagText] = Field(default_factory=list, max_length=32)
 
 
+class PushPromptIn(CreatePromptIn):
+    """A prompt file's content for ``PUT /api/v1/prompts/{name}``; ``name`` may be left out (the path names it)."""
+
+    name: str = Field(default="", max_length=200)
+
+
 class UpdatePromptIn(ApiModel):
     description: str | None = Field(default=None, max_length=2000)
     tags: list[TagText] | None = Field(default=None, max_length=32)
@@ -197,6 +203,20 @@ class ResolvedOut(ApiOut):
     prompt: PromptOut
     version: VersionOut
     resolved_by: str
+
+
+class PushOut(ApiOut):
+    action: Literal["created", "versionCreated", "updated", "unchanged"] = Field(
+        description="created: a new prompt; versionCreated: the content differed from the latest version; "
+        "updated: only description/tags changed; unchanged: nothing to do"
+    )
+    dry_run: bool
+    changed: list[str] = Field(description="Prompt details the push changes: description, tags")
+    name: str
+    version: int = Field(description="The version current after the push (new or existing)")
+    resolved: ResolvedOut | None = Field(
+        description="The prompt and its current version after the push (null on a dry run)"
+    )
 
 
 class PromptPage(ApiOut):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Integer, Select, String, bindparam, cast, delete, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,6 @@ from promptops.governance.rbac import Permission
 from promptops.ids import has_prefix, new_id
 from promptops.pagination import decode_cursor, decode_int_cursor, encode_cursor, fetch_page, filter_by_name
 from promptops.providers import service as providers
-from promptops.providers.models import ModelPrice, ProviderConnection
 from promptops.registry.hashing import content_hash
 from promptops.registry.models import LabelEvent, Prompt, PromptLabel, PromptTag, PromptVersion
 from promptops.registry.refs import parse_ref, validate_prompt_name
@@ -393,6 +392,15 @@ async def check_version(db: Database, principal: Principal, fields: VersionField
         return await _check_version(session, principal, fields)
 
 
+def _content_hash(fields: VersionFields, variables: list[dict[str, Any]]) -> str:
+    """The hash a version with these fields (and these checked variable specs) is stored with."""
+    messages = [m.model_dump() for m in fields.messages] if fields.messages else None
+    model_config = fields.model_config_.model_dump(exclude_none=True)
+    return content_hash(
+        fields.kind, fields.template, messages, variables, model_config, fields.response_schema
+    )
+
+
 async def _add_version(
     session: AsyncSession,
     principal: Principal,
@@ -429,9 +437,7 @@ async def _add_version(
         commit_message=fields.commit_message,
         parent_version_id=parent_id,
         source=source or fields.source,
-        content_hash=content_hash(
-            fields.kind, fields.template, messages, variables, model_config, fields.response_schema
-        ),
+        content_hash=_content_hash(fields, variables),
         warnings=[f.to_dict() for f in findings],
         created_by=principal.id,
         created_at=utcnow(),
@@ -564,6 +570,61 @@ async def update_prompt(
         )
         _invalidate(principal.project_id)
     return prompt
+
+
+PushAction = Literal["created", "versionCreated", "updated", "unchanged"]
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What pushing a prompt file did (or, on a dry run, would do)."""
+
+    action: PushAction
+    changed: list[str]  # prompt details that differ from the file: description, tags
+    number: int  # the version current after the push
+    prompt: Prompt | None  # None only on a dry run that would create the prompt
+    version: PromptVersion | None  # the new or current version; None on a dry run that would add one
+
+
+async def push_prompt(
+    session: AsyncSession, principal: Principal, body: CreatePromptIn, *, checked: VersionCheck, dry_run: bool
+) -> PushResult:
+    """Make the registry hold ``body`` (a prompt file): create the prompt, or add a version when the content hash
+    differs from the latest version's (moving ``body.labels`` to it), or report it unchanged. Description and
+    tags the file sets are updated on the prompt. A dry run decides the same way and writes nothing."""
+    validate_prompt_name(body.name)
+    found = (
+        await session.execute(scoped(select(Prompt), Prompt, principal).where(Prompt.name == body.name))
+    ).scalar_one_or_none()
+    if found is None:
+        if dry_run:
+            return PushResult("created", [], 1, None, None)
+        prompt, version = await create_prompt(session, principal, body, checked=checked)
+        return PushResult("created", [], version.version, prompt, version)
+    prompt = found if dry_run else await _lock_prompt(session, principal, found.id)
+    changes = UpdatePromptIn(
+        description=body.description
+        if "description" in body.model_fields_set and body.description != prompt.description
+        else None,
+        tags=body.tags if "tags" in body.model_fields_set else None,
+    )
+    if (
+        changes.tags is not None
+        and _check_tags(changes.tags) == (await tags_of(session, [prompt.id]))[prompt.id]
+    ):
+        changes.tags = None
+    changed = sorted(changes.model_dump(exclude_none=True))
+    latest = await _version_by_number(session, prompt, prompt.latest_version)
+    same = _content_hash(checked.fields, checked.variables) == latest.content_hash
+    if dry_run:
+        action: PushAction = "unchanged" if same and not changed else "updated" if same else "versionCreated"
+        return PushResult(action, changed, latest.version + (not same), prompt, latest if same else None)
+    if changed:
+        await update_prompt(session, principal, prompt.id, changes)
+    if same:
+        return PushResult("updated" if changed else "unchanged", changed, latest.version, prompt, latest)
+    prompt, version = await create_version(session, principal, prompt.id, body, checked=checked)
+    return PushResult("versionCreated", changed, version.version, prompt, version)
 
 
 # --- labels ---------------------------------------------------------------------------------------------------
@@ -1027,45 +1088,6 @@ async def lint_config(session: AsyncSession, project_id: str) -> lint.LintConfig
         return lint.LintConfig()
 
 
-async def context_window_for(
-    session: AsyncSession, principal: Principal, model_config: dict[str, Any]
-) -> int | None:
-    """The context window of a version's model: the project's price override, else the catalog."""
-    model = model_config.get("model")
-    if not isinstance(model, str) or not model:
-        return None
-    provider = model_config.get("provider")
-    catalog = providers.catalog()
-    if not isinstance(provider, str) or not provider:
-        windows = {p.context_window for (_, m), p in catalog.items() if m == model and p.context_window}
-        return windows.pop() if len(windows) == 1 else None
-    connection_type = provider
-    if provider != providers.LOCAL_NAME:
-        found = (
-            await session.execute(
-                scoped(select(ProviderConnection.type), ProviderConnection, principal).where(
-                    ProviderConnection.name == provider
-                )
-            )
-        ).scalar_one_or_none()
-        connection_type = found or provider
-    overrides = {
-        row.provider: row.context_window
-        for row in (
-            await session.execute(
-                scoped(select(ModelPrice), ModelPrice, principal).where(
-                    ModelPrice.model == model, ModelPrice.provider.in_([provider, connection_type])
-                )
-            )
-        ).scalars()
-    }
-    window = overrides.get(provider) or overrides.get(connection_type)
-    if window:
-        return window
-    price = catalog.get(("openai" if connection_type == "azure_openai" else connection_type, model))
-    return price.context_window if price else None
-
-
 MAX_LINT_INCLUDES = 50
 
 
@@ -1127,7 +1149,7 @@ async def lint_body(
         variables,
         config,
         include_results=await _include_results(session, principal, refs),
-        context_window=await context_window_for(session, principal, model_config),
+        context_window=await providers.context_window_for(session, principal, model_config),
         output_labels=output_labels,
         metadata=metadata,
         model_params=model_config.get("params") if isinstance(model_config.get("params"), dict) else None,
@@ -1159,6 +1181,32 @@ async def lint_fields(
         analysis=analysis,
         output_labels=output_labels,
         config=config,
+    )
+
+
+def lint_offline(
+    fields: VersionFields,
+    config: lint.LintConfig,
+    *,
+    context_window: int | None = None,
+    output_labels: Sequence[str] | None = None,
+) -> list[lint.LintFinding]:
+    """Lint a prompt body with no server or database (``promptops lint FILE``): the model's window comes from
+    ``context_window`` or the built-in catalog, and includes cannot be resolved (they are reported as info)."""
+    model_config = fields.model_config_.model_dump(exclude_none=True)
+    params = model_config.get("params")
+    return lint.lint_prompt(
+        fields.kind,
+        fields.template,
+        [m.model_dump() for m in fields.messages] if fields.messages else None,
+        [v.model_dump() for v in fields.variables],
+        config,
+        include_results=None,
+        context_window=context_window or providers.catalog_context_window(model_config),
+        output_labels=output_labels,
+        metadata=fields.metadata,
+        model_params=params if isinstance(params, dict) else None,
+        response_schema=fields.response_schema,
     )
 
 
