@@ -5,11 +5,31 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint layers typecheck bench install clean
+.PHONY: run test lint layers typecheck bench install clean web web-test chromium
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 	@$(UV) sync --frozen --extra local --quiet
+	@$(MAKE) --no-print-directory web
+
+# The web UI (web/): npm ci when the lock changed, the API client generated from the server's OpenAPI
+# document, then type-check + build into web/dist (served at / by `promptops serve`) within the JS budget.
+web:
+	@command -v npm >/dev/null || { echo "node 20 + npm are needed to build the web UI (web/)"; exit 1; }
+	@if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then \
+		cd web && npm ci --no-audit --no-fund --loglevel=error; fi
+	@$(VENV)/bin/promptops openapi -o build/openapi.next.json
+	@cmp -s build/openapi.next.json build/openapi.json && rm build/openapi.next.json || mv build/openapi.next.json build/openapi.json
+	@if [ ! -f web/dist/index.html ] || [ -n "$$(find web/src web/index.html web/public web/package-lock.json web/vite.config.ts web/tsconfig.json web/scripts build/openapi.json -newer web/dist/index.html -not -name schema.d.ts | head -1)" ]; then \
+		cd web && npm run --silent gen:api >/dev/null && npm run --silent build >/dev/null; fi
+
+# Debian's chromium drives the browser tests (browser downloads from the internet do not work here).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+web-test: install chromium
+	cd web && npx vitest run
+	cd web && node --test e2e/
 
 run: install
 	$(VENV)/bin/promptops serve
@@ -27,8 +47,10 @@ layers: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-test: install lint
+test: install lint chromium
 	$(VENV)/bin/pytest -q
+	cd web && npx vitest run
+	cd web && node --test e2e/
 
 bench: install
 	$(VENV)/bin/python bench/resolve.py
@@ -38,4 +60,4 @@ bench: install
 	$(VENV)/bin/python bench/unseen.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build web/dist web/node_modules web/src/api/schema.d.ts

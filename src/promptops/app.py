@@ -31,6 +31,7 @@ from promptops.middleware import Metrics, RequestContextMiddleware
 from promptops.openapi import install_openapi
 from promptops.ops.api import router as ops_router
 from promptops.ops.docs import install_docs
+from promptops.ops.web import install_web
 from promptops.optimize.api import router as optimizations_router
 from promptops.optimize.contract_api import contract_router as promptopt_contract_router
 from promptops.playground.api import router as playground_router
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         promptopt_contract_router,
     ):
         app.include_router(router)
+    install_web(app, settings)  # last: its page route answers GETs no API route took
     install_openapi(app)
     app.add_middleware(
         RequestContextMiddleware,

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     bootstrap_admin_key: str | None = None
     load_examples: bool = True
 
+    web_dir: Path | None = Field(
+        default=None,
+        description="The built web UI (index.html + assets) served at /; default: web/dist of a source checkout.",
+    )
+
     session_ttl_hours: int = Field(default=24 * 7, ge=1, le=24 * 90)
     cookie_secure: bool = False
 

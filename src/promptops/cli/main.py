@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -97,6 +98,28 @@ def serve(
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
     )
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the document here instead of standard output."),
+    ] = None,
+) -> None:
+    """Print the server's OpenAPI 3.1 document (what the web UI's and SDKs' clients are generated from)."""
+    import json
+
+    from promptops.app import create_app
+    from promptops.config import Settings
+
+    settings = Settings(database_url="sqlite+aiosqlite:///:memory:", bootstrap=False, web_dir=None)
+    text = json.dumps(create_app(settings, migrate=False).openapi(), indent=1, sort_keys=True) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
 
 
 @app.command()

@@ -16,10 +16,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from scipy import stats as sps
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _sps() -> ModuleType:
+    """scipy.stats, imported on first use: it takes seconds to import and only a few requests need it."""
+    from scipy import stats
+
+    return stats
+
 
 __all__ = [
     "BootstrapCI",
@@ -92,11 +102,11 @@ def mcnemar(a_passed: Bools, b_passed: Bools) -> McNemarResult:
     if discordant == 0:
         return McNemarResult(a_only, b_only, both, neither, 1.0, "exact")
     if discordant < EXACT_BELOW:
-        p = float(sps.binomtest(min(a_only, b_only), discordant, 0.5, alternative="two-sided").pvalue)
+        p = float(_sps().binomtest(min(a_only, b_only), discordant, 0.5, alternative="two-sided").pvalue)
         method: Literal["exact", "chi2"] = "exact"
     else:
         statistic = (abs(a_only - b_only) - 1) ** 2 / discordant
-        p = float(sps.chi2.sf(statistic, 1))
+        p = float(_sps().chi2.sf(statistic, 1))
         method = "chi2"
     return McNemarResult(a_only, b_only, both, neither, _clamp01(p), method)
 
@@ -191,8 +201,8 @@ def cases_needed(a_passed: Bools, b_passed: Bools, *, alpha: float = 0.05, power
     if delta == 0:
         return None
     psi = p10 + p01
-    z_alpha = float(sps.norm.ppf(1 - alpha / 2))
-    z_beta = float(sps.norm.ppf(power))
+    z_alpha = float(_sps().norm.ppf(1 - alpha / 2))
+    z_beta = float(_sps().norm.ppf(power))
     n = (z_alpha * math.sqrt(psi) + z_beta * math.sqrt(max(psi - delta * delta, 0.0))) ** 2 / delta**2
     return max(1, math.ceil(n - 1e-9))
 
@@ -213,7 +223,7 @@ def cases_needed_for_scores(
     if abs(mean) <= _NOISE:
         return None
     sd = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
-    z = float(sps.norm.ppf(1 - alpha / 2)) + float(sps.norm.ppf(power))
+    z = float(_sps().norm.ppf(1 - alpha / 2)) + float(_sps().norm.ppf(power))
     return max(2, math.ceil((z * sd / mean) ** 2 - 1e-9))
 
 

@@ -1,0 +1,148 @@
+// Browser journeys against a real server: node --test e2e/ (make test runs it after the Python suite).
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { ADMIN, adminApi, launch, screenshot, seriousViolations, signIn, startServer } from "./support.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+async function expectAccessible(page, where) {
+  const violations = await seriousViolations(page);
+  assert.deepEqual(violations, [], `${where}: ${JSON.stringify(violations, null, 1)}`);
+}
+
+test("an engineer signs in, creates a prompt, ships it with a reviewed label move and rolls back", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await signIn(page, server.url, ADMIN);
+
+  // The library lists the example prompts and filters them.
+  await page.getByRole("table", { name: "Prompts" }).waitFor();
+  await expectAccessible(page, "library");
+  await screenshot(page, "library");
+  await page.getByLabel("Search").fill("sentiment");
+  await page.getByRole("link", { name: "sentiment/few-shot" }).waitFor();
+  await page.waitForFunction(() => !document.body.innerText.includes("support/reply"));
+
+  // Create a prompt in the modal; the page moves to it.
+  await page.getByRole("button", { name: "New prompt" }).click();
+  const dialog = page.getByRole("dialog", { name: "New prompt" });
+  await dialog.getByRole("textbox", { name: /^Name/ }).fill("e2e/greeting");
+  await dialog.getByLabel("Description").fill("Greets a customer");
+  await dialog.getByRole("textbox", { name: /^Template/ }).fill("Say hello to {{ customer }}.");
+  await dialog.getByLabel("Commit message").fill("first");
+  await dialog.getByRole("button", { name: "Create" }).click();
+  await page.waitForURL(/\/prompts\/e2e\/greeting/);
+  await page.getByRole("heading", { name: "e2e/greeting" }).waitFor();
+  await expectAccessible(page, "prompt detail");
+  await screenshot(page, "prompt-versions");
+
+  // A second version arrives (from CI, say); the diff tab shows what changed.
+  await adminApi(server.url, "POST", "/api/v1/prompts/e2e/greeting/versions", {
+    template: "Say a warm hello to {{ customer }}.",
+    variables: [{ name: "customer" }],
+    commitMessage: "warmer",
+  });
+  await page.reload();
+  await page.getByRole("tab", { name: "Diff" }).click();
+  await page.getByTestId("diff").getByText("+Say a warm hello to {{ customer }}.").waitFor();
+  await screenshot(page, "prompt-diff");
+
+  // Ship v1 to production, then v2 after reviewing the diff, then roll back.
+  await page.getByRole("tab", { name: "Labels" }).click();
+  await page.getByLabel("Label", { exact: true }).fill("production");
+  await page.getByRole("textbox", { name: "To version" }).or(page.getByRole("combobox", { name: "To version" })).click();
+  await page.getByRole("option", { name: /^v1/ }).click();
+  await page.getByRole("button", { name: "Review and move" }).click();
+  await page.getByText("production is new on this prompt.").waitFor();
+  await page.getByRole("button", { name: "Confirm move" }).click();
+  await page.getByRole("table", { name: "Labels" }).getByText("v1").waitFor();
+
+  await page.getByRole("textbox", { name: "To version" }).or(page.getByRole("combobox", { name: "To version" })).click();
+  await page.getByRole("option", { name: /^v2/ }).click();
+  await page.getByRole("button", { name: "Review and move" }).click();
+  const review = page.getByRole("dialog");
+  await review.getByText("production points at v1 now").waitFor();
+  await review.getByText("+Say a warm hello to {{ customer }}.").waitFor();
+  await expectAccessible(page, "label move review");
+  await screenshot(page, "label-move-review");
+  await review.getByRole("button", { name: "Confirm move" }).click();
+  await page.getByRole("table", { name: "Labels" }).getByText("v2").waitFor();
+
+  await page.getByRole("button", { name: "Roll back" }).click();
+  const rollback = page.getByRole("dialog", { name: "Roll back production" });
+  await rollback.getByText("production goes back from v2 to v1").waitFor();
+  await rollback.getByLabel("Reason").fill("too warm");
+  await rollback.getByRole("button", { name: "Confirm rollback" }).click();
+  await page.getByRole("table", { name: "Label history" }).getByText("too warm").waitFor();
+  const labels = await adminApi(server.url, "GET", "/api/v1/prompts/e2e/greeting/labels");
+  assert.equal(labels.find((l) => l.name === "production").version, 1);
+
+  // The audit trail holds the rollback.
+  const audit = await adminApi(server.url, "GET", "/api/v1/audit?limit=20");
+  assert.ok(audit.events.some((e) => e.eventType.startsWith("PromptRolledBack") || e.data?.reason === "too warm"));
+
+  // An unknown page is a friendly not-found inside the app; sign out ends the session.
+  await page.goto(`${server.url}/no/such/page`);
+  await page.getByRole("heading", { name: "Page not found" }).waitFor();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/login/);
+  await expectAccessible(page, "sign-in");
+  await screenshot(page, "sign-in");
+  await context.close();
+});
+
+test("a viewer sees no write controls, and a forged write is refused", async () => {
+  await adminApi(server.url, "POST", "/api/v1/members", {
+    email: "viewer@example.com",
+    name: "Vera Viewer",
+    role: "Viewer",
+    password: "viewer-password-1",
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await signIn(page, server.url, { email: "viewer@example.com", password: "viewer-password-1" });
+  assert.equal(await page.getByTestId("whoami").textContent(), "viewer@example.com");
+  assert.equal(await page.getByRole("button", { name: "New prompt" }).isDisabled(), true);
+
+  await page.getByRole("link", { name: "sentiment/few-shot" }).click();
+  await page.getByRole("tab", { name: "Labels" }).click();
+  await page.getByText("Your role can read labels but not move them.").waitFor();
+  assert.equal(await page.getByRole("button", { name: "Review and move" }).count(), 0);
+
+  // The server is the authority: the same request the UI would send, with the session's CSRF token, is 403.
+  const status = await page.evaluate(async () => {
+    const csrf = document.cookie.split("; ").find((c) => c.startsWith("promptops_csrf="))?.split("=")[1] ?? "";
+    const response = await fetch("/api/v1/prompts/sentiment%2Ffew-shot/labels/production", {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ version: 1, reason: "forged" }),
+    });
+    return response.status;
+  });
+  assert.equal(status, 403);
+  await context.close();
+});
+
+test("a wrong password is a readable error with the request id", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${server.url}/login`);
+  await page.getByLabel("Email").fill(ADMIN.email);
+  await page.getByRole("textbox", { name: "Password" }).fill("not the password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const alert = page.getByRole("alert");
+  await alert.getByText("Could not sign in").waitFor();
+  assert.match(await alert.textContent(), /Request id: \S+/);
+  await context.close();
+});

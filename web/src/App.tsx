@@ -1,0 +1,48 @@
+import { Center, Loader } from "@mantine/core";
+import { lazy, Suspense, type ReactNode } from "react";
+import { Navigate, Route, Routes, useLocation } from "react-router";
+import { MeProvider, useMeQuery } from "./auth";
+import { ErrorNotice } from "./components/ErrorNotice";
+import { Shell } from "./components/Shell";
+
+// One chunk per page: the first load carries only what the page shown needs.
+const LoginPage = lazy(() => import("./pages/LoginPage"));
+const LibraryPage = lazy(() => import("./pages/LibraryPage"));
+const PromptPage = lazy(() => import("./pages/PromptPage"));
+const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
+
+function Loading() {
+  return (
+    <Center mih={200}>
+      <Loader role="status" aria-label="Loading" />
+    </Center>
+  );
+}
+
+function SignedIn({ children }: { children: ReactNode }) {
+  const me = useMeQuery();
+  const location = useLocation();
+  if (me.isLoading || (me.data === null && me.isFetching)) return <Loading />;
+  if (me.error) return <ErrorNotice error={me.error} />;
+  if (!me.data) return <Navigate to={`/login?next=${encodeURIComponent(location.pathname + location.search)}`} replace />;
+  return (
+    <MeProvider me={me.data}>
+      <Shell>
+        <Suspense fallback={<Loading />}>{children}</Suspense>
+      </Shell>
+    </MeProvider>
+  );
+}
+
+export function App() {
+  return (
+    <Suspense fallback={<Loading />}>
+      <Routes>
+        <Route path="/login" element={<LoginPage />} />
+        <Route path="/" element={<SignedIn><LibraryPage /></SignedIn>} />
+        <Route path="/prompts/*" element={<SignedIn><PromptPage /></SignedIn>} />
+        <Route path="*" element={<SignedIn><NotFoundPage /></SignedIn>} />
+      </Routes>
+    </Suspense>
+  );
+}

@@ -1,0 +1,95 @@
+import {
+  ActionIcon,
+  AppShell,
+  Badge,
+  Button,
+  Group,
+  NavLink,
+  Select,
+  Text,
+  Tooltip,
+  useMantineColorScheme,
+} from "@mantine/core";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { type ReactNode } from "react";
+import { Link, useLocation } from "react-router";
+import { api, setCurrentProject, unwrap } from "../api/client";
+import { useMe, useSignOut } from "../auth";
+
+const NAV = [{ to: "/", label: "Prompts" }];
+
+function ProjectSwitcher() {
+  const me = useMe();
+  const client = useQueryClient();
+  const projects = useQuery({
+    queryKey: ["projects"],
+    queryFn: () => unwrap(api.GET("/api/v1/projects")),
+  });
+  const items = (projects.data ?? []).map((p) => ({ value: p.id, label: p.name }));
+  if (items.length < 2) {
+    const name = items.find((p) => p.value === me.projectId)?.label;
+    return name ? <Text size="sm">Project: {name}</Text> : null;
+  }
+  return (
+    <Select
+      aria-label="Project"
+      size="xs"
+      data={items}
+      value={me.projectId}
+      allowDeselect={false}
+      onChange={(value) => {
+        setCurrentProject(value);
+        void client.invalidateQueries();
+      }}
+    />
+  );
+}
+
+export function Shell({ children }: { children: ReactNode }) {
+  const me = useMe();
+  const signOut = useSignOut();
+  const location = useLocation();
+  const { colorScheme, toggleColorScheme } = useMantineColorScheme();
+  return (
+    <AppShell header={{ height: 56 }} navbar={{ width: 200, breakpoint: "sm" }} padding="md">
+      <AppShell.Header>
+        <Group h="100%" px="md" justify="space-between">
+          <Text fw={700} component={Link} to="/">
+            PromptOps
+          </Text>
+          <Group gap="sm">
+            <ProjectSwitcher />
+            <Text size="sm" data-testid="whoami">
+              {me.name}
+            </Text>
+            <Badge variant="light">{me.role}</Badge>
+            <Tooltip label={colorScheme === "dark" ? "Light theme" : "Dark theme"}>
+              <ActionIcon
+                variant="default"
+                aria-label={colorScheme === "dark" ? "Switch to the light theme" : "Switch to the dark theme"}
+                onClick={toggleColorScheme}
+              >
+                {colorScheme === "dark" ? "☀" : "☾"}
+              </ActionIcon>
+            </Tooltip>
+            <Button size="xs" variant="default" onClick={() => void signOut()}>
+              Sign out
+            </Button>
+          </Group>
+        </Group>
+      </AppShell.Header>
+      <AppShell.Navbar p="xs" aria-label="Main">
+        {NAV.map((item) => (
+          <NavLink
+            key={item.to}
+            component={Link}
+            to={item.to}
+            label={item.label}
+            active={item.to === "/" ? location.pathname === "/" || location.pathname.startsWith("/prompts") : location.pathname.startsWith(item.to)}
+          />
+        ))}
+      </AppShell.Navbar>
+      <AppShell.Main>{children}</AppShell.Main>
+    </AppShell>
+  );
+}
