@@ -20,7 +20,10 @@ FASTAPI_DOCS_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirec
 # The static assets (Swagger UI / ReDoc JS and CSS) of those pages, bundled instead of loaded from a CDN
 # (promptops.ops.docs): a StaticFiles mount, which cannot carry a dependency.
 DOCS_ASSETS_MOUNT = "/static/api-docs"
-EXCLUDED_ROUTES = FASTAPI_DOCS_ROUTES | {DOCS_ASSETS_MOUNT}
+# The web UI (promptops.ops.web, present when web/dist is built): its hashed assets (a StaticFiles mount) and
+# the page route that answers index.html; both serve the same public files to everyone, like the docs pages.
+WEB_UI_ROUTES = frozenset({"/assets", "/{path:page}"})
+EXCLUDED_ROUTES = FASTAPI_DOCS_ROUTES | {DOCS_ASSETS_MOUNT} | WEB_UI_ROUTES
 
 
 @dataclass(frozen=True)

@@ -64,18 +64,21 @@ def test_every_route_has_exactly_one_guard(app: FastAPI) -> None:
 
 
 def test_only_the_docs_routes_are_excluded(app: FastAPI) -> None:
-    # The whole exclusion list, spelled out: FastAPI's documentation routes and the docs pages' assets.
+    # The whole exclusion list, spelled out: FastAPI's documentation routes and the docs pages' assets, and
+    # the web UI's assets and page route (index.html for any page path).
     assert {
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",
         "/redoc",
         "/static/api-docs",
+        "/assets",
+        "/{path:page}",
     } == EXCLUDED_ROUTES
     routes, others = walk(app)
     assert "/openapi.json" in {o.path for o in others}
     for other in others:
-        if other.path == DOCS_ASSETS_MOUNT:
+        if other.path in (DOCS_ASSETS_MOUNT, "/assets"):
             assert isinstance(other.route, Mount) and isinstance(other.route.app, StaticFiles)
         else:
             assert other.path in FASTAPI_DOCS_ROUTES and set(other.route.methods) <= {"GET", "HEAD"}, other
