@@ -37,7 +37,7 @@ from promptops.optimize.contract_api import contract_router as promptopt_contrac
 from promptops.playground.api import router as playground_router
 from promptops.providers.api import models_router
 from promptops.providers.api import router as providers_router
-from promptops.registry.api import lint_router
+from promptops.registry.api import lint_router, preview_router
 from promptops.registry.api import router as prompts_router
 from promptops.runs.api import router as runs_router
 from promptops.tenancy.api import router as projects_router
@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         keys_router,
         prompts_router,
         lint_router,
+        preview_router,
         audit_router,
         contract_router,
         providers_router,

@@ -47,13 +47,21 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
   await expectAccessible(page, "prompt detail");
   await screenshot(page, "prompt-versions");
 
-  // A second version arrives (from CI, say); the diff tab shows what changed.
-  await adminApi(server.url, "POST", "/api/v1/prompts/e2e/greeting/versions", {
-    template: "Say a warm hello to {{ customer }}.",
-    variables: [{ name: "customer" }],
-    commitMessage: "warmer",
-  });
-  await page.reload();
+  // Write version 2 in the editor: completion, lint as you type, declare the variable, preview, save.
+  await page.getByRole("tab", { name: "New version" }).click();
+  const editor = page.getByRole("textbox", { name: "Template" });
+  await editor.click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.insertText("Say a warm hello to {{ customer }}.");
+  await page.getByTestId("lint-finding").filter({ hasText: "customer" }).first().waitFor();
+  await page.getByRole("button", { name: "Declare customer" }).click();
+  await page.getByLabel("Sample value for customer").fill("Ada");
+  await page.getByLabel("Rendered prompt").getByText("Say a warm hello to Ada.").waitFor();
+  await expectAccessible(page, "editor");
+  await screenshot(page, "editor");
+  await page.getByLabel("Commit message").fill("warmer");
+  await page.getByRole("button", { name: "Save version" }).click();
+  await page.getByRole("table", { name: "Versions" }).getByText("warmer").waitFor();
   await page.getByRole("tab", { name: "Diff" }).click();
   await page.getByTestId("diff").getByText("+Say a warm hello to {{ customer }}.").waitFor();
   await screenshot(page, "prompt-diff");

@@ -1,6 +1,6 @@
 import { Center, Loader } from "@mantine/core";
 import { lazy, Suspense, type ReactNode } from "react";
-import { Navigate, Route, Routes, useLocation } from "react-router";
+import { Navigate, Outlet, createBrowserRouter, useLocation } from "react-router";
 import { MeProvider, useMeQuery } from "./auth";
 import { ErrorNotice } from "./components/ErrorNotice";
 import { Shell } from "./components/Shell";
@@ -19,7 +19,7 @@ function Loading() {
   );
 }
 
-function SignedIn({ children }: { children: ReactNode }) {
+function SignedIn({ children }: { children?: ReactNode }) {
   const me = useMeQuery();
   const location = useLocation();
   if (me.isLoading || (me.data === null && me.isFetching)) return <Loading />;
@@ -28,21 +28,25 @@ function SignedIn({ children }: { children: ReactNode }) {
   return (
     <MeProvider me={me.data}>
       <Shell>
-        <Suspense fallback={<Loading />}>{children}</Suspense>
+        <Suspense fallback={<Loading />}>{children ?? <Outlet />}</Suspense>
       </Shell>
     </MeProvider>
   );
 }
 
-export function App() {
-  return (
-    <Suspense fallback={<Loading />}>
-      <Routes>
-        <Route path="/login" element={<LoginPage />} />
-        <Route path="/" element={<SignedIn><LibraryPage /></SignedIn>} />
-        <Route path="/prompts/*" element={<SignedIn><PromptPage /></SignedIn>} />
-        <Route path="*" element={<SignedIn><NotFoundPage /></SignedIn>} />
-      </Routes>
-    </Suspense>
-  );
+function Page({ children }: { children: ReactNode }) {
+  return <Suspense fallback={<Loading />}>{children}</Suspense>;
 }
+
+// A data router: it lets a page with unsaved changes block navigation (useBlocker).
+export const router = createBrowserRouter([
+  { path: "/login", element: <Page><LoginPage /></Page> },
+  {
+    element: <SignedIn />,
+    children: [
+      { path: "/", element: <LibraryPage /> },
+      { path: "/prompts/*", element: <PromptPage /> },
+      { path: "*", element: <NotFoundPage /> },
+    ],
+  },
+]);

@@ -3,9 +3,9 @@ import { MantineProvider, Modal, createTheme, localStorageColorSchemeManager, ty
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import { BrowserRouter } from "react-router";
+import { RouterProvider } from "react-router";
 import { ApiError } from "./api/client";
-import { App } from "./App";
+import { router } from "./App";
 
 // Shade 8 keeps text on the primary colour at WCAG AA contrast (4.5:1) in both themes.
 const theme = createTheme({
@@ -35,9 +35,7 @@ createRoot(document.getElementById("root")!).render(
   <StrictMode>
     <MantineProvider theme={theme} cssVariablesResolver={resolver} defaultColorScheme="auto" colorSchemeManager={localStorageColorSchemeManager({ key: "promptops.theme" })}>
       <QueryClientProvider client={queryClient}>
-        <BrowserRouter>
-          <App />
-        </BrowserRouter>
+        <RouterProvider router={router} />
       </QueryClientProvider>
     </MantineProvider>
   </StrictMode>,

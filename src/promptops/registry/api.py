@@ -29,6 +29,8 @@ from promptops.registry.schemas import (
     LintIn,
     LintOut,
     LintSummary,
+    PreviewIn,
+    PreviewOut,
     PromptOut,
     PromptPage,
     PushOut,
@@ -496,3 +498,28 @@ async def lint_prompt(body: LintIn, request: Request, principal: Reader) -> Lint
             session, principal, body, output_labels=body.output_labels, config=config
         )
     return lint_out(findings, config, body.labels, name=body.name)
+
+
+# --- preview --------------------------------------------------------------------------------------------------
+
+preview_router = APIRouter(prefix="/api/v1/render", tags=["prompts"])
+
+
+@preview_router.post("", response_model=PreviewOut, summary="Render a prompt body without saving it")
+async def preview(body: PreviewIn, request: Request, principal: Reader) -> PreviewOut:
+    runtime = runtime_of(request)
+    async with runtime.db.transaction() as session:
+        result = await service.render_fields(
+            session,
+            principal,
+            body,
+            body.render_variables,
+            max_depth=runtime.settings.include_max_depth,
+        )
+    used = [
+        RenderedVersionRef(
+            prompt_id=i.prompt_id, name=i.prompt_name, version_id=i.version_id, version=i.version
+        )
+        for i in result.included
+    ]
+    return PreviewOut(kind=body.kind, text=result.text, messages=result.messages, versions_used=used)

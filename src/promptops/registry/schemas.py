@@ -121,6 +121,12 @@ class RenderIn(ApiModel):
     version: DbInt | None = None
 
 
+class PreviewIn(CreateVersionIn):
+    """An unsaved version body and the variables to render it with (the editor's live preview)."""
+
+    render_variables: dict[str, Any] = Field(default_factory=dict, max_length=200)
+
+
 class ForkIn(ApiModel):
     new_name: str = Field(min_length=1, max_length=200)
     label: str | None = Field(default=None, max_length=63)
@@ -277,6 +283,13 @@ class RenderOut(ApiOut):
     version_id: str
     version: int
     versions_used: list[RenderedVersionRef]
+
+
+class PreviewOut(ApiOut):
+    kind: str
+    text: str | None
+    messages: list[dict[str, Any]] | None
+    versions_used: list[RenderedVersionRef] = Field(description="Prompts pulled in by {% include %}")
 
 
 class DiffOut(ApiOut):

@@ -1074,6 +1074,24 @@ async def render_version(
     )
 
 
+async def render_fields(
+    session: AsyncSession,
+    principal: Principal,
+    fields: VersionFields,
+    variables: dict[str, Any],
+    *,
+    max_depth: int = 5,
+) -> engine.RenderResult:
+    """Render an unsaved version body (the editor's preview): the same engine, limits and include
+    resolution as a saved version; 422 when the body does not parse or a required variable is missing."""
+    specs = [engine.VariableSpec.from_dict(v.model_dump()) for v in fields.variables]
+    messages = [m.model_dump() for m in fields.messages] if fields.messages else None
+    resolver = include_resolver(session, principal)
+    return await engine.render(
+        fields.kind, fields.template, messages, specs, variables, resolver, max_depth=max_depth
+    )
+
+
 # --- lint -----------------------------------------------------------------------------------------------------
 
 

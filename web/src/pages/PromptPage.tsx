@@ -16,7 +16,7 @@ import {
   Tooltip,
 } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { useParams, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { useCan } from "../auth";
@@ -25,6 +25,9 @@ import { DiffView } from "../components/DiffView";
 import { ErrorNotice } from "../components/ErrorNotice";
 
 type Version = Schemas["VersionOut"];
+
+// CodeMirror is big: the editor is its own chunk, loaded when the tab opens.
+const VersionEditor = lazy(() => import("./VersionEditor"));
 
 function usePromptQueries(name: string) {
   const path = { name };
@@ -351,8 +354,11 @@ function LabelsTab({ name, versions, labels, history }: { name: string; versions
 
 function DiffTab({ name, versions }: { name: string; versions: Version[] }) {
   const numbers = versions.map((v) => String(v.version));
-  const [from, setFrom] = useState<string | null>(numbers[1] ?? numbers[0] ?? null);
-  const [to, setTo] = useState<string | null>(numbers[0] ?? null);
+  // Until the user picks, compare the two newest versions (a version saved meanwhile moves the default).
+  const [pickedFrom, setFrom] = useState<string | null>(null);
+  const [pickedTo, setTo] = useState<string | null>(null);
+  const from = pickedFrom ?? numbers[1] ?? numbers[0] ?? null;
+  const to = pickedTo ?? numbers[0] ?? null;
   const diff = useDiff(name, from, to);
   const data = numbers.map((n) => ({ value: n, label: `v${n}` }));
   return (
@@ -373,6 +379,7 @@ export default function PromptPage() {
   const tab = params.get("tab") ?? "versions";
   const { resolved, versions, labels, history } = usePromptQueries(name);
   const [picked, setPicked] = useState(0);
+  const canWrite = useCan("prompt:write");
   if (resolved.isLoading) return <Loader role="status" aria-label="Loading" />;
   if (resolved.error) return <ErrorNotice error={resolved.error} />;
   const prompt = resolved.data!.prompt;
@@ -399,6 +406,7 @@ export default function PromptPage() {
           <Tabs.Tab value="versions">Versions ({prompt.latestVersion})</Tabs.Tab>
           <Tabs.Tab value="labels">Labels</Tabs.Tab>
           <Tabs.Tab value="diff">Diff</Tabs.Tab>
+          {canWrite && !prompt.archived && <Tabs.Tab value="edit">New version</Tabs.Tab>}
         </Tabs.List>
         <Tabs.Panel value="versions" pt="md">
           <ErrorNotice error={versions.error} />
@@ -411,6 +419,20 @@ export default function PromptPage() {
         <Tabs.Panel value="diff" pt="md">
           {items.length > 0 && <DiffTab name={name} versions={items} />}
         </Tabs.Panel>
+        {canWrite && tab === "edit" && (
+          <Tabs.Panel value="edit" pt="md">
+            <Suspense fallback={<Loader role="status" aria-label="Loading the editor" />}>
+              <VersionEditor
+                name={name}
+                base={resolved.data!.version}
+                onSaved={(number) => {
+                  setPicked(number);
+                  setParams({ tab: "versions" }, { replace: true });
+                }}
+              />
+            </Suspense>
+          </Tabs.Panel>
+        )}
       </Tabs>
     </Stack>
   );

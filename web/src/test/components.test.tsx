@@ -47,3 +47,10 @@ describe("ErrorNotice", () => {
     expect(screen.queryByRole("alert")).toBeNull();
   });
 });
+
+describe("usedNames", () => {
+  it("lists the names a template uses, once each, without loop helpers", async () => {
+    const { usedNames } = await import("../pages/VersionEditor");
+    expect(usedNames(["Hi {{ name }} {{name|upper}} {{- loop.index }}", "{{ ticket.title }} {% if x %}"])).toEqual(["name", "ticket"]);
+  });
+});
