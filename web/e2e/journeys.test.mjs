@@ -96,9 +96,18 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
   const labels = await adminApi(server.url, "GET", "/api/v1/prompts/e2e/greeting/labels");
   assert.equal(labels.find((l) => l.name === "production").version, 1);
 
-  // The audit trail holds the rollback.
-  const audit = await adminApi(server.url, "GET", "/api/v1/audit?limit=20");
-  assert.ok(audit.events.some((e) => e.eventType.startsWith("PromptRolledBack") || e.data?.reason === "too warm"));
+  // The audit page: the chain is verified, and the rollback is there with its reason.
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.getByTestId("chain-status").getByText("Audit chain verified").waitFor();
+  await page.getByLabel("Event type").fill("RollbackTriggered");
+  await page.getByLabel("Event type").blur();
+  await page.waitForURL(/eventType=RollbackTriggered/);
+  const row = page.getByRole("table", { name: "Audit events" }).getByRole("row").nth(1);
+  await row.getByText("RollbackTriggered").waitFor();
+  await row.getByRole("button", { name: "Show" }).click();
+  await page.getByText('"reason": "too warm"').waitFor();
+  await expectAccessible(page, "audit");
+  await screenshot(page, "audit");
 
   // An unknown page is a friendly not-found inside the app; sign out ends the session.
   await page.goto(`${server.url}/no/such/page`);
@@ -122,6 +131,7 @@ test("a viewer sees no write controls, and a forged write is refused", async () 
   await signIn(page, server.url, { email: "viewer@example.com", password: "viewer-password-1" });
   assert.equal(await page.getByTestId("whoami").textContent(), "viewer@example.com");
   assert.equal(await page.getByRole("button", { name: "New prompt" }).isDisabled(), true);
+  assert.equal(await page.getByRole("link", { name: "Audit log" }).count(), 0); // no audit:read
 
   await page.getByRole("link", { name: "sentiment/few-shot" }).click();
   await page.getByRole("tab", { name: "Labels" }).click();

@@ -10,6 +10,7 @@ const LoginPage = lazy(() => import("./pages/LoginPage"));
 const LibraryPage = lazy(() => import("./pages/LibraryPage"));
 const PromptPage = lazy(() => import("./pages/PromptPage"));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
+const AuditPage = lazy(() => import("./pages/AuditPage"));
 
 function Loading() {
   return (
@@ -46,6 +47,7 @@ export const router = createBrowserRouter([
     children: [
       { path: "/", element: <LibraryPage /> },
       { path: "/prompts/*", element: <PromptPage /> },
+      { path: "/audit", element: <AuditPage /> },
       { path: "*", element: <NotFoundPage /> },
     ],
   },

@@ -7,7 +7,7 @@ export function ErrorNotice({ error, title }: { error: unknown; title?: string }
   const apiError = error instanceof ApiError ? error : null;
   const message = apiError ? apiError.detail : error instanceof Error ? error.message : String(error);
   return (
-    <Alert color="red" title={title ?? (apiError ? `Error ${apiError.status}` : "Something went wrong")} role="alert">
+    <Alert variant="filled" color="red.9" title={title ?? (apiError ? `Error ${apiError.status}` : "Something went wrong")} role="alert">
       <Text size="sm">{message}</Text>
       {apiError?.fieldErrors.slice(0, 5).map((field, index) => (
         <Text size="sm" key={index}>
@@ -15,7 +15,7 @@ export function ErrorNotice({ error, title }: { error: unknown; title?: string }
         </Text>
       ))}
       {apiError?.requestId && (
-        <Text size="xs" c="dimmed" mt={4}>
+        <Text size="xs" mt={4}>
           Request id: {apiError.requestId}
         </Text>
       )}

@@ -16,7 +16,11 @@ import { Link, useLocation } from "react-router";
 import { api, setCurrentProject, unwrap } from "../api/client";
 import { useMe, useSignOut } from "../auth";
 
-const NAV = [{ to: "/", label: "Prompts" }];
+// Each page with the permission it needs (links a role cannot use are not shown; the server still checks).
+const NAV = [
+  { to: "/", label: "Prompts", permission: "prompt:read" },
+  { to: "/audit", label: "Audit log", permission: "audit:read" },
+];
 
 function ProjectSwitcher() {
   const me = useMe();
@@ -79,7 +83,7 @@ export function Shell({ children }: { children: ReactNode }) {
         </Group>
       </AppShell.Header>
       <AppShell.Navbar p="xs" aria-label="Main">
-        {NAV.map((item) => (
+        {NAV.filter((item) => me.permissions.includes(item.permission)).map((item) => (
           <NavLink
             key={item.to}
             component={Link}
