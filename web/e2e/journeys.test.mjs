@@ -96,6 +96,23 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
   const labels = await adminApi(server.url, "GET", "/api/v1/prompts/e2e/greeting/labels");
   assert.equal(labels.find((l) => l.name === "production").version, 1);
 
+  // A call to the embedded model shows in the runs explorer, with its full record one click away.
+  await adminApi(server.url, "POST", "/api/v1/playground/run", {
+    prompt: "e2e/greeting@production",
+    variables: { customer: "Ada" },
+    models: [{ provider: "local", model: "gemma-3-270m", params: { max_tokens: 8, temperature: 0 } }],
+  });
+  await page.getByRole("link", { name: "Runs" }).click();
+  await page.getByRole("textbox", { name: "Source" }).or(page.getByRole("combobox", { name: "Source" })).click();
+  await page.getByRole("option", { name: "playground" }).click();
+  await page.waitForURL(/source=playground/);
+  await page.getByRole("table", { name: "Runs" }).getByText("local/gemma-3-270m").waitFor();
+  await expectAccessible(page, "runs");
+  await screenshot(page, "runs");
+  await page.getByRole("table", { name: "Runs" }).getByRole("link").first().click();
+  await page.getByLabel("Input").getByText("Say hello to Ada.").waitFor();
+  await expectAccessible(page, "run detail");
+
   // The audit page: the chain is verified, and the rollback is there with its reason.
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.getByTestId("chain-status").getByText("Audit chain verified").waitFor();

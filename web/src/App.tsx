@@ -11,6 +11,8 @@ const LibraryPage = lazy(() => import("./pages/LibraryPage"));
 const PromptPage = lazy(() => import("./pages/PromptPage"));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
 const AuditPage = lazy(() => import("./pages/AuditPage"));
+const RunsPage = lazy(() => import("./pages/RunsPage"));
+const RunDetail = lazy(() => import("./pages/RunsPage").then((m) => ({ default: m.RunDetail })));
 
 function Loading() {
   return (
@@ -47,6 +49,8 @@ export const router = createBrowserRouter([
     children: [
       { path: "/", element: <LibraryPage /> },
       { path: "/prompts/*", element: <PromptPage /> },
+      { path: "/runs", element: <RunsPage /> },
+      { path: "/runs/:runId", element: <RunDetail /> },
       { path: "/audit", element: <AuditPage /> },
       { path: "*", element: <NotFoundPage /> },
     ],

@@ -1,0 +1,151 @@
+// Every recorded model call (playground, evaluations, SDKs, gateway): filters kept in the address, newest first
+// with paging, and one run's full record on its own page (/runs/<id>).
+import { Anchor, Badge, Button, Code, Group, SimpleGrid, Stack, Table, Text, TextInput, Title, Select } from "@mantine/core";
+import { keepPreviousData, useQuery } from "@tanstack/react-query";
+import { useState } from "react";
+import { Link, useParams, useSearchParams } from "react-router";
+import { api, unwrap, type Schemas } from "../api/client";
+import { CHANGE_COLOR, OK_COLOR } from "../colors";
+import { ErrorNotice } from "../components/ErrorNotice";
+
+type Run = Schemas["RunOut"];
+const FILTERS = ["prompt", "model", "provider", "status", "source", "from", "to"] as const;
+
+function StatusBadge({ status }: { status: string }) {
+  return <Badge color={status === "ok" ? OK_COLOR : CHANGE_COLOR.removed}>{status}</Badge>;
+}
+
+function money(value: number) {
+  return value === 0 ? "$0" : `$${value.toFixed(6)}`;
+}
+
+export function RunDetail() {
+  const { runId = "" } = useParams();
+  const run = useQuery({
+    queryKey: ["run", runId],
+    queryFn: () => unwrap(api.GET("/api/v1/runs/{run_id}", { params: { path: { run_id: runId } } })),
+  });
+  if (run.error) return <ErrorNotice error={run.error} />;
+  if (!run.data) return null;
+  const r: Run = run.data;
+  return (
+    <Stack>
+      <Group>
+        <Title order={1} size="h2">
+          Run {r.id}
+        </Title>
+        <StatusBadge status={r.status} />
+      </Group>
+      <SimpleGrid cols={{ base: 2, md: 4 }}>
+        <Text>Model: {r.provider}/{r.model}</Text>
+        <Text>Source: {r.source}</Text>
+        <Text>Tokens: {r.inputTokens} in / {r.outputTokens} out{r.usageEstimated ? " (estimated)" : ""}</Text>
+        <Text>Cost: {money(r.costUsd)}</Text>
+        <Text>Latency: {Math.round(r.latencyMs)} ms</Text>
+        <Text>First token: {r.ttftMs == null ? "—" : `${Math.round(r.ttftMs)} ms`}</Text>
+        <Text>When: {new Date(r.createdAt).toLocaleString()}</Text>
+        <Text>Trace: {r.traceId ?? "—"}</Text>
+      </SimpleGrid>
+      {r.errorMessage && (
+        <ErrorNotice error={new Error(`${r.errorClass ?? "error"}: ${r.errorMessage}`)} title="The call failed" />
+      )}
+      <Title order={2} size="h4">
+        Input
+      </Title>
+      <Code block aria-label="Input">{JSON.stringify(r.input, null, 2)}</Code>
+      <Title order={2} size="h4">
+        Output
+      </Title>
+      <Code block aria-label="Output">{r.output ?? ""}</Code>
+      <Title order={2} size="h4">
+        Parameters
+      </Title>
+      <Code block aria-label="Parameters">{JSON.stringify(r.params, null, 2)}</Code>
+    </Stack>
+  );
+}
+
+export default function RunsPage() {
+  const [params, setParams] = useSearchParams();
+  const [cursors, setCursors] = useState<string[]>([]);
+  const filters = Object.fromEntries(FILTERS.flatMap((k) => (params.get(k) ? [[k, params.get(k)!]] : [])));
+  const query = { ...filters, cursor: cursors.at(-1), limit: 50 };
+  const runs = useQuery({
+    queryKey: ["runs", query],
+    queryFn: () => unwrap(api.GET("/api/v1/runs", { params: { query } })),
+    placeholderData: keepPreviousData,
+  });
+  function setFilter(key: string, value: string | null) {
+    const next = new URLSearchParams(params);
+    if (value) next.set(key, key === "from" || key === "to" ? new Date(value).toISOString() : value);
+    else next.delete(key);
+    setParams(next, { replace: true });
+    setCursors([]);
+  }
+  return (
+    <Stack>
+      <Title order={1} size="h2">
+        Runs
+      </Title>
+      <Group align="end">
+        <TextInput label="Prompt" placeholder="name or id" defaultValue={filters.prompt} onBlur={(e) => setFilter("prompt", e.currentTarget.value)} w={180} />
+        <TextInput label="Model" defaultValue={filters.model} onBlur={(e) => setFilter("model", e.currentTarget.value)} w={160} />
+        <TextInput label="Provider" defaultValue={filters.provider} onBlur={(e) => setFilter("provider", e.currentTarget.value)} w={130} />
+        <Select label="Status" clearable data={["ok", "error"]} value={filters.status ?? null} onChange={(v) => setFilter("status", v)} w={120} />
+        <Select label="Source" clearable data={["playground", "eval", "gateway", "sdk", "experiment"]} value={filters.source ?? null} onChange={(v) => setFilter("source", v)} w={140} />
+        <TextInput label="From" type="datetime-local" onBlur={(e) => setFilter("from", e.currentTarget.value)} />
+        <TextInput label="To" type="datetime-local" onBlur={(e) => setFilter("to", e.currentTarget.value)} />
+      </Group>
+      <ErrorNotice error={runs.error} />
+      {runs.data && runs.data.items.length === 0 && <Text>No run matches these filters.</Text>}
+      {runs.data && runs.data.items.length > 0 && (
+        <Table aria-label="Runs" striped>
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>When</Table.Th>
+              <Table.Th>Run</Table.Th>
+              <Table.Th>Model</Table.Th>
+              <Table.Th>Source</Table.Th>
+              <Table.Th>Status</Table.Th>
+              <Table.Th>Tokens</Table.Th>
+              <Table.Th>Cost</Table.Th>
+              <Table.Th>Latency</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {runs.data.items.map((r) => (
+              <Table.Tr key={r.id}>
+                <Table.Td>{new Date(r.createdAt).toLocaleString()}</Table.Td>
+                <Table.Td>
+                  <Anchor component={Link} to={`/runs/${r.id}`}>
+                    {r.id}
+                  </Anchor>
+                </Table.Td>
+                <Table.Td>
+                  {r.provider}/{r.model}
+                </Table.Td>
+                <Table.Td>{r.source}</Table.Td>
+                <Table.Td>
+                  <StatusBadge status={r.status} />
+                </Table.Td>
+                <Table.Td>
+                  {r.inputTokens} / {r.outputTokens}
+                </Table.Td>
+                <Table.Td>{money(r.costUsd)}</Table.Td>
+                <Table.Td>{Math.round(r.latencyMs)} ms</Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      )}
+      <Group>
+        <Button variant="default" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
+          Newer
+        </Button>
+        <Button variant="default" disabled={!runs.data?.nextCursor} onClick={() => runs.data?.nextCursor && setCursors([...cursors, runs.data.nextCursor])}>
+          Older
+        </Button>
+      </Group>
+    </Stack>
+  );
+}
