@@ -181,3 +181,32 @@ test("a wrong password is a readable error with the request id", async () => {
   assert.match(await alert.textContent(), /Request id: \S+/);
   await context.close();
 });
+
+test("an admin creates an API key, sees it once, and revokes it", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await signIn(page, server.url, ADMIN);
+  await page.getByRole("link", { name: "Settings" }).click();
+  await page.getByRole("table", { name: "Members" }).getByText(ADMIN.email).waitFor();
+  await page.getByRole("tab", { name: "API keys" }).click();
+  await page.getByLabel("Key name").fill("ci-reader");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const key = (await page.getByTestId("new-key").textContent()).trim();
+  assert.match(key, /^po_/);
+  await expectAccessible(page, "new key");
+  await page.getByRole("button", { name: "Done" }).click();
+  const me = await fetch(`${server.url}/api/v1/auth/me`, { headers: { Authorization: `Bearer ${key}` } });
+  assert.equal(me.status, 200);
+  assert.equal((await me.json()).role, "Viewer");
+
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.getByRole("table", { name: "API keys" }).getByRole("row", { name: /ci-reader/ }).getByRole("button", { name: "Revoke" }).click();
+  await page.getByRole("table", { name: "API keys" }).getByRole("row", { name: /ci-reader/ }).getByText("revoked").waitFor();
+  const after = await fetch(`${server.url}/api/v1/auth/me`, { headers: { Authorization: `Bearer ${key}` } });
+  assert.equal(after.status, 401);
+  await page.getByRole("tab", { name: "Providers" }).click();
+  await page.getByRole("table", { name: "Provider connections" }).getByText("local").first().waitFor();
+  await expectAccessible(page, "settings");
+  await screenshot(page, "settings");
+  await context.close();
+});

@@ -11,6 +11,7 @@ const LibraryPage = lazy(() => import("./pages/LibraryPage"));
 const PromptPage = lazy(() => import("./pages/PromptPage"));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
 const AuditPage = lazy(() => import("./pages/AuditPage"));
+const SettingsPage = lazy(() => import("./pages/SettingsPage"));
 const RunsPage = lazy(() => import("./pages/RunsPage"));
 const RunDetail = lazy(() => import("./pages/RunsPage").then((m) => ({ default: m.RunDetail })));
 
@@ -52,6 +53,7 @@ export const router = createBrowserRouter([
       { path: "/runs", element: <RunsPage /> },
       { path: "/runs/:runId", element: <RunDetail /> },
       { path: "/audit", element: <AuditPage /> },
+      { path: "/settings", element: <SettingsPage /> },
       { path: "*", element: <NotFoundPage /> },
     ],
   },

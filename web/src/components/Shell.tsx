@@ -21,6 +21,7 @@ const NAV = [
   { to: "/", label: "Prompts", permission: "prompt:read" },
   { to: "/runs", label: "Runs", permission: "run:read" },
   { to: "/audit", label: "Audit log", permission: "audit:read" },
+  { to: "/settings", label: "Settings", permission: "member:read" },
 ];
 
 function ProjectSwitcher() {
