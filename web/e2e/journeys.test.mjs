@@ -210,3 +210,33 @@ test("an admin creates an API key, sees it once, and revokes it", async () => {
   await screenshot(page, "settings");
   await context.close();
 });
+
+test("an analyst uploads a CSV dataset, previews it and browses its cases; a bad file names its line", async () => {
+  await adminApi(server.url, "POST", "/api/v1/members", {
+    email: "qa@example.com",
+    role: "QAAnalyst",
+    password: "qa-password-123",
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await signIn(page, server.url, { email: "qa@example.com", password: "qa-password-123" });
+  await page.getByRole("link", { name: "Datasets" }).click();
+  await page.getByLabel("Dataset file").setInputFiles(new URL("./data/broken.jsonl", import.meta.url).pathname);
+  await page.getByRole("button", { name: "Import" }).click();
+  const alert = page.getByRole("alert").filter({ hasText: "The file was not imported" });
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /line 1/i);
+
+  await page.getByLabel("Dataset file").setInputFiles(new URL("./data/reviews.csv", import.meta.url).pathname);
+  await page.getByLabel("File preview").getByText("Arrived broken, no refund.").waitFor();
+  await page.getByRole("textbox", { name: /^Dataset name/ }).fill("e2e/reviews");
+  await page.getByLabel("Version message").fill("three reviews");
+  await expectAccessible(page, "datasets");
+  await page.getByRole("button", { name: "Import" }).click();
+  await page.waitForURL(/\/datasets\/e2e\/reviews/);
+  await page.getByText("3 cases in v1").waitFor();
+  await page.getByRole("table", { name: "Cases" }).getByText("Works great, fast shipping").waitFor();
+  await expectAccessible(page, "dataset cases");
+  await screenshot(page, "dataset");
+  await context.close();
+});

@@ -12,6 +12,8 @@ const PromptPage = lazy(() => import("./pages/PromptPage"));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
 const AuditPage = lazy(() => import("./pages/AuditPage"));
 const SettingsPage = lazy(() => import("./pages/SettingsPage"));
+const DatasetsPage = lazy(() => import("./pages/DatasetsPage"));
+const DatasetDetail = lazy(() => import("./pages/DatasetsPage").then((m) => ({ default: m.DatasetDetail })));
 const RunsPage = lazy(() => import("./pages/RunsPage"));
 const RunDetail = lazy(() => import("./pages/RunsPage").then((m) => ({ default: m.RunDetail })));
 
@@ -50,6 +52,8 @@ export const router = createBrowserRouter([
     children: [
       { path: "/", element: <LibraryPage /> },
       { path: "/prompts/*", element: <PromptPage /> },
+      { path: "/datasets", element: <DatasetsPage /> },
+      { path: "/datasets/*", element: <DatasetDetail /> },
       { path: "/runs", element: <RunsPage /> },
       { path: "/runs/:runId", element: <RunDetail /> },
       { path: "/audit", element: <AuditPage /> },

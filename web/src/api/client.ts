@@ -45,15 +45,21 @@ export class ApiError extends Error {
   }
 }
 
+/** What every request of a signed-in browser carries: the CSRF token (unsafe methods) and the chosen project. */
+export function sessionHeaders(method: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (!["GET", "HEAD", "OPTIONS"].includes(method.toUpperCase())) {
+    const csrf = readCookie("promptops_csrf");
+    if (csrf) headers["X-CSRF-Token"] = csrf;
+  }
+  const project = currentProject();
+  if (project) headers["X-Project"] = project;
+  return headers;
+}
+
 const session: Middleware = {
   onRequest({ request }) {
-    const method = request.method.toUpperCase();
-    if (!["GET", "HEAD", "OPTIONS"].includes(method)) {
-      const csrf = readCookie("promptops_csrf");
-      if (csrf) request.headers.set("X-CSRF-Token", csrf);
-    }
-    const project = currentProject();
-    if (project) request.headers.set("X-Project", project);
+    for (const [name, value] of Object.entries(sessionHeaders(request.method))) request.headers.set(name, value);
     return request;
   },
 };

@@ -19,6 +19,7 @@ import { useMe, useSignOut } from "../auth";
 // Each page with the permission it needs (links a role cannot use are not shown; the server still checks).
 const NAV = [
   { to: "/", label: "Prompts", permission: "prompt:read" },
+  { to: "/datasets", label: "Datasets", permission: "dataset:read" },
   { to: "/runs", label: "Runs", permission: "run:read" },
   { to: "/audit", label: "Audit log", permission: "audit:read" },
   { to: "/settings", label: "Settings", permission: "member:read" },
