@@ -6,7 +6,7 @@ upstream and the same cases at concurrency 32.
 Both tools render the same template for every case, call the same upstream (which answers at once) and check
 the answer with a `contains` assertion, so the time measured is each tool's own work per case: rendering,
 the HTTP call, scoring and storing the result. For PromptOps the evaluation is a durable background job that
-stores every case result and every model call (a Run) in the database. promptfoo runs in memory and writes
+stores every case result and every model call (a Run) in the database (checked after each run). promptfoo runs in memory and writes
 one JSON report at the end (its cache is disabled so every case calls the upstream).
 """
 
@@ -50,6 +50,29 @@ def reviews(n: int) -> list[str]:
     return [
         f"review {i}: the product arrived on time and works as described, item {i % 97}" for i in range(n)
     ]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) used so far by process ``pid`` (Linux /proc; None elsewhere). On a busy
+    machine it moves much less than wall time, so it is printed beside the rate."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def count_pages(api: httpx.Client, path: str, params: dict[str, Any]) -> int:
+    """How many items a paged list endpoint returns in all."""
+    total, cursor = 0, None
+    while True:
+        page = api.get(path, params={**params, **({"cursor": cursor} if cursor else {})})
+        page.raise_for_status()
+        body = page.json()
+        total += len(body["items"])
+        cursor = body.get("nextCursor")
+        if not cursor:
+            return total
 
 
 def bench_promptops(
@@ -103,6 +126,7 @@ def bench_promptops(
             {"id": f"c{i}", "input": {"review": text}, "expected": "positive"} for i, text in enumerate(cases)
         ]
         ok(api.post("/api/v1/datasets", json={"name": "bench/reviews", "cases": dataset}))
+        cpu_before = cpu_seconds(server.pid)
         started = time.perf_counter()
         run = ok(
             api.post(
@@ -120,6 +144,8 @@ def bench_promptops(
             time.sleep(0.02)
             run = ok(api.get(f"/api/v1/evals/{run['id']}"))
         wall = time.perf_counter() - started
+        cpu_after = cpu_seconds(server.pid)
+        cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
         if run["status"] != "completed" or run["summary"][0]["passed"] != len(cases):
             raise SystemExit(
                 f"promptops evaluation did not pass every case: {run['status']} {run['summary']}"
@@ -127,7 +153,12 @@ def bench_promptops(
         job = (
             datetime.fromisoformat(run["finishedAt"]) - datetime.fromisoformat(run["startedAt"])
         ).total_seconds()
-        return {"wall_s": wall, "job_s": job, "cases": len(cases)}
+        # What was measured must have stored everything: one result per case, one run per model call.
+        results = count_pages(api, f"/api/v1/evals/{run['id']}/results", {"limit": 500})
+        runs = count_pages(api, "/api/v1/runs", {"traceId": run["id"], "limit": 200})
+        if results != len(cases) or runs != len(cases):
+            raise SystemExit(f"promptops stored {results} results and {runs} runs for {len(cases)} cases")
+        return {"wall_s": wall, "job_s": job, "cases": len(cases), "cpu_s": cpu}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -233,6 +264,10 @@ def main() -> None:
             f"{ours['job_s'] * 1000 / n:.2f} ms/case; request→completed {ours['wall_s']:.2f} s "
             f"(every case result and model call stored in {'PostgreSQL' if args.database_url else 'SQLite'})"
         )
+        if ours["cpu_s"] is not None:
+            print(
+                f"PromptOps  server CPU {ours['cpu_s']:.2f} s → {ours['cpu_s'] * 1000 / n:.2f} ms/case (incl. progress polls)"
+            )
         if not args.skip_promptfoo:
             theirs = bench_promptfoo(upstream, cases, args.concurrency, tmp)
             net = theirs["wall_s"] - theirs["startup_s"]

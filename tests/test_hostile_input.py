@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Api
+from tests.support.app import Api
 
 PROMPT = "sentiment/zero-shot"
 HUGE = [2**31, 2**63, 2**64 + 1, -1]

@@ -16,14 +16,13 @@ from promptops.allow_header import allowed_methods
 from promptops.auth.api import auth_router, keys_router, members_router
 from promptops.config import Settings, get_settings
 from promptops.context import current_request_id
+from promptops.contract_api import router as promptopt_router
 from promptops.datasets.api import router as datasets_router
 from promptops.errors import ProblemError
-from promptops.evals.api import contract_router as eval_contract_router
 from promptops.evals.api import router as evals_router
+from promptops.evals.import_api import router as promptfoo_import_router
 from promptops.feedback.api import annotations_router
-from promptops.feedback.api import contract_router as feedback_contract_router
 from promptops.feedback.api import router as feedback_router
-from promptops.governance.api import contract_router
 from promptops.governance.api import router as audit_router
 from promptops.lifecycle import build_runtime, running
 from promptops.logging import configure_logging
@@ -33,7 +32,6 @@ from promptops.ops.api import router as ops_router
 from promptops.ops.docs import install_docs
 from promptops.ops.web import install_web
 from promptops.optimize.api import router as optimizations_router
-from promptops.optimize.contract_api import contract_router as promptopt_contract_router
 from promptops.playground.api import router as playground_router
 from promptops.providers.api import models_router
 from promptops.providers.api import router as providers_router
@@ -138,19 +136,17 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lint_router,
         preview_router,
         audit_router,
-        contract_router,
+        promptopt_router,
         providers_router,
         models_router,
         runs_router,
         playground_router,
         evals_router,
-        eval_contract_router,
+        promptfoo_import_router,
         datasets_router,
-        feedback_contract_router,
         feedback_router,
         annotations_router,
         optimizations_router,
-        promptopt_contract_router,
     ):
         app.include_router(router)
     install_web(app, settings)  # last: its page route answers GETs no API route took

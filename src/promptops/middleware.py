@@ -46,7 +46,8 @@ class Metrics:
         )
 
 
-UPLOAD_PATH_RE = re.compile(r"^/api/v1/datasets(?:/.+/(?:import|versions))?$")
+# Dataset uploads and promptfoo imports (a config with its test files) carry files.
+UPLOAD_PATH_RE = re.compile(r"^/api/v1/(?:datasets(?:/.+/(?:import|versions))?|evals/import/promptfoo)$")
 
 
 class RequestContextMiddleware:

@@ -12,8 +12,8 @@ import httpx
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD, Api
 from promptops.governance.rbac import ROLE_PERMISSIONS, Role
+from tests.support.app import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD, Api
 
 API_KEY_RE = re.compile(r"^po_[a-z0-9]{8}_[A-Za-z0-9_-]{32,64}$")
 PROMPT = {"name": "identity/p", "template": "Hi {{ who }}", "variables": [{"name": "who"}]}

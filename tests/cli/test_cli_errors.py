@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, LiveServer, free_port, server_fixture  # noqa: F401 (fixtures)
 
-from conftest import ADMIN_KEY
+from tests.support.app import ADMIN_KEY
+from tests.support.cli_support import Cli, LiveServer, free_port
 
 
 @pytest.fixture

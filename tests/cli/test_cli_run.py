@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, admin_cli, running_server
+
+from tests.support.cli_support import Cli, admin_cli, running_server
 
 
 @pytest.fixture

@@ -1,90 +1,23 @@
-"""The CLI's own logic without a server: parsing, hashing, config file, HTTP error mapping, ``serve``."""
+"""The CLI's own logic without a server: parsing, config file, HTTP error mapping, ``serve``."""
 
 from __future__ import annotations
 
 import json
 import stat
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import typer
-from cli_support import Cli
 
 from promptops.cli import config as cfg
 from promptops.cli import output
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import json_or_string
 from promptops.cli.optimize import print_report, progress_line
-from promptops.cli.prompts import local_content_hash, parse_variable
-from promptops.registry.files import SUFFIX, parse_prompt_file
-from promptops.registry.hashing import content_hash
-from promptops.registry.schemas import CreateVersionIn
-from promptops.templates.engine import VariableSpec
-
-
-def server_side_hash(body: dict[str, Any]) -> str:
-    """What the server stores as contentHash for a create body (mirrors registry.service._add_version)."""
-    fields = CreateVersionIn.model_validate(
-        {k: v for k, v in body.items() if k not in {"name", "description", "tags"}}
-    )
-    variables = [VariableSpec.from_dict(v.model_dump()).to_dict() for v in fields.variables]
-    messages = [m.model_dump() for m in fields.messages] if fields.messages else None
-    return content_hash(
-        fields.kind,
-        fields.template,
-        messages,
-        variables,
-        fields.model_config_.model_dump(exclude_none=True),
-        fields.response_schema,
-    )
-
-
-def example_bodies() -> list[dict[str, Any]]:
-    folder = resources.files("promptops") / "examples"
-    return [parse_prompt_file(e.read_text()) for e in folder.iterdir() if e.name.endswith(SUFFIX)]
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        *example_bodies(),
-        {"name": "a", "kind": "text", "template": "Hi {{ x }}\n"},
-        {
-            "name": "a",
-            "kind": "text",
-            "template": "Hi",
-            "variables": [{"name": "x", "required": False, "default": "y"}],
-        },
-        {"name": "a", "kind": "text", "template": "T", "modelConfig": {"model": "m", "provider": None}},
-        {
-            "name": "a",
-            "kind": "text",
-            "template": "T",
-            "modelConfig": {"params": {"top_p": 0.9}},
-            "responseSchema": {"type": "object"},
-            "metadata": {"owner": "me"},
-        },
-        {
-            "name": "a",
-            "kind": "chat",
-            "messages": [{"role": "user", "content": "Q: {{ q }}"}],
-            "variables": [{"name": "q", "type": "string", "description": "question"}],
-        },
-    ],
-)
-def test_local_hash_equals_the_servers(body: dict[str, Any]) -> None:
-    assert local_content_hash(body) == server_side_hash(body)
-
-
-def test_metadata_and_commit_message_do_not_change_the_hash() -> None:
-    base = {"kind": "text", "template": "x\n"}
-    assert local_content_hash(base) == local_content_hash(
-        {**base, "metadata": {"a": 1}, "commitMessage": "c"}
-    )
-    assert local_content_hash(base) != local_content_hash({**base, "template": "y\n"})
+from promptops.cli.prompts import parse_variable
+from tests.support.cli_support import Cli
 
 
 @pytest.mark.parametrize(

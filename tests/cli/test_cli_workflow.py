@@ -7,16 +7,14 @@ import stat
 from pathlib import Path
 
 import httpx
-from cli_support import (  # noqa: F401 (fixtures)
+
+from tests.support.app import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD
+from tests.support.cli_support import (
     KEY_RE,
     Cli,
     LiveServer,
-    cli_fixture,
-    server_fixture,
     tamper_audit_log,
 )
-
-from conftest import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD
 
 TRIAGE_V1 = """---
 name: support/triage

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_support import Cli, LiveServer, admin_cli, server_fixture  # noqa: F401 (fixtures)
 
-from conftest import ADMIN_KEY
+from tests.support.app import ADMIN_KEY
+from tests.support.cli_support import Cli, LiveServer, admin_cli
 
 CLEAN = """---
 name: support/clean

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, LiveServer, running_server_with_fake
-from fake_llm_server import FakeLLMServer
+
+from tests.support.cli_support import Cli, LiveServer, running_server_with_fake
+from tests.support.fake_llm_server import FakeLLMServer
 
 
 @pytest.fixture(scope="module")

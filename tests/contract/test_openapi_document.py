@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import make_settings
 from promptops.app import create_app
 from promptops.openapi import PROBLEM_JSON, PROBLEM_REF
+from tests.support.app import make_settings
 
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("post", "/api/v1/auth/login")}
 

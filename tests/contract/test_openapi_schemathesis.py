@@ -8,9 +8,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from server_process import ServerProcess
-
-from conftest import ADMIN_KEY
+from tests.support.app import ADMIN_KEY
+from tests.support.server_process import ServerProcess
 
 PROBE_PATH = Path(__file__).parents[2] / "bench" / "schemathesis_probe.py"
 

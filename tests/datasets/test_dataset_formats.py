@@ -283,6 +283,31 @@ def test_promptfoo_tests_reuse_the_promptfoo_translation() -> None:
     assert round_trip(cases, "json") == cases
 
 
+def test_promptfoo_tests_use_the_scorer_rules_the_evaluation_layer_registers() -> None:
+    """The datasets layer does not import evals: evals registers what it knows about scorers (which types
+    exist, whether a spec is valid), and an upload's promptfoo assertions are checked against it."""
+    import promptops.evals.promptfoo  # noqa: F401 (registers the rules)
+    from promptops.datasets import promptfoo_tests
+
+    rules = promptfoo_tests.scorer_rules()
+    assert rules is not None and "icontains" in rules.known and "moderation" not in rules.known
+    case = one(
+        json.dumps(
+            {
+                "vars": {"q": "hi"},
+                "assert": [
+                    {"type": "moderation"},
+                    {"type": "regex", "value": "("},
+                    {"type": "contains", "value": "hi"},
+                ],
+            }
+        )
+    )
+    assert case.metadata["scorers"] == [{"type": "contains", "value": "hi"}]
+    assert case.metadata["unsupported"][0] == "assert[0]: type 'moderation' is not supported"
+    assert case.metadata["unsupported"][1].startswith("assert[1]: type 'regex' cannot be translated")
+
+
 def test_csv_column_mapping() -> None:
     table = "id,question,answer,source\nq1,Why?,Because,faq\nq2,How?,Like this,\n"
     cases = formats.parse(table.encode(), "csv", columns=formats.ColumnMap.of(["question"], "answer"))

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_llm_server import FakeLLMServer
-from provider_support import provider_app
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, open_api
+from tests.support.app import ADMIN_EMAIL, ADMIN_PASSWORD, Api, open_api
+from tests.support.fake_llm_server import FakeLLMServer
+from tests.support.provider_support import provider_app
 
 BASE = "/api/v1/datasets"
 REPO = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import FakeLLMServer
-from provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+from tests.support.app import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+from tests.support.fake_llm_server import FakeLLMServer
+from tests.support.provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 
 BASE = "/api/v1/datasets"
 MODEL = [{"provider": "openai-test", "model": "gpt-4o-mini"}]

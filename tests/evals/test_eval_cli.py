@@ -13,7 +13,8 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from cli_support import Cli, LiveServer, cli_fixture, running_server  # noqa: F401 (fixtures)
+
+from tests.support.cli_support import Cli, LiveServer, running_server
 
 REPO = Path(__file__).resolve().parents[2]
 pytest.importorskip("llama_cpp")

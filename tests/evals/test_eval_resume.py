@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from fake_llm_server import DEFAULT_KEY, FakeLLMServer
-from server_process import ServerProcess
-
-from conftest import ADMIN_KEY
+from tests.support.app import ADMIN_KEY
+from tests.support.fake_llm_server import FakeLLMServer
+from tests.support.resume_support import start_with_review_prompt
+from tests.support.server_process import ServerProcess
 
 CASES = 30
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -25,21 +25,10 @@ def test_killed_server_resumes_the_evaluation_without_rerunning_cases(killable_s
     server = killable_server
     with FakeLLMServer() as fake:
         fake.script("openai", delay=0.15, times=10_000)
-        server.start()
-        server.call(
-            "POST",
-            "/api/v1/providers",
-            json={"name": "fake", "type": "openai", "baseUrl": fake.url + "/v1", "apiKey": DEFAULT_KEY},
-        )
-        server.call(
-            "POST",
-            "/api/v1/prompts",
-            json={"name": "resume/echo", "template": "{{ review }}", "variables": [{"name": "review"}]},
-        )
         cases = [
             {"id": f"r{i:02d}", "input": {"review": review(i)}, "expected": review(i)} for i in range(CASES)
         ]
-        server.call("POST", "/api/v1/datasets", json={"name": "resume/reviews", "cases": cases})
+        start_with_review_prompt(server, fake, "resume/echo", "resume/reviews", cases)
         run = server.call(
             "POST",
             "/api/v1/evals",

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import FakeLLMServer
-from provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 
-from conftest import Api
+from tests.support.app import Api
+from tests.support.fake_llm_server import FakeLLMServer
+from tests.support.provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 
 MODEL = {"provider": "fake", "model": "gpt-fake"}
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None

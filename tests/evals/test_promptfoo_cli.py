@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_support import Cli, LiveServer, running_server_with_fake
-from fake_llm_server import FakeLLMServer
-from provider_support import shared_fake_fixture  # noqa: F401 (fixture)
+
+from tests.support.cli_support import Cli, LiveServer, running_server_with_fake
+from tests.support.fake_llm_server import FakeLLMServer
+from tests.support.provider_support import shared_fake_fixture  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -180,3 +181,87 @@ def test_bare_prompt_paths_are_read_from_files(cli: Cli, tmp_path: Path) -> None
     run, items, _ = run_config(cli, path, "--provider-map", "openai=fake")
     assert [v["promptName"] for v in run["versions"]] == ["pf/example/from-a-file"]
     assert [i["output"] for i in items] == ["You said: Summarise cake from the text file"]
+
+
+def test_dry_run_prints_the_translation_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "pf",
+        """
+        description: Dry
+        prompts: [file://hello.txt]
+        providers: [openai:chat:gpt-fake, replicate:meta/llama]
+        tests:
+          - vars: {name: Ada}
+            assert: [{type: contains, value: Ada}, {type: python, value: "len(output) > 1"}]
+        """,
+        {"hello.txt": "Hello {{ name }}"},
+    )
+    args = (
+        "eval",
+        "run",
+        "-c",
+        str(path),
+        "--prefix",
+        "pf/dry",
+        "--provider-map",
+        "openai=fake",
+        "--dry-run",
+    )
+    shown = cli.ok(*args)
+    out = shown.stdout
+    assert "promptfoo import (dry run, nothing written): Dry" in out
+    assert "create" in out and "pf/dry/hello" in out and "file://hello.txt" in out
+    assert "dataset: create pf/dry/tests version 1 (1 cases)" in out
+    assert "model: fake/gpt-fake (from providers[0])" in out
+    assert "skipped  providers[1]: provider 'replicate:meta/llama' has no PromptOps connection" in out
+    assert "skipped  tests[0].assert[1]: type 'python' is not supported" in out
+    # nothing was written: a second dry run still creates everything, and the prompt does not exist
+    again = cli.json(*args)
+    assert again["dryRun"] is True and [p["action"] for p in again["prompts"]] == ["create"]
+    cli.fails("prompts", "show", "pf/dry/hello")
+    cli.fails("eval", "run", "-p", "a/b", "-d", "a/c", "--dry-run", code=2)
+
+
+def test_local_file_errors_name_the_file(cli: Cli, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "pf", "prompts: [file://prompts/missing.txt]\nproviders: [echo]\n")
+    failed = cli.fails("eval", "run", "-c", str(path))
+    assert "prompts[0]: no file matches file://prompts/missing.txt" in failed.stderr
+    assert "Request validation failed" not in failed.stderr
+
+    path = write_config(
+        tmp_path / "pf2",
+        "prompts: ['Hi {{ x }}']\nproviders: [echo]\ntests: file://tests.yaml\n",
+        {"tests.yaml": "- vars: {x: [unclosed\n"},
+    )
+    failed = cli.fails("eval", "run", "-c", str(path))
+    assert "tests.yaml: invalid YAML at line" in failed.stderr
+
+    (tmp_path / "pf3").mkdir()
+    (tmp_path / "pf3" / "promptfooconfig.yaml").write_bytes(b"prompts: ['\xff']\n")
+    failed = cli.fails("eval", "run", "-c", str(tmp_path / "pf3" / "promptfooconfig.yaml"))
+    assert f"{tmp_path / 'pf3' / 'promptfooconfig.yaml'}: the config file is not UTF-8 text" in failed.stderr
+    failed = cli.fails("eval", "run", "-c", str(tmp_path / "nowhere.yaml"))
+    assert "nowhere.yaml: no such config file" in failed.stderr
+
+
+def test_model_override_and_the_echo_provider(cli: Cli, tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "pf",
+        """
+        prompts: ["Echo {{ word }} back"]
+        providers: [echo, openai:chat:gpt-fake]
+        tests:
+          - vars: {word: tea}
+            assert: [{type: equals, value: Echo tea back}]
+        """,
+    )
+    run, items, _ = run_config(cli, path, "--provider-map", "openai=fake")
+    assert [g["target"] for g in run["summary"]] == ["echo/echo", "fake/gpt-fake"]
+    # echo answers with the rendered prompt, so its equals assertion passes; the fake model's does not
+    assert {i["target"]: (i["output"], i["passed"]) for i in items} == {
+        "echo/echo": ("Echo tea back", True),
+        "fake/gpt-fake": ("You said: Echo tea back", False),
+    }
+    # -m replaces the config's providers (and their findings)
+    run, _, warned = run_config(cli, path, "-m", "fake/other-model", "--param", "temperature=0")
+    assert [g["target"] for g in run["summary"]] == ["fake/other-model"] and "providers" not in warned

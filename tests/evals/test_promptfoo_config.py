@@ -10,12 +10,27 @@ import pytest
 import yaml
 
 from promptops.datasets.formats import normalize_cases
-from promptops.evals.promptfoo import PromptfooConfigError, load_config, translate
+from promptops.datasets.promptfoo_tests import BundleFiles
+from promptops.evals.promptfoo import ImportPlan, PromptfooConfigError, parse_config
+from promptops.evals.promptfoo import translate as translate_plan
+from promptops.evals.promptfoo.bundle import DiskFiles, collect, read_text
+from promptops.evals.promptfoo.parse import MAX_CONFIG_BYTES
 from promptops.evals.schemas import EvalRunIn, ScorerSpec
 from promptops.evals.scoring import validate_specs
 from promptops.registry.schemas import CreatePromptIn
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "promptfoo" / "promptfooconfig.yaml"
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """A config file read as the CLI reads it."""
+    return parse_config(read_text(path, MAX_CONFIG_BYTES, "config file"), path.name)
+
+
+def translate(config: dict[str, Any], *, base_dir: Path, prefix: str, **kwargs: Any) -> ImportPlan:
+    """The translation with the config's files read from ``base_dir`` (the server reads the same files from
+    the bundle the CLI sends: tests/evals/test_promptfoo_import_api.py)."""
+    return translate_plan(config, files=DiskFiles(base_dir), prefix=prefix, **kwargs)
 
 
 def _write(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -570,7 +585,107 @@ def test_only_path_like_prompts_are_read_as_files(tmp_path: Path) -> None:
         ("mig/b", "B {{ x }}"),
         ("mig/prompt-5", "fn.py:make_prompt"),
     ]
-    assert result.unsupported == [
-        "prompts[4]: 'fn.py:make_prompt' looks like a file path, but no such file exists (relative to "
-        f"{tmp_path}); it was used as the prompt text"
+    assert result.skipped == []
+    assert [str(w) for w in result.warnings] == [
+        "prompts[4]: 'fn.py:make_prompt' looks like a file path, but no such file exists (relative to the "
+        "config's folder); it was used as the prompt text"
     ]
+
+
+# --- the bundle: files read on the client, the same translation on the server ------------------------------------
+
+
+def test_the_server_translates_the_bundle_as_the_client_read_it(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        {
+            "promptfooconfig.yaml": """
+            prompts: [prompts/*.txt, file://chat/**/*.json]
+            providers: [echo]
+            tests: [file://data/*.csv, file://more.yaml]
+            defaultTest: {vars: {tone: file://tone.md}}
+            """,
+            "prompts/a.txt": "A {{ q }} {{ tone }}",
+            "prompts/b.txt": "B {{ q }}",
+            "chat/x/c.json": '[{"role": "user", "content": "C {{ q }}"}]',
+            "data/one.csv": "q,__expected\nwhy,contains: y\n",
+            "more.yaml": "- vars: {q: how}\n",
+            "tone.md": "calm",
+            "unused.txt": "never sent",
+        },
+    )
+    bundle = collect(path, prefix="mig")
+    assert sorted(bundle.files) == [
+        "chat/x/c.json",
+        "data/one.csv",
+        "more.yaml",
+        "prompts/a.txt",
+        "prompts/b.txt",
+        "tone.md",
+    ]
+    on_server = translate_plan(parse_config(bundle.config), files=BundleFiles(bundle.files), prefix="mig")
+    assert bundle.plan is not None
+    assert on_server.prompts == bundle.plan.prompts and on_server.cases == bundle.plan.cases
+    assert [p.name for p in on_server.prompts] == ["mig/a", "mig/b", "mig/c"]
+    assert [c["input"] for c in on_server.cases] == [
+        {"tone": "calm", "q": "why"},
+        {"tone": "calm", "q": "how"},
+    ]
+
+
+def test_bundle_paths_and_globs() -> None:
+    files = BundleFiles({"./a/b.txt": "x", "a/c/d.txt": "y", "e.csv": "z"})
+    assert sorted(files.files) == ["a/b.txt", "a/c/d.txt", "e.csv"]
+    assert files.glob("a/*.txt") == ["a/b.txt"]
+    assert files.glob("a/**/*.txt") == ["a/b.txt", "a/c/d.txt"]
+    assert files.glob("**/*.csv") == ["e.csv"] and files.glob("[ab]/b.txt") == ["a/b.txt"]
+    assert files.glob("missing.txt") == []
+    for bad, message in (
+        ("../x", "outside the config's folder"),
+        ("/etc/x", "absolute path"),
+        ("C:\\x", "absolute"),
+    ):
+        with pytest.raises(PromptfooConfigError, match=message):
+            BundleFiles({bad: "x"})
+    with pytest.raises(PromptfooConfigError, match="no such prompt file was sent"):
+        files.read("nope.txt", "prompt file")
+
+
+def test_grader_content_parts_and_test_options(tmp_path: Path) -> None:
+    result = _translate(
+        tmp_path,
+        """
+        prompts: [file://prompt.yaml]
+        providers: [anthropic:messages:claude-x]
+        defaultTest:
+          options: {provider: {embedding: openai:embedding:text-embedding-3-small}}
+        tests:
+          - vars: {q: a}
+            assert: [{type: llm-rubric, value: polite}, {type: similar, value: hello}]
+          - vars: {q: b}
+            options: {provider: anthropic:messages:claude-judge}
+            assert: [{type: llm-rubric, value: short}]
+        """,
+        {
+            "prompt.yaml": """
+            messages:
+              - role: system
+                content: [{type: text, text: Be brief, cache_control: {type: ephemeral}}]
+              - role: user
+                content: "{{ q }}"
+            """
+        },
+        grader="openai:gpt-judge",
+    )
+    assert result.prompts[0].messages == [
+        {"role": "system", "content": "Be brief"},
+        {"role": "user", "content": "{{ q }}"},
+    ]
+    assert [str(f) for f in result.skipped] == [
+        "prompts[0] message 0 part 0.cache_control: not supported; ignored"
+    ]
+    first, second = (c["metadata"]["scorers"] for c in result.cases)
+    assert first[0]["options"]["model"] == {"provider": "openai", "model": "gpt-judge"}  # --grader
+    assert first[1]["options"]["model"] == {"provider": "openai", "model": "text-embedding-3-small"}
+    assert second[0]["options"]["model"] == {"provider": "anthropic", "model": "claude-judge"}
+    assert result.errors == []

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import FakeLLMServer
-from provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 
-from conftest import Api
 from promptops.errors import ValidationProblem
 from promptops.evals.schemas import ScorerSpec
 from promptops.evals.scoring import ScoreInput, score_case, validate_specs
+from tests.support.app import Api
+from tests.support.fake_llm_server import FakeLLMServer
+from tests.support.provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 
 MODEL = {"provider": "fake", "model": "gpt-fake"}
 EVIL = "^(a+)+$"

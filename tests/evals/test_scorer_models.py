@@ -15,15 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import DEFAULT_KEY, FakeLLMServer, embedding_for, words
-from provider_support import (  # noqa: F401 (fixtures)
-    add_fake_connection,
-    fake_fixture,
-    provider_app,
-    shared_fake_fixture,
-)
 
-from conftest import Api, new_database, release_database
 from promptops.auth.principal import system_principal
 from promptops.errors import ProblemError, ValidationProblem
 from promptops.evals.schemas import ScorerSpec
@@ -39,6 +31,14 @@ from promptops.providers.base import ConnectionConfig, ProviderAuthError
 from promptops.providers.calls import CallContext, Target
 from promptops.providers.openai_adapter import OpenAIProvider
 from promptops.providers.schemas import ModelTarget
+from tests.support.app import Api, new_database, release_database
+from tests.support.fake_llm_server import DEFAULT_KEY, FakeLLMServer, embedding_for, words
+from tests.support.provider_support import (  # noqa: F401 (fixtures)
+    add_fake_connection,
+    fake_fixture,
+    provider_app,
+    shared_fake_fixture,
+)
 
 JUDGE = Target("judge-conn", "judge-model")
 EMBEDDER = Target("judge-conn", "embed-model")

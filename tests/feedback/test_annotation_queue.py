@@ -8,12 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from feedback_support import EXAMPLE, audit_events, fake_llm_fixture, fapi_fixture, make_run  # noqa: F401 (fixtures)
 from sqlalchemy import update
 
-from conftest import Api
 from promptops.db import utcnow
 from promptops.feedback.models import AnnotationItem
+from tests.support.app import Api
+from tests.support.feedback_support import EXAMPLE, audit_events, make_run
 
 Q = "/api/v1/annotations"
 

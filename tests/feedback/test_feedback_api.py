@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from feedback_support import EXAMPLE, audit_events, fake_llm_fixture, fapi_fixture, make_run  # noqa: F401 (fixtures)
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+from tests.support.app import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+from tests.support.feedback_support import EXAMPLE, audit_events, make_run
 
 CONTRACT = "/api/prompt/feedback"
 

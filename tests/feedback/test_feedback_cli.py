@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from cli_support import LiveServer, admin_cli, running_server_with_fake
-from fake_llm_server import FakeLLMServer
 
-from conftest import ADMIN_KEY
+from tests.support.app import ADMIN_KEY
+from tests.support.cli_support import LiveServer, admin_cli, running_server_with_fake
+from tests.support.fake_llm_server import FakeLLMServer
 
 EXAMPLE = "sentiment/few-shot"
 

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from conftest import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD, Api
 from promptops.db import JSONType
 from promptops.governance.audit import GENESIS_HASH, compute_hash, verify_events
 from promptops.governance.models import AuditChainHead, AuditEvent
+from tests.support.app import ADMIN_EMAIL, ADMIN_KEY, ADMIN_PASSWORD, Api
 
 KEY_USER = "apikey:bootstrap-admin"
 MEMBER_PASSWORD = "member-secret-pass-42"

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from route_guard_walk import RouteGuards, walk
 
-from conftest import Api
 from promptops.auth.deps import PUBLIC
 from promptops.governance.rbac import ROLE_PERMISSIONS, Role
+from tests.support.app import Api
+from tests.support.route_guard_walk import RouteGuards, walk
 
 EXAMPLE_PROMPT = "sentiment/few-shot"
 # Path parameters by name. Ids are of rows that do not exist: a DELETE that gets through answers 404 and

@@ -12,15 +12,21 @@ from typing import Annotated
 
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
-from route_guard_walk import DOCS_ASSETS_MOUNT, EXCLUDED_ROUTES, FASTAPI_DOCS_ROUTES, RouteGuards, walk
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from conftest import make_settings
 from promptops.app import create_app
 from promptops.auth.deps import PUBLIC, Authorize, require
 from promptops.auth.principal import Principal
 from promptops.governance.rbac import Permission
+from tests.support.app import make_settings
+from tests.support.route_guard_walk import (
+    DOCS_ASSETS_MOUNT,
+    EXCLUDED_ROUTES,
+    FASTAPI_DOCS_ROUTES,
+    RouteGuards,
+    walk,
+)
 
 EXPECTED_PUBLIC = {
     ("GET", "/healthz"),

@@ -17,16 +17,16 @@ from typing import Any
 
 import asyncpg
 import pytest
-from job_support import KIND, create_job, job_dir, lines, wait_for
 
-from conftest import new_database, open_api, release_database
 from promptops.config import Settings
 from promptops.jobs.pg import psycopg_conninfo
 from promptops.migrate import downgrade, upgrade
 from promptops.runtime import Runtime
+from tests.support.app import new_database, open_api, release_database
+from tests.support.job_support import KIND, create_job, job_dir, lines, wait_for
 
 FAST = {"job_retry_backoff_seconds": 0, "job_shutdown_grace_seconds": 0}
-JOBS_DIR = Path(__file__).parent
+ROOT = Path(__file__).resolve().parents[2]  # where the `tests` package is importable from
 
 
 @asynccontextmanager
@@ -256,9 +256,9 @@ async def test_job_of_a_killed_worker_is_requeued_on_restart(pg_url: str, tmp_pa
     assert not (path / "calls").exists()
 
     # A separate worker process (the `promptops worker` command, with the test kind loaded) takes it ...
-    code = "import job_support; from promptops.cli.main import main; main()"
+    code = "import tests.support.job_support; from promptops.cli.main import main; main()"
     env = worker_env(
-        pg_url, tmp_path, PYTHONPATH=os.pathsep.join([str(JOBS_DIR), os.environ.get("PYTHONPATH", "")])
+        pg_url, tmp_path, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "worker"],

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from conftest import open_api
 from promptops.db import Database, sync_database_url
 from promptops.registry.models import Prompt
+from tests.support.app import open_api
 
 
 def prompt_body(name: str, template: str = "Hi {{ who }}", **extra: Any) -> dict[str, Any]:

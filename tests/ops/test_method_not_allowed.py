@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Api
+from tests.support.app import Api
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import ADMIN_KEY, Api
+from tests.support.app import ADMIN_KEY, Api
 
 
 async def test_health_and_readiness(api: Api) -> None:

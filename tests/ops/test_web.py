@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import open_api
+from tests.support.app import open_api
 
 
 def built_ui(folder: Path) -> Path:

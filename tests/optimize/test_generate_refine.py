@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import FakeLLMServer
-from provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
-from test_acceptance_rbac import make_project_b
 
-from conftest import Api
+from tests.support.app import Api
+from tests.support.fake_llm_server import FakeLLMServer
+from tests.support.provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
+from tests.support.tenancy import make_project_b
 
 FAKE = {"provider": "fake", "model": "gpt-fake"}
 TASK = "Classify the sentiment of a product review as positive or negative"

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, LiveServer, running_server
 
-from conftest import new_database, release_database
+from tests.support.app import new_database, release_database
+from tests.support.cli_support import Cli, LiveServer, running_server
 
 pytest.importorskip("llama_cpp")
 

@@ -9,8 +9,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from fake_llm_server import DEFAULT_KEY, FakeLLMServer
-from server_process import ServerProcess
+from tests.support.fake_llm_server import FakeLLMServer
+from tests.support.resume_support import start_with_review_prompt
+from tests.support.server_process import ServerProcess
 
 REVIEWS = [f"review number {i} about the product" for i in range(12)]
 BUDGET = 120
@@ -26,22 +27,11 @@ def test_killed_server_resumes_the_optimization_without_rescoring_candidates(
     server = killable_server
     with FakeLLMServer() as fake:
         fake.script("openai", delay=0.05, times=100_000)
-        server.start()
-        server.call(
-            "POST",
-            "/api/v1/providers",
-            json={"name": "fake", "type": "openai", "baseUrl": fake.url + "/v1", "apiKey": DEFAULT_KEY},
-        )
-        server.call(
-            "POST",
-            "/api/v1/prompts",
-            json={"name": "resume/opt", "template": "{{ review }}", "variables": [{"name": "review"}]},
-        )
         cases = [
             {"id": f"r{i:02d}", "input": {"review": text}, "expected": "positive" if i % 2 else "negative"}
             for i, text in enumerate(REVIEWS)
         ]
-        server.call("POST", "/api/v1/datasets", json={"name": "resume/reviews", "cases": cases})
+        start_with_review_prompt(server, fake, "resume/opt", "resume/reviews", cases)
         started = server.call(
             "POST",
             "/api/v1/optimizations",

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from promptops.optimize import search
-from promptops.optimize.mutations import Draft, Example, labels_of
-from promptops.optimize.verdict import held_out
+from promptops.optimize.examples import Example, labels_of
+from promptops.optimize.search import loop as search
+from promptops.optimize.search.mutations import Draft
+from promptops.optimize.search.verdict import held_out
 
 LABELS = ["negative", "positive"]
 TRAIN = [Example(f"t{i:02d}", {"review": f"review {i}"}, LABELS[i % 2]) for i in range(40)]

@@ -7,20 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from adapter_support import (
-    WEATHER_TOOL,
-    adapter_fixtures,
-    collect,
-    rate_limit_exhausted,
-    rate_limit_retried,
-    server_error_retried,
-    slow_answer_times_out,
-    stream_dropped,
-    stream_failure,
-    weather_call,
-    wrong_key_rejected,
-)
-from fake_llm_server import FakeLLMServer, reply_for, words
 
 from promptops.providers.anthropic_adapter import (
     AnthropicProvider,
@@ -35,6 +21,20 @@ from promptops.providers.base import (
     ProviderUnavailable,
     Usage,
 )
+from tests.support.adapter_support import (
+    WEATHER_TOOL,
+    adapter_fixtures,
+    collect,
+    rate_limit_exhausted,
+    rate_limit_retried,
+    server_error_retried,
+    slow_answer_times_out,
+    stream_dropped,
+    stream_failure,
+    weather_call,
+    wrong_key_rejected,
+)
+from tests.support.fake_llm_server import FakeLLMServer, reply_for, words
 
 WRONG_KEY = "sk-ant-api03-Wr0ngKeyQ7v9XkLmN2pR4sT6uV8wY"
 

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from conftest import Api
+from tests.support.app import Api
 
 
 async def test_local_cannot_be_changed_deleted_or_shadowed(api: Api) -> None:

@@ -6,7 +6,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from adapter_support import (
+
+from promptops.providers.base import (
+    ConnectionConfig,
+    ContextTooLong,
+    ModelRequest,
+    ProviderBadRequest,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    Usage,
+)
+from promptops.providers.huggingface_adapter import HuggingFaceProvider, render_chat
+from tests.support.adapter_support import (
     WEATHER_TOOL,
     adapter_fixtures,
     closed_port_url,
@@ -20,18 +31,7 @@ from adapter_support import (
     weather_call,
     wrong_key_rejected,
 )
-from fake_llm_server import FakeLLMServer, reply_for, words
-
-from promptops.providers.base import (
-    ConnectionConfig,
-    ContextTooLong,
-    ModelRequest,
-    ProviderBadRequest,
-    ProviderRateLimited,
-    ProviderUnavailable,
-    Usage,
-)
-from promptops.providers.huggingface_adapter import HuggingFaceProvider, render_chat
+from tests.support.fake_llm_server import FakeLLMServer, reply_for, words
 
 WRONG_KEY = "hf_Wr0ngKeyQ7v9XkLmN2pR4sT6uV8wY"
 

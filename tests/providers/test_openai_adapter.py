@@ -7,7 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from adapter_support import (
+
+from promptops.providers.base import (
+    ContextTooLong,
+    ModelRequest,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderUnavailable,
+    Usage,
+)
+from promptops.providers.openai_adapter import OpenAIProvider
+from tests.support.adapter_support import (
     WEATHER_TOOL,
     adapter_fixtures,
     assert_key_hidden,
@@ -22,17 +32,7 @@ from adapter_support import (
     weather_call,
     wrong_key_rejected,
 )
-from fake_llm_server import FakeLLMServer, reply_for, words
-
-from promptops.providers.base import (
-    ContextTooLong,
-    ModelRequest,
-    ProviderAuthError,
-    ProviderBadRequest,
-    ProviderUnavailable,
-    Usage,
-)
-from promptops.providers.openai_adapter import OpenAIProvider
+from tests.support.fake_llm_server import FakeLLMServer, reply_for, words
 
 WRONG_KEY = "sk-Wr0ngKeyQ7v9XkLmN2pR4sT6uV8wY"
 

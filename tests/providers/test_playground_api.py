@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import DEFAULT_KEY, FakeLLMServer
-from provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 from sqlalchemy import text
 
-from conftest import ADMIN_KEY, Api
+from tests.support.app import ADMIN_KEY, Api
+from tests.support.fake_llm_server import DEFAULT_KEY, FakeLLMServer
+from tests.support.provider_support import fake_fixture, provider_app, shared_fake_fixture  # noqa: F401 (fixtures)
 
 CANARY = DEFAULT_KEY  # the fake server's key: it must never leave the encrypted column
 

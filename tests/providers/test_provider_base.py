@@ -7,7 +7,6 @@ import time
 
 import httpx
 import pytest
-from adapter_support import key_fragments
 
 from promptops.providers.base import (
     MAX_DETAIL_CHARS,
@@ -28,6 +27,7 @@ from promptops.providers.base import (
     scrub,
     shorten,
 )
+from tests.support.adapter_support import key_fragments
 
 WRONG_KEY = "sk-Wr0ngKeyQ7v9XkLmN2pR4sT6uV8wY"
 

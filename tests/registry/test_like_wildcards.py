@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Api
+from tests.support.app import Api
 
 PROMPTS = {
     "like/plain": "nothing special here",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Api
+from tests.support.app import Api
 
 REVIEW_SYSTEM = {
     "name": "reviews/sentiment",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Api
+from tests.support.app import Api
 
 
 async def test_preview_renders_text_chat_and_includes(api: Api) -> None:

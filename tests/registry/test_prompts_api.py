@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conftest import Api
+from tests.support.app import Api
 
 TRIAGE = {
     "name": "support/triage",

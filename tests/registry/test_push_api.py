@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
-from conftest import Api
+import pytest
+
+from promptops.registry.files import SUFFIX, parse_prompt_file
+from tests.support.app import Api
 
 FILE = {
     "description": "Route a ticket",
@@ -109,3 +113,21 @@ async def test_push_needs_write_permission(api: Api) -> None:
     viewer = await api.make_key("Viewer")
     r = await api.put(URL, viewer["key"], json=FILE)
     assert r.status_code == 403, r.text
+
+
+def example_files() -> list[dict[str, Any]]:
+    folder = resources.files("promptops") / "examples"
+    return [parse_prompt_file(e.read_text()) for e in folder.iterdir() if e.name.endswith(SUFFIX)]
+
+
+@pytest.mark.parametrize("body", example_files(), ids=lambda body: str(body["name"]))
+async def test_pushing_the_loaded_examples_back_is_unchanged(api: Api, body: dict[str, Any]) -> None:
+    """The bootstrap loaded these files; pushed back as they are (defaults omitted, metadata and a new commit
+    message added), the server finds the same content."""
+    for variant in (
+        body,
+        {**body, "commitMessage": "again", "metadata": {**body.get("metadata", {}), "x": 1}},
+    ):
+        r = await api.put(f"/api/v1/prompts/{body['name']}", json=variant)
+        assert r.status_code == 200, r.text
+        assert (r.json()["action"], r.json()["version"]) == ("unchanged", 1)

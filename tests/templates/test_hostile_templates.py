@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Api, open_api
 from promptops.templates import limits, pool
+from tests.support.app import Api, open_api
 
 HEALTHZ_BOUND_SECONDS = 0.2
 RSS_GROWTH_BOUND_MB = 200

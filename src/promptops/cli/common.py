@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +12,7 @@ import typer
 
 from promptops.cli import config as cfg
 from promptops.cli.client import ApiClient, CliError, path_segment
+from promptops.jobs.states import TERMINAL
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the server's JSON instead of tables.")]
 
@@ -84,3 +87,38 @@ def parse_variables(assignments: list[str] | None, vars_file: Path | None) -> di
         key, value = parse_assignment(raw, "--var")
         variables[key] = json_or_string(value)
     return variables
+
+
+POLL_SECONDS = 0.5
+
+
+def watch_job(
+    api: ApiClient,
+    path: str,
+    job: dict[str, Any],
+    *,
+    quiet: bool,
+    columns: tuple[Any, ...],
+    total: Callable[[dict[str, Any]], float],
+    completed: Callable[[dict[str, Any]], float],
+    fields: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """Poll ``path`` until the job is in a terminal state; unless ``quiet``, a rich progress bar on stderr
+    with ``columns``, fed by ``completed``/``total`` and the extra task ``fields`` the columns show."""
+    from rich.progress import Progress
+
+    from promptops.cli import output
+
+    if quiet:
+        while job["status"] not in TERMINAL:
+            time.sleep(POLL_SECONDS)
+            job = api.get(path)
+        return job
+    with Progress(*columns, console=output.console(stderr=True), transient=False) as progress:
+        task = progress.add_task(str(job["id"]), total=total(job), **fields(job))
+        while True:
+            progress.update(task, completed=completed(job), **fields(job))
+            if job["status"] in TERMINAL:
+                return job
+            time.sleep(POLL_SECONDS)
+            job = api.get(path)

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import time
+import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from promptops.cli import output
 from promptops.cli.client import ApiClient, path_segment
-from promptops.cli.common import JsonFlag, client, exit_failure, parse_assignment, prompt_path
+from promptops.cli.common import JsonFlag, client, exit_failure, parse_assignment, watch_job
 
 app = typer.Typer(help="Evaluate prompt versions on datasets, compare them, gate CI on the result.")
-
-POLL_SECONDS = 0.5
-TERMINAL = {"completed", "failed", "cancelled"}
 
 
 def parse_model(raw: str) -> dict[str, Any]:
@@ -58,12 +54,6 @@ def parse_provider_map(raw: list[str] | None) -> dict[str, str]:
 
 def wait_for(api: ApiClient, run: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
     """Poll an evaluation until it finishes, drawing a progress bar on stderr unless ``quiet``."""
-    path = f"/api/v1/evals/{path_segment(run['id'])}"
-    if quiet:
-        while run["status"] not in TERMINAL:
-            time.sleep(POLL_SECONDS)
-            run = api.get(path)
-        return run
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -71,14 +61,16 @@ def wait_for(api: ApiClient, run: dict[str, Any], *, quiet: bool) -> dict[str, A
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=output.console(stderr=True), transient=False) as progress:
-        task = progress.add_task(run["id"], total=run["totalCells"], status=run["status"])
-        while True:
-            progress.update(task, completed=run["doneCells"], status=run["status"])
-            if run["status"] in TERMINAL:
-                return run
-            time.sleep(POLL_SECONDS)
-            run = api.get(path)
+    return watch_job(
+        api,
+        f"/api/v1/evals/{path_segment(run['id'])}",
+        run,
+        quiet=quiet,
+        columns=columns,
+        total=lambda r: r["totalCells"],
+        completed=lambda r: r["doneCells"],
+        fields=lambda r: {"status": r["status"]},
+    )
 
 
 def print_summary(run: dict[str, Any], *, wide: bool = False) -> None:
@@ -154,42 +146,57 @@ def write_junit(api: ApiClient, run: dict[str, Any], path: Path) -> None:
     path.write_bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
 
 
-def push_draft(api: ApiClient, body: dict[str, Any]) -> str:
-    """Create the prompt, or a new version when its content changed; the reference of the version to run."""
-    from promptops.cli.prompts import VERSION_KEYS, _find, local_content_hash
-
-    name = str(body["name"])
-    current = _find(api, name)
-    if current is None:
-        created = api.post("/api/v1/prompts", body)
-        return f"{name}@{created['version']['version']}"
-    if local_content_hash(body) == current["version"]["contentHash"]:
-        return f"{name}@{current['version']['version']}"
-    added = api.post(prompt_path(name, "versions"), {k: body[k] for k in VERSION_KEYS if k in body})
-    return f"{name}@{added['version']['version']}"
+def _findings(result: dict[str, Any]) -> None:
+    """Everything the import left out or warns about, one line each on stderr."""
+    for item in result["skipped"]:
+        output.warn(f"unsupported, skipped: {item['where']}: {item['message']}")
+    for item in result["warnings"]:
+        output.warn(f"{item['where']}: {item['message']}")
 
 
-def _from_promptfoo(
-    api: ApiClient, config_path: Path, prefix: str | None, provider_map: dict[str, str]
-) -> dict[str, Any]:
-    """Import a promptfoo config: its prompts into the registry, its tests as a dataset; the eval body."""
-    from promptops.evals import promptfoo
-
-    config = promptfoo.load_config(config_path)
-    base = config_path.resolve().parent
-    prefix = prefix or f"promptfoo/{base.name or 'config'}"
-    translated = promptfoo.translate(config, base_dir=base, prefix=prefix, provider_map=provider_map)
-    for problem in translated.unsupported:
-        output.warn(f"unsupported, skipped: {problem}")
-    refs = [push_draft(api, draft.body()) for draft in translated.prompts]
-    dataset = f"{prefix}/tests"
-    api.post(
-        f"/api/v1/datasets/{path_segment(dataset)}/import?format=json&message="
-        + quote(f"imported from {config_path.name}"),
-        {"cases": translated.cases},
+def _print_translation(result: dict[str, Any]) -> None:
+    """A dry run's answer: what the import would create, the models and scorers, and what it leaves out."""
+    output.echo(f"promptfoo import (dry run, nothing written): {result['description']}")
+    output.table(
+        ["action", "prompt", "version", "kind", "from"],
+        [[p["action"], p["name"], p["version"], p["kind"], p["source"]] for p in result["prompts"]],
+        title="Prompts",
     )
-    body: dict[str, Any] = translated.eval_run_body(refs, dataset)
-    return body
+    ds = result["dataset"]
+    output.echo(f"dataset: {ds['action']} {ds['name']} version {ds['version']} ({ds['caseCount']} cases)")
+    for m in result["models"]:
+        output.echo(f"model: {m['provider']}/{m['model']} (from {m['source']})")
+    if not result["models"]:
+        output.echo("model: each prompt's own model settings (else the local model)")
+    scorers = ", ".join(s["type"] for s in result["scorers"]) or "none (per-case assertions or output only)"
+    output.echo(f"run scorers: {scorers}")
+    output.echo(f"skipped: {len(result['skipped'])}, warnings: {len(result['warnings'])}")
+    for item in result["skipped"]:
+        output.echo(f"  skipped  {item['where']}: {item['message']}")
+    for item in result["warnings"]:
+        output.echo(f"  warning  {item['where']}: {item['message']}")
+
+
+def import_promptfoo(
+    api: ApiClient, config_path: Path, prefix: str | None, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Read a promptfoo config and the files it names, and import it on the server (one transaction)."""
+    from promptops.evals.promptfoo.bundle import collect
+
+    folder = re.sub(r"[^a-z0-9._-]+", "-", config_path.resolve().parent.name.lower()).strip("-._")
+    prefix = prefix or f"promptfoo/{folder or 'config'}"
+    bundle = collect(
+        config_path, prefix=prefix, provider_map=options.get("providerMap"), grader=options.get("grader")
+    )
+    body = {
+        "config": bundle.config,
+        "configName": bundle.config_name,
+        "files": bundle.files,
+        "prefix": prefix,
+        **{k: v for k, v in options.items() if v is not None},
+    }
+    result: dict[str, Any] = api.post("/api/v1/evals/import/promptfoo", body)
+    return result
 
 
 @app.command("run")
@@ -230,7 +237,9 @@ def run_eval(
             "connection (repeatable).",
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Cells run at once (default 8, or the config's).")
+    ] = None,
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Only cases with this tag (repeatable).")
     ] = None,
@@ -246,33 +255,70 @@ def run_eval(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Start the evaluation and return its id.")
     ] = False,
+    grader: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PROVIDER_ID",
+            help="With --config: grade llm-rubric assertions that name no provider with this promptfoo "
+            "provider (e.g. openai:gpt-4.1-mini, mapped like the config's providers).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="With --config: print what the import would create and everything it skips; write nothing.",
+        ),
+    ] = False,
     wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run prompt versions on a dataset (a background job on the server) and report the aggregates."""
+    params = dict(parse_assignment(p, "--param") for p in param or [])
+    models = [{**parse_model(m), "params": params} for m in model or []]
+    options: dict[str, Any] = {"concurrency": concurrency, "tags": tag or [], "limit": limit}
+    if cache:
+        options["cacheTtlSeconds"] = 3600
     with client() as api:
         if config is not None:
             if prompt or dataset:
                 raise typer.BadParameter(
                     "give --config or --prompt/--dataset, not both", param_hint="--config"
                 )
-            body = _from_promptfoo(api, config, prefix, parse_provider_map(provider_map))
+            if scorer:
+                raise typer.BadParameter(
+                    "the config's assertions are the scorers; --scorer applies without --config",
+                    param_hint="--scorer",
+                )
+            options.update(
+                providerMap=parse_provider_map(provider_map),
+                models=models or None,
+                grader=grader,
+                dryRun=dry_run,
+            )
+            result = import_promptfoo(api, config, prefix, options)
+            if dry_run:
+                output.print_json(result) if as_json else _print_translation(result)
+                return
+            _findings(result)
+            run = result["evalRun"]
         else:
             if not prompt or not dataset:
                 raise typer.BadParameter(
                     "--prompt and --dataset are required (or --config)", param_hint="--prompt"
                 )
-            if provider_map:
-                raise typer.BadParameter("only applies to --config", param_hint="--provider-map")
-            params = dict(parse_assignment(p, "--param") for p in param or [])
-            body = {"prompts": prompt, "dataset": dataset, "models": []}
-            body["models"] = [{**parse_model(m), "params": params} for m in model or []]
+            for flag, given in (
+                ("--provider-map", provider_map),
+                ("--grader", grader),
+                ("--dry-run", dry_run),
+            ):
+                if given:
+                    raise typer.BadParameter("only applies to --config", param_hint=flag)
+            body: dict[str, Any] = {"prompts": prompt, "dataset": dataset, "models": models}
             if scorer:  # none named: the server's defaults (a label match on expected outputs) apply
                 body["scorers"] = [parse_scorer(s) for s in scorer]
-        body.update(concurrency=concurrency, tags=tag or [], limit=limit)
-        if cache:
-            body["cacheTtlSeconds"] = 3600
-        run = api.post("/api/v1/evals", body)
+            body.update({k: v for k, v in options.items() if v is not None})
+            run = api.post("/api/v1/evals", body)
         if no_wait:
             output.print_json(run) if as_json else output.echo(run["id"])
             return

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from promptops.cli import output
 from promptops.cli.client import ApiClient, path_segment
-from promptops.cli.common import JsonFlag, client, exit_failure
+from promptops.cli.common import JsonFlag, client, exit_failure, watch_job
 from promptops.cli.evals import parse_model
 
 app = typer.Typer(
     help="Optimize a prompt on a dataset: propose candidates, score them, keep the best on held-out cases.",
     invoke_without_command=True,
 )
-
-POLL_SECONDS = 0.5
-TERMINAL = {"completed", "failed", "cancelled"}
 
 
 def _path(optimization_id: str) -> str:
@@ -47,25 +43,16 @@ def progress_line(optimization: dict[str, Any]) -> str:
 def wait_for(api: ApiClient, optimization: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
     """Poll until the optimization finishes; on stderr a progress line: calls used against the budget, the
     round, the best training score against the start, the start's validation score and the elapsed time."""
-    path = _path(optimization["id"])
-    if quiet:
-        while optimization["status"] not in TERMINAL:
-            time.sleep(POLL_SECONDS)
-            optimization = api.get(path)
-        return optimization
-    columns = (
-        BarColumn(bar_width=12),
-        TextColumn("{task.fields[line]}"),
-        TimeElapsedColumn(),
+    return watch_job(
+        api,
+        _path(optimization["id"]),
+        optimization,
+        quiet=quiet,
+        columns=(BarColumn(bar_width=12), TextColumn("{task.fields[line]}"), TimeElapsedColumn()),
+        total=lambda o: o["budget"],
+        completed=lambda o: o["callsUsed"],
+        fields=lambda o: {"line": progress_line(o)},
     )
-    with Progress(*columns, console=output.console(stderr=True), transient=False) as progress:
-        task = progress.add_task("optimize", total=optimization["budget"], line="queued")
-        while True:
-            progress.update(task, completed=optimization["callsUsed"], line=progress_line(optimization))
-            if optimization["status"] in TERMINAL:
-                return optimization
-            time.sleep(POLL_SECONDS)
-            optimization = api.get(path)
 
 
 def _score(value: float | None) -> str:

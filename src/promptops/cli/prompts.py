@@ -23,23 +23,8 @@ from promptops.cli.common import (
 )
 from promptops.errors import ProblemError
 from promptops.registry.files import dump_prompt_file, find_prompt_files, parse_prompt_file, path_for
-from promptops.registry.hashing import content_hash
 
 app = typer.Typer(help="Create, version, label, render and sync prompts.", no_args_is_help=True)
-
-# Keys of a create-prompt body that also belong in a create-version body (the rest describe the prompt).
-VERSION_KEYS = (
-    "kind",
-    "template",
-    "messages",
-    "variables",
-    "modelConfig",
-    "responseSchema",
-    "metadata",
-    "commitMessage",
-    "labels",
-)
-VARIABLE_DEFAULTS: dict[str, Any] = {"type": "string", "required": True, "default": None, "description": ""}
 
 LabelOpt = Annotated[str | None, typer.Option("--label", "-l", help="Select the version a label points at.")]
 VersionOpt = Annotated[int | None, typer.Option("--version", "-v", min=1, help="Select a version number.")]
@@ -59,27 +44,6 @@ def read_prompt_file(path: Path) -> dict[str, Any]:
         return parse_prompt_file(text, source=str(path))
     except ProblemError as exc:
         raise CliError(exc.title, exc.detail, exc.code)
-
-
-def local_content_hash(body: dict[str, Any]) -> str:
-    """The content hash the server will store for ``body``.
-
-    The server hashes the version after filling in defaults (variable fields, ``modelConfig.params``) and
-    dropping null model-config fields, so the same normalization happens here before hashing.
-    """
-    variables = [
-        {**VARIABLE_DEFAULTS, **v} if isinstance(v, dict) else v for v in body.get("variables") or []
-    ]
-    model_config = {"params": {}, **(body.get("modelConfig") or {})}
-    model_config = {k: v for k, v in model_config.items() if v is not None}
-    return content_hash(
-        body.get("kind") or "text",
-        body.get("template"),
-        body.get("messages"),
-        variables,
-        model_config,
-        body.get("responseSchema"),
-    )
 
 
 def parse_variable(spec: str) -> dict[str, Any]:
@@ -106,17 +70,6 @@ def _merge_unique(*lists: list[str] | None) -> list[str]:
             if value not in merged:
                 merged.append(value)
     return merged
-
-
-def _find(api: ApiClient, name: str) -> dict[str, Any] | None:
-    """The prompt's latest version (resolve response), or None when no such prompt exists."""
-    try:
-        found: dict[str, Any] = api.get(prompt_path(name))
-    except CliError as exc:
-        if exc.status == 404 and exc.code == "prompt_not_found":
-            return None
-        raise
-    return found
 
 
 def _label_summary(labels: dict[str, int]) -> str:

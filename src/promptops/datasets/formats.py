@@ -25,8 +25,8 @@ Normalization makes equivalent inputs identical, so a round trip through any for
   first of a list; the whole list is kept as ``metadata["ideal"]``).
 * Langfuse: ``{"input": ..., "expected_output": ..., "metadata": {...}}`` (also ``expectedOutput``).
 * promptfoo tests: ``{"vars": {...}, "assert": [...], "description": ...}`` (an object with ``vars`` and
-  ``assert``, ``description`` or ``options``), translated by :mod:`promptops.evals.promptfoo`: the expected
-  output is the value of the first comparing assertion (equals, contains, icontains, ...), the assertions
+  ``assert``, ``description`` or ``options``), translated by :mod:`promptops.datasets.promptfoo_tests`: the
+  expected output is the value of the first comparing assertion (equals, contains, icontains, ...), the assertions
   are kept as ``metadata["assert"]`` and their scorers as ``metadata["scorers"]`` (which evaluation runs add
   for that case); assertions that cannot be scored are listed in ``metadata["unsupported"]``.
 
@@ -52,17 +52,16 @@ text inputs, several make variables, and the columns it leaves out go into ``met
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
+from promptops.datasets import promptfoo_tests
 from promptops.errors import PayloadTooLarge, ValidationProblem
 from promptops.validation import json_problem
 
@@ -467,7 +466,8 @@ def _expected_of(obj: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _promptfoo_cases(test: dict[str, Any]) -> list[Case]:
-    """The cases of a promptfoo test, translated by :mod:`promptops.evals.promptfoo` (never reading files)."""
+    """The cases of a promptfoo test, translated by :mod:`promptops.datasets.promptfoo_tests` (never reading
+    files)."""
     unknown = sorted(k for k in test if k not in PROMPTFOO_FIELDS)
     if unknown:
         raise CaseError(
@@ -482,8 +482,13 @@ def _promptfoo_cases(test: dict[str, Any]) -> list[Case]:
         isinstance(a, dict) and isinstance(a.get("type"), str) for a in asserts
     ):
         raise CaseError("must be a list of assertions, each an object with a 'type'", "assert")
-    translator = _promptfoo_translator()
-    made = translator.test_cases("test", {k: v for k, v in test.items() if k in PROMPTFOO_TEST}, {}, [])
+    translator = promptfoo_tests.TestsTranslator(
+        promptfoo_tests.NoFiles(), rules=promptfoo_tests.scorer_rules()
+    )
+    try:
+        made = translator.test_cases("test", {k: v for k, v in test.items() if k in PROMPTFOO_TEST}, {}, [])
+    except promptfoo_tests.PromptfooConfigError as exc:
+        raise CaseError(exc.detail)
     notes = [note.removeprefix("test.") for note in translator.unsupported]
     if not made:
         raise CaseError("; ".join(notes) or "the test makes no case", "vars")
@@ -509,27 +514,6 @@ def _promptfoo_cases(test: dict[str, Any]) -> list[Case]:
             )
         )
     return cases
-
-
-def _promptfoo_translator() -> Any:
-    """A fresh promptfoo translator (its ``unsupported`` list is per test)."""
-    from promptops.evals.promptfoo import DEFAULT_PROVIDER_MAP
-
-    return _upload_translator()(Path("."), "dataset", dict(DEFAULT_PROVIDER_MAP))
-
-
-@functools.cache
-def _upload_translator() -> type[Any]:
-    """promptfoo's translator, refusing ``file://`` references: an upload may not read the server's files."""
-    from promptops.evals.promptfoo import _Translator  # evals is heavy: imported on first use
-
-    class UploadTranslator(_Translator):
-        def resolve(self, target: str) -> Path:
-            raise CaseError(
-                f"file:// references ({target}) cannot be read from an uploaded dataset; put the content inline"
-            )
-
-    return UploadTranslator
 
 
 def check_unique(cases: Sequence[tuple[Case, Where]], problems: Problems, given: set[int]) -> None:

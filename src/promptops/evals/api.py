@@ -1,14 +1,15 @@
-"""REST face of evaluations (``/api/v1/evals``) and the seed 004 ``POST /api/prompt/evaluate``."""
+"""REST face of evaluations (``/api/v1/evals``; the seed 004 ``POST /api/prompt/evaluate`` is in
+``promptops.contract_api``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
-from promptops.evals import contract, service
+from promptops.evals import service
 from promptops.evals.models import EvalRun
 from promptops.evals.schemas import (
     ComparisonOut,
@@ -18,36 +19,33 @@ from promptops.evals.schemas import (
     EvalRunOut,
     EvalRunPage,
     LatestEvalOut,
-    PromptEvalRequest,
-    PromptEvalResult,
+    dump_scorers,
 )
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
+from promptops.jobs import lifecycle
+from promptops.jobs.lifecycle import JobStatus
 from promptops.pagination import PageLimit, PromptFilter, VersionIdFilter
 from promptops.runtime import runtime_of
 
 router = APIRouter(prefix="/api/v1/evals", tags=["evaluations"])
-contract_router = APIRouter(prefix="/api/prompt", tags=["promptopt contract"])
 Reader = Annotated[Principal, Depends(require(P.EVAL_READ))]
 Runner = Annotated[Principal, Depends(require(P.EVAL_RUN))]
 
 
 def run_out(run: EvalRun, summary: list[dict] | None = None) -> EvalRunOut:
-    spec = run.spec
+    spec = run.spec_model
     return EvalRunOut(
         id=run.id,
         name=run.name,
         status=run.status,
         dataset_id=run.dataset_id,
         dataset_version_id=run.dataset_version_id,
-        dataset=spec.get("dataset") or {},
-        versions=[
-            {k: v[k] for k in ("ref", "promptId", "promptName", "versionId", "version", "label", "targets")}
-            for v in spec["versions"]
-        ],
-        scorers=spec["scorers"],
-        concurrency=spec.get("concurrency", 8),
-        pass_threshold=spec.get("passThreshold", 1.0),
+        dataset=spec.dataset.dump() if spec.dataset is not None else {},
+        versions=[v.dump() for v in spec.versions],
+        scorers=dump_scorers(spec.scorers),
+        concurrency=spec.concurrency,
+        pass_threshold=spec.pass_threshold,
         total_cells=run.total_cells,
         done_cells=run.done_cells,
         error_cells=run.error_cells,
@@ -67,18 +65,16 @@ def run_out(run: EvalRun, summary: list[dict] | None = None) -> EvalRunOut:
 @idempotent
 async def create_eval(request: Request, principal: Runner, body: EvalRunIn) -> EvalRunOut:
     runtime = runtime_of(request)
-    async with runtime.db.transaction(write=True) as session:
-        run = await service.create_run(session, principal, body, runtime.caller)
-        out = run_out(run)
-    await runtime.jobs.submit("eval", run.id)
-    return out
+    return await lifecycle.start(
+        runtime, "eval", lambda session: service.create_run(session, principal, body, runtime.caller), run_out
+    )
 
 
 @router.get("", response_model=EvalRunPage, summary="List evaluations, newest first")
 async def list_evals(
     request: Request,
     principal: Reader,
-    status: Literal["queued", "running", "completed", "failed", "cancelled"] | None = None,
+    status: JobStatus | None = None,
     prompt: PromptFilter = None,
     dataset: Annotated[str | None, Query(max_length=200)] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -173,10 +169,3 @@ async def list_results(
 async def cancel(run_id: str, request: Request, principal: Runner) -> EvalRunOut:
     async with runtime_of(request).db.transaction(write=True) as session:
         return run_out(await service.cancel_run(session, principal, run_id))
-
-
-@contract_router.post(
-    "/evaluate", response_model=PromptEvalResult, summary="Evaluate a prompt on test cases (seed 004)"
-)
-async def evaluate(request: Request, principal: Runner, body: PromptEvalRequest) -> PromptEvalResult:
-    return await contract.evaluate(runtime_of(request), principal, body)

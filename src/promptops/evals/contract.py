@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import re
 import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,7 +18,8 @@ from promptops.datasets.binding import bind, variable_names
 from promptops.errors import NotFound, ValidationProblem
 from promptops.evals import quick, service
 from promptops.evals.baselines import versus_majority
-from promptops.evals.schemas import PromptEvalRequest, PromptEvalResult
+from promptops.evals.engine import CellOutcome
+from promptops.evals.schemas import PromptEvalRequest, ScorerSpec
 from promptops.evals.scoring import label_task, scorers_for, validate_specs
 from promptops.governance import audit
 from promptops.registry.models import PromptVersion
@@ -49,8 +52,40 @@ async def _version(runtime: Runtime, principal: Principal, prompt: str) -> tuple
     return quick.unsaved_version("text", prompt), None
 
 
-async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalRequest) -> PromptEvalResult:
-    """Run every test case, score it, and answer with the mean score and a readable summary."""
+@dataclass(frozen=True)
+class CaseResult:
+    """One test case: the answer, its score and the recorded run."""
+
+    index: int
+    output: str | None
+    expected: str | None
+    score: float
+    passed: bool
+    scores: list[dict[str, Any]]
+    error: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The mean score of a prompt on the request's test cases and a readable summary (the router maps it to
+    ``PromptEvalResult``)."""
+
+    prompt_id: str  # the registry prompt id, else ``inline:<hash of the text>``
+    version_id: str | None
+    score: float
+    pass_rate: float
+    feedback: str
+    baselines: dict[str, Any] | None  # labelled cases: the prompt versus always answering the majority label
+    cases: tuple[CaseResult, ...]
+
+
+async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalRequest) -> Evaluation:
+    """Run every test case, score it, and answer with the mean score and a readable summary.
+
+    Load the version (a short read transaction), call the model on every case (no transaction open), then
+    write ``PromptEvaluated`` in one write transaction.
+    """
     version, prompt_id = await _version(runtime, principal, body.prompt)
     await preanalyze(version.kind, version.template, version.messages)
     names = variable_names(version)
@@ -78,8 +113,44 @@ async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalReque
         version_id=version_id,
         concurrency=CONCURRENCY,
     )
+    expected = [e for _, e in cases]
     outcomes = result.outcomes
-    score = round(statistics.fmean(o.score for o in outcomes), 4)
+    versus = _versus_majority(expected, outcomes, scorers)
+    # the baselines block carries the figures, the summary the sentence
+    sentence = versus.pop("sentence") if versus is not None else None
+    evaluation = Evaluation(
+        prompt_id=prompt_id or "inline:" + hashlib.sha256(body.prompt.encode()).hexdigest()[:16],
+        version_id=version_id,
+        score=round(statistics.fmean(o.score for o in outcomes), 4),
+        pass_rate=round(sum(1 for o in outcomes if o.passed) / len(outcomes), 4),
+        feedback=_feedback(outcomes, expected, target, sentence),
+        baselines=versus,
+        cases=tuple(
+            CaseResult(i, o.output, expected[i], o.score, o.passed, o.scores, o.error_class, o.run_id)
+            for i, o in enumerate(outcomes)
+        ),
+    )
+    await _record(runtime, principal, prompt_id, evaluation, scorers, target)
+    return evaluation
+
+
+def _versus_majority(
+    expected: list[str | None], outcomes: Sequence[CellOutcome], scorers: Sequence[ScorerSpec]
+) -> dict[str, Any] | None:
+    if label_task(scorers) is None:
+        return None
+    return versus_majority(
+        expected, [o.passed for o in outcomes], [o.score for o in outcomes], who="This prompt"
+    )
+
+
+def _feedback(
+    outcomes: Sequence[CellOutcome],
+    expected: list[str | None],
+    target: dict[str, Any],
+    versus_sentence: str | None,
+) -> str:
+    """How many cases passed, how that compares with the majority label, why the first failing cases failed."""
     passed = sum(1 for o in outcomes if o.passed)
     lines = [f"{passed}/{len(outcomes)} test cases passed on {service.target_label(target)}."]
     failures = [(i, o) for i, o in enumerate(outcomes) if not o.passed]
@@ -88,23 +159,22 @@ async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalReque
             lines.append(f"Case {i}: error {o.error_class}: {o.error_message}")
         else:
             reasons = "; ".join(s.get("reason", "") for s in o.scores if not s.get("passed"))
-            lines.append(f"Case {i}: expected {cases[i][1]!r}, got {(o.output or '').strip()!r} ({reasons})")
+            lines.append(f"Case {i}: expected {expected[i]!r}, got {(o.output or '').strip()!r} ({reasons})")
     if len(failures) > MAX_FAILURES_SHOWN:
         lines.append(f"... and {len(failures) - MAX_FAILURES_SHOWN} more failing case(s).")
-    versus = (
-        versus_majority(
-            [e for _, e in cases],
-            [o.passed for o in outcomes],
-            [o.score for o in outcomes],
-            who="This prompt",
-        )
-        if label_task(scorers) is not None
-        else None
-    )
-    if versus is not None:
-        lines.insert(1, versus.pop("sentence"))
-    feedback = " ".join(lines)
-    reported_id = prompt_id or "inline:" + hashlib.sha256(body.prompt.encode()).hexdigest()[:16]
+    if versus_sentence is not None:
+        lines.insert(1, versus_sentence)
+    return " ".join(lines)
+
+
+async def _record(
+    runtime: Runtime,
+    principal: Principal,
+    prompt_id: str | None,
+    evaluation: Evaluation,
+    scorers: Sequence[ScorerSpec],
+    target: dict[str, Any],
+) -> None:
     async with runtime.db.transaction(write=True) as session:
         await audit.record(
             session,
@@ -112,34 +182,13 @@ async def evaluate(runtime: Runtime, principal: Principal, body: PromptEvalReque
             "PromptEvaluated",
             prompt_id=prompt_id,
             data={
-                "promptId": reported_id,
-                "versionId": version_id,
-                "evalScore": score,
-                "passRate": round(passed / len(outcomes), 4),
+                "promptId": evaluation.prompt_id,
+                "versionId": evaluation.version_id,
+                "evalScore": evaluation.score,
+                "passRate": evaluation.pass_rate,
                 "evaluator": f"api:evaluate ({', '.join(sorted({s.type for s in scorers}))}) on "
                 f"{service.target_label(target)}",
-                "feedback": feedback[:2000],
-                "cases": len(outcomes),
+                "feedback": evaluation.feedback[:2000],
+                "cases": len(evaluation.cases),
             },
         )
-    return PromptEvalResult(
-        prompt_id=reported_id,
-        score=score,
-        feedback=feedback,
-        version_id=version_id,
-        pass_rate=round(passed / len(outcomes), 4),
-        baselines=versus,
-        cases=[
-            {
-                "index": i,
-                "output": o.output,
-                "expected": cases[i][1],
-                "score": o.score,
-                "passed": o.passed,
-                "scores": o.scores,
-                "error": o.error_class,
-                "runId": o.run_id,
-            }
-            for i, o in enumerate(outcomes)
-        ],
-    )

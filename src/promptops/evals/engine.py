@@ -24,10 +24,11 @@ from promptops.db import utcnow
 from promptops.errors import ProblemError
 from promptops.evals import service
 from promptops.evals.models import EvalResult, EvalRun
-from promptops.evals.schemas import ScorerSpec
+from promptops.evals.schemas import EvalRunSpec, RunVersion, ScorerSpec
 from promptops.evals.scoring import CallerModelAccess, ModelAccess, ScoreInput, label_task, score_case
 from promptops.governance import audit
 from promptops.ids import new_id
+from promptops.jobs import lifecycle
 from promptops.jobs.base import register_job
 from promptops.logging import log
 from promptops.providers.base import ProviderError
@@ -35,6 +36,8 @@ from promptops.providers.calls import CallContext, CallInput, ModelCaller, Targe
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
 from promptops.registry.models import PromptVersion
+from promptops.runs.models import Run
+from promptops.runs.recorder import collect_runs
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
 
@@ -183,43 +186,48 @@ class CachedIncludes:
 @dataclass(frozen=True)
 class Cell:
     case: DatasetCase
-    entry: dict[str, Any]
+    entry: RunVersion
     version: PromptVersion
     target_index: int
 
 
 class ResultWriter:
-    """Batches finished cells into short write transactions that also advance the run's progress."""
+    """Buffers finished cells and writes them in short write transactions: each flush inserts the results and
+    the model calls (runs) behind them together, advances the run's progress and heartbeat, and reads the
+    cancellation flag. A flush happens every ``FLUSH_SECONDS`` or as soon as ``FLUSH_BATCH`` cells wait, so a
+    crash loses at most the unflushed buffer (results and runs alike), which a resumed job runs again."""
 
-    def __init__(self, runtime: Runtime, run_id: str, project_id: str) -> None:
+    def __init__(self, runtime: Runtime, run_id: str) -> None:
         self.runtime = runtime
         self.run_id = run_id
-        self.project_id = project_id
-        self.pending: list[EvalResult] = []
+        self.results: list[dict[str, Any]] = []
+        self.runs: list[Run] = []
         self.cancel_requested = False
         self._closing = False
         self._wake = asyncio.Event()
 
-    def add(self, result: EvalResult) -> None:
-        self.pending.append(result)
-        if len(self.pending) >= FLUSH_BATCH:
+    def add(self, result: dict[str, Any], runs: Sequence[Run] = ()) -> None:
+        self.results.append(result)
+        self.runs.extend(runs)
+        if len(self.results) >= FLUSH_BATCH:
             self._wake.set()
 
     async def flush(self) -> None:
-        batch, self.pending = self.pending, []
+        results, self.results = self.results, []
+        runs, self.runs = self.runs, []
         async with self.runtime.db.transaction(write=True) as session:
-            if batch:
-                columns = [c.name for c in EvalResult.__table__.columns]
-                rows = [{name: getattr(r, name) for name in columns} for r in batch]
+            if runs:
+                session.add_all(runs)
+                await session.flush()
+            if results:
                 dialect = session.get_bind().dialect.name
                 insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
                 # A row that exists already (a cell finished twice around a restart) is kept as it was.
-                await session.execute(insert(EvalResult).values(rows).on_conflict_do_nothing())
+                await session.execute(insert(EvalResult).values(results).on_conflict_do_nothing())
             run = await session.get(EvalRun, self.run_id)
             assert run is not None
             run.done_cells, run.error_cells = await service.count_done(session, run)
-            run.heartbeat_at = utcnow()
-            self.cancel_requested = run.cancel_requested
+            self.cancel_requested = lifecycle.beat(run)
 
     async def loop(self) -> None:
         """Flush every ``FLUSH_SECONDS`` (sooner when a batch fills) until :meth:`close`, then a last time.
@@ -239,74 +247,80 @@ class ResultWriter:
         self._wake.set()
 
 
-def _result_row(run: EvalRun, cell: Cell, outcome: CellOutcome) -> EvalResult:
-    return EvalResult(
-        id=new_id("eval_result"),
-        project_id=run.project_id,
-        eval_run_id=run.id,
-        case_id=cell.case.id,
-        case_key=cell.case.key,
-        version_id=cell.version.id,
-        target_index=cell.target_index,
-        target=service.target_label(cell.entry["targets"][cell.target_index]),
-        output=outcome.output,
-        scores=outcome.scores,
-        score=outcome.score,
-        passed=outcome.passed,
-        latency_ms=outcome.latency_ms,
-        input_tokens=outcome.input_tokens,
-        output_tokens=outcome.output_tokens,
-        cost_usd=outcome.cost_usd,
-        cached=outcome.cached,
-        error_class=outcome.error_class,
-        error_message=outcome.error_message,
-        run_id=outcome.run_id,
-        created_at=utcnow(),
-    )
+class RunPlan:
+    """What every cell of one run shares, worked out once per job rather than once per cell: the typed spec,
+    scorers, target labels and the per-case scorer lists (only cases with their own scorers differ)."""
 
+    def __init__(self, run: EvalRun) -> None:
+        self.run = run
+        self.spec: EvalRunSpec = run.spec_model
+        self.variables = self.spec.variables
+        self.labels = {
+            (entry.version_id, index): service.target_label(target)
+            for entry in self.spec.versions
+            for index, target in enumerate(entry.targets)
+        }
+        self.targets = {
+            (entry.version_id, index): target.model_dump()
+            for entry in self.spec.versions
+            for index, target in enumerate(entry.targets)
+        }
 
-async def _claim(runtime: Runtime, run_id: str) -> EvalRun | None:
-    async with runtime.db.transaction(write=True) as session:
-        run = await session.get(EvalRun, run_id)
-        if run is None or run.status in service.TERMINAL:
-            return None
-        if run.cancel_requested:
-            run.status, run.finished_at = "cancelled", utcnow()
-            return None
-        run.status = "running"
-        run.attempts += 1
-        run.started_at = run.started_at or utcnow()
-        run.heartbeat_at = utcnow()
-        await session.flush()
-        session.expunge(run)
-        return run
+    def scorers(self, case: DatasetCase) -> list[ScorerSpec]:
+        extra = (case.metadata_ or {}).get("scorers") or []
+        if not extra:
+            return self.spec.scorers
+        return [*self.spec.scorers, *(ScorerSpec.model_validate(s) for s in extra)]
+
+    def row(self, cell: Cell, outcome: CellOutcome) -> dict[str, Any]:
+        """The ``eval_results`` row of a finished cell."""
+        return {
+            "id": new_id("eval_result"),
+            "project_id": self.run.project_id,
+            "eval_run_id": self.run.id,
+            "case_id": cell.case.id,
+            "case_key": cell.case.key,
+            "version_id": cell.version.id,
+            "target_index": cell.target_index,
+            "target": self.labels[(cell.version.id, cell.target_index)],
+            "output": outcome.output,
+            "scores": outcome.scores,
+            "score": outcome.score,
+            "passed": outcome.passed,
+            "latency_ms": outcome.latency_ms,
+            "input_tokens": outcome.input_tokens,
+            "output_tokens": outcome.output_tokens,
+            "cost_usd": outcome.cost_usd,
+            "cached": outcome.cached,
+            "error_class": outcome.error_class,
+            "error_message": outcome.error_message,
+            "run_id": outcome.run_id,
+            "created_at": utcnow(),
+        }
+
+    def cells(
+        self, cases: list[DatasetCase], versions: dict[str, PromptVersion], done: set[Any]
+    ) -> Iterator[Cell]:
+        for case in cases:
+            for entry in self.spec.versions:
+                version = versions.get(entry.version_id)
+                if version is None:
+                    continue
+                for index in range(len(entry.targets)):
+                    if (case.id, version.id, index) not in done:
+                        yield Cell(case, entry, version, index)
 
 
 async def _load(
     runtime: Runtime, run: EvalRun
 ) -> tuple[list[DatasetCase], dict[str, PromptVersion], set[Any]]:
+    spec = run.spec_model
     async with runtime.db.transaction() as session:
-        case_ids: list[str] = run.spec["caseIds"]
-        rows = (
-            await session.execute(
-                select(DatasetCase).where(
-                    DatasetCase.project_id == run.project_id, DatasetCase.id.in_(case_ids)
-                )
-            )
-        ).scalars()
-        by_id = {c.id: c for c in rows}
-        cases = [by_id[i] for i in case_ids if i in by_id]
-        version_ids = [v["versionId"] for v in run.spec["versions"]]
-        versions = {
-            v.id: v
-            for v in (
-                await session.execute(
-                    select(PromptVersion).where(
-                        PromptVersion.project_id == run.project_id, PromptVersion.id.in_(version_ids)
-                    )
-                )
-            ).scalars()
-        }
+        by_id = await lifecycle.pinned(session, DatasetCase, run.project_id, spec.case_ids)
+        cases = [by_id[i] for i in spec.case_ids if i in by_id]
+        versions = await lifecycle.pinned(
+            session, PromptVersion, run.project_id, [v.version_id for v in spec.versions]
+        )
         done = set(
             (
                 await session.execute(
@@ -316,36 +330,16 @@ async def _load(
                 )
             ).all()
         )
-        for obj in [*cases, *versions.values()]:
-            session.expunge(obj)
     return cases, versions, done
-
-
-def _cells(
-    run: EvalRun, cases: list[DatasetCase], versions: dict[str, PromptVersion], done: set[Any]
-) -> Iterator[Cell]:
-    for case in cases:
-        for entry in run.spec["versions"]:
-            version = versions.get(entry["versionId"])
-            if version is None:
-                continue
-            for index in range(len(entry["targets"])):
-                if (case.id, version.id, index) not in done:
-                    yield Cell(case, entry, version, index)
-
-
-def _case_scorers(run: EvalRun, case: DatasetCase) -> list[ScorerSpec]:
-    specs = [ScorerSpec.model_validate(s) for s in run.spec["scorers"]]
-    extra = (case.metadata_ or {}).get("scorers") or []
-    return specs + [ScorerSpec.model_validate(s) for s in extra]
 
 
 async def execute(runtime: Runtime, run_id: str) -> None:
     """Run (or resume) evaluation ``run_id`` until every cell has a result, it is cancelled, or it fails."""
-    run = await _claim(runtime, run_id)
+    run = await lifecycle.claim(runtime.db, EvalRun, run_id)
     if run is None:
         return
-    principal = service.principal_from_json(run.spec["principal"])
+    plan = RunPlan(run)
+    principal = plan.spec.principal.principal()
     log.info("eval_started", eval_run_id=run.id, attempt=run.attempts, total_cells=run.total_cells)
     try:
         cases, versions, done = await _load(runtime, run)
@@ -354,42 +348,44 @@ async def execute(runtime: Runtime, run_id: str) -> None:
         ctx = CallContext(principal=principal, source="eval", trace_id=run.id)
         models = CallerModelAccess(runtime.caller, ctx, DEFAULT_JUDGE)
         resolver = CachedIncludes(runtime, principal)
-        writer = ResultWriter(runtime, run.id, run.project_id)
-        cells = _cells(run, cases, versions, done)
-        base_vars: dict[str, Any] = run.spec.get("variables") or {}
-        cache_ttl = run.spec.get("cacheTtlSeconds")
-        pass_threshold = float(run.spec.get("passThreshold", 1.0))
+        writer = ResultWriter(runtime, run.id)
+        cells = plan.cells(cases, versions, done)
+        cell_contexts = {
+            entry.version_id: CallContext(
+                principal=principal,
+                source="eval",
+                prompt_id=entry.prompt_id,
+                version_id=entry.version_id,
+                trace_id=run.id,
+            )
+            for entry in plan.spec.versions
+        }
 
         async def work() -> None:
             for cell in cells:
                 if writer.cancel_requested:
                     return
-                cell_ctx = CallContext(
-                    principal=principal,
-                    source="eval",
-                    prompt_id=cell.entry["promptId"],
-                    version_id=cell.version.id,
-                    trace_id=run.id,
-                )
-                outcome = await evaluate_cell(
-                    runtime.caller,
-                    cell_ctx,
-                    version=cell.version,
-                    target=cell.entry["targets"][cell.target_index],
-                    variables=case_variables(cell.case, cell.version, base_vars),
-                    expected=cell.case.expected,
-                    scorers=_case_scorers(run, cell.case),
-                    pass_threshold=pass_threshold,
-                    models=models,
-                    resolver=resolver,
-                    cache_ttl=cache_ttl,
-                    max_depth=runtime.settings.include_max_depth,
-                )
-                writer.add(_result_row(run, cell, outcome))
+                # The cell's model calls are written with its result, in the writer's next transaction.
+                with collect_runs() as runs:
+                    outcome = await evaluate_cell(
+                        runtime.caller,
+                        cell_contexts[cell.version.id],
+                        version=cell.version,
+                        target=plan.targets[(cell.version.id, cell.target_index)],
+                        variables=case_variables(cell.case, cell.version, plan.variables),
+                        expected=cell.case.expected,
+                        scorers=plan.scorers(cell.case),
+                        pass_threshold=plan.spec.pass_threshold,
+                        models=models,
+                        resolver=resolver,
+                        cache_ttl=plan.spec.cache_ttl_seconds,
+                        max_depth=runtime.settings.include_max_depth,
+                    )
+                writer.add(plan.row(cell, outcome), runs)
 
         flusher = asyncio.create_task(writer.loop())
         try:
-            await asyncio.gather(*(work() for _ in range(int(run.spec.get("concurrency", 8)))))
+            await asyncio.gather(*(work() for _ in range(plan.spec.concurrency)))
         finally:
             # Whatever finished is kept, also when the server is shutting down mid-run.
             writer.close()
@@ -400,11 +396,7 @@ async def execute(runtime: Runtime, run_id: str) -> None:
         raise
     except Exception as exc:
         log.exception("eval_failed", eval_run_id=run.id)
-        async with runtime.db.transaction(write=True) as session:
-            failed = await session.get(EvalRun, run.id)
-            if failed is not None:
-                failed.status, failed.finished_at = "failed", utcnow()
-                failed.error = f"{type(exc).__name__}: {exc}"[:2000]
+        await lifecycle.fail(runtime.db, EvalRun, run.id, exc)
 
 
 async def _finish(runtime: Runtime, run_id: str, principal: Principal, *, cancelled: bool) -> None:
@@ -416,12 +408,13 @@ async def _finish(runtime: Runtime, run_id: str, principal: Principal, *, cancel
         run.summary = {"groups": groups}
         run.done_cells = len(results)
         run.error_cells = sum(1 for r in results if r.error_class)
-        run.finished_at = utcnow()
-        run.status = "cancelled" if cancelled or run.cancel_requested else "completed"
-        if run.status != "completed":
+        cancelled = cancelled or run.cancel_requested
+        lifecycle.finish(run, lifecycle.CANCELLED if cancelled else lifecycle.COMPLETED)
+        if cancelled:
             return
-        scorer_types = sorted({s["type"] for s in run.spec["scorers"]})
-        dataset = run.spec.get("dataset", {})
+        spec = run.spec_model
+        scorer_types = sorted({s.type for s in spec.scorers})
+        dataset = f"{spec.dataset.name}@{spec.dataset.version}" if spec.dataset else "None@None"
         for group in groups:
             await audit.record(
                 session,
@@ -435,20 +428,11 @@ async def _finish(runtime: Runtime, run_id: str, principal: Principal, *, cancel
                     "passRate": group["passRate"],
                     "evaluator": f"eval:{run.id} ({', '.join(scorer_types)}) on {group['target']}",
                     "feedback": f"{group['passed']}/{group['completed']} cases passed on "
-                    f"{dataset.get('name')}@{dataset.get('version')}; {group['errors']} errors",
+                    f"{dataset}; {group['errors']} errors",
                     "evalRunId": run.id,
                 },
             )
     log.info("eval_finished", eval_run_id=run_id, status="cancelled" if cancelled else "completed")
 
 
-async def pending(runtime: Runtime) -> list[str]:
-    """Evaluations that were queued or running when the process stopped."""
-    async with runtime.db.transaction() as session:
-        rows = await session.execute(
-            select(EvalRun.id).where(EvalRun.status.in_(("queued", "running"))).order_by(EvalRun.id)
-        )
-        return list(rows.scalars())
-
-
-register_job("eval", execute, pending)
+register_job("eval", execute, lifecycle.pending_query(EvalRun))

@@ -8,23 +8,21 @@ from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from promptops.db import Base, JSONType, UTCDateTime, utcnow
+from promptops.evals.schemas import EvalRunSpec
+from promptops.jobs.lifecycle import JobRow
 
 
-class EvalRun(Base):
+class EvalRun(JobRow[EvalRunSpec], Base):
     """A durable job: prompt versions x model targets x one pinned dataset version.
 
-    ``spec`` holds what to run (versions, targets, scorers, concurrency, cache); ``summary`` the
-    aggregates per (version, target) once cells complete. A restart resumes the cells without a result.
+    ``spec`` (an :class:`EvalRunSpec`) holds what to run (versions, targets, scorers, concurrency, cache);
+    ``summary`` the aggregates per (version, target) once cells complete. A restart resumes the cells
+    without a result. Status, cancellation and worker bookkeeping: :class:`promptops.jobs.lifecycle.JobRow`.
     """
 
     __tablename__ = "eval_runs"
-    __table_args__ = (
-        Index("ix_eval_runs_project_created", "project_id", "created_at"),
-        Index("ix_eval_runs_status", "status"),
-    )
+    spec_type = EvalRunSpec
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200), default="")
     dataset_id: Mapped[str | None] = mapped_column(
         ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True
@@ -32,28 +30,16 @@ class EvalRun(Base):
     dataset_version_id: Mapped[str | None] = mapped_column(
         ForeignKey("dataset_versions.id", ondelete="SET NULL"), nullable=True
     )
-    spec: Mapped[dict] = mapped_column(JSONType)
-    # queued | running | completed | failed | cancelled
-    status: Mapped[str] = mapped_column(String(12), default="queued")
     total_cells: Mapped[int] = mapped_column(Integer, default=0)
     done_cells: Mapped[int] = mapped_column(Integer, default=0)
     error_cells: Mapped[int] = mapped_column(Integer, default=0)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     summary: Mapped[dict] = mapped_column(JSONType, default=dict)
-    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)  # how many times a worker started it
-    worker_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    created_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class EvalRunPrompt(Base):
     """One prompt an evaluation run covers (a run evaluates versions of one or more prompts).
 
-    The same prompt ids are in ``EvalRun.spec["versions"]``; this table lets runs be listed by prompt in SQL,
+    The same prompt ids are in ````EvalRun.spec_model.versions````; this table lets runs be listed by prompt in SQL,
     newest first, through ``ix_eval_run_prompts_project_prompt``. Written with the run, never changed.
     """
 

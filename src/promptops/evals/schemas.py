@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, PlainSerializer, model_validator
 
+from promptops.jobs.lifecycle import JobPrincipal, JobSpec
 from promptops.providers.schemas import ModelTarget
 from promptops.schemas import ApiModel, ApiOut, SmallJson
 from promptops.validation import Ref
@@ -57,6 +58,52 @@ class EvalRunIn(ApiModel):
         if len(set(self.prompts)) != len(self.prompts):
             raise ValueError("prompts: the same reference is listed twice")
         return self
+
+
+# --- the stored spec of a run (EvalRun.spec) -----------------------------------------------------------
+
+
+def dump_scorers(scorers: list[ScorerSpec]) -> list[dict[str, Any]]:
+    """Scorers as stored in a job's spec and shown by the API: unset options left out."""
+    return [s.model_dump(exclude_none=True) for s in scorers]
+
+
+StoredScorers = Annotated[list[ScorerSpec], PlainSerializer(dump_scorers, return_type=list[dict[str, Any]])]
+
+
+class DatasetPin(JobSpec):
+    """The dataset version a job was pinned to, by name and number (for messages and summaries)."""
+
+    name: str
+    version: int
+
+
+class RunVersion(JobSpec):
+    """One prompt version of a run and the models it runs on."""
+
+    ref: str
+    prompt_id: str
+    prompt_name: str
+    version_id: str
+    version: int
+    label: str  # name@version
+    targets: list[ModelTarget]
+
+
+class EvalRunSpec(JobSpec):
+    """What an evaluation run runs, pinned when it was created; ``EvalRun.spec`` holds its JSON."""
+
+    versions: list[RunVersion]
+    scorers: StoredScorers
+    variables: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int = 8
+    cache_ttl_seconds: int | None = None
+    pass_threshold: float = 1.0
+    tags: list[str] = Field(default_factory=list)
+    limit: int | None = None
+    case_ids: list[str] = Field(default_factory=list)
+    dataset: DatasetPin | None = None
+    principal: JobPrincipal
 
 
 class EvalRunOut(ApiOut):

@@ -19,59 +19,37 @@ from promptops.auth.principal import Principal
 from promptops.datasets import service as datasets
 from promptops.datasets.binding import check_cases
 from promptops.db import utcnow
-from promptops.errors import Conflict, NotFound, ValidationProblem
+from promptops.errors import NotFound, ValidationProblem
 from promptops.evals import stats
 from promptops.evals.baselines import versus_majority
 from promptops.evals.models import EvalResult, EvalRun, EvalRunPrompt
-from promptops.evals.schemas import EvalRunIn, ScorerSpec
+from promptops.evals.schemas import DatasetPin, EvalRunIn, EvalRunSpec, RunVersion, ScorerSpec
 from promptops.evals.scoring import scorers_for, validate_specs
 from promptops.governance import audit
-from promptops.governance.rbac import Role
 from promptops.ids import has_prefix, new_id
+from promptops.jobs import lifecycle
+from promptops.jobs.lifecycle import JobPrincipal
 from promptops.pagination import decode_cursor, encode_cursor, fetch_page
 from promptops.providers.calls import ModelCaller, Target
+from promptops.providers.schemas import ModelTarget
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
 from promptops.registry.models import Prompt, PromptVersion
 from promptops.templates import preanalyze
 from promptops.tenancy.service import get_scoped, scoped
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 MAX_CELLS = 200_000
-
-
-# --- the principal a job acts as ------------------------------------------------------------------------
-
-
-def principal_to_json(principal: Principal) -> dict[str, Any]:
-    return {
-        "kind": principal.kind,
-        "id": principal.id,
-        "name": principal.name,
-        "projectId": principal.project_id,
-        "orgId": principal.org_id,
-        "role": principal.role.value,
-        "userId": principal.user_id,
-    }
-
-
-def principal_from_json(data: dict[str, Any]) -> Principal:
-    """The identity a background job acts as: whoever started it, with the role they had then."""
-    return Principal(
-        kind=data["kind"],
-        id=data["id"],
-        name=data["name"],
-        project_id=data["projectId"],
-        org_id=data["orgId"],
-        role=Role(data["role"]),
-        user_id=data.get("userId"),
-    )
+# what an evaluation request pins into the run's spec as given
+RUN_OPTIONS = {"variables", "concurrency", "cache_ttl_seconds", "pass_threshold", "tags", "limit"}
 
 
 # --- creating -------------------------------------------------------------------------------------------
 
 
-def target_label(target: dict[str, Any]) -> str:
+def target_label(target: dict[str, Any] | ModelTarget) -> str:
+    """``provider/model`` of a target (a stored one or a request's dict)."""
+    if isinstance(target, ModelTarget):
+        return f"{target.provider}/{target.model}"
     return f"{target['provider']}/{target['model']}"
 
 
@@ -152,7 +130,7 @@ async def create_run(
                 )
             validate_specs(specs)
 
-    versions: list[dict[str, Any]] = []
+    versions: list[RunVersion] = []
     all_targets: list[dict[str, Any]] = []
     for ref in body.prompts:
         prompt, version = await resolve_prompt_ref(session, principal, ref)
@@ -161,21 +139,21 @@ async def create_run(
         targets = [m.model_dump() for m in body.models] or [version_target(version)]
         all_targets.extend(targets)
         versions.append(
-            {
-                "ref": ref,
-                "promptId": prompt.id,
-                "promptName": prompt.name,
-                "versionId": version.id,
-                "version": version.version,
-                "label": f"{prompt.name}@{version.version}",
-                "targets": targets,
-            }
+            RunVersion(
+                ref=ref,
+                prompt_id=prompt.id,
+                prompt_name=prompt.name,
+                version_id=version.id,
+                version=version.version,
+                label=f"{prompt.name}@{version.version}",
+                targets=[ModelTarget.model_validate(t) for t in targets],
+            )
         )
-    if len({v["versionId"] for v in versions}) != len(versions):
+    if len({v.version_id for v in versions}) != len(versions):
         raise ValidationProblem("Two references select the same prompt version", code="duplicate_version")
     await check_targets(caller, principal, all_targets)
 
-    cells = len(cases) * sum(len(v["targets"]) for v in versions)
+    cells = len(cases) * sum(len(v.targets) for v in versions)
     if cells > MAX_CELLS:
         raise ValidationProblem(
             f"{cells} cells (cases x versions x models) exceed the limit of {MAX_CELLS}",
@@ -185,23 +163,18 @@ async def create_run(
         id=new_id("eval_run"),
         project_id=principal.project_id,
         name=body.name
-        or f"{', '.join(v['label'] for v in versions)} on {dataset.name}@{dataset_version.version}",
+        or f"{', '.join(v.label for v in versions)} on {dataset.name}@{dataset_version.version}",
         dataset_id=dataset.id,
         dataset_version_id=dataset_version.id,
-        spec={
-            "versions": versions,
-            "scorers": [s.model_dump(exclude_none=True) for s in scorers],
-            "variables": body.variables,
-            "concurrency": body.concurrency,
-            "cacheTtlSeconds": body.cache_ttl_seconds,
-            "passThreshold": body.pass_threshold,
-            "tags": body.tags,
-            "limit": body.limit,
-            "caseIds": [c.id for c in cases],
-            "dataset": {"name": dataset.name, "version": dataset_version.version},
-            "principal": principal_to_json(principal),
-        },
-        status="queued",
+        spec=EvalRunSpec(
+            **body.model_dump(include=RUN_OPTIONS),
+            versions=versions,
+            scorers=scorers,
+            case_ids=[c.id for c in cases],
+            dataset=DatasetPin(name=dataset.name, version=dataset_version.version),
+            principal=JobPrincipal.of(principal),
+        ).dump(),
+        status=lifecycle.QUEUED,
         total_cells=cells,
         created_by=principal.id,
         created_at=utcnow(),
@@ -210,16 +183,16 @@ async def create_run(
     await session.flush()
     session.add_all(
         EvalRunPrompt(eval_run_id=run.id, prompt_id=prompt_id, project_id=run.project_id)
-        for prompt_id in dict.fromkeys(v["promptId"] for v in versions)
+        for prompt_id in dict.fromkeys(v.prompt_id for v in versions)
     )
     await audit.record(
         session,
         principal,
         "EvaluationQueued",
-        prompt_id=versions[0]["promptId"],
+        prompt_id=versions[0].prompt_id,
         data={
             "evalRunId": run.id,
-            "versions": [v["versionId"] for v in versions],
+            "versions": [v.version_id for v in versions],
             "dataset": dataset.name,
             "datasetVersion": dataset_version.version,
             "cells": cells,
@@ -253,21 +226,19 @@ async def list_runs(
     walks ``ix_eval_run_prompts_project_prompt`` backwards from the cursor.
     """
     stmt = scoped(select(EvalRun), EvalRun, principal)
-    key = EvalRun.id
+    key: Any = EvalRun.id
     if prompt:
         prompt_row = await registry.get_prompt(session, principal, prompt)
         stmt = stmt.join(EvalRunPrompt, EvalRunPrompt.eval_run_id == EvalRun.id).where(
             EvalRunPrompt.project_id == principal.project_id, EvalRunPrompt.prompt_id == prompt_row.id
         )
         key = EvalRunPrompt.eval_run_id
-    if status:
-        stmt = stmt.where(EvalRun.status == status)
     if dataset:
         found = await datasets.get_dataset(session, principal, dataset)
         stmt = stmt.where(EvalRun.dataset_id == found.id)
-    if cursor:
-        stmt = stmt.where(key < decode_cursor(cursor))
-    return await fetch_page(session, stmt.order_by(key.desc()), limit, lambda r: encode_cursor(r.id))
+    return await lifecycle.list_page(
+        session, stmt, EvalRun, status=status, cursor=cursor, limit=limit, key=key
+    )
 
 
 async def list_results(
@@ -303,17 +274,12 @@ async def list_results(
 async def cancel_run(session: AsyncSession, principal: Principal, run_id: str) -> EvalRun:
     """Ask a queued or running evaluation to stop; completed cells are kept."""
     run = await get_run(session, principal, run_id)
-    if run.status in TERMINAL:
-        raise Conflict(f"Evaluation {run_id} is already {run.status}", code="eval_finished")
-    run.cancel_requested = True
-    if run.status == "queued":
-        run.status = "cancelled"
-        run.finished_at = utcnow()
+    lifecycle.request_cancel(run, what="Evaluation", code="eval_finished")
     await audit.record(
         session,
         principal,
         "EvaluationCancelled",
-        prompt_id=run.spec["versions"][0]["promptId"],
+        prompt_id=run.spec_model.versions[0].prompt_id,
         data={"evalRunId": run.id, "doneCells": run.done_cells, "totalCells": run.total_cells},
     )
     return run
@@ -336,11 +302,12 @@ def summarise(run: EvalRun, results: Sequence[EvalResult]) -> list[dict[str, Any
     groups: dict[tuple[str, int], list[EvalResult]] = defaultdict(list)
     for result in results:
         groups[(result.version_id, result.target_index)].append(result)
-    cases_total = len(run.spec.get("caseIds", []))
+    spec = run.spec_model
+    cases_total = len(spec.case_ids)
     out = []
-    for entry in run.spec["versions"]:
-        for index, target in enumerate(entry["targets"]):
-            rows = groups.get((entry["versionId"], index), [])
+    for entry in spec.versions:
+        for index, target in enumerate(entry.targets):
+            rows = groups.get((entry.version_id, index), [])
             ok = [r for r in rows if r.error_class is None]
             per_scorer: dict[str, list[float]] = defaultdict(list)
             for r in rows:
@@ -350,11 +317,11 @@ def summarise(run: EvalRun, results: Sequence[EvalResult]) -> list[dict[str, Any
             passed = sum(1 for r in rows if r.passed)
             out.append(
                 {
-                    "promptId": entry["promptId"],
-                    "promptName": entry["promptName"],
-                    "versionId": entry["versionId"],
-                    "version": entry["version"],
-                    "label": entry["label"],
+                    "promptId": entry.prompt_id,
+                    "promptName": entry.prompt_name,
+                    "versionId": entry.version_id,
+                    "version": entry.version,
+                    "label": entry.label,
                     "targetIndex": index,
                     "target": target_label(target),
                     "cases": cases_total,
@@ -407,7 +374,7 @@ async def live_summary(session: AsyncSession, run: EvalRun) -> list[dict[str, An
     has the counters, means, tokens and cost, and leaves latency percentiles and per-scorer means to the
     final summary.
     """
-    if run.status in TERMINAL and run.summary.get("groups") is not None:
+    if run.terminal and run.summary.get("groups") is not None:
         groups: list[dict[str, Any]] = run.summary["groups"]
         return groups
     rows = await session.execute(
@@ -469,7 +436,7 @@ async def latest_for_version(session: AsyncSession, principal: Principal, versio
     return {
         "evalRunId": run.id,
         "finishedAt": run.finished_at,
-        "dataset": run.spec.get("dataset"),
+        "dataset": dataset.dump() if (dataset := run.spec_model.dataset) is not None else None,
         "groups": groups,
     }
 
@@ -486,7 +453,7 @@ class Side:
 
 
 def _side(run: EvalRun, version_ref: str | None, target_index: int, default_position: int) -> Side:
-    versions = run.spec["versions"]
+    versions = run.spec_model.versions
     if version_ref is None:
         if default_position >= len(versions):
             raise ValidationProblem(
@@ -495,22 +462,22 @@ def _side(run: EvalRun, version_ref: str | None, target_index: int, default_posi
             )
         entry = versions[default_position]
     else:
-        matches = [v for v in versions if version_ref in (v["versionId"], v["ref"], v["label"])]
+        matches = [v for v in versions if version_ref in (v.version_id, v.ref, v.label)]
         if not matches:
-            known = ", ".join(v["label"] for v in versions)
+            known = ", ".join(v.label for v in versions)
             raise ValidationProblem(
                 f"Evaluation {run.id} has no version {version_ref!r}; it has: {known}", code="unknown_version"
             )
         entry = matches[0]
-    if target_index >= len(entry["targets"]):
+    if target_index >= len(entry.targets):
         raise ValidationProblem(
-            f"{entry['label']} ran on {len(entry['targets'])} model(s); target index {target_index} is out of range",
+            f"{entry.label} ran on {len(entry.targets)} model(s); target index {target_index} is out of range",
             code="unknown_target",
         )
-    label = entry["label"]
-    if len(entry["targets"]) > 1 or target_index:
-        label += f" on {target_label(entry['targets'][target_index])}"
-    return Side(run, entry["versionId"], target_index, label)
+    label = entry.label
+    if len(entry.targets) > 1 or target_index:
+        label += f" on {target_label(entry.targets[target_index])}"
+    return Side(run, entry.version_id, target_index, label)
 
 
 async def _cells(session: AsyncSession, side: Side) -> dict[str, EvalResult]:

@@ -1,5 +1,5 @@
-"""REST face of feedback: the seed 004 contract ``POST /api/prompt/feedback``, rich feedback, summaries and
-the annotation queue."""
+"""REST face of feedback: rich feedback, summaries and the annotation queue (the seed 004
+``POST /api/prompt/feedback`` is in ``promptops.contract_api``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from promptops.feedback.schemas import (
     FeedbackIn,
     FeedbackOut,
     FeedbackPage,
-    FeedbackPayload,
     FeedbackSummaryOut,
     NextIn,
     RateIn,
@@ -33,7 +32,6 @@ from promptops.idempotency import idempotent
 from promptops.pagination import IdCursor, PageLimit, PromptFilter, Since, Until, VersionIdFilter
 from promptops.runtime import runtime_of
 
-contract_router = APIRouter(prefix="/api/prompt", tags=["promptopt contract"])
 router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"])
 annotations_router = APIRouter(prefix="/api/v1/annotations", tags=["annotation queue"])
 
@@ -45,18 +43,6 @@ ItemStatus = Literal["pending", "claimed", "done", "skipped"]
 
 def feedback_out(feedback: Feedback) -> FeedbackOut:
     return FeedbackOut.model_validate(feedback)
-
-
-@contract_router.post(
-    "/feedback",
-    status_code=201,
-    response_model=FeedbackOut,
-    summary="Record feedback on a prompt (seed 004 FeedbackPayload)",
-)
-@idempotent
-async def contract_feedback(body: FeedbackPayload, request: Request, principal: Writer) -> FeedbackOut:
-    async with runtime_of(request).db.transaction(write=True) as session:
-        return feedback_out(await service.submit_contract(session, principal, body))
 
 
 @router.post(

@@ -1,4 +1,5 @@
-"""Audit trail endpoints: the seed 004 contract (``/api/prompt/audit``, ``/api/prompt/rollback``) and v1."""
+"""Audit trail endpoints (``/api/v1/audit``); ``promptops.contract_api`` serves the same listing at the seed 004
+``/api/prompt/audit``."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from promptops.governance.schemas import (
     AuditEventRecord,
     AuditPage,
     ChainProblemOut,
-    RollbackRequest,
-    RollbackResult,
     VerifyOut,
 )
 from promptops.pagination import IdCursor, PageLimit, Since, Until
@@ -25,7 +24,6 @@ from promptops.registry import service as registry
 from promptops.runtime import runtime_of
 from promptops.validation import SEQ_CURSOR
 
-contract_router = APIRouter(prefix="/api/prompt", tags=["promptopt contract"])
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 AuditReader = Annotated[Principal, Depends(require(P.AUDIT_READ))]
@@ -75,10 +73,8 @@ async def _list(
     return AuditPage(events=[record_out(e) for e in events], next_cursor=next_cursor)
 
 
-@contract_router.get(
-    "/audit", response_model=AuditPage, summary="Fetch audit logs (seed 004 AuditEventRecord)"
-)
-async def contract_audit(
+@router.get("", response_model=AuditPage, summary="List audit events")
+async def list_audit(
     request: Request,
     principal: AuditReader,
     prompt_id: Annotated[str | None, Query(alias="promptId", max_length=200)] = None,
@@ -90,12 +86,6 @@ async def contract_audit(
     limit: PageLimit = 50,
 ) -> AuditPage:
     return await _list(request, principal, prompt_id, user, event_type, since, until, cursor, limit)
-
-
-# The v1 resource path serves the same listing as the seed 004 contract path.
-router.add_api_route(
-    "", contract_audit, methods=["GET"], response_model=AuditPage, summary="List audit events"
-)
 
 
 @router.get("/verify", response_model=VerifyOut, summary="Verify the project's audit hash chain")
@@ -110,30 +100,4 @@ async def verify(
         events_checked=result.events_checked,
         last_seq=result.last_seq,
         problems=[ChainProblemOut(**p.__dict__) for p in result.problems],
-    )
-
-
-@contract_router.post("/rollback", response_model=RollbackResult, summary="Restore a previous prompt version")
-async def contract_rollback(
-    body: RollbackRequest, request: Request, principal: Annotated[Principal, Depends(require(P.LABEL_DEPLOY))]
-) -> RollbackResult:
-    async with runtime_of(request).db.transaction(write=True) as session:
-        move = await registry.rollback(
-            session,
-            principal,
-            body.prompt_id,
-            body.label,
-            to_version=body.to_version,
-            to_version_id=body.to_version_id,
-            reason=body.reason,
-            approver=body.approver,
-        )
-    return RollbackResult(
-        prompt_id=move.prompt.id,
-        name=move.prompt.name,
-        label=move.label,
-        previous_id=move.previous.id if move.previous else None,
-        previous_version=move.previous.version if move.previous else None,
-        current_id=move.version.id,
-        current_version=move.version.version,
     )

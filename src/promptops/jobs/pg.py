@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +34,7 @@ from promptops.config import normalize_database_url
 from promptops.db import sync_database_url, utcnow
 from promptops.jobs.base import QueueBase, UnknownJobKind, check_job, job_kind, retry_delay
 from promptops.jobs.kinds import import_job_modules
+from promptops.jobs.lifecycle import worker_id
 from promptops.logging import log
 
 if TYPE_CHECKING:
@@ -96,7 +95,7 @@ class ProcrastinateQueue(QueueBase):
             queue=QUEUE,
             retry=JobRetryPolicy(settings.job_max_attempts, settings.job_retry_backoff_seconds),
         )(self._execute)
-        self.worker_name = f"promptops-{socket.gethostname()}-{os.getpid()}"
+        self.worker_name = worker_id()  # the name job rows record as their worker_id
         self._open = False
         self._worker_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None

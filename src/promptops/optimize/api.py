@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -10,9 +10,11 @@ from promptops.auth.deps import require
 from promptops.auth.principal import Principal
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
+from promptops.jobs import lifecycle
+from promptops.jobs.lifecycle import JobStatus
 from promptops.optimize import engine, service
 from promptops.optimize.models import Optimization, OptimizationCandidate
-from promptops.optimize.optimization_schemas import (
+from promptops.optimize.schemas import (
     CandidateOut,
     CandidatePage,
     OptimizationIn,
@@ -30,11 +32,7 @@ def optimization_out(
     optimization: Optimization, candidates: list[OptimizationCandidate] | None = None
 ) -> OptimizationOut:
     report = dict(optimization.report or {})
-    spec = {
-        k: v for k, v in optimization.spec.items() if k not in ("principal", "trainCaseIds", "valCaseIds")
-    }
-    spec["trainCases"] = len(optimization.spec.get("trainCaseIds", []))
-    spec["valCases"] = len(optimization.spec.get("valCaseIds", []))
+    spec = optimization.spec_model
     best = report.get("best") or {}
     return OptimizationOut(
         id=optimization.id,
@@ -42,8 +40,8 @@ def optimization_out(
         prompt_id=optimization.prompt_id,
         base_version_id=optimization.base_version_id,
         dataset_version_id=optimization.dataset_version_id,
-        spec=spec,
-        budget=int(optimization.spec["budget"]),
+        spec=spec.public(),
+        budget=spec.budget,
         calls_used=optimization.calls_used,
         round=int(report.get("round", 0)),
         phase=str(report.get("phase", optimization.status)),
@@ -92,18 +90,19 @@ def candidate_out(row: OptimizationCandidate) -> CandidateOut:
 @idempotent
 async def start(request: Request, principal: Optimizer, body: OptimizationIn) -> OptimizationOut:
     runtime = runtime_of(request)
-    async with runtime.db.transaction(write=True) as session:
-        optimization = await service.create_optimization(session, principal, body, runtime.caller)
-        out = optimization_out(optimization, [])
-    await runtime.jobs.submit(engine.KIND, optimization.id)
-    return out
+    return await lifecycle.start(
+        runtime,
+        engine.KIND,
+        lambda session: service.create_optimization(session, principal, body, runtime.caller),
+        lambda optimization: optimization_out(optimization, []),
+    )
 
 
 @router.get("", response_model=OptimizationPage, summary="List optimizations, newest first")
 async def list_optimizations(
     request: Request,
     principal: Reader,
-    status: Literal["queued", "running", "completed", "failed", "cancelled"] | None = None,
+    status: JobStatus | None = None,
     prompt: Annotated[str | None, Query(max_length=200, description="Prompt id or name")] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

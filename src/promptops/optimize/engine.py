@@ -1,4 +1,4 @@
-"""The optimization job (kind ``optimize``): run :class:`promptops.optimize.search.Search` against the database.
+"""The optimization job (kind ``optimize``): run :class:`promptops.optimize.search.loop.Search` against the database.
 
 Durability follows the evaluation engine: the job's state is the stored rows. Every candidate is written
 when it is proposed and again as soon as it is scored, together with the optimization's call count,
@@ -11,7 +11,7 @@ labelled only when ``promoteLabel`` was asked for and the starter may move that 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -22,18 +22,18 @@ from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
 from promptops.errors import ProblemError
 from promptops.evals import quick
-from promptops.evals import service as evals
-from promptops.evals.schemas import ScorerSpec
 from promptops.evals.scoring.builtin import normalise_label
 from promptops.governance import audit
 from promptops.ids import new_id
+from promptops.jobs import lifecycle
 from promptops.jobs.base import register_job
 from promptops.logging import log
-from promptops.optimize import proposer, search
+from promptops.optimize.examples import Example, labels_of
 from promptops.optimize.models import Optimization, OptimizationCandidate
-from promptops.optimize.mutations import Draft, Example, labels_of
-from promptops.optimize.service import TERMINAL
-from promptops.optimize.verdict import held_out
+from promptops.optimize.search import loop as search
+from promptops.optimize.search import proposer
+from promptops.optimize.search.mutations import Draft
+from promptops.optimize.search.verdict import held_out
 from promptops.providers.calls import CallContext
 from promptops.registry import service as registry
 from promptops.registry.models import PromptVersion
@@ -43,7 +43,7 @@ from promptops.templates import engine as templates
 
 
 class DbStore:
-    """The search's :class:`~promptops.optimize.search.Store`: one short write transaction per change."""
+    """The search's :class:`~promptops.optimize.search.loop.Store`: one short write transaction per change."""
 
     def __init__(self, runtime: Runtime, optimization: Optimization) -> None:
         self.runtime = runtime
@@ -75,7 +75,7 @@ class DbStore:
         assert optimization is not None
         optimization.calls_used += calls
         self.calls_used = optimization.calls_used
-        optimization.heartbeat_at = utcnow()
+        cancel_requested = lifecycle.beat(optimization)
         if best is not None and best.scored:
             current = (
                 await session.get(OptimizationCandidate, optimization.best_candidate_id)
@@ -84,7 +84,7 @@ class DbStore:
             )
             if current is None or (current.train_score or 0.0) < (best.train_score or 0.0):
                 optimization.best_candidate_id = best.id
-        return bool(optimization.cancel_requested)
+        return cancel_requested
 
     async def add(self, candidates: Sequence[search.Candidate], calls: int) -> bool:
         async with self.runtime.db.transaction(write=True) as session:
@@ -141,27 +141,10 @@ def _candidate(row: OptimizationCandidate) -> search.Candidate:
     )
 
 
-async def _claim(runtime: Runtime, optimization_id: str) -> Optimization | None:
-    async with runtime.db.transaction(write=True) as session:
-        optimization = await session.get(Optimization, optimization_id)
-        if optimization is None or optimization.status in TERMINAL:
-            return None
-        if optimization.cancel_requested:
-            optimization.status, optimization.finished_at = "cancelled", utcnow()
-            return None
-        optimization.status = "running"
-        optimization.attempts += 1
-        optimization.started_at = optimization.started_at or utcnow()
-        optimization.heartbeat_at = utcnow()
-        await session.flush()
-        session.expunge(optimization)
-        return optimization
-
-
 async def _load(
     runtime: Runtime, optimization: Optimization
 ) -> tuple[PromptVersion, dict[str, DatasetCase], list[search.Candidate]]:
-    spec = optimization.spec
+    spec = optimization.spec_model
     async with runtime.db.transaction() as session:
         version = (
             await session.execute(
@@ -171,17 +154,8 @@ async def _load(
                 )
             )
         ).scalar_one()
-        ids = [*spec["trainCaseIds"], *spec["valCaseIds"]]
-        cases = {
-            c.id: c
-            for c in (
-                await session.execute(
-                    select(DatasetCase).where(
-                        DatasetCase.project_id == optimization.project_id, DatasetCase.id.in_(ids)
-                    )
-                )
-            ).scalars()
-        }
+        ids = [*spec.train_case_ids, *spec.val_case_ids]
+        cases = await lifecycle.pinned(session, DatasetCase, optimization.project_id, ids)
         rows = (
             await session.execute(
                 select(OptimizationCandidate).where(
@@ -191,8 +165,7 @@ async def _load(
             )
         ).scalars()
         candidates = sorted((_candidate(r) for r in rows), key=lambda c: (c.round, c.seq))
-        for obj in [version, *cases.values()]:
-            session.expunge(obj)
+        session.expunge(version)
     return version, cases, candidates
 
 
@@ -217,23 +190,23 @@ class Evaluator:
         version: PromptVersion,
         cases: dict[str, DatasetCase],
     ) -> None:
-        spec = optimization.spec
+        spec = optimization.spec_model
         self.runtime = runtime
         self.principal = principal
         self.optimization = optimization
         self.version = version
-        self.target = spec["target"]
-        self.scorers = [ScorerSpec.model_validate(s) for s in spec["scorers"]]
-        train = _quick_cases(cases, spec["trainCaseIds"], version)
+        self.target = spec.target.model_dump()
+        self.scorers = spec.scorers
+        train = _quick_cases(cases, spec.train_case_ids, version)
         screen = screening_subset(train)
         chosen = {id(c) for c in screen}
         self.splits = {
             "screen": screen,
             "rest": [c for c in train if id(c) not in chosen],
-            "val": _quick_cases(cases, spec["valCaseIds"], version),
+            "val": _quick_cases(cases, spec.val_case_ids, version),
         }
         self.train = train
-        self.concurrency = int(spec.get("concurrency", 8))
+        self.concurrency = spec.concurrency
 
     async def __call__(self, draft: Draft, split: search.Split) -> search.SplitScore:
         candidate = quick.unsaved_version(
@@ -312,11 +285,11 @@ def _llm_proposer(
     examples: Sequence[Example],
     allowed: Sequence[str],
 ) -> search.LlmProposer:
-    spec = optimization.spec
+    spec = optimization.spec_model
     ctx = CallContext(
         principal=principal, source="eval", prompt_id=optimization.prompt_id, trace_id=optimization.id
     )
-    required = list(spec.get("variables") or [])
+    required = list(spec.variables)
 
     async def propose(
         parents: Sequence[search.Candidate], seen: set[str]
@@ -325,7 +298,7 @@ def _llm_proposer(
         found = await proposer.propose(
             runtime.caller,
             ctx,
-            spec["proposer"]["target"],
+            spec.proposer.target.model_dump(),
             base=base,
             scored=scored,
             examples=examples,
@@ -341,11 +314,11 @@ def _llm_proposer(
 
 async def execute(runtime: Runtime, optimization_id: str) -> None:
     """Run (or resume) optimization ``optimization_id`` until it finishes, is cancelled, or fails."""
-    optimization = await _claim(runtime, optimization_id)
+    optimization = await lifecycle.claim(runtime.db, Optimization, optimization_id)
     if optimization is None:
         return
-    spec = optimization.spec
-    principal = evals.principal_from_json(spec["principal"])
+    spec = optimization.spec_model
+    principal = spec.principal.principal()
     log.info("optimization_started", optimization_id=optimization.id, attempt=optimization.attempts)
     try:
         version, cases, candidates = await _load(runtime, optimization)
@@ -353,26 +326,26 @@ async def execute(runtime: Runtime, optimization_id: str) -> None:
         evaluate = Evaluator(runtime, principal, optimization, version, cases)
         examples = [
             Example(c.key, case_variables(c, version), c.expected)
-            for i in spec["trainCaseIds"]
+            for i in spec.train_case_ids
             if (c := cases.get(i)) is not None and c.expected is not None
         ]
         labels = labels_of(examples)
-        base = Draft.from_json(spec["base"])
-        per_case = int(spec["callsPerCase"])
+        base = Draft.from_json(spec.base)
+        per_case = spec.calls_per_case
         settings = search.Settings(
-            budget=int(spec["budget"]),
-            top_k=int(spec["topK"]),
-            max_rounds=int(spec["maxRounds"]),
-            patience=int(spec["patience"]),
-            per_round=int(spec["candidatesPerRound"]),
-            seed=int(spec["seed"]),
-            proposer=spec["proposer"]["mode"],
-            llm_per_round=int(spec["proposer"]["perRound"]),
+            budget=spec.budget,
+            top_k=spec.top_k,
+            max_rounds=spec.max_rounds,
+            patience=spec.patience,
+            per_round=spec.candidates_per_round,
+            seed=spec.seed,
+            proposer=spec.proposer.mode,
+            llm_per_round=spec.proposer.per_round,
             screen_cost=len(evaluate.splits["screen"]) * per_case,
             rest_cost=len(evaluate.splits["rest"]) * per_case,
             val_cost=len(evaluate.splits["val"]) * per_case,
         )
-        declared = [v["name"] for v in version.variables] + list(spec.get("variables") or [])
+        declared = [v["name"] for v in version.variables] + list(spec.variables)
         llm = None
         if settings.proposer in ("llm", "mixed"):
             llm = _llm_proposer(runtime, principal, optimization, base, examples, declared)
@@ -384,7 +357,7 @@ async def execute(runtime: Runtime, optimization_id: str) -> None:
             base=base,
             examples=examples,
             labels=labels,
-            variables=list(spec.get("variables") or []),
+            variables=list(spec.variables),
             candidates=candidates,
             report=dict(optimization.report or {}),
             llm=llm,
@@ -408,20 +381,22 @@ async def execute(runtime: Runtime, optimization_id: str) -> None:
         raise
     except Exception as exc:
         log.exception("optimization_failed", optimization_id=optimization.id)
-        async with runtime.db.transaction(write=True) as session:
-            failed = await session.get(Optimization, optimization.id)
-            if failed is not None:
-                failed.status, failed.finished_at = "failed", utcnow()
-                failed.error = f"{type(exc).__name__}: {exc}"[:2000]
-                failed.report = {**(failed.report or {}), "phase": "failed"}
+        await lifecycle.fail(runtime.db, Optimization, optimization.id, exc, _phase("failed"))
+
+
+def _phase(phase: str) -> Callable[[Optimization], None]:
+    def mark(optimization: Optimization) -> None:
+        optimization.report = {**(optimization.report or {}), "phase": phase}
+
+    return mark
 
 
 async def _cancelled(runtime: Runtime, optimization_id: str, principal: Principal) -> None:
     async with runtime.db.transaction(write=True) as session:
         optimization = await session.get(Optimization, optimization_id)
         assert optimization is not None
-        optimization.status, optimization.finished_at = "cancelled", utcnow()
-        optimization.report = {**(optimization.report or {}), "phase": "cancelled"}
+        lifecycle.finish(optimization, lifecycle.CANCELLED)
+        _phase("cancelled")(optimization)
     log.info("optimization_cancelled", optimization_id=optimization_id)
 
 
@@ -465,15 +440,15 @@ async def _finish(
     async with runtime.db.transaction(write=True) as session:
         optimization = await session.get(Optimization, optimization_id)
         assert optimization is not None
-        spec = optimization.spec
-        prompt_name = spec["promptName"]
+        spec = optimization.spec_model
+        prompt_name = spec.prompt_name
         new_version = None
         if optimization.winner_version_id is not None:
             # A restart after the version was saved: keep that one.
             new_version = await session.get(PromptVersion, optimization.winner_version_id)
         elif winner is not baseline:
             draft = winner.draft
-            target = spec["target"]
+            target = spec.target
             body = CreateVersionIn.model_validate(
                 {
                     "kind": draft.kind,
@@ -481,8 +456,8 @@ async def _finish(
                     "messages": draft.message_dicts(),
                     "variables": list(version.variables),
                     "modelConfig": {
-                        "provider": target["provider"],
-                        "model": target["model"],
+                        "provider": target.provider,
+                        "model": target.model,
                         "params": dict(draft.params),
                     },
                     "responseSchema": version.response_schema,
@@ -529,7 +504,7 @@ async def _finish(
         )
         # Finished only once the promotion and the final audit event are written (below).
         optimization.report = {**(optimization.report or {}), **report, "phase": "finishing"}
-        label = spec.get("promoteLabel")
+        label = spec.promote_label
     promotion: dict[str, Any] | None = None
     if label and new_version is not None and improvement > 0 and verdict.get("significant"):
         try:
@@ -559,8 +534,7 @@ async def _finish(
         optimization.report = {**optimization.report, "phase": "done"}
         if promotion is not None:
             optimization.report["promotion"] = promotion
-        optimization.status = "completed"
-        optimization.finished_at = utcnow()
+        lifecycle.finish(optimization, lifecycle.COMPLETED)
         await audit.record(
             session,
             principal,
@@ -573,7 +547,7 @@ async def _finish(
                 "keptBaseline": new_version is None,
                 "improvementPoints": improvement,
                 "callsUsed": optimization.calls_used,
-                "budget": spec["budget"],
+                "budget": spec.budget,
                 "stopReason": outcome.stop_reason,
                 "promoted": bool(promotion and promotion.get("promoted")),
             },
@@ -586,16 +560,5 @@ async def _finish(
     )
 
 
-async def pending(runtime: Runtime) -> list[str]:
-    """Optimizations that were queued or running when the process stopped."""
-    async with runtime.db.transaction() as session:
-        rows = await session.execute(
-            select(Optimization.id)
-            .where(Optimization.status.in_(("queued", "running")))
-            .order_by(Optimization.id)
-        )
-        return list(rows.scalars())
-
-
 KIND = "optimize"
-register_job(KIND, execute, pending)
+register_job(KIND, execute, lifecycle.pending_query(Optimization))

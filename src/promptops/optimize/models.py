@@ -4,39 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from promptops.db import Base, JSONType, UTCDateTime, utcnow
+from promptops.jobs.lifecycle import JobRow
+from promptops.optimize.schemas import OptimizationSpec
 
 
-class Optimization(Base):
+class Optimization(JobRow[OptimizationSpec], Base):
+    """A durable job: search for a better version of one prompt on one pinned dataset version.
+
+    ``spec`` (an :class:`OptimizationSpec`) holds the budget, target, scorers, splits, seed and promotion;
+    ``report`` the live progress and the final verdict. Status, cancellation and worker bookkeeping:
+    :class:`promptops.jobs.lifecycle.JobRow`.
+    """
+
     __tablename__ = "optimizations"
-    __table_args__ = (
-        Index("ix_optimizations_project_created", "project_id", "created_at"),
-        Index("ix_optimizations_status", "status"),
-    )
+    spec_type = OptimizationSpec
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     prompt_id: Mapped[str] = mapped_column(String(40))
     base_version_id: Mapped[str] = mapped_column(String(40))
     dataset_version_id: Mapped[str] = mapped_column(String(40))
-    spec: Mapped[dict] = mapped_column(JSONType)  # budget, target, scorers, splits, seed, promote
-    status: Mapped[str] = mapped_column(String(12), default="queued")
     calls_used: Mapped[int] = mapped_column(Integer, default=0)
     best_candidate_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     winner_version_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     report: Mapped[dict] = mapped_column(JSONType, default=dict)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    worker_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    created_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class OptimizationCandidate(Base):

@@ -1,127 +1,158 @@
-"""Bodies of the seed 004 ``POST /api/prompt/generate`` and ``POST /api/prompt/refine`` (camelCase on the wire).
-
-The seed's fields (``task``, ``context``, ``templateId``, ``count``; ``candidates[].prompt/score/modelVersion``)
-keep their names and meaning; everything else is an optional extension.
-"""
+"""Request and response bodies of the optimizer API (``/api/v1/optimizations``, camelCase on the wire)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
-from promptops.evals.schemas import ScorerSpec
+from promptops.evals.schemas import MAX_SCORERS, DatasetPin, ScorerSpec, StoredScorers
+from promptops.jobs.lifecycle import JobPrincipal, JobSpec
 from promptops.providers.schemas import ModelTarget
 from promptops.schemas import ApiModel, ApiOut
 from promptops.validation import Ref
 
-MAX_SCORERS = 10
-GenerateStrategy = Literal[
-    "llm", "structural", "clarify", "role", "format", "step-by-step", "few-shot", "constrain-length"
-]
-RefineStrategy = Literal["tighten-format", "counter-examples", "critique-and-edit", "apply-notes"]
+MIN_BUDGET = 10
+MAX_BUDGET = 5000
+DEFAULT_BUDGET = 300
 
 
-class PromptGenerationRequest(ApiModel):
-    """Seed 004 PromptGenerationRequest, plus optional extensions."""
+class ProposerIn(ApiModel):
+    """Who proposes new candidates.
 
-    task: str = Field(min_length=1, max_length=4000)
-    context: str = Field(default="", max_length=20_000)
-    # a registry reference (name, name@label, name@3) or a version id: the prompt the candidates start from
-    template_id: Ref | None = Field(default=None, max_length=250)
-    count: int = Field(default=4, ge=1, le=20)
-    # --- extensions ---
-    # where new drafts are saved when there is no templateId (default generated/<slug of task>)
-    name: str | None = Field(default=None, max_length=200)
-    # dataset (name, name@N or dsv_ id): few-shot examples are drawn from it and candidates are quick-evaluated
-    dataset: Ref | None = Field(default=None, max_length=250)
-    # the model that writes LLM candidates and answers the quick evaluation (default: templateId's model
-    # config, else the local model)
-    model: ModelTarget | None = None
-    strategies: list[GenerateStrategy] | None = Field(default=None, max_length=10)
-    scorers: list[ScorerSpec] = Field(default_factory=list, max_length=MAX_SCORERS)
-    # input variables of a new prompt (default: the dataset's input keys, else ["input"])
-    variables: list[str] | None = Field(default=None, max_length=20)
-    max_cases: int = Field(default=8, ge=1, le=50)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    ``deterministic``: the built-in operators only (few-shot examples from the training split, an output
+    format line, role and instruction variants, output parameters, combinations). ``llm``: an OPRO-style
+    meta-prompt to ``model``. ``mixed``: both. ``auto`` (default): ``mixed`` when a proposer model is given or
+    the target is not the embedded local model (too weak to write prompts), else ``deterministic``.
+    """
+
+    mode: Literal["auto", "deterministic", "llm", "mixed"] = "auto"
+    model: ModelTarget | None = None  # default: the target model
+    per_round: int = Field(default=2, ge=1, le=10, description="LLM proposals asked for per round")
 
 
-class PromptCandidate(ApiOut):
-    """Seed 004 candidate (``prompt``, ``score``, ``modelVersion``) and where it was saved."""
-
-    prompt: str
-    score: float
-    # the model that wrote the candidate ("provider/model"), or "structural" for deterministic assembly
-    model_version: str
-    prompt_id: str
-    version_id: str
-    version: int
-    strategy: str
-    quality_score: float
-    lint_findings: int
-    eval_score: float | None = None
-    pass_rate: float | None = None
-    eval_model: str | None = None
-    model_config_: dict[str, Any] = Field(default_factory=dict, alias="modelConfig")
-
-
-class DiscardedCandidate(ApiOut):
-    strategy: str
-    reason: str
-
-
-class PromptCandidateList(ApiOut):
-    """Seed 004 PromptCandidateList: ``candidates`` best first, plus how they were scored."""
-
-    candidates: list[PromptCandidate]
-    prompt_id: str
-    name: str
-    template_id: str | None = None
-    base_version_id: str | None = None
-    dataset_version_id: str | None = None
-    cases: int = 0
-    scoring: str = ""
-    discarded: list[DiscardedCandidate] = Field(default_factory=list)
-
-
-class PromptRefineRequest(ApiModel):
-    """``prompt`` + feedback -> an improved version (seed 004 ``/api/prompt/refine``)."""
-
-    # registry reference (name, name@label, name@3) or a version id
+class OptimizationIn(ApiModel):
+    # registry reference of the starting version: name, name@label, name@3 or a version id
     prompt: Ref = Field(min_length=1, max_length=250)
-    feedback: str = Field(default="", max_length=10_000)
-    # also use the version's recent feedback notes and low ratings
-    use_feedback: bool = False
-    # failed cases of this evaluation (for this version) become counter-examples and the test set
-    eval_run_id: str | None = Field(default=None, max_length=40)
-    dataset: Ref | None = Field(default=None, max_length=250)
+    # dataset name (latest version), name@N or a dataset version id
+    dataset: Ref = Field(min_length=1, max_length=250)
+    budget: int = Field(default=DEFAULT_BUDGET, ge=MIN_BUDGET, le=MAX_BUDGET, description="Model calls")
+    # the model the prompt is optimized for (default: the version's modelConfig, else the local model)
     model: ModelTarget | None = None
-    strategies: list[RefineStrategy] | None = Field(default=None, max_length=4)
+    # default: label match against the expected output
     scorers: list[ScorerSpec] = Field(default_factory=list, max_length=MAX_SCORERS)
-    max_cases: int = Field(default=12, ge=1, le=50)
+    train_fraction: float = Field(default=0.5, ge=0.1, le=0.9)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    top_k: int = Field(default=3, ge=1, le=10)
+    max_rounds: int = Field(default=10, ge=1, le=100)
+    # stop after this many rounds without a better training score
+    patience: int = Field(default=2, ge=1, le=20)
+    candidates_per_round: int = Field(default=6, ge=1, le=20)
+    proposer: ProposerIn = Field(default_factory=ProposerIn)
+    # move this label to the winner when it beats the starting version on validation (needs label:write,
+    # and label:deploy for deployable labels such as production; lint gates apply)
+    promote_label: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_-]*$"
+    )
+    # caps on the split sizes (large datasets): at most this many cases per split
+    max_train_cases: int = Field(default=200, ge=1, le=5000)
+    max_val_cases: int = Field(default=200, ge=1, le=5000)
+    concurrency: int = Field(default=8, ge=1, le=64)
 
 
-class RefineCandidateOut(ApiOut):
-    strategy: str
-    applied: bool
-    note: str
-    score: float | None = None
-    pass_rate: float | None = None
+# --- the stored spec of an optimization (Optimization.spec) ---------------------------------------------
 
 
-class PromptRefineResult(ApiOut):
-    """The saved refined version, why it was chosen, and what changed."""
+class OptimizationDataset(DatasetPin):
+    ref: str  # as the request named it
 
-    prompt_id: str
-    version_id: str
-    parent_id: str
+
+class ProposerSpec(JobSpec):
+    mode: Literal["deterministic", "llm", "mixed"]
+    target: ModelTarget
+    per_round: int
+
+
+class OptimizationSpec(JobSpec):
+    """What an optimization searches with, pinned when it was created; ``Optimization.spec`` holds its JSON."""
+
+    ref: str
+    prompt_name: str
     version: int
-    prompt: str
-    rationale: str
-    diff: str
+    dataset: OptimizationDataset
+    budget: int
+    target: ModelTarget
+    scorers: StoredScorers
+    calls_per_case: int
+    train_fraction: float
+    seed: int
+    top_k: int
+    max_rounds: int
+    patience: int
+    candidates_per_round: int
+    proposer: ProposerSpec
+    promote_label: str | None = None
+    concurrency: int = 8
+    train_case_ids: list[str] = Field(default_factory=list)
+    val_case_ids: list[str] = Field(default_factory=list)
+    variables: list[str] = Field(default_factory=list)  # the variables the starting version uses
+    base: dict[str, Any]  # the starting prompt as a Draft (optimize.search.mutations.Draft.to_json)
+    principal: JobPrincipal
+
+    def public(self) -> dict[str, Any]:
+        """The spec as the API shows it: split sizes instead of case ids, without the acting principal."""
+        out = self.dump(exclude={"principal", "train_case_ids", "val_case_ids"})
+        out["trainCases"] = len(self.train_case_ids)
+        out["valCases"] = len(self.val_case_ids)
+        return out
+
+
+class CandidateOut(ApiOut):
+    id: str
+    round: int
     strategy: str
-    scores: dict[str, Any] | None = None
-    model_config_: dict[str, Any] = Field(default_factory=dict, alias="modelConfig")
-    deltas: dict[str, Any] = Field(default_factory=dict)
-    candidates: list[RefineCandidateOut] = Field(default_factory=list)
-    feedback_used: dict[str, Any] = Field(default_factory=dict)
+    template: str
+    parent_candidate_id: str | None
+    train_score: float | None
+    val_score: float | None
+    calls: int
+    status: str
+    tokens: int
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class CandidatePage(ApiOut):
+    items: list[CandidateOut]
+
+
+class OptimizationOut(ApiOut):
+    id: str
+    status: str
+    prompt_id: str
+    base_version_id: str
+    dataset_version_id: str
+    spec: dict[str, Any]
+    budget: int
+    calls_used: int
+    round: int
+    phase: str
+    best_candidate_id: str | None
+    best_train_score: float | None
+    winner_version_id: str | None
+    report: dict[str, Any]
+    trajectory: list[dict[str, Any]] = Field(default_factory=list)
+    cancel_requested: bool
+    attempts: int
+    error: str | None
+    created_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class OptimizationPage(ApiOut):
+    items: list[OptimizationOut]
+    next_cursor: str | None

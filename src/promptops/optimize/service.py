@@ -27,19 +27,37 @@ from promptops.evals.scoring.registry import resolve as resolve_scorer
 from promptops.governance import audit
 from promptops.governance.rbac import Permission
 from promptops.ids import new_id
+from promptops.jobs import lifecycle
+from promptops.jobs.lifecycle import JobPrincipal
 from promptops.optimize.models import Optimization, OptimizationCandidate
-from promptops.optimize.mutations import Draft
-from promptops.optimize.optimization_schemas import OptimizationIn
-from promptops.pagination import decode_cursor, encode_cursor, fetch_page
+from promptops.optimize.schemas import (
+    OptimizationDataset,
+    OptimizationIn,
+    OptimizationSpec,
+    ProposerSpec,
+)
+from promptops.optimize.search.mutations import Draft
 from promptops.providers.calls import ModelCaller
+from promptops.providers.schemas import ModelTarget
 from promptops.providers.service import LOCAL_NAME
 from promptops.registry import service as registry
 from promptops.registry.models import PromptVersion
 from promptops.templates import engine as templates
 from promptops.tenancy.service import get_scoped, scoped
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 MAX_DATASET_CASES = 20_000
+# what an optimization request pins into the spec as given
+SEARCH_OPTIONS = {
+    "budget",
+    "train_fraction",
+    "seed",
+    "top_k",
+    "max_rounds",
+    "patience",
+    "candidates_per_round",
+    "promote_label",
+    "concurrency",
+}
 # Scorer types that call a model for every case (judges, embeddings): each is one more call per case.
 MODEL_SCORERS = frozenset({"llm-rubric", "similar"})
 
@@ -182,31 +200,27 @@ async def create_optimization(
         prompt_id=prompt.id,
         base_version_id=version.id,
         dataset_version_id=dataset_version.id,
-        spec={
-            "ref": body.prompt,
-            "promptName": prompt.name,
-            "version": version.version,
-            "dataset": {"name": dataset.name, "version": dataset_version.version, "ref": body.dataset},
-            "budget": body.budget,
-            "target": target,
-            "scorers": [s.model_dump(exclude_none=True) for s in scorers],
-            "callsPerCase": per_case,
-            "trainFraction": body.train_fraction,
-            "seed": body.seed,
-            "topK": body.top_k,
-            "maxRounds": body.max_rounds,
-            "patience": body.patience,
-            "candidatesPerRound": body.candidates_per_round,
-            "proposer": {"mode": mode, "target": proposer_target, "perRound": body.proposer.per_round},
-            "promoteLabel": body.promote_label,
-            "concurrency": body.concurrency,
-            "trainCaseIds": train_ids,
-            "valCaseIds": val_ids,
-            "variables": used,
-            "base": draft.to_json(),
-            "principal": evals.principal_to_json(principal),
-        },
-        status="queued",
+        spec=OptimizationSpec(
+            **body.model_dump(include=SEARCH_OPTIONS),
+            ref=body.prompt,
+            prompt_name=prompt.name,
+            version=version.version,
+            dataset=OptimizationDataset(name=dataset.name, version=dataset_version.version, ref=body.dataset),
+            target=ModelTarget.model_validate(target),
+            scorers=scorers,
+            calls_per_case=per_case,
+            proposer=ProposerSpec(
+                mode=mode,
+                target=ModelTarget.model_validate(proposer_target),
+                per_round=body.proposer.per_round,
+            ),
+            train_case_ids=train_ids,
+            val_case_ids=val_ids,
+            variables=used,
+            base=draft.to_json(),
+            principal=JobPrincipal.of(principal),
+        ).dump(),
+        status=lifecycle.QUEUED,
         calls_used=0,
         report={"round": 0, "phase": "queued"},
         created_by=principal.id,
@@ -275,16 +289,10 @@ async def list_optimizations(
 ) -> tuple[list[Optimization], str | None]:
     """Optimizations, newest first; ``prompt`` (id or name) keeps those of one prompt."""
     stmt = scoped(select(Optimization), Optimization, principal)
-    if status:
-        stmt = stmt.where(Optimization.status == status)
     if prompt:
         found = await registry.get_prompt(session, principal, prompt)
         stmt = stmt.where(Optimization.prompt_id == found.id)
-    if cursor:
-        stmt = stmt.where(Optimization.id < decode_cursor(cursor))
-    return await fetch_page(
-        session, stmt.order_by(Optimization.id.desc()), limit, lambda r: encode_cursor(r.id)
-    )
+    return await lifecycle.list_page(session, stmt, Optimization, status=status, cursor=cursor, limit=limit)
 
 
 def trajectory(candidates: Sequence[OptimizationCandidate]) -> list[dict[str, Any]]:
@@ -311,14 +319,7 @@ async def cancel_optimization(
 ) -> Optimization:
     """Ask a queued or running optimization to stop; evaluated candidates are kept, no version is saved."""
     optimization = await get_optimization(session, principal, optimization_id)
-    if optimization.status in TERMINAL:
-        raise Conflict(
-            f"Optimization {optimization_id} is already {optimization.status}", code="optimization_finished"
-        )
-    optimization.cancel_requested = True
-    if optimization.status == "queued":
-        optimization.status = "cancelled"
-        optimization.finished_at = utcnow()
+    lifecycle.request_cancel(optimization, what="Optimization", code="optimization_finished")
     await audit.record(
         session,
         principal,

@@ -78,44 +78,15 @@ async def run(
     body: PlaygroundIn, request: Request, principal: Annotated[Principal, Depends(require(P.PLAYGROUND_RUN))]
 ) -> Any:
     runtime = runtime_of(request)
-    prepared = await service.prepare(runtime, principal, body)
-    ctx = service.context(principal, prepared, body)
-    head = {
-        "kind": prepared.kind,
-        "rendered": prepared.rendered,
-        "promptId": prepared.prompt_id,
-        "versionId": prepared.version_id,
-    }
     if body.stream:
-
-        async def events() -> AsyncIterator[bytes]:
-            yield _sse(
-                "start",
-                {
-                    **head,
-                    "requestId": current_request_id(),
-                    "models": [
-                        {"index": i, "provider": t.provider, "model": t.model}
-                        for i, t in enumerate(prepared.targets)
-                    ],
-                },
-            )
-            try:
-                async for index, item in service.stream_all(runtime.caller, ctx, prepared):
-                    if isinstance(item, CallOutcome):
-                        yield _sse("result", result_out(index, item).model_dump(mode="json", by_alias=True))
-                    else:
-                        yield _sse("delta", {"index": index, "text": item})
-            except ProblemError as error:
-                # Headers are gone already: report the failure in-band, then end the stream properly.
-                yield _sse("error", {**error.to_problem(request.url.path), "requestId": current_request_id()})
-            yield _sse("end", {})
-
+        prepared = await service.prepare(runtime, principal, body)
         return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            _events(request, prepared, service.stream(runtime, principal, prepared, body)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
         )
-    cache_ttl = body.cache.ttl_seconds if body.cache else None
-    outcomes = await service.run_all(runtime.caller, ctx, prepared, cache_ttl)
+    played = await service.run(runtime, principal, body)
+    prepared, outcomes = played.prepared, played.outcomes
     results = [result_out(i, o) for i, o in enumerate(outcomes)]
     if len(outcomes) == 1 and outcomes[0].error is not None:
         error = outcomes[0].error
@@ -132,3 +103,33 @@ async def run(
         version_id=prepared.version_id,
         results=results,
     )
+
+
+async def _events(
+    request: Request, prepared: service.Prepared, items: AsyncIterator[tuple[int, str | CallOutcome]]
+) -> AsyncIterator[bytes]:
+    """The SSE stream: ``start`` (what was rendered, which models), ``delta``s, one ``result`` per model,
+    ``error`` in-band when a call fails after the headers went out, ``end``."""
+    yield _sse(
+        "start",
+        {
+            "kind": prepared.kind,
+            "rendered": prepared.rendered,
+            "promptId": prepared.prompt_id,
+            "versionId": prepared.version_id,
+            "requestId": current_request_id(),
+            "models": [
+                {"index": i, "provider": t.provider, "model": t.model} for i, t in enumerate(prepared.targets)
+            ],
+        },
+    )
+    try:
+        async for index, item in items:
+            if isinstance(item, CallOutcome):
+                yield _sse("result", result_out(index, item).model_dump(mode="json", by_alias=True))
+            else:
+                yield _sse("delta", {"index": index, "text": item})
+    except ProblemError as error:
+        # Headers are gone already: report the failure in-band, then end the stream properly.
+        yield _sse("error", {**error.to_problem(request.url.path), "requestId": current_request_id()})
+    yield _sse("end", {})

@@ -1,4 +1,10 @@
-"""Playground: render a prompt version (or a raw template) and call one or several models side by side."""
+"""Playground: render a prompt version (or a raw template) and call one or several models side by side.
+
+A flow that calls models (docs/architecture.md, "Service functions: two kinds"): :func:`prepare` renders in one
+short read transaction, then the models are called with no transaction open (each call is recorded as a run
+by the :class:`~promptops.providers.calls.ModelCaller`). It returns domain objects; ``playground/api.py`` maps
+them to ``PlaygroundOut`` or to Server-Sent Events.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from promptops.auth.principal import Principal
-from promptops.providers.calls import CallContext, CallInput, CallOutcome, ModelCaller, Target
+from promptops.providers.calls import CallContext, CallInput, CallOutcome, Target
 from promptops.providers.schemas import PlaygroundIn
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
@@ -77,7 +83,15 @@ async def prepare(runtime: Runtime, principal: Principal, body: PlaygroundIn) ->
     return Prepared(kind, rendered, call, prompt_id, version_id, targets, fallbacks)
 
 
-def context(principal: Principal, prepared: Prepared, body: PlaygroundIn) -> CallContext:
+@dataclass(frozen=True)
+class Played:
+    """A finished playground call: what was rendered and one outcome per model (each a recorded run)."""
+
+    prepared: Prepared
+    outcomes: tuple[CallOutcome, ...]
+
+
+def _context(principal: Principal, prepared: Prepared, body: PlaygroundIn) -> CallContext:
     return CallContext(
         principal=principal,
         source=body.source,
@@ -87,24 +101,25 @@ def context(principal: Principal, prepared: Prepared, body: PlaygroundIn) -> Cal
     )
 
 
-async def run_all(
-    caller: ModelCaller, ctx: CallContext, prepared: Prepared, cache_ttl: int | None
-) -> list[CallOutcome]:
-    """Call every target concurrently; each result (or failure) is its own recorded run."""
-    return list(
-        await asyncio.gather(
-            *(
-                caller.call(ctx, t, prepared.call, fallbacks=prepared.fallbacks, cache_ttl=cache_ttl)
-                for t in prepared.targets
-            )
+async def run(runtime: Runtime, principal: Principal, body: PlaygroundIn) -> Played:
+    """Render, then call every target concurrently; each result (or failure) is its own recorded run."""
+    prepared = await prepare(runtime, principal, body)
+    ctx = _context(principal, prepared, body)
+    cache_ttl = body.cache.ttl_seconds if body.cache else None
+    outcomes = await asyncio.gather(
+        *(
+            runtime.caller.call(ctx, t, prepared.call, fallbacks=prepared.fallbacks, cache_ttl=cache_ttl)
+            for t in prepared.targets
         )
     )
+    return Played(prepared, tuple(outcomes))
 
 
-async def stream_all(
-    caller: ModelCaller, ctx: CallContext, prepared: Prepared
+async def stream(
+    runtime: Runtime, principal: Principal, prepared: Prepared, body: PlaygroundIn
 ) -> AsyncIterator[tuple[int, str | CallOutcome]]:
-    """Interleave the token streams of every target as ``(index, delta | outcome)``."""
+    """Interleave the token streams of every target of a prepared call as ``(index, delta | outcome)``."""
+    caller, ctx = runtime.caller, _context(principal, prepared, body)
     queue: asyncio.Queue[tuple[int, str | CallOutcome | BaseException]] = asyncio.Queue()
 
     async def pump(index: int, target: Target) -> None:

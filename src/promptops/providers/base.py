@@ -151,7 +151,7 @@ class ProviderTimeout(ProviderError):
     retryable = True
 
 
-ConnectionType = Literal["openai", "azure_openai", "anthropic", "huggingface", "local"]
+ConnectionType = Literal["openai", "azure_openai", "anthropic", "huggingface", "local", "echo"]
 
 
 @dataclass(frozen=True)

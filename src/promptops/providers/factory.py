@@ -27,6 +27,10 @@ def build_provider(connection: ResolvedConnection) -> Provider:
         from promptops.providers.local_adapter import LocalProvider
 
         return LocalProvider(connection.config)
+    if kind == "echo":
+        from promptops.providers.echo_adapter import EchoProvider
+
+        return EchoProvider(connection.config)
     raise ValueError(f"unknown connection type {kind!r}")
 
 

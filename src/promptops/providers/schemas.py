@@ -32,6 +32,10 @@ class ConnectionIn(ApiModel):
     def _shape(self) -> ConnectionIn:
         if self.name == "local":
             raise ValueError("'local' is the built-in embedded model connection; choose another name")
+        if self.name == "echo":
+            raise ValueError(
+                "'echo' is the built-in echo provider (answers with the prompt); choose another name"
+            )
         if self.type == "azure_openai" and (not self.base_url or not self.api_version):
             raise ValueError(
                 "an azure_openai connection needs baseUrl (the resource endpoint) and apiVersion"

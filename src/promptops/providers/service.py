@@ -52,6 +52,11 @@ LOCAL_CONNECTION = ResolvedConnection(
     allowed_models=(LOCAL_MODEL,),
     max_concurrency=64,  # requests queue on the model's single worker thread anyway
 )
+# Built in too: answers with the prompt it was sent (promptfoo's ``echo`` provider), free, no network.
+ECHO_NAME = "echo"
+ECHO_CONNECTION = ResolvedConnection(
+    id=None, name=ECHO_NAME, type="echo", config=ConnectionConfig(type="echo"), max_concurrency=64
+)
 
 
 def _associated(connection_id: str) -> str:
@@ -216,6 +221,8 @@ async def load_connection(
     """The connection named ``name`` in the principal's project (``local`` is built in)."""
     if name == LOCAL_NAME:
         return LOCAL_CONNECTION
+    if name == ECHO_NAME:
+        return ECHO_CONNECTION
     return resolved(await get_connection(session, principal, name), box)
 
 

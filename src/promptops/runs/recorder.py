@@ -2,18 +2,38 @@
 
 A caller's run is acknowledged (its id returned) only after the transaction holding it has committed, so an
 acknowledged run survives a crash; batching keeps that cost to one commit per batch instead of one per call.
+
+A job that stores its own results can take the runs over instead (:func:`collect_runs`): inside that context
+:meth:`RunRecorder.record` hands each run to the job's list and returns at once, and the job writes the runs in
+the same transaction as the results that name them (so a crash loses both or neither, and the work is redone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from promptops.db import Database
 from promptops.logging import log
 from promptops.runs.models import Run
 
 MAX_BATCH = 500
+
+_collector: ContextVar[list[Run] | None] = ContextVar("promptops_run_collector", default=None)
+
+
+@contextlib.contextmanager
+def collect_runs() -> Iterator[list[Run]]:
+    """Within this context (and the tasks it starts) recorded runs are appended to the yielded list instead of
+    being committed; the caller must store them (with whatever they belong to) in one of its transactions."""
+    runs: list[Run] = []
+    token = _collector.set(runs)
+    try:
+        yield runs
+    finally:
+        _collector.reset(token)
 
 
 class RunRecorder:
@@ -38,7 +58,11 @@ class RunRecorder:
             await self._flush()
 
     async def record(self, run: Run) -> None:
-        """Store ``run``; returns once it is committed."""
+        """Store ``run``; returns once it is committed (or, inside :func:`collect_runs`, once collected)."""
+        collected = _collector.get()
+        if collected is not None:
+            collected.append(run)
+            return
         if self._task is None or self._task.done():
             async with self.db.transaction(write=True) as session:
                 session.add(run)
