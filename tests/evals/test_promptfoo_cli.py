@@ -265,3 +265,23 @@ def test_model_override_and_the_echo_provider(cli: Cli, tmp_path: Path) -> None:
     # -m replaces the config's providers (and their findings)
     run, _, warned = run_config(cli, path, "-m", "fake/other-model", "--param", "temperature=0")
     assert [g["target"] for g in run["summary"]] == ["fake/other-model"] and "providers" not in warned
+
+
+def test_a_refused_import_still_lists_what_it_would_skip(cli: Cli, tmp_path: Path) -> None:
+    config = {
+        "prompts": ["Tell me about {{ topic }}"],
+        "providers": ["openai:chat:gpt-fake"],
+        "tests": [
+            {
+                "vars": {"topic": "bees"},
+                "assert": [
+                    {"type": "similar", "value": "bees"},
+                    {"type": "javascript", "value": "output.length"},
+                ],
+            }
+        ],
+    }
+    path = write_config(tmp_path / "pf", yaml.safe_dump(config))
+    failed = cli.fails("eval", "run", "-c", str(path), "--provider-map", "openai=fake")
+    assert "similar" in failed.stderr and "embedding" in failed.stderr
+    assert "unsupported, skipped: tests[0].assert[1]" in failed.stderr  # the javascript assertion

@@ -18,13 +18,20 @@ class CliError(Exception):
     """A failure to show the user as ``Error: <title>: <detail> [code]`` (exit status 1)."""
 
     def __init__(
-        self, title: str, detail: str | None = None, code: str | None = None, *, status: int | None = None
+        self,
+        title: str,
+        detail: str | None = None,
+        code: str | None = None,
+        *,
+        status: int | None = None,
+        problem: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(title)
         self.title = title
         self.detail = detail
         self.code = code
         self.status = status
+        self.problem = problem or {}  # the server's whole problem document (extension members included)
 
     def __str__(self) -> str:
         text = self.title
@@ -53,6 +60,7 @@ def problem_error(response: httpx.Response) -> CliError:
             str(body["detail"]) if body.get("detail") is not None else None,
             str(body["code"]) if body.get("code") else None,
             status=response.status_code,
+            problem=body,
         )
     text = response.text.strip()[:300] or response.reason_phrase
     return CliError(f"HTTP {response.status_code}", text, status=response.status_code)

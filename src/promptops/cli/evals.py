@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from promptops.cli import output
-from promptops.cli.client import ApiClient, path_segment
+from promptops.cli.client import ApiClient, CliError, path_segment
 from promptops.cli.common import JsonFlag, client, exit_failure, parse_assignment, watch_job
 
 app = typer.Typer(help="Evaluate prompt versions on datasets, compare them, gate CI on the result.")
@@ -195,7 +195,17 @@ def import_promptfoo(
         "prefix": prefix,
         **{k: v for k, v in options.items() if v is not None},
     }
-    result: dict[str, Any] = api.post("/api/v1/evals/import/promptfoo", body)
+    try:
+        result: dict[str, Any] = api.post("/api/v1/evals/import/promptfoo", body)
+    except CliError as exc:
+        # A refused import still says what it would have left out: show it with the reason.
+        for item in exc.problem.get("errors") or []:
+            if isinstance(item, dict) and "where" in item:
+                output.error(f"{item['where']}: {item.get('message', '')}")
+        _findings(
+            {"skipped": exc.problem.get("skipped") or [], "warnings": exc.problem.get("warnings") or []}
+        )
+        raise
     return result
 
 

@@ -20,7 +20,7 @@ Versioning rules:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -39,10 +39,12 @@ from promptops.governance import audit
 from promptops.governance.rbac import Permission
 from promptops.ids import has_prefix, new_id
 from promptops.pagination import decode_cursor, decode_int_cursor, encode_cursor, fetch_page, filter_by_name
-from promptops.registry.models import Prompt, PromptVersion
+from promptops.registry import service as registry
+from promptops.registry.models import PromptVersion
 from promptops.registry.refs import NAME_RE
+from promptops.runs import service as runs_service
 from promptops.runs.models import Run
-from promptops.tenancy.service import get_scoped, scoped
+from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
 
 Source = Literal["manual", "import", "runs", "edit"]
 # Last path segments the REST routes use after a dataset name; a dataset name may not end with one.
@@ -208,6 +210,13 @@ async def list_cases(
         if len(chunk) < INSERT_CHUNK:
             return result
         last = chunk[-1].position
+
+
+async def cases_by_id(
+    session: AsyncSession, principal: Principal, case_ids: Iterable[str]
+) -> dict[str, DatasetCase]:
+    """The principal's project's cases with these ids (any dataset version); unknown ids are left out."""
+    return await get_scoped_many(session, principal, DatasetCase, case_ids)
 
 
 async def load_cases(session: AsyncSession, principal: Principal, version_id: str) -> list[Case]:
@@ -694,57 +703,40 @@ class FromRunsResult:
 async def _select_runs(
     session: AsyncSession, principal: Principal, run_ids: Sequence[str] | None, flt: RunFilter | None
 ) -> list[Run]:
-    """The runs, newest first."""
+    """The runs, newest first (read through the runs service)."""
     if run_ids:
         unique = list(dict.fromkeys(run_ids))
-        rows = {
-            r.id: r
-            for r in (
-                await session.execute(scoped(select(Run), Run, principal).where(Run.id.in_(unique)))
-            ).scalars()
-        }
+        rows = await runs_service.runs_by_id(session, principal, unique)
         missing = [i for i in unique if i not in rows]
         if missing:
             raise NotFound(f"Run(s) not found: {', '.join(missing[:10])}", code="run_not_found")
         return sorted(rows.values(), key=lambda r: (r.created_at, r.id), reverse=True)
     flt = flt or RunFilter()
-    stmt = scoped(select(Run), Run, principal)
+    prompt_id = None
     if flt.prompt:
-        prompt_id = flt.prompt
-        if not has_prefix(flt.prompt, "prompt"):
-            found = (
-                await session.execute(
-                    scoped(select(Prompt.id), Prompt, principal).where(Prompt.name == flt.prompt)
-                )
-            ).scalar_one_or_none()
-            if found is None:
-                raise NotFound(f"Prompt {flt.prompt!r} not found", code="prompt_not_found")
-            prompt_id = found
-        stmt = stmt.where(Run.prompt_id == prompt_id)
-    for column, value in (
-        (Run.version_id, flt.version_id),
-        (Run.source, flt.source),
-        (Run.status, flt.status),
-    ):
-        if value:
-            stmt = stmt.where(column == value)
-    if flt.since:
-        stmt = stmt.where(Run.created_at >= flt.since)
-    if flt.until:
-        stmt = stmt.where(Run.created_at < flt.until)
-    limit = max(1, min(flt.limit, MAX_RUNS))
-    return list((await session.execute(stmt.order_by(Run.id.desc()).limit(limit))).scalars())
+        prompt_id = (
+            flt.prompt
+            if has_prefix(flt.prompt, "prompt")
+            else (await registry.get_prompt(session, principal, flt.prompt)).id
+        )
+    runs, _ = await runs_service.list_runs(
+        session,
+        principal,
+        prompt_id=prompt_id,
+        version_id=flt.version_id,
+        source=flt.source,
+        status=flt.status,
+        since=flt.since,
+        until=flt.until,
+        limit=max(1, min(flt.limit, MAX_RUNS)),
+    )
+    return runs
 
 
 async def _version_templates(
     session: AsyncSession, principal: Principal, version_ids: set[str]
 ) -> dict[str, PromptVersion]:
-    if not version_ids:
-        return {}
-    rows = await session.execute(
-        scoped(select(PromptVersion), PromptVersion, principal).where(PromptVersion.id.in_(version_ids))
-    )
-    return {v.id: v for v in rows.scalars()}
+    return await registry.versions_by_id(session, principal, version_ids)
 
 
 def run_to_case(

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from promptops.auth.principal import Principal
+from promptops.datasets import service as datasets
 from promptops.datasets.binding import case_variables
 from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
@@ -315,12 +316,11 @@ async def _load(
     runtime: Runtime, run: EvalRun
 ) -> tuple[list[DatasetCase], dict[str, PromptVersion], set[Any]]:
     spec = run.spec_model
-    async with runtime.db.transaction() as session:
-        by_id = await lifecycle.pinned(session, DatasetCase, run.project_id, spec.case_ids)
+    principal = spec.principal.principal()
+    async with runtime.db.transaction() as session:  # sessions keep their rows usable after the commit
+        by_id = await datasets.cases_by_id(session, principal, spec.case_ids)
         cases = [by_id[i] for i in spec.case_ids if i in by_id]
-        versions = await lifecycle.pinned(
-            session, PromptVersion, run.project_id, [v.version_id for v in spec.versions]
-        )
+        versions = await registry.versions_by_id(session, principal, [v.version_id for v in spec.versions])
         done = set(
             (
                 await session.execute(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
 from promptops.registry.models import Prompt, PromptVersion
 from promptops.templates import preanalyze
-from promptops.tenancy.service import get_scoped, scoped
+from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
 
 MAX_CELLS = 200_000
 # what an evaluation request pins into the run's spec as given
@@ -597,3 +597,10 @@ async def count_done(session: AsyncSession, run: EvalRun) -> tuple[int, int]:
         )
     ).one()
     return int(row[0]), int(row[1])
+
+
+async def results_by_id(
+    session: AsyncSession, principal: Principal, result_ids: Iterable[str]
+) -> dict[str, EvalResult]:
+    """The principal's project's evaluation results (cells) with these ids; unknown ids are left out."""
+    return await get_scoped_many(session, principal, EvalResult, result_ids)

@@ -21,14 +21,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from promptops.auth.principal import Principal
-from promptops.datasets.models import DatasetCase
+from promptops.datasets import service as datasets
 from promptops.db import utcnow
 from promptops.errors import Conflict, Forbidden, NotFound
+from promptops.evals import service as evals
 from promptops.evals.models import EvalResult
 from promptops.feedback import service as feedback_service
 from promptops.feedback.models import AnnotationItem, Feedback
@@ -38,6 +39,7 @@ from promptops.governance.rbac import Role
 from promptops.ids import has_prefix, new_id
 from promptops.pagination import fetch_page, id_cursor
 from promptops.registry import service as registry
+from promptops.runs import service as runs_service
 from promptops.runs.models import Run
 from promptops.tenancy.service import get_scoped, scoped
 
@@ -114,26 +116,28 @@ async def _sample_runs(session: AsyncSession, principal: Principal, queue: str, 
     assert body.sample is not None
     sample = body.sample
     ref = sample.prompt.strip()
-    stmt = scoped(select(Run), Run, principal).where(Run.status == "ok")
+    prompt_id = version_id = None
     if "@" in ref or has_prefix(ref, "version"):
-        subject = await feedback_service.resolve_prompt_ref(session, principal, ref)
-        stmt = stmt.where(Run.version_id == subject.version_id)
+        version_id = (await feedback_service.resolve_prompt_ref(session, principal, ref)).version_id
     else:
-        prompt = await registry.get_prompt(session, principal, ref)
-        stmt = stmt.where(Run.prompt_id == prompt.id)
-    if sample.source:
-        stmt = stmt.where(Run.source == sample.source)
-    if sample.since:
-        stmt = stmt.where(Run.created_at >= sample.since)
-    already = exists(
-        select(AnnotationItem.id).where(
-            AnnotationItem.project_id == principal.project_id,
-            AnnotationItem.queue == queue,
-            AnnotationItem.run_id == Run.id,
-        )
+        prompt_id = (await registry.get_prompt(session, principal, ref)).id
+    already_queued = select(AnnotationItem.run_id).where(
+        AnnotationItem.project_id == principal.project_id,
+        AnnotationItem.queue == queue,
+        AnnotationItem.run_id.is_not(None),
     )
-    stmt = stmt.where(~already).order_by(Run.id.desc()).limit(sample.limit)
-    return list((await session.execute(stmt)).scalars())
+    runs, _ = await runs_service.list_runs(
+        session,
+        principal,
+        prompt_id=prompt_id,
+        version_id=version_id,
+        status="ok",
+        source=sample.source,
+        since=sample.since,
+        exclude=already_queued,
+        limit=sample.limit,
+    )
+    return runs
 
 
 async def enqueue(
@@ -149,26 +153,14 @@ async def enqueue(
     result_ids = list(dict.fromkeys(body.eval_result_ids))
     runs: list[Run] = []
     if run_ids:
-        found = {
-            r.id: r
-            for r in (
-                await session.execute(scoped(select(Run), Run, principal).where(Run.id.in_(run_ids)))
-            ).scalars()
-        }
+        found = await runs_service.runs_by_id(session, principal, run_ids)
         missing = [i for i in run_ids if i not in found]
         if missing:
             raise NotFound(f"Run {missing[0]} not found", code="run_not_found", missing=missing[:20])
         runs = [found[i] for i in run_ids]
     results: list[EvalResult] = []
     if result_ids:
-        found_results = {
-            r.id: r
-            for r in (
-                await session.execute(
-                    scoped(select(EvalResult), EvalResult, principal).where(EvalResult.id.in_(result_ids))
-                )
-            ).scalars()
-        }
+        found_results = await evals.results_by_id(session, principal, result_ids)
         missing = [i for i in result_ids if i not in found_results]
         if missing:
             raise NotFound(
@@ -283,23 +275,9 @@ async def subjects(
     """What each item asks to rate (run input and output, or the evaluation case, expected and output)."""
     result_ids = [i.eval_result_id for i in items if i.eval_result_id]
     run_ids = [i.run_id for i in items if i.run_id and not i.eval_result_id]
-    runs: dict[str, Run] = {}
-    if run_ids:
-        rows = await session.execute(scoped(select(Run), Run, principal).where(Run.id.in_(run_ids)))
-        runs = {r.id: r for r in rows.scalars()}
-    results: dict[str, EvalResult] = {}
-    cases: dict[str, DatasetCase] = {}
-    if result_ids:
-        rows_r = await session.execute(
-            scoped(select(EvalResult), EvalResult, principal).where(EvalResult.id.in_(result_ids))
-        )
-        results = {r.id: r for r in rows_r.scalars()}
-        case_ids = sorted({r.case_id for r in results.values()})
-        if case_ids:
-            rows_c = await session.execute(
-                scoped(select(DatasetCase), DatasetCase, principal).where(DatasetCase.id.in_(case_ids))
-            )
-            cases = {c.id: c for c in rows_c.scalars()}
+    runs = await runs_service.runs_by_id(session, principal, run_ids)
+    results = await evals.results_by_id(session, principal, result_ids)
+    cases = await datasets.cases_by_id(session, principal, (r.case_id for r in results.values()))
     out: dict[str, SubjectOut] = {}
     for item in items:
         if item.eval_result_id and item.eval_result_id in results:

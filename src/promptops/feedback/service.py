@@ -44,7 +44,6 @@ from promptops.governance import audit
 from promptops.ids import has_prefix, new_id
 from promptops.pagination import fetch_page, id_cursor
 from promptops.registry import service as registry
-from promptops.registry.models import PromptVersion
 from promptops.runs.service import get_run
 from promptops.tenancy.service import get_scoped, scoped
 
@@ -97,15 +96,8 @@ async def _eval_result(session: AsyncSession, principal: Principal, result_id: s
 async def prompt_ids_of_versions(
     session: AsyncSession, principal: Principal, version_ids: Iterable[str]
 ) -> dict[str, str]:
-    ids = sorted({v for v in version_ids if v})
-    if not ids:
-        return {}
-    rows = await session.execute(
-        scoped(select(PromptVersion.id, PromptVersion.prompt_id), PromptVersion, principal).where(
-            PromptVersion.id.in_(ids)
-        )
-    )
-    return {version_id: prompt_id for version_id, prompt_id in rows.all()}
+    refs = await registry.version_refs(session, principal, version_ids)
+    return {version_id: prompt_id for version_id, (prompt_id, _) in refs.items()}
 
 
 async def subject_of_run(session: AsyncSession, principal: Principal, run_id: str) -> Subject:
@@ -433,15 +425,9 @@ async def prompt_summary(
         scope_prompt = None
     overall, per_version = await _aggregate(session, principal, ids, scope_prompt, since, until)
     wanted = ids if ids is not None else list(per_version)
-    numbers = dict(
-        (
-            await session.execute(
-                scoped(select(PromptVersion.id, PromptVersion.version), PromptVersion, principal).where(
-                    PromptVersion.id.in_(wanted or [""])
-                )
-            )
-        ).all()
-    )
+    numbers = {
+        vid: number for vid, (_, number) in (await registry.version_refs(session, principal, wanted)).items()
+    }
     versions = [
         VersionFeedbackOut(
             version_id=vid, version=numbers.get(vid), **(per_version.get(vid) or _Accumulator()).result()

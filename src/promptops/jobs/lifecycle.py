@@ -8,10 +8,9 @@ A job row is the domain state of a job kind (see :mod:`promptops.jobs.base`): wh
        └─request_cancel─> cancelled (at once while queued; a running job stops at its next beat)
 
 * :class:`JobRow`, the SQLAlchemy mixin of the shared columns and indexes;
-* :data:`TERMINAL` and the status names, the one definition of both;
+* :data:`TERMINAL` and the status names (defined in :mod:`promptops.jobs.states`);
 * :func:`claim`, :func:`beat`, :func:`request_cancel`, :func:`finish`, :func:`fail`: every status change;
 * :func:`start`: create the row and submit the job once that transaction committed;
-* :func:`pinned`: load the rows a job pinned by id (cases, versions), detached;
 * :func:`pending_query`: a job kind's pending query (queued or running rows, resubmitted on start);
 * :func:`list_page`: the newest-first keyset page every job list uses;
 * :class:`JobSpec` and :class:`JobPrincipal`: the base of typed specs stored as JSON in ``spec``, and the
@@ -24,7 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast
 
@@ -149,7 +148,6 @@ class JobRow(Generic[SpecT]):
 
 
 JobT = TypeVar("JobT", bound="JobRow[Any]")
-RowT = TypeVar("RowT")
 OutT = TypeVar("OutT")
 
 
@@ -259,26 +257,6 @@ async def start(
     return out
 
 
-async def pinned(
-    session: AsyncSession, model: type[RowT], project_id: str, ids: Sequence[str]
-) -> dict[str, RowT]:
-    """The rows of ``model`` a job pinned by id (cases, versions), in its project, by id; detached, so they can
-    be used outside ``session``. Ids no longer found are left out."""
-    rows = list(
-        (
-            await session.execute(
-                select(model).where(
-                    model.project_id == project_id,  # type: ignore[attr-defined]
-                    model.id.in_(ids),  # type: ignore[attr-defined]
-                )
-            )
-        ).scalars()
-    )
-    for row in rows:
-        session.expunge(row)
-    return {row.id: row for row in rows}  # type: ignore[attr-defined]
-
-
 # --- reading --------------------------------------------------------------------------------------------
 
 
@@ -320,7 +298,6 @@ __all__ = [
     "finish",
     "list_page",
     "pending_query",
-    "pinned",
     "request_cancel",
     "start",
     "worker_id",

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from promptops.auth.principal import Principal
+from promptops.datasets import service as datasets
 from promptops.datasets.binding import case_variables
 from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
@@ -145,17 +146,10 @@ async def _load(
     runtime: Runtime, optimization: Optimization
 ) -> tuple[PromptVersion, dict[str, DatasetCase], list[search.Candidate]]:
     spec = optimization.spec_model
-    async with runtime.db.transaction() as session:
-        version = (
-            await session.execute(
-                select(PromptVersion).where(
-                    PromptVersion.project_id == optimization.project_id,
-                    PromptVersion.id == optimization.base_version_id,
-                )
-            )
-        ).scalar_one()
-        ids = [*spec.train_case_ids, *spec.val_case_ids]
-        cases = await lifecycle.pinned(session, DatasetCase, optimization.project_id, ids)
+    principal = spec.principal.principal()
+    async with runtime.db.transaction() as session:  # sessions keep their rows usable after the commit
+        version = await registry.get_version_by_id(session, principal, optimization.base_version_id)
+        cases = await datasets.cases_by_id(session, principal, [*spec.train_case_ids, *spec.val_case_ids])
         rows = (
             await session.execute(
                 select(OptimizationCandidate).where(

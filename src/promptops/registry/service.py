@@ -6,7 +6,7 @@ scope every query to the principal's project and append an audit event for every
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +37,7 @@ from promptops.registry.schemas import (
 from promptops.templates import engine, lint
 from promptops.templates import pool as template_pool
 from promptops.tenancy.models import Project
-from promptops.tenancy.service import get_scoped, scoped
+from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
 
 DEFAULT_DEPLOYABLE_LABELS = ("production",)
 
@@ -133,6 +133,28 @@ async def get_version_by_id(session: AsyncSession, principal: Principal, version
         missing=f"Version {version_id} not found",
         code="version_not_found",
     )
+
+
+async def versions_by_id(
+    session: AsyncSession, principal: Principal, version_ids: Iterable[str]
+) -> dict[str, PromptVersion]:
+    """The principal's project's versions with these ids; unknown ids are left out."""
+    return await get_scoped_many(session, principal, PromptVersion, version_ids)
+
+
+async def version_refs(
+    session: AsyncSession, principal: Principal, version_ids: Iterable[str]
+) -> dict[str, tuple[str, int]]:
+    """For each version id of the principal's project: (its prompt id, its number). Unknown ids are left out."""
+    ids = sorted({v for v in version_ids if v})
+    if not ids:
+        return {}
+    rows = await session.execute(
+        scoped(
+            select(PromptVersion.id, PromptVersion.prompt_id, PromptVersion.version), PromptVersion, principal
+        ).where(PromptVersion.id.in_(ids))
+    )
+    return {version_id: (prompt_id, number) for version_id, prompt_id, number in rows.all()}
 
 
 async def select_version(

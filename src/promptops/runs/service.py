@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
 from promptops.pagination import fetch_page, id_cursor
 from promptops.runs.models import Run
-from promptops.tenancy.service import get_scoped, scoped
+from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
 
 
 async def list_runs(
@@ -26,10 +28,15 @@ async def list_runs(
     since: datetime | None = None,
     until: datetime | None = None,
     trace_id: str | None = None,
+    exclude: Select[Any] | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[Run], str | None]:
+    """Runs newest first, filtered; ``exclude``: a select of run ids to leave out (e.g. runs already queued
+    for review by the feedback feature)."""
     stmt = scoped(select(Run), Run, principal)
+    if exclude is not None:
+        stmt = stmt.where(Run.id.not_in(exclude))
     if prompt_id:
         stmt = stmt.where(Run.prompt_id == prompt_id)
     for column, value in (
@@ -55,3 +62,8 @@ async def get_run(session: AsyncSession, principal: Principal, run_id: str) -> R
     return await get_scoped(
         session, principal, Run, run_id, missing=f"Run {run_id} not found", code="run_not_found"
     )
+
+
+async def runs_by_id(session: AsyncSession, principal: Principal, run_ids: Iterable[str]) -> dict[str, Run]:
+    """The principal's project's runs with these ids; unknown ids are left out."""
+    return await get_scoped_many(session, principal, Run, run_ids)

@@ -6,6 +6,8 @@ import type { components, paths } from "./schema";
 
 export type Schemas = components["schemas"];
 export type Problem = Schemas["Problem"];
+/** The query parameters of a GET route, as the server declares them. */
+export type Query<P extends keyof paths> = paths[P] extends { get: { parameters: { query?: infer Q } } } ? NonNullable<Q> : never;
 
 const PROJECT_KEY = "promptops.project";
 

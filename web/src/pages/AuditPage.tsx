@@ -3,13 +3,15 @@
 import { Alert, Button, Code, Group, Loader, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { Fragment, useState } from "react";
-import { useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { useCan } from "../auth";
 import { OK_COLOR } from "../colors";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { Pager, useCursorPages } from "../components/Paging";
+import { useUrlFilters } from "../urlFilters";
 
-type Filters = { promptId?: string; user?: string; eventType?: string; from?: string; to?: string };
+const FILTER_KEYS = ["promptId", "user", "eventType", "from", "to"] as const;
+type Filters = Partial<Record<(typeof FILTER_KEYS)[number], string>>;
 const EXPORT_LIMIT = 100_000;
 
 function VerifyBanner() {
@@ -50,26 +52,16 @@ async function exportAll(filters: Filters): Promise<void> {
 
 export default function AuditPage() {
   const canVerify = useCan("audit:verify");
-  const [params, setParams] = useSearchParams();
-  const [cursors, setCursors] = useState<string[]>([]);
+  const pages = useCursorPages();
+  const { filters, setFilter } = useUrlFilters(FILTER_KEYS, pages.reset);
   const [open, setOpen] = useState<string | null>(null);
   const [exporting, setExporting] = useState<unknown>(null);
-  const filters: Filters = Object.fromEntries(
-    ["promptId", "user", "eventType", "from", "to"].flatMap((k) => (params.get(k) ? [[k, params.get(k)!]] : [])),
-  );
-  const query = { ...filters, cursor: cursors.at(-1), limit: 50 };
+  const query = { ...filters, cursor: pages.cursor, limit: 50 };
   const events = useQuery({
     queryKey: ["audit", query],
     queryFn: () => unwrap(api.GET("/api/v1/audit", { params: { query } })),
     placeholderData: keepPreviousData,
   });
-  function setFilter(key: string, value: string) {
-    const next = new URLSearchParams(params);
-    if (value) next.set(key, key === "from" || key === "to" ? new Date(value).toISOString() : value);
-    else next.delete(key);
-    setParams(next, { replace: true });
-    setCursors([]);
-  }
   const local = (iso?: string) => (iso ? iso.slice(0, 16) : "");
   return (
     <Stack>
@@ -134,14 +126,7 @@ export default function AuditPage() {
           </Table.Tbody>
         </Table>
       )}
-      <Group>
-        <Button variant="default" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Newer
-        </Button>
-        <Button variant="default" disabled={!events.data?.nextCursor} onClick={() => events.data?.nextCursor && setCursors([...cursors, events.data.nextCursor])}>
-          Older
-        </Button>
-      </Group>
+      <Pager pages={pages} nextCursor={events.data?.nextCursor} labels={["Newer", "Older"]} />
     </Stack>
   );
 }

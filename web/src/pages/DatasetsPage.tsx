@@ -7,6 +7,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { ApiError, api, sessionHeaders, unwrap } from "../api/client";
 import { useCan } from "../auth";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { Pager, useCursorPages } from "../components/Paging";
 
 const PREVIEW_LINES = 6;
 type Format = "csv" | "jsonl" | "json";
@@ -168,18 +169,18 @@ export default function DatasetsPage() {
 export function DatasetDetail() {
   const name = useParams()["*"] ?? "";
   const [version, setVersion] = useState<string | null>(null);
-  const [cursors, setCursors] = useState<string[]>([]);
+  const pages = useCursorPages();
   const versions = useQuery({
     queryKey: ["dataset", name, "versions"],
     queryFn: () => unwrap(api.GET("/api/v1/datasets/{name}/versions", { params: { path: { name }, query: { limit: 200 } } })),
   });
   const current = version ?? (versions.data?.items[0] ? String(versions.data.items[0].version) : null);
   const cases = useQuery({
-    queryKey: ["dataset", name, "cases", current, cursors.at(-1)],
+    queryKey: ["dataset", name, "cases", current, pages.cursor],
     queryFn: () =>
       unwrap(
         api.GET("/api/v1/datasets/{name}/versions/{version}/cases", {
-          params: { path: { name, version: Number(current) }, query: { cursor: cursors.at(-1), limit: 50 } },
+          params: { path: { name, version: Number(current) }, query: { cursor: pages.cursor, limit: 50 } },
         }),
       ),
     enabled: current !== null,
@@ -199,7 +200,7 @@ export function DatasetDetail() {
           value={current}
           onChange={(v) => {
             setVersion(v);
-            setCursors([]);
+            pages.reset();
           }}
           w={360}
         />
@@ -250,14 +251,7 @@ export function DatasetDetail() {
           </Table.Tbody>
         </Table>
       )}
-      <Group>
-        <Button variant="default" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Previous page
-        </Button>
-        <Button variant="default" disabled={!cases.data?.nextCursor} onClick={() => cases.data?.nextCursor && setCursors([...cursors, cases.data.nextCursor])}>
-          Next page
-        </Button>
-      </Group>
+      <Pager pages={pages} nextCursor={cases.data?.nextCursor} />
     </Stack>
   );
 }

@@ -17,11 +17,13 @@ import {
 import { useDebouncedValue } from "@mantine/hooks";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { Link, useNavigate, useSearchParams } from "react-router";
+import { Link, useNavigate } from "react-router";
 import { api, unwrap } from "../api/client";
 import { useCan } from "../auth";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { Pager, useCursorPages } from "../components/Paging";
 import { promptUrl } from "../paths";
+import { useUrlFilters } from "../urlFilters";
 
 const PAGE = 50;
 
@@ -75,30 +77,19 @@ function CreatePromptModal({ opened, onClose }: { opened: boolean; onClose: () =
 }
 
 export default function LibraryPage() {
-  const [params, setParams] = useSearchParams();
-  const [search, setSearch] = useState(params.get("q") ?? "");
+  const pages = useCursorPages();
+  const { filters, setFilter } = useUrlFilters(["q", "tag", "label", "prefix"] as const, pages.reset);
+  const [search, setSearch] = useState(filters.q ?? "");
   const [debounced] = useDebouncedValue(search, 250);
-  const [cursors, setCursors] = useState<string[]>([]);
   const [creating, setCreating] = useState(false);
   const canWrite = useCan("prompt:write");
-  const tag = params.get("tag") || undefined;
-  const label = params.get("label") || undefined;
-  const prefix = params.get("prefix") || undefined;
-  const cursor = cursors.at(-1);
-  const query = { q: debounced || undefined, tag, label, prefix, cursor, limit: PAGE };
+  const { tag, label, prefix } = filters;
+  const query = { q: debounced || undefined, tag, label, prefix, cursor: pages.cursor, limit: PAGE };
   const prompts = useQuery({
     queryKey: ["prompts", query],
     queryFn: () => unwrap(api.GET("/api/v1/prompts", { params: { query } })),
     placeholderData: keepPreviousData,
   });
-
-  function setFilter(key: string, value: string) {
-    const next = new URLSearchParams(params);
-    if (value) next.set(key, value);
-    else next.delete(key);
-    setParams(next, { replace: true });
-    setCursors([]);
-  }
 
   return (
     <Stack>
@@ -178,18 +169,7 @@ export default function LibraryPage() {
           </Table.Tbody>
         </Table>
       )}
-      <Group>
-        <Button variant="default" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Previous page
-        </Button>
-        <Button
-          variant="default"
-          disabled={!prompts.data?.nextCursor}
-          onClick={() => prompts.data?.nextCursor && setCursors([...cursors, prompts.data.nextCursor])}
-        >
-          Next page
-        </Button>
-      </Group>
+      <Pager pages={pages} nextCursor={prompts.data?.nextCursor} />
       {creating && <CreatePromptModal opened={creating} onClose={() => setCreating(false)} />}
     </Stack>
   );

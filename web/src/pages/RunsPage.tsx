@@ -1,12 +1,13 @@
 // Every recorded model call (playground, evaluations, SDKs, gateway): filters kept in the address, newest first
 // with paging, and one run's full record on its own page (/runs/<id>).
-import { Anchor, Badge, Button, Code, Group, SimpleGrid, Stack, Table, Text, TextInput, Title, Select } from "@mantine/core";
+import { Anchor, Badge, Code, Group, SimpleGrid, Stack, Table, Text, TextInput, Title, Select } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
-import { useState } from "react";
-import { Link, useParams, useSearchParams } from "react-router";
-import { api, unwrap, type Schemas } from "../api/client";
+import { Link, useParams } from "react-router";
+import { api, unwrap, type Query, type Schemas } from "../api/client";
 import { CHANGE_COLOR, OK_COLOR } from "../colors";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { Pager, useCursorPages } from "../components/Paging";
+import { useUrlFilters } from "../urlFilters";
 
 type Run = Schemas["RunOut"];
 const FILTERS = ["prompt", "model", "provider", "status", "source", "from", "to"] as const;
@@ -66,22 +67,15 @@ export function RunDetail() {
 }
 
 export default function RunsPage() {
-  const [params, setParams] = useSearchParams();
-  const [cursors, setCursors] = useState<string[]>([]);
-  const filters = Object.fromEntries(FILTERS.flatMap((k) => (params.get(k) ? [[k, params.get(k)!]] : [])));
-  const query = { ...filters, cursor: cursors.at(-1), limit: 50 };
+  const pages = useCursorPages();
+  const { filters, setFilter } = useUrlFilters(FILTERS, pages.reset);
+  // The address holds whatever was typed; the server checks the values (a bad one is a 422 shown below).
+  const query = { ...filters, cursor: pages.cursor, limit: 50 } as Query<"/api/v1/runs">;
   const runs = useQuery({
     queryKey: ["runs", query],
     queryFn: () => unwrap(api.GET("/api/v1/runs", { params: { query } })),
     placeholderData: keepPreviousData,
   });
-  function setFilter(key: string, value: string | null) {
-    const next = new URLSearchParams(params);
-    if (value) next.set(key, key === "from" || key === "to" ? new Date(value).toISOString() : value);
-    else next.delete(key);
-    setParams(next, { replace: true });
-    setCursors([]);
-  }
   return (
     <Stack>
       <Title order={1} size="h2">
@@ -138,14 +132,7 @@ export default function RunsPage() {
           </Table.Tbody>
         </Table>
       )}
-      <Group>
-        <Button variant="default" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Newer
-        </Button>
-        <Button variant="default" disabled={!runs.data?.nextCursor} onClick={() => runs.data?.nextCursor && setCursors([...cursors, runs.data.nextCursor])}>
-          Older
-        </Button>
-      </Group>
+      <Pager pages={pages} nextCursor={runs.data?.nextCursor} labels={["Newer", "Older"]} />
     </Stack>
   );
 }

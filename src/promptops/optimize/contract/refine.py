@@ -31,12 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
+from promptops.datasets import service as datasets
 from promptops.datasets.binding import case_variables
-from promptops.datasets.models import DatasetCase
 from promptops.errors import ValidationProblem
 from promptops.evals import quick
 from promptops.evals import service as evals
@@ -261,15 +260,7 @@ async def _add_run_results(
         raise ValidationProblem(
             f"Evaluation {run.id} has no results for version {parent.id}", code="no_results_for_version"
         )
-    case_ids = list({r.case_id for r in results})
-    rows = (
-        await session.execute(
-            select(DatasetCase).where(
-                DatasetCase.id.in_(case_ids), DatasetCase.project_id == principal.project_id
-            )
-        )
-    ).scalars()
-    by_id = {c.id: c for c in rows}
+    by_id = await datasets.cases_by_id(session, principal, (r.case_id for r in results))
     failed = [r for r in results if not r.passed and r.case_id in by_id]
     passed = [r for r in results if r.passed and r.case_id in by_id]
     for r in failed:
