@@ -9,6 +9,7 @@ import { OK_COLOR } from "../colors";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { Pager, useCursorPages } from "../components/Paging";
 import { useUrlFilters } from "../urlFilters";
+import { TableHead } from "../components/TableHead";
 
 const FILTER_KEYS = ["promptId", "user", "eventType", "from", "to"] as const;
 type Filters = Partial<Record<(typeof FILTER_KEYS)[number], string>>;
@@ -89,16 +90,7 @@ export default function AuditPage() {
       {events.data && events.data.events.length === 0 && <Text>No event matches these filters.</Text>}
       {events.data && events.data.events.length > 0 && (
         <Table aria-label="Audit events" striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Seq</Table.Th>
-              <Table.Th>Time</Table.Th>
-              <Table.Th>Event</Table.Th>
-              <Table.Th>Actor</Table.Th>
-              <Table.Th>Prompt</Table.Th>
-              <Table.Th>Payload</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead columns={["Seq", "Time", "Event", "Actor", "Prompt", "Payload"]} />
           <Table.Tbody>
             {events.data.events.map((e: Schemas["AuditEventRecord"]) => (
               <Fragment key={e.id}>

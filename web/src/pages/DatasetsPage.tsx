@@ -8,6 +8,7 @@ import { ApiError, api, sessionHeaders, unwrap } from "../api/client";
 import { useCan } from "../auth";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { Pager, useCursorPages } from "../components/Paging";
+import { TableHead } from "../components/TableHead";
 
 const PREVIEW_LINES = 6;
 type Format = "csv" | "jsonl" | "json";
@@ -137,14 +138,7 @@ export default function DatasetsPage() {
       {datasets.data && datasets.data.items.length === 0 && <Text>No datasets{q ? " match" : " yet"}.</Text>}
       {datasets.data && datasets.data.items.length > 0 && (
         <Table aria-label="Datasets" striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Description</Table.Th>
-              <Table.Th>Latest</Table.Th>
-              <Table.Th>Updated</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead columns={["Name", "Description", "Latest", "Updated"]} />
           <Table.Tbody>
             {datasets.data.items.map((d) => (
               <Table.Tr key={d.id}>
@@ -221,15 +215,7 @@ export function DatasetDetail() {
       )}
       {cases.data && cases.data.items.length > 0 && (
         <Table aria-label="Cases" striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>#</Table.Th>
-              <Table.Th>Key</Table.Th>
-              <Table.Th>Input</Table.Th>
-              <Table.Th>Expected</Table.Th>
-              <Table.Th>Tags</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead columns={["#", "Key", "Input", "Expected", "Tags"]} />
           <Table.Tbody>
             {cases.data.items.map((c) => (
               <Table.Tr key={c.id}>

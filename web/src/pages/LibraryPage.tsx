@@ -24,6 +24,7 @@ import { ErrorNotice } from "../components/ErrorNotice";
 import { Pager, useCursorPages } from "../components/Paging";
 import { promptUrl } from "../paths";
 import { useUrlFilters } from "../urlFilters";
+import { TableHead } from "../components/TableHead";
 
 const PAGE = 50;
 
@@ -125,16 +126,7 @@ export default function LibraryPage() {
       )}
       {prompts.data && prompts.data.items.length > 0 && (
         <Table striped highlightOnHover aria-label="Prompts">
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Description</Table.Th>
-              <Table.Th>Tags</Table.Th>
-              <Table.Th>Labels</Table.Th>
-              <Table.Th>Latest</Table.Th>
-              <Table.Th>Updated</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead columns={["Name", "Description", "Tags", "Labels", "Latest", "Updated"]} />
           <Table.Tbody>
             {prompts.data.items.map((prompt) => (
               <Table.Tr key={prompt.id}>

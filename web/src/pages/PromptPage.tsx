@@ -23,6 +23,7 @@ import { useCan } from "../auth";
 import { SEVERITY_COLOR } from "../colors";
 import { DiffView } from "../components/DiffView";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { TableHead } from "../components/TableHead";
 
 type Version = Schemas["VersionOut"];
 
@@ -89,16 +90,7 @@ function VersionsTab({ versions, onPick, picked }: { versions: Version[]; picked
   return (
     <Stack>
       <Table highlightOnHover aria-label="Versions">
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Version</Table.Th>
-            <Table.Th>Message</Table.Th>
-            <Table.Th>Source</Table.Th>
-            <Table.Th>Author</Table.Th>
-            <Table.Th>Created</Table.Th>
-            <Table.Th>Labels</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
+        <TableHead columns={["Version", "Message", "Source", "Author", "Created", "Labels"]} />
         <Table.Tbody>
           {versions.map((v) => (
             <Table.Tr key={v.id} onClick={() => onPick(v.version)} style={{ cursor: "pointer" }}>
@@ -287,14 +279,7 @@ function LabelsTab({ name, versions, labels, history }: { name: string; versions
   return (
     <Stack>
       <Table aria-label="Labels">
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Label</Table.Th>
-            <Table.Th>Version</Table.Th>
-            <Table.Th>Updated</Table.Th>
-            <Table.Th>Actions</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
+        <TableHead columns={["Label", "Version", "Updated", "Actions"]} />
         <Table.Tbody>
           {labels.map((label) => (
             <Table.Tr key={label.name}>
@@ -323,17 +308,7 @@ function LabelsTab({ name, versions, labels, history }: { name: string; versions
         History
       </Title>
       <Table aria-label="Label history">
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>When</Table.Th>
-            <Table.Th>Label</Table.Th>
-            <Table.Th>Action</Table.Th>
-            <Table.Th>From</Table.Th>
-            <Table.Th>To</Table.Th>
-            <Table.Th>Reason</Table.Th>
-            <Table.Th>By</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
+        <TableHead columns={["When", "Label", "Action", "From", "To", "Reason", "By"]} />
         <Table.Tbody>
           {history.map((event) => (
             <Table.Tr key={event.id}>

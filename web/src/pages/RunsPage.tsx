@@ -8,6 +8,7 @@ import { CHANGE_COLOR, OK_COLOR } from "../colors";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { Pager, useCursorPages } from "../components/Paging";
 import { useUrlFilters } from "../urlFilters";
+import { TableHead } from "../components/TableHead";
 
 type Run = Schemas["RunOut"];
 const FILTERS = ["prompt", "model", "provider", "status", "source", "from", "to"] as const;
@@ -94,18 +95,7 @@ export default function RunsPage() {
       {runs.data && runs.data.items.length === 0 && <Text>No run matches these filters.</Text>}
       {runs.data && runs.data.items.length > 0 && (
         <Table aria-label="Runs" striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>When</Table.Th>
-              <Table.Th>Run</Table.Th>
-              <Table.Th>Model</Table.Th>
-              <Table.Th>Source</Table.Th>
-              <Table.Th>Status</Table.Th>
-              <Table.Th>Tokens</Table.Th>
-              <Table.Th>Cost</Table.Th>
-              <Table.Th>Latency</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
+          <TableHead columns={["When", "Run", "Model", "Source", "Status", "Tokens", "Cost", "Latency"]} />
           <Table.Tbody>
             {runs.data.items.map((r) => (
               <Table.Tr key={r.id}>

@@ -23,6 +23,7 @@ import { useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { useCan } from "../auth";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { TableHead } from "../components/TableHead";
 
 const ROLES: Schemas["MeOut"]["role"][] = ["Viewer", "QAAnalyst", "PromptEngineer", "PromptOpsAdmin", "ComplianceOfficer"];
 type Role = Schemas["MeOut"]["role"];
@@ -60,14 +61,7 @@ function Members() {
     <Stack>
       <ErrorNotice error={members.error ?? change.error ?? remove.error} />
       <Table aria-label="Members">
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Email</Table.Th>
-            <Table.Th>Role</Table.Th>
-            <Table.Th>Since</Table.Th>
-            <Table.Th />
-          </Table.Tr>
-        </Table.Thead>
+        <TableHead columns={["Email", "Role", "Since", ""]} />
         <Table.Tbody>
           {(members.data ?? []).map((m) => (
             <Table.Tr key={m.userId}>
@@ -138,16 +132,7 @@ function ApiKeys() {
     <Stack>
       <ErrorNotice error={keys.error ?? revoke.error} />
       <Table aria-label="API keys">
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Name</Table.Th>
-            <Table.Th>Prefix</Table.Th>
-            <Table.Th>Role</Table.Th>
-            <Table.Th>Last used</Table.Th>
-            <Table.Th>State</Table.Th>
-            <Table.Th />
-          </Table.Tr>
-        </Table.Thead>
+        <TableHead columns={["Name", "Prefix", "Role", "Last used", "State", ""]} />
         <Table.Tbody>
           {(keys.data ?? []).map((k) => (
             <Table.Tr key={k.id}>
@@ -234,15 +219,7 @@ function Providers() {
     <Stack>
       <ErrorNotice error={connections.error ?? remove.error} />
       <Table aria-label="Provider connections">
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>Name</Table.Th>
-            <Table.Th>Type</Table.Th>
-            <Table.Th>Base URL</Table.Th>
-            <Table.Th>Key</Table.Th>
-            <Table.Th />
-          </Table.Tr>
-        </Table.Thead>
+        <TableHead columns={["Name", "Type", "Base URL", "Key", ""]} />
         <Table.Tbody>
           {(connections.data ?? []).map((c) => (
             <Table.Tr key={c.name}>

@@ -26,6 +26,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import { SEVERITY_COLOR } from "../colors";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { TemplateEditor } from "../components/TemplateEditor";
+import { TableHead } from "../components/TableHead";
 
 type Version = Schemas["VersionOut"];
 type Variable = { name: string; type: string; required: boolean; default: string; description: string };
@@ -199,16 +200,7 @@ export default function VersionEditor({ name, base, onSaved }: { name: string; b
             </Group>
           )}
           <Table aria-label="Variables">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Name</Table.Th>
-                <Table.Th>Type</Table.Th>
-                <Table.Th>Required</Table.Th>
-                <Table.Th>Default (JSON)</Table.Th>
-                <Table.Th>Sample value</Table.Th>
-                <Table.Th />
-              </Table.Tr>
-            </Table.Thead>
+            <TableHead columns={["Name", "Type", "Required", "Default (JSON)", "Sample value", ""]} />
             <Table.Tbody>
               {variables.map((v, index) => (
                 <Table.Tr key={index}>
