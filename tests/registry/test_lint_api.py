@@ -218,3 +218,17 @@ async def test_protected_label_refuses_a_version_failing_lint(api: Api) -> None:
         json={"template": "Hi {{ who }}", "labels": ["production"]},
     )
     assert r.status_code == 201, r.text
+
+
+async def test_rule_catalog_shows_project_settings(api: Api) -> None:
+    rules = (await api.get("/api/v1/lint/rules")).json()
+    assert rules[0]["id"] == "PL001" and all(r["enabled"] for r in rules)
+    assert all(r["severity"] == r["defaultSeverity"] and r["catches"] and r["fix"] for r in rules)
+    r = await set_lint(api, {"disabled": ["PL002"], "severity": {"syntax-error": "warning"}})
+    assert r.status_code == 200, r.text
+    by_id = {rule["id"]: rule for rule in (await api.get("/api/v1/lint/rules")).json()}
+    assert by_id["PL002"]["enabled"] is False
+    assert by_id["PL001"]["severity"] == "warning" and by_id["PL001"]["defaultSeverity"] == "error"
+    viewer = await api.make_key("Viewer")
+    assert (await api.get("/api/v1/lint/rules", key=viewer["key"])).status_code == 200
+    assert (await api.get("/api/v1/lint/rules", key=None)).status_code == 401

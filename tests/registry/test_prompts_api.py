@@ -262,3 +262,80 @@ async def test_invalid_label_names_are_422(api: Api) -> None:
     assert r.status_code == 422 and r.json()["code"] == "invalid_label"
     r = await api.get("/api/v1/prompts", params={"cursor": "!!!"})
     assert r.status_code == 422 and r.json()["code"] == "invalid_cursor"
+
+
+async def test_library_filters_model_author_updated_and_sort(api: Api) -> None:
+    first = await create(api, {**TRIAGE, "name": "lib/alpha"})
+    await create(
+        api,
+        {**TRIAGE, "name": "lib/beta", "modelConfig": {"provider": "openai", "model": "gpt-4o-mini"}},
+    )
+    engineer = await api.make_key("PromptEngineer", "writer")
+    r = await api.post(
+        "/api/v1/prompts/lib/alpha/versions",
+        json={"template": "v2 {{ ticket }}", "variables": TRIAGE["variables"]},
+        key=engineer["key"],
+    )
+    assert r.status_code == 201, r.text
+    v2 = r.json()
+
+    def names(r: Any) -> list[str]:
+        assert r.status_code == 200, r.text
+        return [p["name"] for p in r.json()["items"]]
+
+    # model: the latest version's model config (alpha's v2 has no model config any more)
+    assert names(await api.get("/api/v1/prompts", params={"prefix": "lib", "model": "gpt-4o-mini"})) == [
+        "lib/beta"
+    ]
+    assert names(await api.get("/api/v1/prompts", params={"prefix": "lib", "model": "gemma-3-270m"})) == []
+    # author: anyone who wrote a version
+    author = v2["version"]["createdBy"]
+    assert author and author != first["version"]["createdBy"]
+    assert names(await api.get("/api/v1/prompts", params={"prefix": "lib", "author": author})) == [
+        "lib/alpha"
+    ]
+    # updated: most recent first, and a time window
+    assert names(await api.get("/api/v1/prompts", params={"prefix": "lib", "sort": "updated"})) == [
+        "lib/alpha",
+        "lib/beta",
+    ]
+    page = (await api.get("/api/v1/prompts", params={"prefix": "lib", "sort": "updated", "limit": 1})).json()
+    rest = await api.get(
+        "/api/v1/prompts",
+        params={"prefix": "lib", "sort": "updated", "limit": 1, "cursor": page["nextCursor"]},
+    )
+    assert [p["name"] for p in page["items"]] + names(rest) == ["lib/alpha", "lib/beta"]
+    since = first["prompt"]["createdAt"]
+    assert "lib/alpha" in names(await api.get("/api/v1/prompts", params={"updatedAfter": since}))
+    assert names(await api.get("/api/v1/prompts", params={"prefix": "lib", "updatedBefore": since})) == []
+    # bad input is a clear 4xx
+    r = await api.get("/api/v1/prompts", params={"sort": "size"})
+    assert r.status_code == 422 and "sort" in r.text
+    r = await api.get("/api/v1/prompts", params={"sort": "updated", "cursor": "bm90IGEgY3Vyc29y"})
+    assert r.status_code == 422 and "cursor" in r.text.lower()
+
+
+async def test_fork_lineage_both_ways(api: Api) -> None:
+    await create(api, {**TRIAGE, "name": "tree/root"})
+    await add_version(api, "tree/root", "second {{ ticket }}")
+    for new_name, version in [("tree/child-a", 1), ("tree/child-b", 2)]:
+        r = await api.post("/api/v1/prompts/tree/root/fork", json={"newName": new_name, "version": version})
+        assert r.status_code == 201, r.text
+    r = await api.post("/api/v1/prompts/tree/child-a/fork", json={"newName": "tree/grandchild"})
+    assert r.status_code == 201, r.text
+
+    root = (await api.get("/api/v1/prompts/tree/root/lineage")).json()
+    assert root["forkedFrom"] == []
+    assert [(f["prompt"], f["fromVersion"]) for f in root["forks"]] == [
+        ("tree/child-b", 2),
+        ("tree/child-a", 1),
+    ]
+    child = (await api.get("/api/v1/prompts/tree/child-a/lineage")).json()
+    assert [(f["fromPrompt"], f["fromVersion"], f["version"]) for f in child["forkedFrom"]] == [
+        ("tree/root", 1, 1)
+    ]
+    assert [f["prompt"] for f in child["forks"]] == ["tree/grandchild"]
+    # a new version of the same prompt is not a fork
+    await add_version(api, "tree/child-a", "edited {{ ticket }}")
+    assert len((await api.get("/api/v1/prompts/tree/child-a/lineage")).json()["forkedFrom"]) == 1
+    assert (await api.get("/api/v1/prompts/tree/missing/lineage")).status_code == 404

@@ -96,6 +96,17 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
   const labels = await adminApi(server.url, "GET", "/api/v1/prompts/e2e/greeting/labels");
   assert.equal(labels.find((l) => l.name === "production").version, 1);
 
+  // Fork v2 into a new prompt: its lineage names where it came from, and the original lists the fork.
+  await page.getByRole("tab", { name: "Lineage" }).click();
+  await page.getByText("This prompt was not forked from another one.").waitFor();
+  await page.getByLabel("New prompt name").fill("e2e/greeting-formal");
+  await page.getByRole("button", { name: "Fork", exact: true }).click();
+  await page.waitForURL(/\/prompts\/e2e\/greeting-formal\?tab=lineage/);
+  await page.getByRole("table", { name: "Forked from" }).getByRole("link", { name: "e2e/greeting@v2" }).waitFor();
+  await expectAccessible(page, "lineage");
+  await page.getByRole("table", { name: "Forked from" }).getByRole("link", { name: "e2e/greeting@v2" }).click();
+  await page.getByRole("table", { name: "Forks of this prompt" }).getByRole("link", { name: "e2e/greeting-formal@v1" }).waitFor();
+
   // A call to the embedded model shows in the runs explorer, with its full record one click away.
   await adminApi(server.url, "POST", "/api/v1/playground/run", {
     prompt: "e2e/greeting@production",
@@ -208,6 +219,35 @@ test("an admin creates an API key, sees it once, and revokes it", async () => {
   await page.getByRole("table", { name: "Provider connections" }).getByText("local").first().waitFor();
   await expectAccessible(page, "settings");
   await screenshot(page, "settings");
+
+  // A project price for a model; it is what the catalog now answers.
+  await page.getByRole("tab", { name: "Model prices" }).click();
+  await page.getByRole("button", { name: "Add a model price" }).click();
+  const priceForm = page.getByRole("dialog", { name: "Add a model price" });
+  await priceForm.getByLabel("Provider").fill("openai");
+  await priceForm.getByLabel("Model").fill("e2e-model");
+  await priceForm.getByLabel("Input, USD per 1M tokens").fill("1.5");
+  await priceForm.getByLabel("Output, USD per 1M tokens").fill("6");
+  await priceForm.getByRole("button", { name: "Save price" }).click();
+  await page.getByRole("table", { name: "Model prices" }).getByRole("row", { name: /e2e-model/ }).getByText("this project").waitFor();
+  await expectAccessible(page, "model prices");
+  const models = await adminApi(server.url, "GET", "/api/v1/models");
+  assert.equal(models.find((m) => m.model === "e2e-model").outputPer1M, 6);
+
+  // Protect staging as a deployment label and turn one lint rule off.
+  await page.getByRole("tab", { name: "Labels and lint" }).click();
+  const deployment = page.getByRole("combobox", { name: "Deployment labels" });
+  await deployment.fill("staging");
+  await deployment.press("Enter");
+  await page.getByRole("switch", { name: /^Run PL002/ }).uncheck({ force: true });
+  await expectAccessible(page, "labels and lint");
+  await screenshot(page, "settings-policy");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Settings saved.").waitFor();
+  const rules = await adminApi(server.url, "GET", "/api/v1/lint/rules");
+  assert.equal(rules.find((r) => r.id === "PL002").enabled, false);
+  const projects = await adminApi(server.url, "GET", "/api/v1/projects");
+  assert.deepEqual(projects[0].settings.deployableLabels, ["production", "staging"]);
   await context.close();
 });
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,9 +26,12 @@ from promptops.registry.schemas import (
     LabelEventOut,
     LabelMoveOut,
     LabelOut,
+    LineageLinkOut,
+    LineageOut,
     LintFindingOut,
     LintIn,
     LintOut,
+    LintRuleOut,
     LintSummary,
     PreviewIn,
     PreviewOut,
@@ -47,7 +51,7 @@ from promptops.registry.schemas import (
 )
 from promptops.runtime import runtime_of
 from promptops.templates import lint
-from promptops.validation import DB_INT_MAX, Ref, VersionRef
+from promptops.validation import DB_INT_MAX, BoundedDatetime, Ref, VersionRef
 
 
 class _PromptRefConvertor(Convertor[str]):
@@ -173,21 +177,37 @@ async def list_prompts(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     label: Annotated[str | None, Query(max_length=63)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in name or description")] = None,
+    model: Annotated[
+        str | None, Query(max_length=200, description="Model named by the latest version's model config")
+    ] = None,
+    author: Annotated[str | None, Query(max_length=40, description="User id that wrote a version")] = None,
+    updated_after: Annotated[
+        datetime | None, Query(alias="updatedAfter", description="Updated at or after"), BoundedDatetime
+    ] = None,
+    updated_before: Annotated[
+        datetime | None, Query(alias="updatedBefore", description="Updated before"), BoundedDatetime
+    ] = None,
+    sort: Annotated[
+        Literal["name", "updated"], Query(description="name (A→Z) or updated (most recent first)")
+    ] = "name",
     archived: bool = False,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Limit = 50,
 ) -> PromptPage:
+    filters = service.PromptFilter(
+        prefix=prefix,
+        tag=tag,
+        label=label,
+        query=q,
+        archived=archived,
+        model=model,
+        author=author,
+        updated_after=updated_after,
+        updated_before=updated_before,
+    )
     async with runtime_of(request).db.transaction() as session:
         prompts, next_cursor = await service.list_prompts(
-            session,
-            principal,
-            prefix=prefix,
-            tag=tag,
-            label=label,
-            query=q,
-            archived=archived,
-            cursor=cursor,
-            limit=limit,
+            session, principal, filters, sort=sort, cursor=cursor, limit=limit
         )
         ids = [p.id for p in prompts]
         labels = await service.label_versions(session, ids)
@@ -256,6 +276,29 @@ async def list_labels(name: Ref, request: Request, principal: Reader) -> list[La
         )
         for n, lbl in sorted(labels.items())
     ]
+
+
+@router.get(
+    "/{name:prompt}/lineage",
+    response_model=LineageOut,
+    summary="Fork lineage: which prompt this one was forked from, and the prompts forked from it",
+)
+async def lineage(name: Ref, request: Request, principal: Reader) -> LineageOut:
+    async with runtime_of(request).db.transaction() as session:
+        prompt, sources, forks = await service.lineage(session, principal, name)
+
+    def link(edge: service.LineageLink) -> LineageLinkOut:
+        return LineageLinkOut(
+            prompt=edge.prompt_name,
+            version=edge.version,
+            from_prompt=edge.from_prompt_name,
+            from_version=edge.from_version,
+            created_at=edge.created_at,
+        )
+
+    return LineageOut(
+        name=prompt.name, forked_from=[link(e) for e in sources], forks=[link(e) for e in forks]
+    )
 
 
 @router.get("/{name:prompt}/history", response_model=list[LabelEventOut], summary="Label move history")
@@ -498,6 +541,26 @@ async def lint_prompt(body: LintIn, request: Request, principal: Reader) -> Lint
             session, principal, body, output_labels=body.output_labels, config=config
         )
     return lint_out(findings, config, body.labels, name=body.name)
+
+
+@lint_router.get(
+    "/rules", response_model=list[LintRuleOut], summary="Every lint rule, as this project's settings apply it"
+)
+async def lint_rules(request: Request, principal: Reader) -> list[LintRuleOut]:
+    async with runtime_of(request).db.transaction() as session:
+        config = await service.lint_config(session, principal.project_id)
+    return [
+        LintRuleOut(
+            id=rule.id,
+            name=rule.name,
+            default_severity=rule.severity,
+            severity=config.severity.get(rule.id, rule.severity),
+            enabled=rule.id not in config.disabled,
+            catches=rule.catches,
+            fix=rule.fix,
+        )
+        for rule in lint.RULES
+    ]
 
 
 # --- preview --------------------------------------------------------------------------------------------------

@@ -320,6 +320,32 @@ class LintIn(CreateVersionIn):
     )
 
 
+class LineageLinkOut(ApiOut):
+    prompt: str = Field(description="The prompt that holds the forked version")
+    version: int
+    from_prompt: str = Field(description="The prompt it was forked from")
+    from_version: int
+    created_at: datetime
+
+
+class LineageOut(ApiOut):
+    name: str
+    forked_from: list[LineageLinkOut] = Field(
+        description="Versions of this prompt copied from another prompt"
+    )
+    forks: list[LineageLinkOut] = Field(description="Prompts forked from a version of this one, newest first")
+
+
+class LintRuleOut(ApiOut):
+    id: str
+    name: str
+    default_severity: Literal["error", "warning", "info"]
+    severity: Literal["error", "warning", "info"] = Field(description="With this project's overrides")
+    enabled: bool = Field(description="False when this project's lint settings disable it")
+    catches: str
+    fix: str
+
+
 class LintSummary(ApiOut):
     error: int
     warning: int

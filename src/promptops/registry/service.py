@@ -8,11 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Integer, Select, String, bindparam, cast, delete, func, null, select, union_all
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from promptops.auth.principal import Principal
 from promptops.cache import TTLCache
@@ -21,7 +35,14 @@ from promptops.errors import Conflict, NotFound, ProblemError, ValidationProblem
 from promptops.governance import audit
 from promptops.governance.rbac import Permission
 from promptops.ids import has_prefix, new_id
-from promptops.pagination import decode_cursor, decode_int_cursor, encode_cursor, fetch_page, filter_by_name
+from promptops.pagination import (
+    decode_cursor,
+    decode_int_cursor,
+    encode_cursor,
+    fetch_page,
+    filter_by_name,
+    invalid_cursor,
+)
 from promptops.providers import service as providers
 from promptops.registry.hashing import content_hash
 from promptops.registry.models import LabelEvent, Prompt, PromptLabel, PromptTag, PromptVersion
@@ -887,38 +908,95 @@ async def label_history(
 # --- listing --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PromptFilter:
+    """What the library list can narrow on; every field is optional (None = no condition)."""
+
+    prefix: str | None = None
+    tag: str | None = None
+    label: str | None = None
+    query: str | None = None
+    archived: bool = False
+    model: str | None = None  # the model named in the latest version's model config
+    author: str | None = None  # a user id that wrote at least one version
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+
+
+PromptSort = Literal["name", "updated"]
+
+
+def _updated_cursor(prompt: Prompt) -> str:
+    return encode_cursor(f"{prompt.updated_at.isoformat()}|{prompt.name}")
+
+
+def _after_updated_cursor(cursor: str) -> Any:
+    """Rows after an ``updated`` cursor: older than its time, or as old with a later name."""
+    when, _, name = decode_cursor(cursor).partition("|")
+    try:
+        moment = datetime.fromisoformat(when)
+    except ValueError:
+        raise invalid_cursor() from None
+    return or_(Prompt.updated_at < moment, and_(Prompt.updated_at == moment, Prompt.name > name))
+
+
 async def list_prompts(
     session: AsyncSession,
     principal: Principal,
+    filters: PromptFilter,
     *,
-    prefix: str | None = None,
-    tag: str | None = None,
-    label: str | None = None,
-    query: str | None = None,
-    archived: bool = False,
+    sort: PromptSort = "name",
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[Prompt], str | None]:
-    """Prompts ordered by name, filtered, one page at a time (cursor = last name seen)."""
-    stmt = scoped(select(Prompt), Prompt, principal).where(Prompt.archived == archived)
-    stmt = filter_by_name(stmt, Prompt, prefix=prefix, query=query)
-    if tag:
+    """Prompts filtered, one page at a time: by name (cursor = last name seen) or most recently updated first."""
+    stmt = scoped(select(Prompt), Prompt, principal).where(Prompt.archived == filters.archived)
+    stmt = filter_by_name(stmt, Prompt, prefix=filters.prefix, query=filters.query)
+    if filters.tag:
         stmt = stmt.where(
             Prompt.id.in_(
-                scoped(select(PromptTag.prompt_id), PromptTag, principal).where(PromptTag.tag == tag)
+                scoped(select(PromptTag.prompt_id), PromptTag, principal).where(PromptTag.tag == filters.tag)
             )
         )
-    if label:
-        if label == "latest":
+    if filters.label:
+        if filters.label == "latest":
             stmt = stmt.where(Prompt.latest_version > 0)
         else:
             stmt = stmt.where(
                 Prompt.id.in_(
                     scoped(select(PromptLabel.prompt_id), PromptLabel, principal).where(
-                        PromptLabel.name == label
+                        PromptLabel.name == filters.label
                     )
                 )
             )
+    if filters.model:
+        stmt = stmt.where(
+            Prompt.id.in_(
+                scoped(select(PromptVersion.prompt_id), PromptVersion, principal)
+                .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+                .where(
+                    PromptVersion.version == Prompt.latest_version,
+                    PromptVersion.model_config_["model"].as_string() == filters.model,
+                )
+            )
+        )
+    if filters.author:
+        stmt = stmt.where(
+            Prompt.id.in_(
+                scoped(select(PromptVersion.prompt_id), PromptVersion, principal).where(
+                    PromptVersion.created_by == filters.author
+                )
+            )
+        )
+    if filters.updated_after:
+        stmt = stmt.where(Prompt.updated_at >= filters.updated_after)
+    if filters.updated_before:
+        stmt = stmt.where(Prompt.updated_at < filters.updated_before)
+    if sort == "updated":
+        if cursor:
+            stmt = stmt.where(_after_updated_cursor(cursor))
+        ordered = stmt.order_by(Prompt.updated_at.desc(), Prompt.name)
+        return await fetch_page(session, ordered, limit, _updated_cursor)
     if cursor:
         stmt = stmt.where(Prompt.name > decode_cursor(cursor))
     return await fetch_page(session, stmt.order_by(Prompt.name), limit, lambda p: encode_cursor(p.name))
@@ -939,6 +1017,55 @@ async def list_versions(
 
 
 # --- fork, diff, render ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineageLink:
+    """One fork edge: ``version`` of ``prompt_name`` made from ``from_version`` of ``from_prompt_name``."""
+
+    prompt_name: str
+    version: int
+    from_prompt_name: str
+    from_version: int
+    created_at: datetime
+
+
+LINEAGE_LIMIT = 200
+
+
+async def lineage(
+    session: AsyncSession, principal: Principal, name: str
+) -> tuple[Prompt, list[LineageLink], list[LineageLink]]:
+    """Where a prompt was forked from (versions whose parent is another prompt's version) and the prompts
+    forked from it, newest first (at most :data:`LINEAGE_LIMIT` each)."""
+    prompt = await get_prompt(session, principal, name)
+    child = aliased(PromptVersion)
+    parent = aliased(PromptVersion)
+    child_prompt = aliased(Prompt)
+    parent_prompt = aliased(Prompt)
+    edges = (
+        select(
+            child_prompt.name,
+            child.version,
+            parent_prompt.name,
+            parent.version,
+            child.created_at,
+        )
+        .select_from(child)
+        .join(parent, parent.id == child.parent_version_id)
+        .join(child_prompt, child_prompt.id == child.prompt_id)
+        .join(parent_prompt, parent_prompt.id == parent.prompt_id)
+        .where(
+            child.project_id == principal.project_id,
+            parent.project_id == principal.project_id,
+            child.prompt_id != parent.prompt_id,
+        )
+        .order_by(child.created_at.desc())
+        .limit(LINEAGE_LIMIT)
+    )
+    sources = await session.execute(edges.where(child.prompt_id == prompt.id))
+    forks = await session.execute(edges.where(parent.prompt_id == prompt.id))
+    return prompt, [LineageLink(*row) for row in sources], [LineageLink(*row) for row in forks]
 
 
 def version_fields(version: PromptVersion) -> dict[str, Any]:

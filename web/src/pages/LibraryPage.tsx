@@ -5,6 +5,7 @@ import {
   Group,
   Loader,
   Modal,
+  Select,
   Stack,
   Table,
   TagsInput,
@@ -27,6 +28,30 @@ import { useUrlFilters } from "../urlFilters";
 import { TableHead } from "../components/TableHead";
 
 const PAGE = 50;
+
+// "Updated" choices kept in the URL as a short code; the instant is computed when the list is asked for.
+const UPDATED: { value: string; label: string; hours: number }[] = [
+  { value: "24h", label: "Last 24 hours", hours: 24 },
+  { value: "7d", label: "Last 7 days", hours: 24 * 7 },
+  { value: "30d", label: "Last 30 days", hours: 24 * 30 },
+  { value: "90d", label: "Last 90 days", hours: 24 * 90 },
+];
+
+function updatedAfter(code: string | undefined): string | undefined {
+  const choice = UPDATED.find((u) => u.value === code);
+  if (!choice) return undefined;
+  const minute = 60_000;
+  return new Date(Math.floor((Date.now() - choice.hours * 3_600_000) / minute) * minute).toISOString();
+}
+
+/** Who can be an author (project members) and which models the catalog knows, for the filter menus. */
+function useFilterChoices() {
+  const members = useQuery({ queryKey: ["members"], queryFn: () => unwrap(api.GET("/api/v1/members")), staleTime: 60_000 });
+  const models = useQuery({ queryKey: ["models"], queryFn: () => unwrap(api.GET("/api/v1/models")), staleTime: 60_000 });
+  const authors = (members.data ?? []).map((m) => ({ value: m.userId, label: m.name || m.email }));
+  const modelNames = [...new Set((models.data ?? []).map((m) => m.model))].sort();
+  return { authors, modelNames };
+}
 
 function CreatePromptModal({ opened, onClose }: { opened: boolean; onClose: () => void }) {
   const [name, setName] = useState("");
@@ -79,13 +104,27 @@ function CreatePromptModal({ opened, onClose }: { opened: boolean; onClose: () =
 
 export default function LibraryPage() {
   const pages = useCursorPages();
-  const { filters, setFilter } = useUrlFilters(["q", "tag", "label", "prefix"] as const, pages.reset);
+  const { filters, setFilter } = useUrlFilters(["q", "tag", "label", "prefix", "model", "author", "updated", "sort"] as const, pages.reset);
+  const choices = useFilterChoices();
   const [search, setSearch] = useState(filters.q ?? "");
   const [debounced] = useDebouncedValue(search, 250);
   const [creating, setCreating] = useState(false);
   const canWrite = useCan("prompt:write");
-  const { tag, label, prefix } = filters;
-  const query = { q: debounced || undefined, tag, label, prefix, cursor: pages.cursor, limit: PAGE };
+  const { tag, label, prefix, model, author, updated } = filters;
+  const sort = filters.sort === "updated" ? "updated" : "name";
+  const query = {
+    q: debounced || undefined,
+    tag,
+    label,
+    prefix,
+    model,
+    author,
+    updatedAfter: updatedAfter(updated),
+    sort,
+    cursor: pages.cursor,
+    limit: PAGE,
+  } as const;
+  const filtered = Boolean(debounced || tag || label || prefix || model || author || updated);
   const prompts = useQuery({
     queryKey: ["prompts", query],
     queryFn: () => unwrap(api.GET("/api/v1/prompts", { params: { query } })),
@@ -118,11 +157,34 @@ export default function LibraryPage() {
         <TextInput label="Folder" placeholder="support/" defaultValue={prefix} onBlur={(e) => setFilter("prefix", e.currentTarget.value)} w={160} />
         <TextInput label="Tag" defaultValue={tag} onBlur={(e) => setFilter("tag", e.currentTarget.value)} w={140} />
         <TextInput label="Label" placeholder="production" defaultValue={label} onBlur={(e) => setFilter("label", e.currentTarget.value)} w={140} />
+        <Select
+          label="Model"
+          placeholder="Any"
+          searchable
+          clearable
+          data={choices.modelNames}
+          value={model ?? null}
+          onChange={(value) => setFilter("model", value)}
+          w={180}
+        />
+        <Select label="Author" placeholder="Anyone" searchable clearable data={choices.authors} value={author ?? null} onChange={(value) => setFilter("author", value)} w={180} />
+        <Select label="Updated" placeholder="Any time" clearable data={UPDATED} value={updated ?? null} onChange={(value) => setFilter("updated", value)} w={150} />
+        <Select
+          label="Sort"
+          allowDeselect={false}
+          data={[
+            { value: "name", label: "Name (A–Z)" },
+            { value: "updated", label: "Recently updated" },
+          ]}
+          value={sort}
+          onChange={(value) => setFilter("sort", value === "updated" ? value : null)}
+          w={170}
+        />
         {prompts.isFetching && <Loader size="sm" role="status" aria-label="Loading" />}
       </Group>
       <ErrorNotice error={prompts.error} />
       {prompts.data && prompts.data.items.length === 0 && (
-        <Text c="dimmed">{debounced || tag || label || prefix ? "No prompt matches these filters." : "No prompts yet."}</Text>
+        <Text c="dimmed">{filtered ? "No prompt matches these filters." : "No prompts yet."}</Text>
       )}
       {prompts.data && prompts.data.items.length > 0 && (
         <Table striped highlightOnHover aria-label="Prompts">

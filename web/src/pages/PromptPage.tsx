@@ -23,6 +23,7 @@ import { useCan } from "../auth";
 import { SEVERITY_COLOR } from "../colors";
 import { DiffView } from "../components/DiffView";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { Lineage } from "../components/Lineage";
 import { TableHead } from "../components/TableHead";
 
 type Version = Schemas["VersionOut"];
@@ -381,6 +382,7 @@ export default function PromptPage() {
           <Tabs.Tab value="versions">Versions ({prompt.latestVersion})</Tabs.Tab>
           <Tabs.Tab value="labels">Labels</Tabs.Tab>
           <Tabs.Tab value="diff">Diff</Tabs.Tab>
+          <Tabs.Tab value="lineage">Lineage</Tabs.Tab>
           {canWrite && !prompt.archived && <Tabs.Tab value="edit">New version</Tabs.Tab>}
         </Tabs.List>
         <Tabs.Panel value="versions" pt="md">
@@ -393,6 +395,9 @@ export default function PromptPage() {
         </Tabs.Panel>
         <Tabs.Panel value="diff" pt="md">
           {items.length > 0 && <DiffTab name={name} versions={items} />}
+        </Tabs.Panel>
+        <Tabs.Panel value="lineage" pt="md">
+          {tab === "lineage" && <Lineage name={name} versions={items.map((v) => v.version)} />}
         </Tabs.Panel>
         {canWrite && tab === "edit" && (
           <Tabs.Panel value="edit" pt="md">

@@ -1,5 +1,6 @@
 // Project settings: members and their roles, API keys (the secret is shown once, with a copy button) and
-// provider connections (keys are write-only: the server shows only a hint). Each tab is shown to the roles
+// provider connections (keys are write-only: the server shows only a hint), model prices, and which labels are
+// protected and how lint applies (settings/ProjectPolicy.tsx). Each tab is shown to the roles
 // that can read it; write controls to the roles that can change it.
 import {
   Badge,
@@ -24,6 +25,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import { useCan } from "../auth";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { TableHead } from "../components/TableHead";
+import { LabelAndLintPolicy, ModelPrices } from "./settings/ProjectPolicy";
 
 const ROLES: Schemas["MeOut"]["role"][] = ["Viewer", "QAAnalyst", "PromptEngineer", "PromptOpsAdmin", "ComplianceOfficer"];
 type Role = Schemas["MeOut"]["role"];
@@ -270,6 +272,8 @@ export default function SettingsPage() {
     { value: "members", label: "Members", allowed: useCan("member:read"), body: <Members /> },
     { value: "keys", label: "API keys", allowed: useCan("apikey:read"), body: <ApiKeys /> },
     { value: "providers", label: "Providers", allowed: useCan("provider:manage"), body: <Providers /> },
+    { value: "models", label: "Model prices", allowed: useCan("prompt:read"), body: <ModelPrices /> },
+    { value: "policy", label: "Labels and lint", allowed: useCan("project:read"), body: <LabelAndLintPolicy /> },
   ].filter((t) => t.allowed);
   const tab = params.get("tab") ?? tabs[0]?.value ?? "members";
   return (
