@@ -278,5 +278,11 @@ test("an analyst uploads a CSV dataset, previews it and browses its cases; a bad
   await page.getByRole("table", { name: "Cases" }).getByText("Works great, fast shipping").waitFor();
   await expectAccessible(page, "dataset cases");
   await screenshot(page, "dataset");
+  await page.getByLabel("Tag").fill("refund");
+  await page.getByLabel("Tag").blur();
+  await page.getByText("3 cases in v1 · showing those tagged refund").waitFor();
+  assert.match(page.url(), /tag=refund/);
+  await page.waitForFunction(() => !document.body.innerText.includes("Works great, fast shipping"));
+  assert.equal(await page.getByRole("table", { name: "Cases" }).getByRole("row").count(), 2);
   await context.close();
 });

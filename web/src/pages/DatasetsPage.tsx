@@ -9,6 +9,7 @@ import { useCan } from "../auth";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { Pager, useCursorPages } from "../components/Paging";
 import { TableHead } from "../components/TableHead";
+import { useUrlFilters } from "../urlFilters";
 
 const PREVIEW_LINES = 6;
 type Format = "csv" | "jsonl" | "json";
@@ -162,19 +163,21 @@ export default function DatasetsPage() {
 
 export function DatasetDetail() {
   const name = useParams()["*"] ?? "";
-  const [version, setVersion] = useState<string | null>(null);
   const pages = useCursorPages();
+  // The version and the tag filter live in the address: a filtered view of a dataset is a link.
+  const { filters, setFilter } = useUrlFilters(["version", "tag"] as const, pages.reset);
+  const { version = null, tag } = filters;
   const versions = useQuery({
     queryKey: ["dataset", name, "versions"],
     queryFn: () => unwrap(api.GET("/api/v1/datasets/{name}/versions", { params: { path: { name }, query: { limit: 200 } } })),
   });
   const current = version ?? (versions.data?.items[0] ? String(versions.data.items[0].version) : null);
   const cases = useQuery({
-    queryKey: ["dataset", name, "cases", current, pages.cursor],
+    queryKey: ["dataset", name, "cases", current, tag, pages.cursor],
     queryFn: () =>
       unwrap(
         api.GET("/api/v1/datasets/{name}/versions/{version}/cases", {
-          params: { path: { name, version: Number(current) }, query: { cursor: pages.cursor, limit: 50 } },
+          params: { path: { name, version: Number(current) }, query: { cursor: pages.cursor, limit: 50, tag: tag ? [tag] : undefined } },
         }),
       ),
     enabled: current !== null,
@@ -192,12 +195,10 @@ export function DatasetDetail() {
           label="Version"
           data={(versions.data?.items ?? []).map((v) => ({ value: String(v.version), label: `v${v.version} · ${v.caseCount} cases${v.commitMessage ? ` · ${v.commitMessage}` : ""}` }))}
           value={current}
-          onChange={(v) => {
-            setVersion(v);
-            pages.reset();
-          }}
+          onChange={(v) => setFilter("version", v)}
           w={360}
         />
+        <TextInput label="Tag" placeholder="Any tag" defaultValue={tag} onBlur={(e) => setFilter("tag", e.currentTarget.value.trim())} w={160} />
         {current && (
           <Group gap="xs">
             {(["csv", "jsonl"] as const).map((format) => (
@@ -211,6 +212,7 @@ export function DatasetDetail() {
       {cases.data && (
         <Text size="sm">
           {cases.data.caseCount} cases in v{cases.data.version}
+          {tag ? ` · showing those tagged ${tag}` : ""}
         </Text>
       )}
       {cases.data && cases.data.items.length > 0 && (
