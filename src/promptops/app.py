@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from promptops import __version__
 from promptops.allow_header import allowed_methods
+from promptops.analytics.api import router as analytics_router
 from promptops.auth.api import auth_router, keys_router, members_router
 from promptops.config import Settings, get_settings
 from promptops.context import current_request_id
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         feedback_router,
         annotations_router,
         optimizations_router,
+        analytics_router,
     ):
         app.include_router(router)
     install_web(app, settings)  # last: its page route answers GETs no API route took

@@ -1,30 +1,14 @@
 // Browser journeys against a real server: node --test e2e/ (make test runs it after the Python suite).
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { ADMIN, adminApi, launch, screenshot, seriousViolations, signIn, startServer } from "./support.mjs";
+import { test } from "node:test";
+import { ADMIN, adminApi, expectAccessible, screenshot, signIn, signInAsNewMember, useServerAndBrowser } from "./support.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
-
-async function expectAccessible(page, where) {
-  const violations = await seriousViolations(page);
-  assert.deepEqual(violations, [], `${where}: ${JSON.stringify(violations, null, 1)}`);
-}
+const env = useServerAndBrowser();
 
 test("an engineer signs in, creates a prompt, ships it with a reviewed label move and rolls back", async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
-  await signIn(page, server.url, ADMIN);
+  await signIn(page, env.server.url, ADMIN);
 
   // The library lists the example prompts and filters them.
   await page.getByRole("table", { name: "Prompts" }).waitFor();
@@ -93,7 +77,7 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
   await rollback.getByLabel("Reason").fill("too warm");
   await rollback.getByRole("button", { name: "Confirm rollback" }).click();
   await page.getByRole("table", { name: "Label history" }).getByText("too warm").waitFor();
-  const labels = await adminApi(server.url, "GET", "/api/v1/prompts/e2e/greeting/labels");
+  const labels = await adminApi(env.server.url, "GET", "/api/v1/prompts/e2e/greeting/labels");
   assert.equal(labels.find((l) => l.name === "production").version, 1);
 
   // Fork v2 into a new prompt: its lineage names where it came from, and the original lists the fork.
@@ -108,7 +92,7 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
   await page.getByRole("table", { name: "Forks of this prompt" }).getByRole("link", { name: "e2e/greeting-formal@v1" }).waitFor();
 
   // A call to the embedded model shows in the runs explorer, with its full record one click away.
-  await adminApi(server.url, "POST", "/api/v1/playground/run", {
+  await adminApi(env.server.url, "POST", "/api/v1/playground/run", {
     prompt: "e2e/greeting@production",
     variables: { customer: "Ada" },
     models: [{ provider: "local", model: "gemma-3-270m", params: { max_tokens: 8, temperature: 0 } }],
@@ -138,7 +122,7 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
   await screenshot(page, "audit");
 
   // An unknown page is a friendly not-found inside the app; sign out ends the session.
-  await page.goto(`${server.url}/no/such/page`);
+  await page.goto(`${env.server.url}/no/such/page`);
   await page.getByRole("heading", { name: "Page not found" }).waitFor();
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
@@ -148,15 +132,12 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
 });
 
 test("a viewer sees no write controls, and a forged write is refused", async () => {
-  await adminApi(server.url, "POST", "/api/v1/members", {
+  const { context, page } = await signInAsNewMember(env, {
     email: "viewer@example.com",
     name: "Vera Viewer",
     role: "Viewer",
     password: "viewer-password-1",
   });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  await signIn(page, server.url, { email: "viewer@example.com", password: "viewer-password-1" });
   assert.equal(await page.getByTestId("whoami").textContent(), "viewer@example.com");
   assert.equal(await page.getByRole("button", { name: "New prompt" }).isDisabled(), true);
   assert.equal(await page.getByRole("link", { name: "Audit log" }).count(), 0); // no audit:read
@@ -181,9 +162,9 @@ test("a viewer sees no write controls, and a forged write is refused", async () 
 });
 
 test("a wrong password is a readable error with the request id", async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await page.goto(`${server.url}/login`);
+  await page.goto(`${env.server.url}/login`);
   await page.getByLabel("Email").fill(ADMIN.email);
   await page.getByRole("textbox", { name: "Password" }).fill("not the password");
   await page.getByRole("button", { name: "Sign in" }).click();
@@ -194,9 +175,9 @@ test("a wrong password is a readable error with the request id", async () => {
 });
 
 test("an admin creates an API key, sees it once, and revokes it", async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
-  await signIn(page, server.url, ADMIN);
+  await signIn(page, env.server.url, ADMIN);
   await page.getByRole("link", { name: "Settings" }).click();
   await page.getByRole("table", { name: "Members" }).getByText(ADMIN.email).waitFor();
   await page.getByRole("tab", { name: "API keys" }).click();
@@ -206,14 +187,14 @@ test("an admin creates an API key, sees it once, and revokes it", async () => {
   assert.match(key, /^po_/);
   await expectAccessible(page, "new key");
   await page.getByRole("button", { name: "Done" }).click();
-  const me = await fetch(`${server.url}/api/v1/auth/me`, { headers: { Authorization: `Bearer ${key}` } });
+  const me = await fetch(`${env.server.url}/api/v1/auth/me`, { headers: { Authorization: `Bearer ${key}` } });
   assert.equal(me.status, 200);
   assert.equal((await me.json()).role, "Viewer");
 
   page.once("dialog", (dialog) => dialog.accept());
   await page.getByRole("table", { name: "API keys" }).getByRole("row", { name: /ci-reader/ }).getByRole("button", { name: "Revoke" }).click();
   await page.getByRole("table", { name: "API keys" }).getByRole("row", { name: /ci-reader/ }).getByText("revoked").waitFor();
-  const after = await fetch(`${server.url}/api/v1/auth/me`, { headers: { Authorization: `Bearer ${key}` } });
+  const after = await fetch(`${env.server.url}/api/v1/auth/me`, { headers: { Authorization: `Bearer ${key}` } });
   assert.equal(after.status, 401);
   await page.getByRole("tab", { name: "Providers" }).click();
   await page.getByRole("table", { name: "Provider connections" }).getByText("local").first().waitFor();
@@ -231,7 +212,7 @@ test("an admin creates an API key, sees it once, and revokes it", async () => {
   await priceForm.getByRole("button", { name: "Save price" }).click();
   await page.getByRole("table", { name: "Model prices" }).getByRole("row", { name: /e2e-model/ }).getByText("this project").waitFor();
   await expectAccessible(page, "model prices");
-  const models = await adminApi(server.url, "GET", "/api/v1/models");
+  const models = await adminApi(env.server.url, "GET", "/api/v1/models");
   assert.equal(models.find((m) => m.model === "e2e-model").outputPer1M, 6);
 
   // Protect staging as a deployment label and turn one lint rule off.
@@ -244,22 +225,22 @@ test("an admin creates an API key, sees it once, and revokes it", async () => {
   await screenshot(page, "settings-policy");
   await page.getByRole("button", { name: "Save settings" }).click();
   await page.getByText("Settings saved.").waitFor();
-  const rules = await adminApi(server.url, "GET", "/api/v1/lint/rules");
+  const rules = await adminApi(env.server.url, "GET", "/api/v1/lint/rules");
   assert.equal(rules.find((r) => r.id === "PL002").enabled, false);
-  const projects = await adminApi(server.url, "GET", "/api/v1/projects");
+  const projects = await adminApi(env.server.url, "GET", "/api/v1/projects");
   assert.deepEqual(projects[0].settings.deployableLabels, ["production", "staging"]);
   await context.close();
 });
 
 test("an analyst uploads a CSV dataset, previews it and browses its cases; a bad file names its line", async () => {
-  await adminApi(server.url, "POST", "/api/v1/members", {
+  await adminApi(env.server.url, "POST", "/api/v1/members", {
     email: "qa@example.com",
     role: "QAAnalyst",
     password: "qa-password-123",
   });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
-  await signIn(page, server.url, { email: "qa@example.com", password: "qa-password-123" });
+  await signIn(page, env.server.url, { email: "qa@example.com", password: "qa-password-123" });
   await page.getByRole("link", { name: "Datasets" }).click();
   await page.getByLabel("Dataset file").setInputFiles(new URL("./data/broken.jsonl", import.meta.url).pathname);
   await page.getByRole("button", { name: "Import" }).click();

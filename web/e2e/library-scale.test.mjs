@@ -2,24 +2,13 @@
 // paging stay quick. Prints what it measured (a figure, not a pass/fail timing): the longest interaction
 // (Event Timing API: input to next paint, the figure behind INP) and how long each result took to show.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { ADMIN, ADMIN_KEY, launch, signIn, startServer } from "./support.mjs";
+import { test } from "node:test";
+import { ADMIN, ADMIN_KEY, signIn, useServerAndBrowser } from "./support.mjs";
 
 const COUNT = 10_000;
 const CONCURRENCY = 16;
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const env = useServerAndBrowser();
 
 async function createPrompts(base) {
   let next = 0;
@@ -53,10 +42,10 @@ async function timed(action, ready) {
 
 test("the library stays responsive with 10,000 prompts", async () => {
   const started = performance.now();
-  await createPrompts(server.url);
+  await createPrompts(env.server.url);
   const createSeconds = ((performance.now() - started) / 1000).toFixed(1);
 
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   await page.addInitScript(() => {
     window.__interactions = [];
@@ -65,7 +54,7 @@ test("the library stays responsive with 10,000 prompts", async () => {
     }).observe({ type: "event", durationThreshold: 16, buffered: true });
   });
   const loadStart = performance.now();
-  await signIn(page, server.url, ADMIN);
+  await signIn(page, env.server.url, ADMIN);
   const table = page.getByRole("table", { name: "Prompts" });
   await table.waitFor();
   const firstLoad = Math.round(performance.now() - loadStart);

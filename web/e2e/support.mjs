@@ -6,6 +6,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -95,6 +97,38 @@ export async function seriousViolations(page) {
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 3) }));
   });
   return violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+}
+
+/** Fails the test with axe's findings when the page has a serious or critical violation. */
+export async function expectAccessible(page, where) {
+  const violations = await seriousViolations(page);
+  assert.deepEqual(violations, [], `${where}: ${JSON.stringify(violations, null, 1)}`);
+}
+
+/** One real server and one browser for the tests of a file: `const env = useServerAndBrowser(setUp?);` at the
+ * top, then `env.server.url` and `env.browser` inside the tests. `setUp(base)` runs once the server is up (data
+ * every test of the file needs, made through the API). */
+export function useServerAndBrowser(setUp) {
+  const env = { server: null, browser: null };
+  before(async () => {
+    env.server = await startServer();
+    env.browser = await launch();
+    await setUp?.(env.server.url);
+  });
+  after(async () => {
+    await env.browser?.close();
+    env.server?.stop();
+  });
+  return env;
+}
+
+/** Adds a project member through the API and signs them in, in a fresh 1280×800 browser context. */
+export async function signInAsNewMember(env, { email, name = "", role, password }) {
+  await adminApi(env.server.url, "POST", "/api/v1/members", { email, name, role, password });
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await signIn(page, env.server.url, { email, password });
+  return { context, page };
 }
 
 export async function screenshot(page, name) {

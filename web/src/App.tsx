@@ -16,6 +16,14 @@ const DatasetsPage = lazy(() => import("./pages/DatasetsPage"));
 const DatasetDetail = lazy(() => import("./pages/DatasetsPage").then((m) => ({ default: m.DatasetDetail })));
 const RunsPage = lazy(() => import("./pages/RunsPage"));
 const RunDetail = lazy(() => import("./pages/RunsPage").then((m) => ({ default: m.RunDetail })));
+const PlaygroundPage = lazy(() => import("./pages/PlaygroundPage"));
+const EvalsPage = lazy(() => import("./pages/EvalsPage"));
+const EvalRunPage = lazy(() => import("./pages/EvalRunPage"));
+const ComparePage = lazy(() => import("./pages/ComparePage"));
+const OptimizePage = lazy(() => import("./pages/OptimizePage"));
+const OptimizationPage = lazy(() => import("./pages/OptimizationPage"));
+const AnnotationsPage = lazy(() => import("./pages/AnnotationsPage"));
+const DashboardsPage = lazy(() => import("./pages/DashboardsPage"));
 
 function Loading() {
   return (
@@ -56,6 +64,14 @@ export const router = createBrowserRouter([
       { path: "/datasets/*", element: <DatasetDetail /> },
       { path: "/runs", element: <RunsPage /> },
       { path: "/runs/:runId", element: <RunDetail /> },
+      { path: "/playground", element: <PlaygroundPage /> },
+      { path: "/evals", element: <EvalsPage /> },
+      { path: "/evals/compare", element: <ComparePage /> },
+      { path: "/evals/:runId", element: <EvalRunPage /> },
+      { path: "/optimize", element: <OptimizePage /> },
+      { path: "/optimize/:optimizationId", element: <OptimizationPage /> },
+      { path: "/annotations", element: <AnnotationsPage /> },
+      { path: "/dashboards", element: <DashboardsPage /> },
       { path: "/audit", element: <AuditPage /> },
       { path: "/settings", element: <SettingsPage /> },
       { path: "*", element: <NotFoundPage /> },

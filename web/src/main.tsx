@@ -15,11 +15,11 @@ const theme = createTheme({
   components: { Modal: Modal.extend({ defaultProps: { closeButtonProps: { "aria-label": "Close" } } }) },
 });
 
-// Mantine's light "dimmed" grey is 3.3:1 on white; gray.7 reads at AA.
+// Mantine's "dimmed" grey is 3.3:1 on white (light) and too dark on dark.7 (dark); gray.7 and dark.1 read at AA.
 const resolver: CSSVariablesResolver = () => ({
   variables: {},
   light: { "--mantine-color-dimmed": "var(--mantine-color-gray-7)" },
-  dark: {},
+  dark: { "--mantine-color-dimmed": "var(--mantine-color-dark-1)" },
 });
 
 const queryClient = new QueryClient({

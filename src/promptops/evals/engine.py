@@ -39,6 +39,7 @@ from promptops.registry import service as registry
 from promptops.registry.models import PromptVersion
 from promptops.runs.models import Run
 from promptops.runs.recorder import collect_runs
+from promptops.runs.rollup import store_runs
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
 
@@ -218,7 +219,7 @@ class ResultWriter:
         runs, self.runs = self.runs, []
         async with self.runtime.db.transaction(write=True) as session:
             if runs:
-                session.add_all(runs)
+                await store_runs(session, runs)
                 await session.flush()
             if results:
                 dialect = session.get_bind().dialect.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from promptops.db import Base, JSONType, UTCDateTime, utcnow
@@ -47,3 +47,51 @@ class Run(Base):
     trace_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     actor_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# Upper bounds (ms) of the latency histogram kept per rollup row: 10 ms doubling to ~164 s, the last bucket open.
+LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(10.0 * 2**i for i in range(15))
+LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
+
+
+class RunRollup(Base):
+    """Additive sums of runs per (project, grain, bucket, prompt, version, provider, model, source).
+
+    Written in the transaction that inserts the runs (``runs.rollup.add_runs``), so it always equals a GROUP BY
+    over ``runs``. ``grain`` is the bucket width in hours (1 or 24) and ``bucket`` the bucket's first hour as
+    hours since the Unix epoch (UTC), so bucket arithmetic is integer arithmetic on every database. A run
+    without a prompt or version is keyed by ``""`` (NULL would never match ON CONFLICT).
+    """
+
+    __tablename__ = "run_rollups"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    grain: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    lat_0: Mapped[int] = mapped_column(Integer, default=0)
+    lat_1: Mapped[int] = mapped_column(Integer, default=0)
+    lat_2: Mapped[int] = mapped_column(Integer, default=0)
+    lat_3: Mapped[int] = mapped_column(Integer, default=0)
+    lat_4: Mapped[int] = mapped_column(Integer, default=0)
+    lat_5: Mapped[int] = mapped_column(Integer, default=0)
+    lat_6: Mapped[int] = mapped_column(Integer, default=0)
+    lat_7: Mapped[int] = mapped_column(Integer, default=0)
+    lat_8: Mapped[int] = mapped_column(Integer, default=0)
+    lat_9: Mapped[int] = mapped_column(Integer, default=0)
+    lat_10: Mapped[int] = mapped_column(Integer, default=0)
+    lat_11: Mapped[int] = mapped_column(Integer, default=0)
+    lat_12: Mapped[int] = mapped_column(Integer, default=0)
+    lat_13: Mapped[int] = mapped_column(Integer, default=0)
+    lat_14: Mapped[int] = mapped_column(Integer, default=0)
+    lat_15: Mapped[int] = mapped_column(Integer, default=0)

@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from promptops.db import Database
 from promptops.logging import log
 from promptops.runs.models import Run
+from promptops.runs.rollup import store_runs
 
 MAX_BATCH = 500
 
@@ -65,7 +66,7 @@ class RunRecorder:
             return
         if self._task is None or self._task.done():
             async with self.db.transaction(write=True) as session:
-                session.add(run)
+                await store_runs(session, [run])
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((run, future))
@@ -83,7 +84,7 @@ class RunRecorder:
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         try:
             async with self.db.transaction(write=True) as session:
-                session.add_all(run for run, _ in batch)
+                await store_runs(session, [run for run, _ in batch])
         except Exception as exc:
             log.error("run_recording_failed", runs=len(batch), error_type=type(exc).__name__)
             for _, future in batch:

@@ -19,8 +19,13 @@ import { useMe, useSignOut } from "../auth";
 // Each page with the permission it needs (links a role cannot use are not shown; the server still checks).
 const NAV = [
   { to: "/", label: "Prompts", permission: "prompt:read" },
+  { to: "/playground", label: "Playground", permission: "playground:run" },
   { to: "/datasets", label: "Datasets", permission: "dataset:read" },
+  { to: "/evals", label: "Evaluations", permission: "eval:read" },
+  { to: "/optimize", label: "Optimize", permission: "prompt:optimize" },
+  { to: "/annotations", label: "Annotation queue", permission: "feedback:read" },
   { to: "/runs", label: "Runs", permission: "run:read" },
+  { to: "/dashboards", label: "Dashboards", permission: "run:read" },
   { to: "/audit", label: "Audit log", permission: "audit:read" },
   { to: "/settings", label: "Settings", permission: "member:read" },
 ];

@@ -17,14 +17,17 @@ import {
 } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useState } from "react";
-import { useParams, useSearchParams } from "react-router";
+import { Link, useParams, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { useCan } from "../auth";
 import { SEVERITY_COLOR } from "../colors";
 import { DiffView } from "../components/DiffView";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { EvalHistory } from "../components/EvalHistory";
+import { FeedbackSummary } from "../components/FeedbackSummary";
 import { Lineage } from "../components/Lineage";
 import { TableHead } from "../components/TableHead";
+import { optimizeUrl, playgroundUrl } from "../paths";
 
 type Version = Schemas["VersionOut"];
 
@@ -349,6 +352,21 @@ function DiffTab({ name, versions }: { name: string; versions: Version[] }) {
   );
 }
 
+/** Where to take this prompt next: the playground, an evaluation, a refinement (for the roles that can). */
+function PromptActions({ name, version }: { name: string; version: number }) {
+  const links = [
+    { to: playgroundUrl(name, { version }), label: "Open in playground", allowed: useCan("playground:run") },
+    { to: `/evals?new=1&prompt=${encodeURIComponent(name)}`, label: "Evaluate", allowed: useCan("eval:run") },
+    { to: optimizeUrl("refine", name), label: "Refine", allowed: useCan("prompt:optimize") },
+    { to: optimizeUrl("optimize", name), label: "Optimize", allowed: useCan("prompt:optimize") },
+  ].filter((l) => l.allowed);
+  return links.map((l) => (
+    <Button key={l.label} component={Link} to={l.to} size="xs" variant="default">
+      {l.label}
+    </Button>
+  ));
+}
+
 export default function PromptPage() {
   const name = useParams()["*"] ?? "";
   const [params, setParams] = useSearchParams();
@@ -369,12 +387,13 @@ export default function PromptPage() {
           </Title>
           <Text c="dimmed">{prompt.description}</Text>
         </Stack>
-        <Group gap={4}>
+        <Group gap="xs">
           {prompt.tags.map((t) => (
             <Badge key={t} variant="outline">
               {t}
             </Badge>
           ))}
+          <PromptActions name={prompt.name} version={resolved.data!.version.version} />
         </Group>
       </Group>
       <Tabs value={tab} onChange={(value) => setParams({ tab: value ?? "versions" }, { replace: true })}>
@@ -383,6 +402,8 @@ export default function PromptPage() {
           <Tabs.Tab value="labels">Labels</Tabs.Tab>
           <Tabs.Tab value="diff">Diff</Tabs.Tab>
           <Tabs.Tab value="lineage">Lineage</Tabs.Tab>
+          <Tabs.Tab value="evaluations">Evaluations</Tabs.Tab>
+          <Tabs.Tab value="feedback">Feedback</Tabs.Tab>
           {canWrite && !prompt.archived && <Tabs.Tab value="edit">New version</Tabs.Tab>}
         </Tabs.List>
         <Tabs.Panel value="versions" pt="md">
@@ -395,6 +416,12 @@ export default function PromptPage() {
         </Tabs.Panel>
         <Tabs.Panel value="diff" pt="md">
           {items.length > 0 && <DiffTab name={name} versions={items} />}
+        </Tabs.Panel>
+        <Tabs.Panel value="evaluations" pt="md">
+          {tab === "evaluations" && <EvalHistory promptName={name} />}
+        </Tabs.Panel>
+        <Tabs.Panel value="feedback" pt="md">
+          {tab === "feedback" && <FeedbackSummary promptName={name} />}
         </Tabs.Panel>
         <Tabs.Panel value="lineage" pt="md">
           {tab === "lineage" && <Lineage name={name} versions={items.map((v) => v.version)} />}

@@ -27,6 +27,7 @@ import { SEVERITY_COLOR } from "../colors";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { TemplateEditor } from "../components/TemplateEditor";
 import { TableHead } from "../components/TableHead";
+import { usedNames } from "../templateNames";
 
 type Version = Schemas["VersionOut"];
 type Variable = { name: string; type: string; required: boolean; default: string; description: string };
@@ -34,15 +35,6 @@ type Message = { role: string; content: string };
 
 const TYPES = ["string", "number", "integer", "boolean", "array", "object", "any"];
 const ROLES = ["system", "user", "assistant", "developer"];
-
-/** Names used as `{{ name ... }}` in the texts (a suggestion list; the server's analysis is the authority). */
-export function usedNames(texts: string[]): string[] {
-  const found = new Set<string>();
-  for (const text of texts) {
-    for (const match of text.matchAll(/\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)/g)) found.add(match[1]);
-  }
-  return [...found].filter((name) => !["loop", "true", "false", "none", "range"].includes(name));
-}
 
 function fromVersion(version: Version) {
   return {

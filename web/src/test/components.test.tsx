@@ -50,7 +50,7 @@ describe("ErrorNotice", () => {
 
 describe("usedNames", () => {
   it("lists the names a template uses, once each, without loop helpers", async () => {
-    const { usedNames } = await import("../pages/VersionEditor");
+    const { usedNames } = await import("../templateNames");
     expect(usedNames(["Hi {{ name }} {{name|upper}} {{- loop.index }}", "{{ ticket.title }} {% if x %}"])).toEqual(["name", "ticket"]);
   });
 });
