@@ -334,3 +334,17 @@ async def test_contract_evaluate(eapi: Api, fake: FakeLLMServer) -> None:
         "/api/prompt/evaluate", viewer, json={"prompt": "echo/a", "testCases": [{"input": "x"}]}
     )
     assert r.status_code == 403
+
+
+async def test_scorer_types_say_what_a_spec_takes(api: Api) -> None:
+    r = await api.get("/api/v1/evals/scorers")
+    assert r.status_code == 200, r.text
+    rows = {row["type"]: row for row in r.json()}
+    assert rows["label"]["valueKind"] == "reference" and "labels" in rows["label"]["options"]
+    assert rows["json-path"]["aliases"] == ["jsonpath-equals"] and "jsonpath-equals" not in rows
+    assert rows["llm-rubric"]["defaultThreshold"] == 0.75
+    assert all(row["builtin"] and row["description"] for row in rows.values())
+    assert rows["contains"]["valueKind"] == "reference" and rows["is-json"]["valueKind"] == "optional"
+    viewer = await api.make_key("Viewer")
+    assert (await api.get("/api/v1/evals/scorers", key=viewer["key"])).status_code == 200
+    assert (await api.get("/api/v1/evals/scorers", key=None)).status_code == 401

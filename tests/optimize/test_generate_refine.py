@@ -264,6 +264,68 @@ async def test_refine_tightens_format_from_a_note(oapi: Api, fake: FakeLLMServer
     assert data["deltas"]["modelConfig"] and "+Answer with exactly one word." in data["deltas"]["template"]
 
 
+async def test_refine_dry_run_saves_nothing_then_accept_saves_the_reviewed_text(
+    oapi: Api, fake: FakeLLMServer
+) -> None:
+    r = await oapi.post(
+        "/api/v1/prompts", json={**VERBOSE_PARENT, "modelConfig": {**FAKE, "params": {"max_tokens": 50}}}
+    )
+    assert r.status_code == 201, r.text
+    parent = r.json()["version"]
+    fake.script("openai", text="<prompt>I think the prompt is fine.</prompt>")
+    note = "Too chatty - answer with one word"
+    r = await oapi.post(
+        "/api/prompt/refine", json={"prompt": "acceptance/sentiment", "feedback": note, "dryRun": True}
+    )
+    assert r.status_code == 201, r.text
+    preview = r.json()
+    assert preview["versionId"] is None and preview["version"] is None
+    assert preview["strategy"] == "tighten-format" and "+Answer with exactly one word." in preview["diff"]
+    assert "(proposed)" in preview["diff"] and preview["modelConfig"]["params"]["max_tokens"] == 4
+    assert len(await versions_of(oapi, "acceptance/sentiment")) == 1  # nothing saved
+    assert await audit_events(oapi, "PromptRefined") == []
+
+    # The reviewer edits the proposal and saves it: no model call, the same lineage and audit event.
+    calls = len(fake.requests)
+    edited = preview["prompt"].replace("exactly one word", "one lowercase word")
+    r = await oapi.post(
+        "/api/prompt/refine",
+        json={
+            "prompt": "acceptance/sentiment",
+            "feedback": note,
+            "accept": {
+                "template": edited,
+                "strategy": preview["strategy"],
+                "params": preview["modelConfig"]["params"],
+            },
+        },
+    )
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert len(fake.requests) == calls
+    assert (
+        out["version"] == 2 and out["prompt"] == edited and "+Answer with one lowercase word." in out["diff"]
+    )
+    saved = (await oapi.get("/api/v1/prompts/acceptance/sentiment@2")).json()["version"]
+    assert saved["source"] == "refined" and saved["parentVersionId"] == parent["id"]
+    assert saved["modelConfig"]["params"] == preview["modelConfig"]["params"]
+    events = await audit_events(oapi, "PromptRefined")
+    assert len(events) == 1 and events[0]["data"]["feedback"] == note
+
+    # One step at a time, and an accepted text must still be a valid template.
+    r = await oapi.post(
+        "/api/prompt/refine",
+        json={"prompt": "acceptance/sentiment", "dryRun": True, "accept": {"template": "x {{ review }}"}},
+    )
+    assert r.status_code == 422 and "dryRun" in r.text
+    r = await oapi.post(
+        "/api/prompt/refine",
+        json={"prompt": "acceptance/sentiment", "accept": {"template": "broken {{ review "}},
+    )
+    assert r.status_code == 422, r.text
+    assert len(await versions_of(oapi, "acceptance/sentiment")) == 2
+
+
 async def test_refine_from_evaluation_failures_chooses_by_quick_evaluation(
     oapi: Api, fake: FakeLLMServer
 ) -> None:

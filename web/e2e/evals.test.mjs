@@ -40,7 +40,7 @@ async function startEvaluation(page, version, { extraScorer = false, shoot = fal
     await page.getByRole("option", { name: "max-words", exact: true }).click();
     await dialog.getByLabel("Scorer 2 value").fill("3");
     await dialog.getByLabel("Scorer 2 weight").fill("0");
-    await dialog.getByText("The output has at most this many words.").waitFor();
+    await dialog.getByText("The output has at most value words (white-space separated).").waitFor(); // the server's words
   }
   if (shoot) {
     await expectAccessible(page, "new evaluation form");

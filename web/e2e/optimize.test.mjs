@@ -55,7 +55,13 @@ test("an admin generates variants, refines a prompt from a note, optimizes one a
   await page.getByLabel("Reviewer notes").fill("Answer with one word only: positive or negative.");
   await page.getByRole("checkbox", { name: /critique and rewrite/ }).uncheck(); // a long model rewrite, slow on 2 cores
   await page.getByRole("button", { name: "Propose a refinement" }).click();
-  await page.getByRole("heading", { name: "Proposed: sentiment/few-shot v2" }).waitFor({ timeout: 90_000 });
+  await page.getByRole("heading", { name: "Proposed change (not saved yet)" }).waitFor({ timeout: 90_000 });
+  await page.getByTestId("diff").getByText("+Answer with exactly one word.").waitFor();
+  const before = await adminApi(env.server.url, "GET", "/api/v1/prompts/sentiment%2Ffew-shot/versions");
+  assert.equal(before.items.length, 1, "a proposal is not saved before the reviewer saves it");
+  await expectAccessible(page, "refine proposal");
+  await page.getByRole("button", { name: "Save as a draft version" }).click();
+  await page.getByRole("heading", { name: "Proposed: sentiment/few-shot v2" }).waitFor({ timeout: 30_000 });
   await page.getByTestId("diff").getByText("+Answer with exactly one word.").waitFor();
   const versions = await adminApi(env.server.url, "GET", "/api/v1/prompts/sentiment%2Ffew-shot/labels");
   assert.equal(versions.find((l) => l.name === "production").version, 1, "refining moves no label");

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
-from promptops.evals import service
+from promptops.evals import scoring, service
 from promptops.evals.models import EvalRun
 from promptops.evals.schemas import (
     ComparisonOut,
@@ -19,6 +19,7 @@ from promptops.evals.schemas import (
     EvalRunOut,
     EvalRunPage,
     LatestEvalOut,
+    ScorerTypeOut,
     dump_scorers,
 )
 from promptops.governance.rbac import Permission as P
@@ -85,6 +86,13 @@ async def list_evals(
             session, principal, status=status, prompt=prompt, dataset=dataset, cursor=cursor, limit=limit
         )
         return EvalRunPage(items=[run_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/scorers", response_model=list[ScorerTypeOut], summary="Scorer types, their value rule and options"
+)
+async def scorer_types(principal: Reader) -> list[ScorerTypeOut]:
+    return [ScorerTypeOut.model_validate(row) for row in scoring.describe_types()]
 
 
 @router.get("/compare", response_model=ComparisonOut, summary="Paired comparison with significance")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainSerializer, model_validator
 
@@ -178,6 +178,18 @@ class ComparisonOut(ApiOut):
     verdict: str
     cases_needed: int | None
     flipped: list[dict[str, Any]]
+
+
+class ScorerTypeOut(ApiOut):
+    type: str
+    aliases: list[str]
+    builtin: bool = Field(description="False for a scorer an operator installed (entry point)")
+    description: str
+    default_threshold: float
+    value_kind: Literal["required", "reference", "optional", "none"] = Field(
+        description="required: a value must be given; reference: the value, else the case's expected output"
+    )
+    options: list[str] = Field(description="Option names a built-in accepts (empty for operators' scorers)")
 
 
 class LatestEvalOut(ApiOut):

@@ -5,7 +5,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { MemoryRouter } from "react-router";
 import { EvalHistory, chartRows, historyPoints } from "../components/EvalHistory";
 import { ProgressPanel } from "../pages/EvalRunPage";
-import { SCORER_TYPES, newDraft, parseValue, toSpec } from "../pages/evals/scorers";
+import { SCORER_TYPES, mergeScorerTypes, newDraft, parseValue, toSpec } from "../pages/evals/scorers";
 import { intervalText, resultsCsv, toCsv, verdictHeadline, type Case, type Comparison, type EvalResult, type EvalRun } from "../pages/evals/shared";
 
 function run(overrides: Partial<EvalRun> = {}): EvalRun {
@@ -192,5 +192,20 @@ describe("EvalHistory", () => {
       expect.stringMatching(/^v2local\/gemma-3-270m90%80%second/),
     ]);
     expect(screen.getByRole("link", { name: "second" })).toHaveAttribute("href", "/evals/evr_2");
+  });
+});
+
+describe("mergeScorerTypes", () => {
+  it("takes the server's types and keeps this file's option hints", () => {
+    const merged = mergeScorerTypes([
+      { type: "label", aliases: [], builtin: true, description: "server words", defaultThreshold: 1, valueKind: "reference", options: ["exact", "labels"] },
+      { type: "acme-tone", aliases: [], builtin: false, description: "an operator's scorer", defaultThreshold: 0.5, valueKind: "optional", options: [] },
+    ]);
+    expect(merged.map((t) => t.type)).toEqual(["label", "acme-tone"]);
+    expect(merged[0].description).toBe("server words");
+    expect(merged[0].options.find((o) => o.name === "exact")?.kind).toBe("boolean");
+    expect(merged[1]).toMatchObject({ valueKind: "optional", defaultThreshold: 0.5, options: [] });
+    const spec = toSpec({ ...newDraft("acme-tone"), value: "polite" }, new Map(merged.map((t) => [t.type, t])));
+    expect(spec).toMatchObject({ type: "acme-tone", value: "polite", options: {} });
   });
 });

@@ -134,18 +134,28 @@ def known_types() -> list[str]:
 
 
 def describe_types() -> list[dict[str, Any]]:
-    """One row per scorer type (aliases folded in): type, aliases, default threshold, built-in, description."""
+    """One row per scorer type (aliases folded in): type, aliases, default threshold, built-in, description,
+    and what a spec of it takes: ``value_kind`` (required | reference | optional | none) and ``options`` (the
+    option names a built-in accepts; an operator's scorer says ``optional`` and none: its validate() decides)."""
     unique = {entry.scorer.type: entry for entry in registry().values()}
-    return [
-        {
-            "type": name,
-            "aliases": list(entry.aliases),
-            "default_threshold": float(entry.scorer.default_threshold),
-            "builtin": entry.builtin,
-            "description": entry.description,
-        }
-        for name, entry in sorted(unique.items())
-    ]
+    rows = []
+    for name, entry in sorted(unique.items()):
+        scorer = entry.scorer
+        value_kind, options = "optional", []
+        if isinstance(scorer, Builtin):
+            value_kind, options = scorer.value_kind, sorted(scorer.options_allowed)
+        rows.append(
+            {
+                "type": name,
+                "aliases": list(entry.aliases),
+                "default_threshold": float(scorer.default_threshold),
+                "builtin": entry.builtin,
+                "description": entry.description,
+                "value_kind": value_kind,
+                "options": options,
+            }
+        )
+    return rows
 
 
 def resolve(type_name: str) -> tuple[Entry, bool]:

@@ -104,9 +104,9 @@ class Refined:
     """The saved refined version, why it was chosen, and what changed."""
 
     prompt_id: str
-    version_id: str
+    version_id: str | None  # None: a dry run, nothing saved
     parent_id: str
-    version: int
+    version: int | None
     prompt: str
     rationale: str
     diff: str
@@ -189,6 +189,8 @@ async def refine(runtime: Runtime, principal: Principal, body: PromptRefineReque
     prompt, parent = await load_version(runtime, principal, body.prompt)
     await templates.preanalyze(parent.kind, parent.template, parent.messages)  # off the event loop
     await templates.preanalyze("text", parent.template, None)  # what _primary() analyses
+    if body.accept is not None:
+        return await _save_accepted(runtime, principal, prompt, parent, body)
     evidence = await _evidence(runtime, principal, parent, body)
     if not evidence.notes_text and not evidence.failures and not evidence.cases:
         raise ValidationProblem(
@@ -205,7 +207,63 @@ async def refine(runtime: Runtime, principal: Principal, body: PromptRefineReque
         best, how = await _choose_by_evaluation(runtime, principal, subject, evidence, live)
     else:
         best, how = await _choose_by_heuristics(runtime, principal, subject, live)
-    return await _save(runtime, principal, subject, evidence, Choice(proposals, best, how, parent_result))
+    choice = Choice(proposals, best, how, parent_result)
+    if body.dry_run:
+        return await _preview(subject, evidence, choice)
+    return await _save(runtime, principal, subject, evidence, choice)
+
+
+async def _save_accepted(
+    runtime: Runtime, principal: Principal, prompt: Prompt, parent: PromptVersion, body: PromptRefineRequest
+) -> Refined:
+    """Save a proposal a reviewer saw in a dry run (and may have edited): no model call, same lineage and event."""
+    assert body.accept is not None
+    accepted = st.Proposal(
+        body.accept.strategy, body.accept.template, body.accept.params, note="reviewed before saving"
+    )
+    evidence = Evidence(notes=[body.feedback] if body.feedback.strip() else [], source="a reviewed proposal")
+    subject = await _subject(runtime, principal, prompt, parent, body, evidence)
+    choice = Choice([accepted], accepted, "accepted by the reviewer after a dry run", None)
+    return await _save(runtime, principal, subject, evidence, choice)
+
+
+async def _preview(subject: Subject, evidence: Evidence, choice: Choice) -> Refined:
+    """What :func:`_save` would save, diffed against the parent, with nothing written (``dryRun``)."""
+    parent, best = subject.parent, choice.best
+    fields = _version_fields(subject, evidence, best)
+    proposed = {
+        **registry.version_fields(parent),  # variables and response schema are the parent's
+        "kind": fields.kind,
+        "template": fields.template,
+        "messages": None,
+        "modelConfig": fields.model_config_.model_dump(exclude_none=True),
+        "metadata": fields.metadata,
+    }
+    name = subject.prompt.name
+    changes = await template_pool.diff_versions(
+        registry.version_fields(parent), proposed, f"{name} v{parent.version}", f"{name} (proposed)"
+    )
+    return Refined(
+        prompt_id=subject.prompt.id,
+        version_id=None,
+        parent_id=parent.id,
+        version=None,
+        prompt=best.text,
+        rationale=_rationale(subject, evidence, choice),
+        diff=changes["template"],
+        strategy=best.strategy,
+        scores=_scores(subject, evidence, choice),
+        model_config=proposed["modelConfig"] or {},
+        deltas={
+            "strategy": best.strategy,
+            "modelConfig": changes["modelConfig"],
+            "variables": changes["variables"],
+        },
+        candidates=tuple(
+            Considered(p.strategy, p.applied, p.note, p.score, p.pass_rate) for p in choice.proposals
+        ),
+        feedback_used=evidence.used,
+    )
 
 
 # --- load -----------------------------------------------------------------------------------------------------

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from promptops.evals.schemas import ScorerSpec
 from promptops.providers.schemas import ModelTarget
-from promptops.schemas import ApiModel, ApiOut
+from promptops.schemas import ApiModel, ApiOut, SmallJson
 from promptops.validation import Ref
 
 MAX_SCORERS = 10
@@ -84,6 +84,15 @@ class PromptCandidateList(ApiOut):
     discarded: list[DiscardedCandidate] = Field(default_factory=list)
 
 
+class RefineAccept(ApiModel):
+    """The proposal a ``dryRun`` answered (its ``prompt`` text, ``strategy`` and ``modelConfig.params``),
+    possibly edited by the reviewer, to save as the refined version."""
+
+    template: str = Field(min_length=1, max_length=100_000)
+    strategy: str = Field(default="reviewed", max_length=64)
+    params: SmallJson | None = None
+
+
 class PromptRefineRequest(ApiModel):
     """``prompt`` + feedback -> an improved version (seed 004 ``/api/prompt/refine``)."""
 
@@ -99,6 +108,16 @@ class PromptRefineRequest(ApiModel):
     strategies: list[RefineStrategy] | None = Field(default=None, max_length=4)
     scorers: list[ScorerSpec] = Field(default_factory=list, max_length=MAX_SCORERS)
     max_cases: int = Field(default=12, ge=1, le=50)
+    # Review before saving: ``dryRun`` proposes and saves nothing (versionId/version are null); ``accept`` saves
+    # a reviewed proposal (possibly edited) as the refined version without calling a model again.
+    dry_run: bool = False
+    accept: RefineAccept | None = None
+
+    @model_validator(mode="after")
+    def _one_step(self) -> PromptRefineRequest:
+        if self.dry_run and self.accept is not None:
+            raise ValueError("dryRun proposes and accept saves: send one of them, not both")
+        return self
 
 
 class RefineCandidateOut(ApiOut):
@@ -113,9 +132,9 @@ class PromptRefineResult(ApiOut):
     """The saved refined version, why it was chosen, and what changed."""
 
     prompt_id: str
-    version_id: str
+    version_id: str | None = Field(description="Null for a dryRun: nothing was saved")
     parent_id: str
-    version: int
+    version: int | None = Field(description="Null for a dryRun: nothing was saved")
     prompt: str
     rationale: str
     diff: str

@@ -19,22 +19,24 @@ import { useState } from "react";
 import { useNavigate } from "react-router";
 import { api, unwrap, type Schemas } from "../../api/client";
 import { ErrorNotice } from "../../components/ErrorNotice";
-import { SCORER_BY_TYPE, SCORER_TYPES, newDraft, toSpec, type ScorerDraft } from "./scorers";
+import { newDraft, toSpec, useScorerTypes, type ScorerDraft, type ScorerType } from "./scorers";
 
 type ModelTarget = Schemas["ModelTarget"];
 
 function ScorerRow({
   index,
   draft,
+  types,
   onChange,
   onRemove,
 }: {
   index: number;
   draft: ScorerDraft;
+  types: Map<string, ScorerType>;
   onChange: (draft: ScorerDraft) => void;
   onRemove: () => void;
 }) {
-  const known = SCORER_BY_TYPE.get(draft.type);
+  const known = types.get(draft.type);
   const n = index + 1;
   const set = (patch: Partial<ScorerDraft>) => onChange({ ...draft, ...patch });
   const valueLabel = known?.valueKind === "required" ? "Value" : "Value (optional)";
@@ -46,7 +48,7 @@ function ScorerRow({
         <Group align="end">
           <Select
             label={`Scorer ${n} type`}
-            data={SCORER_TYPES.map((s) => s.type)}
+            data={[...types.keys()]}
             value={draft.type}
             onChange={(type) => type && onChange({ ...newDraft(type), name: draft.name, weight: draft.weight })}
             allowDeselect={false}
@@ -113,6 +115,7 @@ function ScorerRow({
 
 export function NewEvalForm({ initialPrompt }: { initialPrompt?: string }) {
   const navigate = useNavigate();
+  const scorerTypes = useScorerTypes();
   const [name, setName] = useState("");
   const [prompt, setPrompt] = useState<string | null>(initialPrompt ?? null);
   const [versions, setVersions] = useState<string[]>([]);
@@ -148,7 +151,7 @@ export function NewEvalForm({ initialPrompt }: { initialPrompt?: string }) {
     setFormError(null);
     let specs;
     try {
-      specs = scorers.map(toSpec);
+      specs = scorers.map((draft) => toSpec(draft, scorerTypes));
     } catch (error) {
       return setFormError((error as Error).message);
     }
@@ -232,6 +235,7 @@ export function NewEvalForm({ initialPrompt }: { initialPrompt?: string }) {
             key={index}
             index={index}
             draft={draft}
+            types={scorerTypes}
             onChange={(next) => setScorers(scorers.map((s, i) => (i === index ? next : s)))}
             onRemove={() => setScorers(scorers.filter((_, i) => i !== index))}
           />

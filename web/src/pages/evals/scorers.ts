@@ -1,8 +1,11 @@
-// The built-in scorer types the server accepts (src/promptops/evals/scoring), with their value and options, so
-// the "New evaluation" form can offer them with their parameters. The API has no route that lists them, so this
-// list follows the server's classes; the server still validates every spec (an unknown type or a bad option is
-// a 422 naming the scorer, shown under the form).
-import type { Schemas } from "../../api/client";
+// Scorer types for the "New evaluation" form. The server's list (GET /api/v1/evals/scorers: every type it
+// accepts, operators' scorers included, with its value rule, default threshold and option names) is the
+// authority; this file adds how each built-in option is typed and explained (a hint, and whether it is a
+// boolean, a number or JSON). SCORER_TYPES stands in until the server's list has loaded. The server still
+// validates every spec (a bad option is a 422 naming the scorer, shown under the form).
+import { useQuery } from "@tanstack/react-query";
+import { useMemo } from "react";
+import { api, unwrap, type Schemas } from "../../api/client";
 
 export type ScorerSpec = Schemas["ScorerSpec"];
 
@@ -87,6 +90,31 @@ export const SCORER_TYPES: ScorerType[] = [
 
 export const SCORER_BY_TYPE = new Map(SCORER_TYPES.map((s) => [s.type, s]));
 
+/** The server's scorer types, with this file's hints for the options it knows (others are plain text). */
+export function mergeScorerTypes(server: Schemas["ScorerTypeOut"][]): ScorerType[] {
+  return server.map((s) => {
+    const local = SCORER_BY_TYPE.get(s.type);
+    return {
+      type: s.type,
+      description: s.description || local?.description || "",
+      valueKind: s.valueKind,
+      valueHint: local?.valueHint,
+      defaultThreshold: s.defaultThreshold,
+      options: s.options.map((name) => local?.options.find((o) => o.name === name) ?? { name, kind: "text" as const, hint: "" }),
+    };
+  });
+}
+
+/** Scorer types by name: the server's once loaded, this file's list until then. */
+export function useScorerTypes(): Map<string, ScorerType> {
+  const server = useQuery({
+    queryKey: ["scorer-types"],
+    queryFn: () => unwrap(api.GET("/api/v1/evals/scorers")),
+    staleTime: 300_000,
+  });
+  return useMemo(() => new Map((server.data ? mergeScorerTypes(server.data) : SCORER_TYPES).map((s) => [s.type, s])), [server.data]);
+}
+
 /** One scorer row of the form, as typed (strings, so half-typed numbers and JSON stay editable). */
 export interface ScorerDraft {
   type: string;
@@ -114,8 +142,8 @@ export function parseValue(text: string): unknown {
 }
 
 /** The spec the API takes for a drafted scorer; throws an Error naming the field when a field cannot be read. */
-export function toSpec(draft: ScorerDraft): ScorerSpec {
-  const known = SCORER_BY_TYPE.get(draft.type);
+export function toSpec(draft: ScorerDraft, types: Map<string, ScorerType> = SCORER_BY_TYPE): ScorerSpec {
+  const known = types.get(draft.type);
   const spec: ScorerSpec = { type: draft.type, weight: 1, negate: draft.negate, options: {} };
   if (draft.name.trim()) spec.name = draft.name.trim();
   const value = parseValue(draft.value);
