@@ -219,6 +219,12 @@ async def test_fallback_chain_and_side_by_side(papi: Api, fake: FakeLLMServer) -
         ("claude", "ok", 2),
         ("openai-test", "error", 1),
     ]
+    # the cost range keeps the paid answer and leaves out the failed, free attempt
+    paid = (await papi.get("/api/v1/runs", params={"minCostUsd": 1e-9})).json()["items"]
+    assert [r["provider"] for r in paid] == ["claude"]
+    free = (await papi.get("/api/v1/runs", params={"maxCostUsd": 0})).json()["items"]
+    assert [r["provider"] for r in free] == ["openai-test"]
+    assert (await papi.get("/api/v1/runs", params={"minCostUsd": -1})).status_code == 422
     fake.reset()
     both = {
         "template": "compare",

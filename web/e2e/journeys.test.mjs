@@ -102,8 +102,20 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
   await page.getByRole("option", { name: "playground" }).click();
   await page.waitForURL(/source=playground/);
   await page.getByRole("table", { name: "Runs" }).getByText("local/gemma-3-270m").waitFor();
+  // Narrow to the prompt's version 1 (what production pointed at), then to runs that cost at least $1: none.
+  await page.getByLabel("Prompt", { exact: true }).fill("e2e/greeting");
+  await page.getByLabel("Prompt", { exact: true }).blur();
+  await page.getByRole("textbox", { name: "Version" }).or(page.getByRole("combobox", { name: "Version" })).click();
+  await page.getByRole("option", { name: /^v1/ }).click();
+  await page.waitForURL(/versionId=/);
+  await page.getByRole("table", { name: "Runs" }).getByText("local/gemma-3-270m").waitFor();
   await expectAccessible(page, "runs");
   await screenshot(page, "runs");
+  await page.getByLabel("Min cost (USD)").fill("1");
+  await page.getByLabel("Min cost (USD)").blur();
+  await page.getByText("No run matches these filters.").waitFor();
+  await page.getByLabel("Min cost (USD)").fill("");
+  await page.getByLabel("Min cost (USD)").blur();
   await page.getByRole("table", { name: "Runs" }).getByRole("link").first().click();
   await page.getByLabel("Input").getByText("Say hello to Ada.").waitFor();
   await expectAccessible(page, "run detail");

@@ -32,6 +32,12 @@ async def list_runs(
     since: Since = None,
     until: Until = None,
     trace_id: Annotated[str | None, Query(alias="traceId", max_length=64)] = None,
+    min_cost: Annotated[
+        float | None, Query(alias="minCostUsd", ge=0, le=1_000_000, description="Cost at least (USD)")
+    ] = None,
+    max_cost: Annotated[
+        float | None, Query(alias="maxCostUsd", ge=0, le=1_000_000, description="Cost at most (USD)")
+    ] = None,
     cursor: IdCursor = None,
     limit: PageLimit = 50,
 ) -> RunPage:
@@ -48,6 +54,7 @@ async def list_runs(
             since=since,
             until=until,
             trace_id=trace_id,
+            cost=(min_cost, max_cost),
             cursor=cursor,
             limit=limit,
         )

@@ -28,12 +28,13 @@ async def list_runs(
     since: datetime | None = None,
     until: datetime | None = None,
     trace_id: str | None = None,
+    cost: tuple[float | None, float | None] = (None, None),
     exclude: Select[Any] | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[Run], str | None]:
     """Runs newest first, filtered; ``exclude``: a select of run ids to leave out (e.g. runs already queued
-    for review by the feedback feature)."""
+    for review by the feedback feature); ``cost``: an inclusive (min, max) range in USD, either end open."""
     stmt = scoped(select(Run), Run, principal)
     if exclude is not None:
         stmt = stmt.where(Run.id.not_in(exclude))
@@ -53,6 +54,10 @@ async def list_runs(
         stmt = stmt.where(Run.created_at >= since)
     if until:
         stmt = stmt.where(Run.created_at < until)
+    if cost[0] is not None:
+        stmt = stmt.where(Run.cost_usd >= cost[0])
+    if cost[1] is not None:
+        stmt = stmt.where(Run.cost_usd <= cost[1])
     if cursor:
         stmt = stmt.where(Run.id < id_cursor(cursor, "run"))
     return await fetch_page(session, stmt.order_by(Run.id.desc()), limit, lambda row: row.id)

@@ -11,7 +11,30 @@ import { useUrlFilters } from "../urlFilters";
 import { TableHead } from "../components/TableHead";
 
 type Run = Schemas["RunOut"];
-const FILTERS = ["prompt", "model", "provider", "status", "source", "from", "to"] as const;
+const FILTERS = ["prompt", "versionId", "model", "provider", "status", "source", "from", "to", "minCostUsd", "maxCostUsd"] as const;
+
+/** The versions of the prompt being filtered on, to narrow the runs to one of them. */
+function VersionFilter({ prompt, value, onChange }: { prompt?: string; value?: string; onChange: (id: string | null) => void }) {
+  const versions = useQuery({
+    queryKey: ["prompt", prompt, "versions", "filter"],
+    queryFn: () => unwrap(api.GET("/api/v1/prompts/{name}/versions", { params: { path: { name: prompt! }, query: { limit: 200 } } })),
+    enabled: Boolean(prompt),
+    retry: false,
+  });
+  const data = (versions.data?.items ?? []).map((v) => ({ value: v.id, label: `v${v.version}${v.commitMessage ? ` · ${v.commitMessage.slice(0, 40)}` : ""}` }));
+  return (
+    <Select
+      label="Version"
+      placeholder={prompt ? "Any version" : "Choose a prompt first"}
+      disabled={!prompt || versions.isError}
+      clearable
+      data={data}
+      value={value ?? null}
+      onChange={onChange}
+      w={200}
+    />
+  );
+}
 
 function StatusBadge({ status }: { status: string }) {
   return <Badge color={status === "ok" ? OK_COLOR : CHANGE_COLOR.removed}>{status}</Badge>;
@@ -69,7 +92,7 @@ export function RunDetail() {
 
 export default function RunsPage() {
   const pages = useCursorPages();
-  const { filters, setFilter } = useUrlFilters(FILTERS, pages.reset);
+  const { filters, setFilter, setFilters } = useUrlFilters(FILTERS, pages.reset);
   // The address holds whatever was typed; the server checks the values (a bad one is a 422 shown below).
   const query = { ...filters, cursor: pages.cursor, limit: 50 } as Query<"/api/v1/runs">;
   const runs = useQuery({
@@ -83,13 +106,26 @@ export default function RunsPage() {
         Runs
       </Title>
       <Group align="end">
-        <TextInput label="Prompt" placeholder="name or id" defaultValue={filters.prompt} onBlur={(e) => setFilter("prompt", e.currentTarget.value)} w={180} />
+        <TextInput
+          label="Prompt"
+          placeholder="name or id"
+          defaultValue={filters.prompt}
+          onBlur={(e) => {
+            const prompt = e.currentTarget.value;
+            // another prompt: the version chosen for the previous one no longer applies
+            setFilters(prompt === (filters.prompt ?? "") ? { prompt } : { prompt, versionId: null });
+          }}
+          w={180}
+        />
+        <VersionFilter prompt={filters.prompt} value={filters.versionId} onChange={(id) => setFilter("versionId", id)} />
         <TextInput label="Model" defaultValue={filters.model} onBlur={(e) => setFilter("model", e.currentTarget.value)} w={160} />
         <TextInput label="Provider" defaultValue={filters.provider} onBlur={(e) => setFilter("provider", e.currentTarget.value)} w={130} />
         <Select label="Status" clearable data={["ok", "error"]} value={filters.status ?? null} onChange={(v) => setFilter("status", v)} w={120} />
         <Select label="Source" clearable data={["playground", "eval", "gateway", "sdk", "experiment"]} value={filters.source ?? null} onChange={(v) => setFilter("source", v)} w={140} />
         <TextInput label="From" type="datetime-local" onBlur={(e) => setFilter("from", e.currentTarget.value)} />
         <TextInput label="To" type="datetime-local" onBlur={(e) => setFilter("to", e.currentTarget.value)} />
+        <TextInput label="Min cost (USD)" inputMode="decimal" placeholder="0.001" defaultValue={filters.minCostUsd} onBlur={(e) => setFilter("minCostUsd", e.currentTarget.value.trim())} w={130} />
+        <TextInput label="Max cost (USD)" inputMode="decimal" defaultValue={filters.maxCostUsd} onBlur={(e) => setFilter("maxCostUsd", e.currentTarget.value.trim())} w={130} />
       </Group>
       <ErrorNotice error={runs.error} />
       {runs.data && runs.data.items.length === 0 && <Text>No run matches these filters.</Text>}
