@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, text
+from typer.testing import CliRunner
 
+from promptops.cli.main import app as cli_app
 from promptops.ids import new_id
 from promptops.runs import rollup
 from promptops.runs.models import Run, RunRollup
@@ -249,6 +252,10 @@ async def test_quality_counts_feedback_per_day(api: Api) -> None:
     assert len(today) == 1 and today[0]["meanScore"] == 4 and today[0]["thumbsUp"] == 2
     r = await api.get("/api/v1/analytics/quality", params={**params, "prompt": "support/reply"})
     assert sum(p["count"] for p in r.json()["feedback"]) == 0
+    # an unknown prompt has no data, on every endpoint alike (not a 404 on one and an empty answer on another)
+    for path in ("quality", "usage"):
+        r = await api.get(f"/api/v1/analytics/{path}", params={**params, "prompt": "no/such-prompt"})
+        assert r.status_code == 200, (path, r.text)
 
 
 async def test_another_projects_runs_never_show(api: Api) -> None:
@@ -302,3 +309,24 @@ async def test_permissions_and_bad_parameters(api: Api) -> None:
     # an unknown prompt filters to nothing, as on the runs list
     r = await api.get("/api/v1/analytics/usage", params={"prompt": "no/such-prompt"})
     assert r.status_code == 200 and r.json()["totals"]["runs"] == 0, r.text
+
+
+async def test_rebuild_repairs_runs_written_without_their_rollup(api: Api, db_url: str) -> None:
+    runtime: Runtime = api.app.state.runtime
+    project_id = await project_of(api)
+    prompt_id, version_id = await example_prompt(api)
+    batches = mixed_runs(project_id, prompt_id, version_id)
+    await store(runtime, batches[0])
+    async with runtime.db.transaction(write=True) as session:  # an older release: runs without the rollup
+        session.add_all(batches[1])
+    async with runtime.db.transaction() as session:
+        stored_runs = list((await session.execute(select(Run).where(Run.project_id == project_id))).scalars())
+    assert await stored_rollup(runtime) != expected_rollup(stored_runs)
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli_app, ["runs", "rebuild-rollup", "--database-url", db_url, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rebuilt = json.loads(result.output)["projects"]
+    assert {p["projectId"]: p["runs"] for p in rebuilt}[project_id] == len(stored_runs)
+    assert await stored_rollup(runtime) == expected_rollup(stored_runs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from promptops.pagination import encode_cursor
 from tests.support.app import Api
 
 TRIAGE = {
@@ -313,6 +314,9 @@ async def test_library_filters_model_author_updated_and_sort(api: Api) -> None:
     assert r.status_code == 422 and "sort" in r.text
     r = await api.get("/api/v1/prompts", params={"sort": "updated", "cursor": "bm90IGEgY3Vyc29y"})
     assert r.status_code == 422 and "cursor" in r.text.lower()
+    for forged in ["0001-01-01T00:00:00+05:00|x", "9999-12-31T23:00:00-05:00|x", "2026-13-01T00:00:00|x"]:
+        r = await api.get("/api/v1/prompts", params={"sort": "updated", "cursor": encode_cursor(forged)})
+        assert r.status_code == 422 and "cursor" in r.text.lower(), (forged, r.text)
 
 
 async def test_fork_lineage_both_ways(api: Api) -> None:

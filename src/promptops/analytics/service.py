@@ -429,16 +429,22 @@ async def _eval_trend(
     per_version: dict[tuple[int, str], EvalPoint] = {}
     cursor: str | None = None
     seen = 0
-    # Ids are time ordered and a run finishes after it starts: walk newest first and stop a day before the range
-    # (a run that started earlier and finished inside the range is counted if it took less than that).
-    oldest = win.since - timedelta(days=1)
     while True:
-        runs, cursor = await evals.list_runs(
-            session, principal, status="completed", prompt=prompt_id, cursor=cursor, limit=200
-        )
+        try:
+            runs, cursor = await evals.list_runs(
+                session,
+                principal,
+                status="completed",
+                prompt=prompt_id,
+                finished=(win.since, win.until),
+                cursor=cursor,
+                limit=200,
+            )
+        except NotFound:  # an unknown prompt has no evaluations (as usage answers for it: nothing)
+            return list(overall.values()), [], False
         for run in runs:
             finished = run.finished_at
-            if finished is None or not win.since <= finished < win.until:
+            if finished is None:
                 continue
             start = win.bucket_of(finished)
             overall[start].evaluations += 1
@@ -463,7 +469,7 @@ async def _eval_trend(
                     target.passed += int(group.get("passed") or 0)
                     target.score_sum += float(mean) * done
         seen += len(runs)
-        if cursor is None or not runs or runs[-1].created_at < oldest:
+        if cursor is None:
             return list(overall.values()), sorted(per_version.values(), key=_version_order), False
         if seen >= MAX_QUALITY_RECORDS:
             return list(overall.values()), sorted(per_version.values(), key=_version_order), True

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from promptops.cli import output
-from promptops.cli.client import CliError
 from promptops.cli.common import JsonFlag, client, exit_failure
+from promptops.cli.offline import on_each_project
 
 app = typer.Typer(help="Read and verify the tamper-evident audit trail.", no_args_is_help=True)
 
@@ -122,59 +121,11 @@ def _print_result(result: dict[str, Any]) -> None:
     )
 
 
-def check_database_url(url: str) -> tuple[str, str]:
-    """The normalized async URL and a password-free form for messages; a missing SQLite file is an error."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from promptops.config import normalize_database_url
-
-    normalized = normalize_database_url(url)
-    try:
-        parsed = make_url(normalized)
-    except ArgumentError as exc:
-        raise CliError("Invalid database URL", str(exc), "invalid_database_url")
-    shown = parsed.render_as_string(hide_password=True)
-    # Opening a missing SQLite file would silently create an empty database and report it as intact.
-    if parsed.get_backend_name() == "sqlite" and (
-        not parsed.database or parsed.database == ":memory:" or not Path(parsed.database).is_file()
-    ):
-        raise CliError("No such SQLite database", shown, "database_not_found")
-    return normalized, shown
-
-
 async def verify_database(url: str, project: str | None) -> list[dict[str, Any]]:
     """Verify the chains of every project in the database at ``url`` (or the one named) without the server."""
-    # Imported here: only this offline path needs the ORM, and the rest of the CLI stays quick to start.
-    from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from promptops.db import Database
     from promptops.governance.audit import verify_project
-    from promptops.tenancy.models import Project
 
-    normalized, shown = check_database_url(url)
-    db = Database(normalized)
-    try:
-        async with db.transaction() as session:
-            projects = list((await session.execute(select(Project).order_by(Project.created_at))).scalars())
-            if project is not None:
-                projects = [p for p in projects if project in (p.id, p.name)]
-                if not projects:
-                    raise CliError(
-                        "Project not found", f"no project {project!r} in {shown}", "project_not_found"
-                    )
-            results = []
-            for row in projects:
-                result = (await verify_project(session, row.id)).to_dict()
-                result["projectName"] = row.name
-                results.append(result)
-    except SQLAlchemyError as exc:
-        # The driver's own message (exc.orig) without SQLAlchemy's statement dump and help link.
-        first_line = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise CliError("Cannot read the database", f"{shown}: {first_line}", "database_error")
-    except OSError as exc:
-        raise CliError("Cannot connect to the database", f"{shown}: {exc}", "database_error")
-    finally:
-        await db.dispose()
-    return results
+    async def verify(session: Any, project_id: str) -> dict[str, Any]:
+        return (await verify_project(session, project_id)).to_dict()
+
+    return await on_each_project(url, project, verify)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from pathlib import Path
@@ -19,6 +20,7 @@ from promptops.cli.common import (
     parse_assignment,
     parse_variables,
 )
+from promptops.cli.offline import on_each_project
 
 providers_app = typer.Typer(help="Provider connections (admins).", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalog and prices.", no_args_is_help=True)
@@ -453,3 +455,32 @@ def runs_show(run_id: str, as_json: JsonFlag = False) -> None:
     )
     output.text_block(json.dumps(item["input"], indent=2), title="input")
     output.text_block(item.get("output") or "", title="output")
+
+
+@runs_app.command("rebuild-rollup")
+def runs_rebuild_rollup(
+    database_url: Annotated[
+        str,
+        typer.Option("--database-url", help="The database to repair (the server's PROMPTOPS_DATABASE_URL)."),
+    ],
+    project: Annotated[
+        str | None, typer.Option(help="Only this project (id or name); default every project.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recompute the dashboards' run rollup from the runs themselves (offline, on the database).
+
+    For runs written without their rollup: an instance of an older release still serving during a rolling
+    upgrade, or a bulk load that bypassed the server. Each project is rebuilt in one transaction.
+    """
+    from promptops.runs import rollup
+
+    async def rebuild(session: Any, project_id: str) -> dict[str, Any]:
+        return {"projectId": project_id, "runs": await rollup.rebuild(session, project_id)}
+
+    results = asyncio.run(on_each_project(database_url, project, rebuild, write=True))
+    if as_json:
+        output.print_json({"projects": results})
+        return
+    for result in results:
+        output.echo(f"Rebuilt the rollup of project {result['projectName']} from {result['runs']} run(s)")

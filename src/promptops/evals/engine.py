@@ -39,7 +39,7 @@ from promptops.registry import service as registry
 from promptops.registry.models import PromptVersion
 from promptops.runs.models import Run
 from promptops.runs.recorder import collect_runs
-from promptops.runs.rollup import store_runs
+from promptops.runs.rollup import add_runs, stamp_runs
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
 
@@ -219,7 +219,8 @@ class ResultWriter:
         runs, self.runs = self.runs, []
         async with self.runtime.db.transaction(write=True) as session:
             if runs:
-                await store_runs(session, runs)
+                stamp_runs(runs)
+                session.add_all(runs)
                 await session.flush()
             if results:
                 dialect = session.get_bind().dialect.name
@@ -230,6 +231,9 @@ class ResultWriter:
             assert run is not None
             run.done_cells, run.error_cells = await service.count_done(session, run)
             self.cancel_requested = lifecycle.beat(run)
+            # Last, just before the commit: the rollup rows are shared with every other writer of the same
+            # prompt/model, so their locks are held for as short a time as possible.
+            await add_runs(session, runs)
 
     async def loop(self) -> None:
         """Flush every ``FLUSH_SECONDS`` (sooner when a batch fills) until :meth:`close`, then a last time.

@@ -10,6 +10,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -217,10 +218,12 @@ async def list_runs(
     status: str | None = None,
     prompt: str | None = None,
     dataset: str | None = None,
+    finished: tuple[datetime, datetime] | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[EvalRun], str | None]:
-    """Evaluation runs, newest first; ``prompt`` (id or name) keeps runs that include one of its versions.
+    """Evaluation runs, newest first; ``prompt`` (id or name) keeps runs that include one of its versions;
+    ``finished`` keeps runs that finished in [since, until).
 
     The prompt filter joins ``eval_run_prompts`` and pages on its ``eval_run_id`` (the run id) so the database
     walks ``ix_eval_run_prompts_project_prompt`` backwards from the cursor.
@@ -236,6 +239,8 @@ async def list_runs(
     if dataset:
         found = await datasets.get_dataset(session, principal, dataset)
         stmt = stmt.where(EvalRun.dataset_id == found.id)
+    if finished is not None:
+        stmt = stmt.where(EvalRun.finished_at >= finished[0], EvalRun.finished_at < finished[1])
     return await lifecycle.list_page(
         session, stmt, EvalRun, status=status, cursor=cursor, limit=limit, key=key
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -59,6 +59,7 @@ from promptops.templates import engine, lint
 from promptops.templates import pool as template_pool
 from promptops.tenancy.models import Project
 from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
+from promptops.validation import YEAR_MAX, YEAR_MIN
 
 DEFAULT_DEPLOYABLE_LABELS = ("production",)
 
@@ -934,9 +935,11 @@ def _after_updated_cursor(cursor: str) -> Any:
     """Rows after an ``updated`` cursor: older than its time, or as old with a later name."""
     when, _, name = decode_cursor(cursor).partition("|")
     try:
-        moment = datetime.fromisoformat(when)
-    except ValueError:
+        moment = datetime.fromisoformat(when).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise invalid_cursor() from None
+    if not YEAR_MIN <= moment.year <= YEAR_MAX:  # a hand-made cursor; the cursors given out are real times
+        raise invalid_cursor()
     return or_(Prompt.updated_at < moment, and_(Prompt.updated_at == moment, Prompt.name > name))
 
 

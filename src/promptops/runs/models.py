@@ -57,10 +57,11 @@ LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
 class RunRollup(Base):
     """Additive sums of runs per (project, grain, bucket, prompt, version, provider, model, source).
 
-    Written in the transaction that inserts the runs (``runs.rollup.add_runs``), so it always equals a GROUP BY
-    over ``runs``. ``grain`` is the bucket width in hours (1 or 24) and ``bucket`` the bucket's first hour as
-    hours since the Unix epoch (UTC), so bucket arithmetic is integer arithmetic on every database. A run
-    without a prompt or version is keyed by ``""`` (NULL would never match ON CONFLICT).
+    Written in the transaction that inserts the runs (``runs.rollup.add_runs``), so it equals a GROUP BY
+    over ``runs`` (``promptops runs rebuild-rollup`` repairs runs written without it). ``grain`` is the
+    bucket width in hours (1 or 24) and ``bucket`` the bucket's first hour as hours since the Unix epoch
+    (UTC), so bucket arithmetic is integer arithmetic on every database. A run without a prompt or version
+    is keyed by ``""`` (NULL would never match ON CONFLICT).
     """
 
     __tablename__ = "run_rollups"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, Select, and_, case, cast, false, func, null, or_, select
+from sqlalchemy import Integer, Select, and_, case, cast, delete, false, func, null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -126,13 +126,41 @@ async def add_runs(session: AsyncSession, runs: Sequence[RunLike]) -> None:
     await session.execute(stmt, rows)
 
 
+def stamp_runs(runs: Sequence[Run]) -> None:
+    """Fix each run's ``created_at`` now (the column default), so the rollup buckets the moment stored."""
+    for run in runs:
+        if run.created_at is None:
+            run.created_at = utcnow()
+
+
 async def store_runs(session: AsyncSession, runs: Sequence[Run]) -> None:
     """Insert ``runs`` and add them to the rollup, in the caller's transaction."""
-    for run in runs:
-        if run.created_at is None:  # the column default, fixed now so the rollup buckets the same moment
-            run.created_at = utcnow()
+    stamp_runs(runs)
     session.add_all(runs)
     await add_runs(session, runs)
+
+
+REBUILD_BATCH = 5000
+
+
+async def rebuild(session: AsyncSession, project_id: str, *, batch: int = REBUILD_BATCH) -> int:
+    """Recompute a project's rollup from its runs, in the caller's transaction; the number of runs read.
+
+    The repair for runs written without their rollup (an instance of an older release still running during a
+    rolling upgrade, a bulk load that bypassed :func:`store_runs`). Reads only the columns the rollup sums,
+    ``batch`` runs at a time in id order.
+    """
+    await session.execute(delete(RunRollup).where(RunRollup.project_id == project_id))
+    columns = [getattr(Run, name) for name in RunLike.__annotations__]
+    last, total = "", 0
+    while True:
+        stmt = select(Run.id, *columns).where(Run.project_id == project_id, Run.id > last)
+        rows = list((await session.execute(stmt.order_by(Run.id).limit(batch))).all())
+        if not rows:
+            return total
+        await add_runs(session, rows)
+        total += len(rows)
+        last = rows[-1].id
 
 
 # --- reading --------------------------------------------------------------------------------------------------

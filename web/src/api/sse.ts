@@ -51,15 +51,19 @@ export async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenera
   const parser = new SseParser();
   const decoder = new TextDecoder();
   const reader = body.getReader();
+  let finished = false;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       yield* parser.push(decoder.decode(value, { stream: true }));
     }
+    finished = true;
     // What is left is an event without its closing blank line: dropped, as the format says.
     yield* parser.push(decoder.decode());
   } finally {
+    // Stopped early (the consumer broke off or threw): close the connection so the server stops generating.
+    if (!finished) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
 }
@@ -99,8 +103,14 @@ export async function* streamPlayground(
     throw new ApiError(response.status, problem, requestId);
   }
   if (!response.body) throw new ApiError(response.status, { detail: "The server sent no event stream" }, requestId);
+  let ended = false;
   for await (const raw of readEvents(response.body)) {
     if (!KNOWN.has(raw.event)) continue;
+    ended ||= raw.event === "end";
     yield { event: raw.event, data: JSON.parse(raw.data) } as PlaygroundEvent;
+  }
+  // A stream cut before its `end` (a proxy timeout, a dropped connection) is an error, not a quiet partial answer.
+  if (!ended && !signal?.aborted) {
+    throw new ApiError(502, { detail: "The event stream ended before the server finished; the answers may be partial" }, requestId);
   }
 }

@@ -206,6 +206,7 @@ function Playground() {
     } catch (error) {
       if (!abort.signal.aborted) setProblem(error);
     } finally {
+      abort.abort(); // whatever ended the loop, the request is over: nothing keeps the server generating
       dispatch({ type: "finished" });
       setRunning(false);
       controller.current = null;

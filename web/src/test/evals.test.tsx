@@ -113,6 +113,9 @@ describe("scorer specs from the form", () => {
 describe("CSV export", () => {
   it("quotes commas, quotes and line breaks", () => {
     expect(toCsv([["a", 'say "hi"', "x,y", "two\nlines", null, 3, true]])).toBe('a,"say ""hi""","x,y","two\nlines",,3,true\r\n');
+    expect(toCsv([["=HYPERLINK(\"http://x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", -1.5]])).toBe(
+      `"'=HYPERLINK(""http://x"")",'+cmd|' /C calc'!A0,'-2+3,'@SUM(A1),-1.5\r\n`,
+    );
   });
 
   it("has one row per result with input, expected, output and each scorer's score and reason", () => {

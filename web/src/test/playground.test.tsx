@@ -5,7 +5,7 @@ import type { ReactNode } from "react";
 import { MemoryRouter } from "react-router";
 import { describe, expect, it } from "vitest";
 import type { Schemas } from "../api/client";
-import { SseParser, readEvents } from "../api/sse";
+import { SseParser, readEvents, streamPlayground } from "../api/sse";
 import { MeProvider, type Me } from "../auth";
 import PlaygroundPage, { variablesOf } from "../pages/PlaygroundPage";
 import { columnFrom, describeColumn, outputsReducer, targetOf } from "../pages/playground/model";
@@ -58,6 +58,42 @@ describe("readEvents", () => {
     const events = [];
     for await (const event of readEvents(body)) events.push(event);
     expect(events).toEqual([{ event: "delta", data: '{"text":"café ✓"}' }]);
+  });
+
+  it("cancels the stream when the reader stops early, so the server stops generating", async () => {
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.enqueue(new TextEncoder().encode('event: delta\ndata: {"text":"x"}\n\n'));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    for await (const event of readEvents(body)) {
+      expect(event.event).toBe("delta");
+      break;
+    }
+    expect(cancelled).toBe(true);
+  });
+});
+
+describe("streamPlayground", () => {
+  it("reports a stream cut before its end event as an error", async () => {
+    const stream = 'event: start\ndata: {"models":[]}\n\nevent: delta\ndata: {"index":0,"text":"hal"}\n\n';
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = async () => new Response(stream, { status: 200, headers: { "Content-Type": "text/event-stream" } });
+    try {
+      const seen: string[] = [];
+      await expect(
+        (async () => {
+          for await (const event of streamPlayground({ prompt: "p", variables: {}, models: [] })) seen.push(event.event);
+        })(),
+      ).rejects.toThrow("ended before the server finished");
+      expect(seen).toEqual(["start", "delta"]);
+    } finally {
+      globalThis.fetch = realFetch;
+    }
   });
 });
 

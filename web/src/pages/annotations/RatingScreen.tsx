@@ -233,16 +233,28 @@ export function RatingScreen({ queue, withRubric, onExit }: { queue: string; wit
     void act(() => loadNext(""));
   }, [act, loadNext]);
 
-  // Give an unrated claim back when leaving the screen or closing the tab.
+  const resume = useRef(() => {});
+  resume.current = () => void act(() => loadNext(""));
+
+  // Give an unrated claim back when leaving the screen or closing the tab. A page the browser keeps in its
+  // back/forward cache comes back without that claim: it then claims the next item afresh.
   useEffect(() => {
     const onPageHide = () => {
-      if (claimed.current) void releaseClaim(claimed.current);
+      if (!claimed.current) return;
+      const itemId = claimed.current;
+      claimed.current = null;
+      void releaseClaim(itemId);
+    };
+    const onPageShow = (event: PageTransitionEvent) => {
+      if (event.persisted && alive.current) resume.current();
     };
     alive.current = true;
     window.addEventListener("pagehide", onPageHide);
+    window.addEventListener("pageshow", onPageShow);
     return () => {
       alive.current = false;
       window.removeEventListener("pagehide", onPageHide);
+      window.removeEventListener("pageshow", onPageShow);
       if (claimed.current) {
         const itemId = claimed.current;
         claimed.current = null;

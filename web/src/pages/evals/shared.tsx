@@ -152,10 +152,13 @@ export function show(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-/** RFC 4180 CSV: fields with a comma, quote or line break are quoted, quotes doubled; CRLF between rows. */
+/** RFC 4180 CSV: fields with a comma, quote or line break are quoted, quotes doubled; CRLF between rows. Text
+ * that a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage return) gets a leading
+ * apostrophe: model outputs and case inputs are untrusted. Numbers are written as they are. */
 export function toCsv(rows: (string | number | boolean | null | undefined)[][]): string {
   const field = (v: string | number | boolean | null | undefined) => {
-    const text = v === null || v === undefined ? "" : String(v);
+    let text = v === null || v === undefined ? "" : String(v);
+    if (typeof v === "string" && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
     return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   };
   return rows.map((row) => row.map(field).join(",")).join("\r\n") + "\r\n";

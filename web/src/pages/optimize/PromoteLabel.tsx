@@ -4,7 +4,7 @@ import { Button, Group, Loader, Modal, Stack, Text, TextInput, Textarea, Tooltip
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, unwrap } from "../../api/client";
-import { useCan } from "../../auth";
+import { useCan, useMe } from "../../auth";
 import { DiffView } from "../../components/DiffView";
 import { ErrorNotice } from "../../components/ErrorNotice";
 
@@ -20,8 +20,18 @@ type Props = {
   onMoved?: () => void;
 };
 
+/** The project's deployment labels (settings.deployableLabels; "production" when not set). */
+function useDeployableLabels(): string[] {
+  const me = useMe();
+  const projects = useQuery({ queryKey: ["projects"], queryFn: () => unwrap(api.GET("/api/v1/projects")) });
+  const settings = projects.data?.find((p) => p.id === me.projectId)?.settings as { deployableLabels?: string[] } | undefined;
+  return settings?.deployableLabels ?? ["production"];
+}
+
 export function PromoteLabel({ promptName, versionId, what, baseVersionId, buttonLabel, defaultReason, onMoved }: Props) {
   const canMove = useCan("label:write");
+  const canDeploy = useCan("label:deploy");
+  const deployableLabels = useDeployableLabels();
   const [label, setLabel] = useState("staging");
   const [reason, setReason] = useState(defaultReason);
   const [open, setOpen] = useState(false);
@@ -32,6 +42,9 @@ export function PromoteLabel({ promptName, versionId, what, baseVersionId, butto
     enabled: open,
   });
   const current = labels.data?.find((l) => l.name === label) ?? null;
+  // Moving a deployment label (the project's deployableLabels) needs label:deploy as well.
+  const deployment = current ? current.deployable : deployableLabels.includes(label);
+  const blocked = deployment && !canDeploy;
   const from = current?.versionId ?? baseVersionId;
   const diff = useQuery({
     queryKey: ["prompt", promptName, "diff", from, versionId],
@@ -82,13 +95,18 @@ export function PromoteLabel({ promptName, versionId, what, baseVersionId, butto
           )}
           {diff.isLoading && <Loader size="sm" role="status" aria-label="Loading the diff" />}
           {diff.data && <DiffView diff={diff.data} />}
+          {blocked && (
+            <Text role="alert">
+              Moving {label} is a deployment: your role needs the label:deploy permission. Choose another label, or ask someone who can deploy.
+            </Text>
+          )}
           <ErrorNotice error={labels.error ?? diff.error ?? move.error} />
           <Textarea label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} />
           <Group justify="flex-end">
             <Button variant="default" onClick={() => setOpen(false)}>
               Cancel
             </Button>
-            <Button onClick={() => move.mutate()} loading={move.isPending} disabled={!labels.isSuccess}>
+            <Button onClick={() => move.mutate()} loading={move.isPending} disabled={!labels.isSuccess || blocked}>
               Confirm move
             </Button>
           </Group>

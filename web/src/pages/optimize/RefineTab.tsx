@@ -112,7 +112,8 @@ function Proposal({ result, request }: { result: Result; request: Schemas["Promp
     mutationFn: () =>
       unwrap(
         api.POST("/api/prompt/refine", {
-          body: { prompt: request.prompt, feedback: request.feedback, accept: { template: text, strategy: result.strategy, params } },
+          // the version reviewed, by id: a version saved meanwhile (or a moved label) does not change what is refined
+          body: { prompt: result.parentId, feedback: request.feedback, accept: { template: text, strategy: result.strategy, params } },
         }),
       ),
   });
@@ -197,7 +198,7 @@ export function RefineTab({ prompt: initialPrompt }: { prompt: string }) {
           </Button>
         </Group>
       </Stack>
-      {refine.data && <Proposal key={refine.data.result.diff} result={refine.data.result} request={refine.data.request} />}
+      {refine.data && <Proposal key={refine.submittedAt} result={refine.data.result} request={refine.data.request} />}
     </Stack>
   );
 }
