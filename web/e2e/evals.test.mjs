@@ -15,6 +15,16 @@ const CASES = [
   { id: "r02", input: { review: "Broke after one week. Total waste of money." }, expected: "negative" },
   { id: "r03", input: { review: "The headphones sound amazing and are comfortable for hours." }, expected: "positive" },
   { id: "r04", input: { review: "The zipper snapped the first time I used this bag, very disappointed." }, expected: "negative" },
+  // More cases, so that the first evaluation (one case at a time) runs for seconds even on an idle machine and
+  // its progress is seen moving: the small model answers a case in about 0.1 s.
+  ...["kettle", "desk lamp", "backpack", "keyboard", "rain jacket", "phone case", "coffee grinder"].flatMap((product, i) =>
+    [
+      [`The ${product} works perfectly and I use it every day.`, "positive"],
+      [`The ${product} stopped working after two days, I want my money back.`, "negative"],
+      [`Great ${product}, well made and worth the price.`, "positive"],
+      [`Cheap ${product}, it broke the first time I used it.`, "negative"],
+    ].map(([review, expected], j) => ({ id: `r${String(5 + i * 4 + j).padStart(2, "0")}`, input: { review }, expected })),
+  ),
 ];
 
 const field = (scope, name) => scope.getByRole("textbox", { name }).or(scope.getByRole("combobox", { name }));
@@ -43,6 +53,7 @@ async function startEvaluation(page, version, { extraScorer = false, shoot = fal
     await dialog.getByText("The output has at most value words (white-space separated).").waitFor(); // the server's words
   }
   if (shoot) {
+    await dialog.getByLabel("Concurrency").fill("1"); // one case at a time: progress the page can be seen to follow
     await expectAccessible(page, "new evaluation form");
     await screenshot(page, "eval-new");
   }
@@ -73,7 +84,7 @@ async function waitUntilDone(page, { shoot = false } = {}) {
 }
 
 test("evaluate two versions on a dataset, drill into a case, export CSV and compare with a verdict", async () => {
-  await adminApi(env.server.url, "POST", "/api/v1/datasets", { name: DATASET, description: "four reviews", cases: CASES });
+  await adminApi(env.server.url, "POST", "/api/v1/datasets", { name: DATASET, description: "reviews", cases: CASES });
   await adminApi(env.server.url, "POST", `/api/v1/prompts/${PROMPT}/versions`, {
     template: "Is this review positive or negative?\n{{ review }}\nAnswer:",
     variables: [{ name: "review", type: "string" }],
@@ -95,7 +106,7 @@ test("evaluate two versions on a dataset, drill into a case, export CSV and comp
   const seen = await waitUntilDone(page, { shoot: true });
   // progress moved on screen without a reload: a line before the end, then the end
   assert.ok(seen.length >= 2, `progress lines seen: ${JSON.stringify(seen)}`);
-  assert.match(seen[0], new RegExp(`^[0-${CASES.length - 1}] of ${CASES.length} done`));
+  assert.ok(Number(seen[0].match(new RegExp(`^(\\d+) of ${CASES.length} done`))?.[1]) < CASES.length, seen[0]);
   assert.equal(await bar.getAttribute("aria-valuenow"), "100");
   const run = await adminApi(env.server.url, "GET", `/api/v1/evals/${first}`);
   assert.equal(run.status, "completed");
