@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, text
 from typer.testing import CliRunner
 
 from promptops.cli.main import app as cli_app
+from promptops.evals.models import EvalRun, EvalRunPrompt
 from promptops.ids import new_id
 from promptops.runs import rollup
 from promptops.runs.models import Run, RunRollup
@@ -330,3 +331,48 @@ async def test_rebuild_repairs_runs_written_without_their_rollup(api: Api, db_ur
     rebuilt = json.loads(result.output)["projects"]
     assert {p["projectId"]: p["runs"] for p in rebuilt}[project_id] == len(stored_runs)
     assert await stored_rollup(runtime) == expected_rollup(stored_runs)
+
+
+async def test_quality_charts_evaluations_that_finished_in_the_range(api: Api) -> None:
+    runtime: Runtime = api.app.state.runtime
+    project_id = await project_of(api)
+    prompt_id, version_id = await example_prompt(api)
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def finished_run(finished: datetime, mean: float, passed: int) -> EvalRun:
+        group = {"promptId": prompt_id, "versionId": version_id, "promptName": "sentiment/few-shot"}
+        group |= {"version": 1, "completed": 4, "passed": passed, "meanScore": mean}
+        return EvalRun(
+            id=new_id("eval_run"),
+            project_id=project_id,
+            spec={},
+            status="completed",
+            created_at=finished - timedelta(minutes=5),
+            finished_at=finished,
+            summary={"groups": [group]},
+        )
+
+    runs = [
+        finished_run(now - timedelta(days=2), 0.5, 2),  # in the range
+        finished_run(now - timedelta(hours=1), 1.0, 4),  # in the range, another day
+        finished_run(now - timedelta(days=20), 0.0, 0),  # before the range: not counted
+    ]
+    async with runtime.db.transaction(write=True) as session:
+        session.add_all(runs)
+        await session.flush()
+        session.add_all(
+            EvalRunPrompt(eval_run_id=r.id, prompt_id=prompt_id, project_id=project_id) for r in runs
+        )
+    params = {"from": (now - timedelta(days=7)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+    for extra in ({}, {"prompt": "sentiment/few-shot"}):
+        r = await api.get("/api/v1/analytics/quality", params={**params, **extra})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        points = [p for p in body["evals"] if p["evaluations"]]
+        assert [(p["evaluations"], p["results"], p["meanScore"]) for p in points] == [
+            (1, 4, 0.5),
+            (1, 4, 1.0),
+        ]
+        assert sum(p["results"] for p in body["evalVersions"]) == 8
+    r = await api.get("/api/v1/analytics/quality", params={**params, "prompt": "support/reply"})
+    assert sum(p["evaluations"] for p in r.json()["evals"]) == 0
