@@ -89,6 +89,13 @@ const AXE = readFileSync(join(ROOT, "web", "node_modules", "axe-core", "axe.min.
 
 /** Serious or critical accessibility violations on the page as it is now (axe-core, WCAG 2 A/AA rules). */
 export async function seriousViolations(page) {
+  // A dialog fading in is half transparent: contrast measured mid-transition is wrong. Let animations end.
+  // (Only finite ones, e.g. not a spinner's; and at most 2 s.)
+  await page.evaluate(() => {
+    const finite = document.getAnimations().filter((a) => a.effect?.getTiming().iterations !== Infinity);
+    const ended = Promise.all(finite.map((a) => a.finished.catch(() => undefined)));
+    return Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000))]);
+  });
   await page.addScriptTag({ content: AXE });
   const violations = await page.evaluate(async () => {
     const result = await window.axe.run(document, {
