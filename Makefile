@@ -5,12 +5,13 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint layers typecheck bench install clean web web-test chromium
+.PHONY: run test lint layers typecheck bench install clean web web-test chromium sdk-ts sdk-ts-test
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 	@$(UV) sync --frozen --extra local --quiet
 	@$(MAKE) --no-print-directory web
+	@$(MAKE) --no-print-directory sdk-ts
 
 # The web UI (web/): npm ci when the lock changed, the API client generated from the server's OpenAPI
 # document, then type-check + build into web/dist (served at / by `promptops serve`) within the JS budget.
@@ -22,6 +23,20 @@ web:
 	@cmp -s build/openapi.next.json build/openapi.json && rm build/openapi.next.json || mv build/openapi.next.json build/openapi.json
 	@if [ ! -f web/dist/index.html ] || [ -n "$$(find web/src web/index.html web/public web/package-lock.json web/vite.config.ts web/tsconfig.json web/scripts build/openapi.json -newer web/dist/index.html -not -name schema.d.ts | head -1)" ]; then \
 		cd web && npm run --silent gen:api >/dev/null && npm run --silent build >/dev/null; fi
+
+# The TypeScript SDK (sdk/typescript, @promptops/sdk): npm ci when the lock changed, its API types generated from
+# the server's OpenAPI document (build/openapi.json, written by the web step), then tsc into sdk/typescript/dist.
+sdk-ts:
+	@command -v npm >/dev/null || { echo "node 20 + npm are needed to build the TypeScript SDK (sdk/typescript)"; exit 1; }
+	@if [ ! -f sdk/typescript/node_modules/.package-lock.json ] || [ sdk/typescript/package-lock.json -nt sdk/typescript/node_modules/.package-lock.json ]; then \
+		cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error; fi
+	@[ -f build/openapi.json ] || $(VENV)/bin/promptops openapi -o build/openapi.json
+	@if [ ! -f sdk/typescript/dist/index.js ] || [ -n "$$(find sdk/typescript/src sdk/typescript/package.json sdk/typescript/package-lock.json sdk/typescript/tsconfig.json sdk/typescript/tsconfig.build.json build/openapi.json -newer sdk/typescript/dist/index.js -not -name schema.d.ts | head -1)" ]; then \
+		cd sdk/typescript && npm run --silent gen:api >/dev/null && npm run --silent build; fi
+
+# Its tests start real `promptops serve` processes, a fake OpenAI server and chromium (all on loopback).
+sdk-ts-test: install chromium
+	cd sdk/typescript && npx tsc --noEmit -p tsconfig.json && npx vitest run
 
 # Debian's chromium drives the browser tests (browser downloads from the internet do not work here).
 chromium:
@@ -35,8 +50,8 @@ run: install
 	$(VENV)/bin/promptops serve
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench sdk
+	$(VENV)/bin/ruff format --check src tests bench sdk
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -51,6 +66,7 @@ test: install lint chromium
 	$(VENV)/bin/pytest -q
 	cd web && npx vitest run
 	cd web && node --test e2e/
+	cd sdk/typescript && npx tsc --noEmit -p tsconfig.json && npx vitest run
 
 bench: install
 	$(VENV)/bin/python bench/resolve.py
@@ -60,4 +76,5 @@ bench: install
 	$(VENV)/bin/python bench/unseen.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build web/dist web/node_modules web/src/api/schema.d.ts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build web/dist web/node_modules web/src/api/schema.d.ts \
+		sdk/typescript/dist sdk/typescript/node_modules sdk/typescript/src/schema.d.ts

@@ -276,6 +276,7 @@ def main() -> None:
                 f"run ({theirs['startup_s']:.2f} s start-up) {net:.2f} s → {n / net:.0f} cases/s, "
                 f"{net * 1000 / n:.2f} ms/case"
             )
+            print(f"PromptOps / promptfoo: {net / ours['job_s']:.2f}x the cases per second")
     finally:
         upstream_proc.terminate()
         upstream_proc.wait(timeout=10)

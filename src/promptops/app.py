@@ -24,8 +24,9 @@ from promptops.evals.api import router as evals_router
 from promptops.evals.import_api import router as promptfoo_import_router
 from promptops.feedback.api import annotations_router
 from promptops.feedback.api import router as feedback_router
+from promptops.gateway.api import GatewayBodyLimit, install_gateway, serving
 from promptops.governance.api import router as audit_router
-from promptops.lifecycle import build_runtime, running
+from promptops.lifecycle import build_runtime
 from promptops.logging import configure_logging
 from promptops.middleware import Metrics, RequestContextMiddleware
 from promptops.openapi import install_openapi
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(runtime, migrate=migrate):
+        async with serving(runtime, gateway, migrate=migrate):  # running(runtime) and the gateway's outbox
             yield
 
     app = FastAPI(
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         analytics_router,
     ):
         app.include_router(router)
+    gateway = install_gateway(app, runtime)  # /v1 (OpenAI/Anthropic wire formats), /api/v1/gateway
     install_web(app, settings)  # last: its page route answers GETs no API route took
     install_openapi(app)
     app.add_middleware(
@@ -159,6 +161,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         max_upload_bytes=settings.max_upload_bytes,
         metrics=app.state.metrics,
     )
+    app.add_middleware(GatewayBodyLimit, limit=settings.gateway_max_body_bytes)  # outermost: wire-shaped 413
     return app
 
 

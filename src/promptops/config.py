@@ -131,6 +131,31 @@ class Settings(BaseSettings):
         description="A procrastinate worker silent this long is dead; its running jobs are retried.",
     )
 
+    # The capture gateway (/v1/chat/completions, /v1/messages, ...; docs/api.md "Gateway").
+    gateway_outbox_dir: Path | None = Field(
+        default=None,
+        description="Journal of gateway calls not yet stored (write-behind); default <data_dir>/gateway-outbox.",
+    )
+    gateway_rate_limit_per_minute: int = Field(
+        default=0, ge=0, le=1_000_000, description="Gateway requests a minute per API key; 0: no limit."
+    )
+    gateway_monthly_budget_usd: float = Field(
+        default=0.0,
+        ge=0,
+        description="Model spend a project may reach in a calendar month (UTC) before the gateway answers 429; 0: no budget.",
+    )
+    gateway_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest gateway request body (at most PROMPTOPS_MAX_BODY_BYTES, which applies first).",
+    )
+    gateway_cache_ttl_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="Cache identical non-streaming gateway calls this long unless X-PromptOps-Cache says otherwise; 0: only on request.",
+    )
+
     @field_validator("previous_secret_keys", "provider_allowed_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:

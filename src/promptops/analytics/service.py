@@ -21,7 +21,6 @@ from promptops.evals import service as evals
 from promptops.feedback import service as feedback
 from promptops.registry import service as registry
 from promptops.runs import rollup
-from promptops.runs.models import LATENCY_BOUNDS_MS
 
 MAX_RANGE = timedelta(days=400)
 MAX_BUCKETS = 1000
@@ -133,11 +132,11 @@ def histogram_percentile(counts: Sequence[int], q: float) -> float | None:
     seen = 0
     for index, count in enumerate(counts):
         if count and seen + count >= rank:
-            lower = LATENCY_BOUNDS_MS[index - 1] if index > 0 else 0.0
-            upper = LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else lower * 2
+            lower = rollup.LATENCY_BOUNDS_MS[index - 1] if index > 0 else 0.0
+            upper = rollup.LATENCY_BOUNDS_MS[index] if index < len(rollup.LATENCY_BOUNDS_MS) else lower * 2
             return round(lower + (upper - lower) * max(0.0, rank - seen) / count, 1)
         seen += count
-    return LATENCY_BOUNDS_MS[-1] * 2
+    return rollup.LATENCY_BOUNDS_MS[-1] * 2
 
 
 @dataclass(frozen=True)

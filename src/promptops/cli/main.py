@@ -6,7 +6,6 @@ holds all behaviour, the CLI parses arguments, calls one or a few endpoints and 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +15,7 @@ from typer.core import TyperGroup
 
 from promptops.cli import admin, audit, datasets, evals, feedback, models, output, promptopt, prompts
 from promptops.cli import config as cfg
+from promptops.cli import gateway as gateway_cli
 from promptops.cli import optimize as optimize_cli
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import JsonFlag, client
@@ -66,6 +66,7 @@ app.add_typer(feedback.annotate_app, name="annotate")
 app.command("generate")(promptopt.generate)
 app.command("refine")(promptopt.refine)
 app.add_typer(optimize_cli.app, name="optimize")
+app.command("gateway")(gateway_cli.gateway)
 
 
 @app.command()
@@ -79,25 +80,9 @@ def serve(
     reload: Annotated[bool, typer.Option("--reload", help="Restart on code changes (development).")] = False,
 ) -> None:
     """Run the PromptOps server (migrates the database and bootstraps a fresh installation on start)."""
-    import uvicorn
+    from promptops.cli.serving import run_server
 
-    from promptops.config import get_settings
-    from promptops.logging import configure_logging
-
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
-    uvicorn.run(
-        "promptops.app:build_default_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        reload=reload,
-        access_log=False,
-        # Logging is already configured (structured JSON); uvicorn's own dictConfig would replace it.
-        log_config=None,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-    )
+    run_server("promptops.app:build_default_app", host=host, port=port, reload=reload)
 
 
 @app.command()

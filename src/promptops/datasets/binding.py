@@ -11,13 +11,15 @@ Variables the caller already gives (an evaluation's shared ``variables``) do not
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptops.datasets.formats import TEXT_VARIABLE, Input, from_row
 from promptops.datasets.models import DatasetCase
 from promptops.errors import ProblemError, ValidationProblem
-from promptops.registry.models import PromptVersion
 from promptops.templates import engine as templates
+
+if TYPE_CHECKING:
+    from promptops.registry.models import PromptVersion
 
 
 def variable_names(version: PromptVersion | None) -> list[str]:

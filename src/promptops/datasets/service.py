@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,11 +40,13 @@ from promptops.governance.rbac import Permission
 from promptops.ids import has_prefix, new_id
 from promptops.pagination import decode_cursor, decode_int_cursor, encode_cursor, fetch_page, filter_by_name
 from promptops.registry import service as registry
-from promptops.registry.models import PromptVersion
 from promptops.registry.refs import NAME_RE
 from promptops.runs import service as runs_service
-from promptops.runs.models import Run
 from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
+
+if TYPE_CHECKING:
+    from promptops.registry.models import PromptVersion
+    from promptops.runs.models import Run
 
 Source = Literal["manual", "import", "runs", "edit"]
 # Last path segments the REST routes use after a dataset name; a dataset name may not end with one.

@@ -9,7 +9,7 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,9 +22,12 @@ from promptops.evals.engine import CellOutcome
 from promptops.evals.schemas import PromptEvalRequest, ScorerSpec
 from promptops.evals.scoring import label_task, scorers_for, validate_specs
 from promptops.governance import audit
-from promptops.registry.models import PromptVersion
+from promptops.registry import service as registry
 from promptops.runtime import Runtime
 from promptops.templates import preanalyze
+
+if TYPE_CHECKING:
+    from promptops.registry.models import PromptVersion
 
 REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*(@[A-Za-z0-9_-]+)?$")
 CONCURRENCY = 8
@@ -49,7 +52,7 @@ async def _version(runtime: Runtime, principal: Principal, prompt: str) -> tuple
             if "@" in prompt:
                 raise
     await preanalyze("text", prompt, None)  # a big text is parsed off the event loop, then found cached
-    return quick.unsaved_version("text", prompt), None
+    return registry.unsaved_version("text", prompt), None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,7 +20,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from promptops.auth.principal import Principal
 from promptops.datasets import service as datasets
 from promptops.datasets.binding import case_variables
-from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
 from promptops.errors import ProblemError
 from promptops.evals import service
@@ -36,12 +35,15 @@ from promptops.providers.base import ProviderError
 from promptops.providers.calls import CallContext, CallInput, ModelCaller, Target
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
-from promptops.registry.models import PromptVersion
-from promptops.runs.models import Run
 from promptops.runs.recorder import collect_runs
 from promptops.runs.rollup import add_runs, stamp_runs
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
+
+if TYPE_CHECKING:
+    from promptops.datasets.models import DatasetCase
+    from promptops.registry.models import PromptVersion
+    from promptops.runs.models import Run
 
 FLUSH_SECONDS = 0.05
 FLUSH_BATCH = 256
@@ -222,14 +224,20 @@ class ResultWriter:
                 stamp_runs(runs)
                 session.add_all(runs)
                 await session.flush()
+            inserted: list[str | None] = []
             if results:
                 dialect = session.get_bind().dialect.name
                 insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-                # A row that exists already (a cell finished twice around a restart) is kept as it was.
-                await session.execute(insert(EvalResult).values(results).on_conflict_do_nothing())
+                # A row that exists already (a cell finished twice around a restart) is kept as it was; the
+                # totals count only the rows this flush really added (RETURNING gives those alone).
+                stmt = insert(EvalResult).values(results).on_conflict_do_nothing()
+                inserted = list((await session.execute(stmt.returning(EvalResult.error_class))).scalars())
             run = await session.get(EvalRun, self.run_id)
             assert run is not None
-            run.done_cells, run.error_cells = await service.count_done(session, run)
+            # The totals move with the rows in the same transaction, so they never disagree with the table
+            # (counting the whole table on every flush made a long evaluation quadratic).
+            run.done_cells += len(inserted)
+            run.error_cells += sum(1 for error in inserted if error is not None)
             self.cancel_requested = lifecycle.beat(run)
             # Last, just before the commit: the rollup rows are shared with every other writer of the same
             # prompt/model, so their locks are held for as short a time as possible.

@@ -11,16 +11,17 @@ import asyncio
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptops.auth.principal import Principal
 from promptops.evals import engine
 from promptops.evals.schemas import ScorerSpec
 from promptops.evals.scoring import CallerModelAccess
 from promptops.providers.calls import CallContext
-from promptops.registry.models import PromptVersion
 from promptops.runtime import Runtime
-from promptops.templates import engine as templates
+
+if TYPE_CHECKING:
+    from promptops.registry.models import PromptVersion
 
 
 @dataclass(frozen=True)
@@ -37,30 +38,6 @@ class QuickResult:
     passed: int
     outcomes: list[engine.CellOutcome]
     calls: int  # model calls made: one per case plus any judge / embedding calls
-
-
-def unsaved_version(
-    kind: str,
-    template: str | None,
-    messages: list[dict[str, Any]] | None = None,
-    *,
-    variables: list[dict[str, Any]] | None = None,
-    response_schema: dict[str, Any] | None = None,
-    model_config: dict[str, Any] | None = None,
-) -> PromptVersion:
-    """A version that is not in the registry (raw text, a candidate): variables default to the ones used."""
-    if variables is None:
-        used = templates.analyze(kind, template, messages, []).used
-        variables = [{"name": n, "type": "any", "required": False} for n in used]
-    return PromptVersion(
-        id="unsaved",
-        kind=kind,
-        template=template,
-        messages=messages,
-        variables=variables,
-        response_schema=response_schema,
-        model_config_=model_config or {},
-    )
 
 
 async def evaluate_version(

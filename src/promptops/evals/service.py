@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,9 +35,11 @@ from promptops.providers.calls import ModelCaller, Target
 from promptops.providers.schemas import ModelTarget
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
-from promptops.registry.models import Prompt, PromptVersion
 from promptops.templates import preanalyze
 from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
+
+if TYPE_CHECKING:
+    from promptops.registry.models import Prompt, PromptVersion
 
 MAX_CELLS = 200_000
 # what an evaluation request pins into the run's spec as given
@@ -590,18 +592,6 @@ async def compare(
         "casesNeeded": result.cases_needed,
         "flipped": flips,
     }
-
-
-async def count_done(session: AsyncSession, run: EvalRun) -> tuple[int, int]:
-    """(cells with a stored result, of which errors) straight from the result table."""
-    row = (
-        await session.execute(
-            select(func.count(EvalResult.id), func.count(EvalResult.error_class)).where(
-                EvalResult.project_id == run.project_id, EvalResult.eval_run_id == run.id
-            )
-        )
-    ).one()
-    return int(row[0]), int(row[1])
 
 
 async def results_by_id(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +30,6 @@ from promptops.datasets import service as datasets
 from promptops.db import utcnow
 from promptops.errors import Conflict, Forbidden, NotFound
 from promptops.evals import service as evals
-from promptops.evals.models import EvalResult
 from promptops.feedback import service as feedback_service
 from promptops.feedback.models import AnnotationItem, Feedback
 from promptops.feedback.schemas import AnnotationOut, EnqueueIn, RatingFields, SubjectOut
@@ -40,8 +39,11 @@ from promptops.ids import has_prefix, new_id
 from promptops.pagination import fetch_page, id_cursor
 from promptops.registry import service as registry
 from promptops.runs import service as runs_service
-from promptops.runs.models import Run
 from promptops.tenancy.service import get_scoped, scoped
+
+if TYPE_CHECKING:
+    from promptops.evals.models import EvalResult
+    from promptops.runs.models import Run
 
 CLAIM_MINUTES = 30
 CLAIM_TTL = timedelta(minutes=CLAIM_MINUTES)

@@ -20,15 +20,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, exists, func, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
-from promptops.errors import ValidationProblem
-from promptops.evals.models import EvalResult
+from promptops.errors import NotFound, ValidationProblem
+from promptops.evals import service as evals
 from promptops.feedback.models import Feedback
 from promptops.feedback.schemas import (
     CRITERIA,
@@ -46,6 +46,9 @@ from promptops.pagination import fetch_page, id_cursor
 from promptops.registry import service as registry
 from promptops.runs.service import get_run
 from promptops.tenancy.service import get_scoped, scoped
+
+if TYPE_CHECKING:
+    from promptops.evals.models import EvalResult
 
 DEFAULT_LABEL = "production"
 
@@ -83,14 +86,10 @@ async def resolve_prompt_ref(session: AsyncSession, principal: Principal, ref: s
 
 
 async def _eval_result(session: AsyncSession, principal: Principal, result_id: str) -> EvalResult:
-    return await get_scoped(
-        session,
-        principal,
-        EvalResult,
-        result_id,
-        missing=f"Evaluation result {result_id} not found",
-        code="eval_result_not_found",
-    )
+    found = (await evals.results_by_id(session, principal, [result_id])).get(result_id)
+    if found is None:
+        raise NotFound(f"Evaluation result {result_id} not found", code="eval_result_not_found")
+    return found
 
 
 async def prompt_ids_of_versions(

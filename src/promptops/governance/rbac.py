@@ -34,6 +34,8 @@ class Permission(StrEnum):
     MEMBER_MANAGE = "member:manage"
     PROVIDER_MANAGE = "provider:manage"
     RUN_READ = "run:read"
+    RUN_WRITE = "run:write"  # record runs made elsewhere (SDK traces)
+    GATEWAY_CALL = "gateway:call"  # call models through the OpenAI/Anthropic-compatible gateway
     PLAYGROUND_RUN = "playground:run"
     DATASET_READ = "dataset:read"
     DATASET_WRITE = "dataset:write"
@@ -64,6 +66,8 @@ _ENGINEER = _QA | {
     P.LABEL_DEPLOY,
     P.AUDIT_READ,
     P.PLAYGROUND_RUN,
+    P.RUN_WRITE,
+    P.GATEWAY_CALL,
     P.EVAL_RUN,
     P.PROMPT_OPTIMIZE,
 }

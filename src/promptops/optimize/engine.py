@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from promptops.auth.principal import Principal
 from promptops.datasets import service as datasets
 from promptops.datasets.binding import case_variables
-from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
 from promptops.errors import ProblemError
 from promptops.evals import quick
@@ -37,10 +36,13 @@ from promptops.optimize.search.mutations import Draft
 from promptops.optimize.search.verdict import held_out
 from promptops.providers.calls import CallContext
 from promptops.registry import service as registry
-from promptops.registry.models import PromptVersion
 from promptops.registry.schemas import CreateVersionIn
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
+
+if TYPE_CHECKING:
+    from promptops.datasets.models import DatasetCase
+    from promptops.registry.models import PromptVersion
 
 
 class DbStore:
@@ -203,7 +205,7 @@ class Evaluator:
         self.concurrency = spec.concurrency
 
     async def __call__(self, draft: Draft, split: search.Split) -> search.SplitScore:
-        candidate = quick.unsaved_version(
+        candidate = registry.unsaved_version(
             draft.kind,
             draft.template,
             draft.message_dicts(),
@@ -439,7 +441,7 @@ async def _finish(
         new_version = None
         if optimization.winner_version_id is not None:
             # A restart after the version was saved: keep that one.
-            new_version = await session.get(PromptVersion, optimization.winner_version_id)
+            new_version = await registry.get_version_by_id(session, principal, optimization.winner_version_id)
         elif winner is not baseline:
             draft = winner.draft
             target = spec.target

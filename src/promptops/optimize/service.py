@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from promptops.auth.principal import Principal
 from promptops.datasets import service as datasets
 from promptops.datasets.binding import check_cases
-from promptops.datasets.models import DatasetCase
 from promptops.db import utcnow
 from promptops.errors import Conflict, ValidationProblem
 from promptops.evals import service as evals
@@ -41,9 +40,12 @@ from promptops.providers.calls import ModelCaller
 from promptops.providers.schemas import ModelTarget
 from promptops.providers.service import LOCAL_NAME
 from promptops.registry import service as registry
-from promptops.registry.models import PromptVersion
 from promptops.templates import engine as templates
 from promptops.tenancy.service import get_scoped, scoped
+
+if TYPE_CHECKING:
+    from promptops.datasets.models import DatasetCase
+    from promptops.registry.models import PromptVersion
 
 MAX_DATASET_CASES = 20_000
 # what an optimization request pins into the spec as given

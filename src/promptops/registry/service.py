@@ -57,7 +57,7 @@ from promptops.registry.schemas import (
 )
 from promptops.templates import engine, lint
 from promptops.templates import pool as template_pool
-from promptops.tenancy.models import Project
+from promptops.tenancy import service as tenancy
 from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
 from promptops.validation import YEAR_MAX, YEAR_MIN
 
@@ -143,6 +143,30 @@ async def _version_by_label(session: AsyncSession, prompt: Prompt, label: str) -
     if version is None:
         raise _no_label(prompt.name, label)
     return version
+
+
+def unsaved_version(
+    kind: str,
+    template: str | None,
+    messages: list[dict[str, Any]] | None = None,
+    *,
+    variables: list[dict[str, Any]] | None = None,
+    response_schema: dict[str, Any] | None = None,
+    model_config: dict[str, Any] | None = None,
+) -> PromptVersion:
+    """A version that is not in the registry (raw text, a candidate): variables default to the ones used."""
+    if variables is None:
+        used = engine.analyze(kind, template, messages, []).used
+        variables = [{"name": n, "type": "any", "required": False} for n in used]
+    return PromptVersion(
+        id="unsaved",
+        kind=kind,
+        template=template,
+        messages=messages,
+        variables=variables,
+        response_schema=response_schema,
+        model_config_=model_config or {},
+    )
 
 
 async def get_version_by_id(session: AsyncSession, principal: Principal, version_id: str) -> PromptVersion:
@@ -675,8 +699,7 @@ async def push_prompt(
 
 
 async def deployable_labels(session: AsyncSession, project_id: str) -> frozenset[str]:
-    project = await session.get(Project, project_id)
-    configured = (project.settings or {}).get("deployableLabels") if project else None
+    configured = (await tenancy.project_settings(session, project_id)).get("deployableLabels")
     return frozenset(configured if configured is not None else DEFAULT_DEPLOYABLE_LABELS)
 
 
@@ -1249,8 +1272,7 @@ async def render_fields(
 
 async def lint_config(session: AsyncSession, project_id: str) -> lint.LintConfig:
     """The project's lint settings (``settings.lint``); defaults when unset or unreadable."""
-    project = await session.get(Project, project_id)
-    raw = (project.settings or {}).get("lint") if project else None
+    raw = (await tenancy.project_settings(session, project_id)).get("lint")
     try:
         return lint.LintConfig.from_settings(raw if isinstance(raw, dict) else None)
     except (ValueError, TypeError):

@@ -5,18 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
+from promptops.errors import Conflict, ProblemError, ValidationProblem
 from promptops.governance.rbac import Permission as P
 from promptops.pagination import IdCursor, PageLimit, PromptFilter, Since, Until, VersionIdFilter
 from promptops.registry import service as registry
 from promptops.runs import service
-from promptops.runs.schemas import RunOut, RunPage
+from promptops.runs.schemas import RunBatchIn, RunBatchOut, RunIn, RunOut, RunPage
 from promptops.runtime import runtime_of
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 Reader = Annotated[Principal, Depends(require(P.RUN_READ))]
+Writer = Annotated[Principal, Depends(require(P.RUN_WRITE))]
 
 
 @router.get("", response_model=RunPage, summary="List runs, newest first")
@@ -65,3 +69,69 @@ async def list_runs(
 async def get_run(run_id: str, request: Request, principal: Reader) -> RunOut:
     async with runtime_of(request).db.transaction() as session:
         return RunOut.model_validate(await service.get_run(session, principal, run_id))
+
+
+async def _attribution(
+    session: AsyncSession,
+    principal: Principal,
+    body: RunIn,
+    index: int,
+    seen: dict[tuple[str, ...], tuple[str | None, str | None]],
+) -> tuple[str | None, str | None]:
+    """(prompt id, version id) of one ingested run, resolved in the caller's project (errors name the item)."""
+    if body.version is not None and body.prompt is None:
+        raise ValidationProblem(
+            f"Run {index}: 'version' needs 'prompt'", code="validation_error", index=index
+        )
+    key = (body.prompt or "", str(body.version or ""), body.version_id or "")
+    if key in seen:
+        return seen[key]
+    try:
+        if body.version_id is not None:
+            found = await registry.get_version_by_id(session, principal, body.version_id)
+            if body.prompt is not None and found.prompt_id != await registry.prompt_id_of(
+                session, principal, body.prompt
+            ):
+                raise ValidationProblem(
+                    f"Version {body.version_id} does not belong to prompt {body.prompt!r}",
+                    code="version_mismatch",
+                )
+            if body.version is not None and found.version != body.version:
+                raise ValidationProblem(
+                    f"Version {body.version_id} is version {found.version}, not {body.version}",
+                    code="version_mismatch",
+                )
+            attribution: tuple[str | None, str | None] = (found.prompt_id, found.id)
+        elif body.prompt is not None and body.version is not None:
+            prompt, version, _ = await registry.resolve(session, principal, body.prompt, version=body.version)
+            attribution = (prompt.id, version.id)
+        elif body.prompt is not None:
+            attribution = ((await registry.get_prompt(session, principal, body.prompt)).id, None)
+        else:
+            attribution = (None, None)
+    except ProblemError as problem:
+        problem.detail = f"Run {index}: {problem.detail}"
+        problem.extra["index"] = index
+        raise
+    seen[key] = attribution
+    return attribution
+
+
+@router.post("/batch", response_model=RunBatchOut, summary="Record runs made elsewhere (SDK traces)")
+async def ingest_runs(body: RunBatchIn, request: Request, principal: Writer) -> RunBatchOut:
+    """Up to 500 runs in one transaction: a bad item rejects the whole batch (its ``index`` in the problem);
+    client run ids make a retried batch idempotent (stored ids count as ``duplicates``)."""
+    try:
+        async with runtime_of(request).db.transaction(write=True) as session:
+            seen: dict[tuple[str, ...], tuple[str | None, str | None]] = {}
+            items = []
+            for index, run in enumerate(body.runs):
+                prompt_id, version_id = await _attribution(session, principal, run, index, seen)
+                items.append(service.IngestItem(run, prompt_id, version_id))
+            result = await service.ingest_runs(session, principal, items)
+    except IntegrityError:
+        # A concurrent batch stored one of these client ids first: retrying answers it as a duplicate.
+        raise Conflict(
+            "A concurrent request recorded some of these run ids; retry the batch", code="run_id_conflict"
+        )
+    return RunBatchOut(accepted=result.accepted, duplicates=result.duplicates, run_ids=result.run_ids)

@@ -16,6 +16,7 @@ class Run(Base):
         Index("ix_runs_project_created", "project_id", "created_at"),
         Index("ix_runs_project_prompt", "project_id", "prompt_id"),
         Index("ix_runs_project_version", "project_id", "version_id"),
+        Index("ix_runs_project_fingerprint", "project_id", "fingerprint"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -47,6 +48,8 @@ class Run(Base):
     trace_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     actor_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Gateway calls without a registry prompt: hash of the normalised system/first message (gateway.fingerprint).
+    fingerprint: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 # Upper bounds (ms) of the latency histogram kept per rollup row: 10 ms doubling to ~164 s, the last bucket open.

@@ -1,17 +1,27 @@
-"""Reading runs: list with filters (newest first, cursor = last id seen) and detail."""
+"""Reading runs: list with filters (newest first, cursor = last id seen) and detail; recording runs made
+elsewhere (SDK traces, :func:`ingest_runs`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
+from promptops.db import utcnow
+from promptops.errors import ValidationProblem
+from promptops.governance import audit
+from promptops.ids import new_id
 from promptops.pagination import fetch_page, id_cursor
+from promptops.providers.base import ConnectionConfig
+from promptops.providers.service import Price, ResolvedConnection, cost_usd, list_connections, price_for
 from promptops.runs.models import Run
+from promptops.runs.rollup import store_runs
+from promptops.runs.schemas import RunIn
 from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
 
 
@@ -72,3 +82,137 @@ async def get_run(session: AsyncSession, principal: Principal, run_id: str) -> R
 async def runs_by_id(session: AsyncSession, principal: Principal, run_ids: Iterable[str]) -> dict[str, Run]:
     """The principal's project's runs with these ids; unknown ids are left out."""
     return await get_scoped_many(session, principal, Run, run_ids)
+
+
+# --- recording runs made elsewhere (SDK traces) ---------------------------------------------------------------
+
+INGEST_MAX_FUTURE = timedelta(minutes=5)
+INGEST_MAX_AGE = timedelta(days=30)
+# Connection types a run's ``providerType`` names; an SDK run's provider that is neither a connection of the
+# project nor one of these is recorded with provider type "sdk".
+KNOWN_PROVIDER_TYPES = frozenset({"openai", "azure_openai", "anthropic", "huggingface", "local"})
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One run to record, its prompt and version already resolved in the caller's project."""
+
+    body: RunIn
+    prompt_id: str | None
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    run_ids: list[str]
+
+
+def _created_at(index: int, value: datetime | None, now: datetime) -> datetime:
+    if value is None:
+        return now
+    moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if moment > now + INGEST_MAX_FUTURE or moment < now - INGEST_MAX_AGE:
+        raise ValidationProblem(
+            f"Run {index}: createdAt must be within the last 30 days and at most 5 minutes ahead of the "
+            "server's clock",
+            code="invalid_created_at",
+            index=index,
+        )
+    return moment.astimezone(UTC)
+
+
+async def _provider_types(session: AsyncSession, principal: Principal, names: set[str]) -> dict[str, str]:
+    """Provider name -> connection type: the project's connections first, then a known type's own name."""
+    connections = {c.name: c.type for c in await list_connections(session, principal) if c.name in names}
+    types = {name: "sdk" for name in names}
+    types.update({name: name for name in names if name in KNOWN_PROVIDER_TYPES})
+    types.update(connections)
+    return types
+
+
+async def ingest_runs(
+    session: AsyncSession, principal: Principal, items: Sequence[IngestItem]
+) -> IngestResult:
+    """Store runs an application made itself (``source="sdk"``) with their rollup and one ``RunsIngested``
+    audit event, in the caller's transaction.
+
+    A run whose client id is already stored is a duplicate (a retried batch), not an error. An id stored in
+    another project is answered exactly like a duplicate: nothing of that run is read or returned. Costs the
+    client leaves out are computed from the project's model prices (override by connection name, then by
+    type, then the catalog), 0 for an unpriced model.
+    """
+    now = utcnow()
+    wanted = [item.body.id for item in items if item.body.id]
+    taken: set[str] = set()
+    if wanted:
+        taken = set((await session.execute(select(Run.id).where(Run.id.in_(sorted(set(wanted)))))).scalars())
+    types = await _provider_types(session, principal, {item.body.provider for item in items})
+    prices: dict[tuple[str, str], Price | None] = {}
+    runs: list[Run] = []
+    run_ids: list[str] = []
+    duplicates = 0
+    for index, item in enumerate(items):
+        body = item.body
+        created_at = _created_at(index, body.created_at, now)
+        run_id = body.id or new_id("run")
+        run_ids.append(run_id)
+        if run_id in taken:
+            duplicates += 1
+            continue
+        taken.add(run_id)
+        cost = body.cost_usd
+        if cost is None:
+            key = (body.provider, body.model)
+            if key not in prices:
+                connection = ResolvedConnection(
+                    id=None,
+                    name=body.provider,
+                    type=cast(Any, types[body.provider]),
+                    config=ConnectionConfig(type=cast(Any, types[body.provider])),
+                )
+                prices[key] = await price_for(session, principal.project_id, connection, body.model)
+            cost = cost_usd(prices[key], body.input_tokens, body.output_tokens)
+        runs.append(
+            Run(
+                id=run_id,
+                project_id=principal.project_id,
+                prompt_id=item.prompt_id,
+                version_id=item.version_id,
+                provider=body.provider,
+                provider_type=types[body.provider],
+                model=body.model,
+                params=body.params,
+                input=body.input,
+                output=body.output,
+                tool_calls=body.tool_calls,
+                finish_reason=body.finish_reason,
+                input_tokens=body.input_tokens,
+                output_tokens=body.output_tokens,
+                usage_estimated=False,
+                cost_usd=cost,
+                latency_ms=body.latency_ms,
+                ttft_ms=body.ttft_ms,
+                status=body.status,
+                error_class=body.error_class,
+                error_message=body.error_message,
+                source="sdk",
+                cached=False,
+                attempt=1,
+                trace_id=body.trace_id,
+                actor_id=principal.id,
+                created_at=created_at,
+            )
+        )
+    if runs:
+        await store_runs(session, runs)
+        prompt_ids = sorted({run.prompt_id for run in runs if run.prompt_id})
+        await audit.record(
+            session,
+            principal,
+            "RunsIngested",
+            prompt_id=prompt_ids[0] if len(prompt_ids) == 1 else None,
+            data={"count": len(runs), "duplicates": duplicates, "promptIds": prompt_ids},
+        )
+    return IngestResult(accepted=len(runs), duplicates=duplicates, run_ids=run_ids)

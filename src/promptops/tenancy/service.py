@@ -67,6 +67,12 @@ async def get_scoped_many(
     return {row.id: row for row in (await session.execute(stmt)).scalars()}  # type: ignore[attr-defined]
 
 
+async def project_settings(session: AsyncSession, project_id: str) -> dict[str, Any]:
+    """A project's settings object (``{}`` when unset or when the project does not exist)."""
+    project = await session.get(Project, project_id)
+    return dict(project.settings or {}) if project is not None else {}
+
+
 def validate_project_name(name: str) -> str:
     if not PROJECT_NAME_RE.match(name):
         raise ValidationProblem(

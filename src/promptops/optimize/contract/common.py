@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptops.auth.principal import Principal
 from promptops.datasets import service as datasets
@@ -24,9 +24,11 @@ from promptops.evals.scoring import scorers_for, validate_specs
 from promptops.optimize.contract import strategies as st
 from promptops.providers.calls import CallContext, CallInput, Target
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
-from promptops.registry.models import Prompt, PromptVersion
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
+
+if TYPE_CHECKING:
+    from promptops.registry.models import Prompt, PromptVersion
 
 LLM_MAX_TOKENS = 512
 EVAL_CONCURRENCY = 4

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,11 +60,13 @@ from promptops.optimize.contract.common import (
 from promptops.optimize.contract.schemas import PromptGenerationRequest
 from promptops.optimize.examples import Example, pick_examples
 from promptops.registry import service as registry
-from promptops.registry.models import Prompt, PromptVersion
 from promptops.registry.refs import validate_prompt_name
 from promptops.registry.schemas import CreatePromptIn, CreateVersionIn
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
+
+if TYPE_CHECKING:
+    from promptops.registry.models import Prompt, PromptVersion
 
 STRUCTURAL = "structural"
 LLM_GROUP = "llm"
@@ -333,7 +335,7 @@ async def _evaluate(
         return None
     for proposal in chosen:
         params = {**setup.base_params, **(proposal.params or {})}
-        version = quick.unsaved_version(
+        version = registry.unsaved_version(
             "text", proposal.text, variables=setup.variables, model_config=setup.model_config
         )
         proposal.score, proposal.pass_rate = await score_proposal(

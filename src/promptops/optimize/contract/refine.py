@@ -29,7 +29,7 @@ transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,11 +59,13 @@ from promptops.optimize.contract.common import (
 from promptops.optimize.contract.schemas import PromptRefineRequest
 from promptops.optimize.examples import Example, pick_examples
 from promptops.registry import service as registry
-from promptops.registry.models import Prompt, PromptVersion
 from promptops.registry.schemas import CreateVersionIn
 from promptops.runtime import Runtime
 from promptops.templates import engine as templates
 from promptops.templates import pool as template_pool
+
+if TYPE_CHECKING:
+    from promptops.registry.models import Prompt, PromptVersion
 
 ORDER = (
     "tighten-format+counter-examples",
@@ -520,7 +522,7 @@ async def _choose_by_evaluation(
     """Every candidate on the parent's test cases with the same scorers: the best mean score wins."""
     for proposal in live:
         params = subject.params_of(proposal)
-        candidate = quick.unsaved_version(
+        candidate = registry.unsaved_version(
             "text",
             proposal.template,
             variables=subject.variables,

@@ -1,0 +1,11 @@
+export { PromptOps, Trace } from "./client.js";
+export type { CacheStats, GetPromptOptions, PromptOpsOptions, Stats } from "./client.js";
+export { PromptOpsError } from "./errors.js";
+export type { Problem } from "./errors.js";
+export { newRunId } from "./ids.js";
+export { Prompt } from "./prompt.js";
+export type { ChatMessage, FallbackInput, FallbackPrompt, ModelConfig, Rendered, Resolved, Version, VariableDeclaration } from "./prompt.js";
+export { localStorageStore } from "./store.js";
+export type { PromptStore, StoredPrompt } from "./store.js";
+export type { RunRecord, TracingOptions, TracingStats } from "./tracing.js";
+export type { components, paths } from "./schema.js";

@@ -1,0 +1,393 @@
+"""The gateway's state and decisions: which connection a ``model`` routes to, which prompt a call belongs to,
+limits, and the run each finished call becomes (journaled through the :class:`~.outbox.Outbox`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import func, select
+
+from promptops.auth.principal import Principal
+from promptops.cache import TTLCache
+from promptops.db import utcnow
+from promptops.errors import NotFound, ProblemError
+from promptops.gateway.fingerprint import fingerprint, template_text
+from promptops.gateway.http import Pool
+from promptops.gateway.limits import RateLimiter, SpendBudget
+from promptops.gateway.outbox import Outbox, OutboxMetrics
+from promptops.gateway.wire import GatewayError, Wire
+from promptops.ids import new_id
+from promptops.logging import log
+from promptops.providers import service as providers
+from promptops.providers.base import Usage
+from promptops.providers.calls import estimate_tokens
+from promptops.providers.models import ResponseCacheEntry
+from promptops.providers.ssrf import check_base_url
+from promptops.registry import service as registry
+from promptops.runs.models import Run, RunRollup
+from promptops.runs.rollup import hour_of
+from promptops.runtime import Runtime
+
+PROMPT_HEADER = "x-promptops-prompt"
+CACHE_HEADER = "x-promptops-cache"  # opt-in response cache: seconds to keep the answer
+METADATA_KEY = "promptops_prompt"
+SSRF_RECHECK_SECONDS = 30.0
+MAX_CACHE_TTL_SECONDS = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Route:
+    connection: providers.ResolvedConnection
+    model: str
+
+    @property
+    def passthrough_openai(self) -> bool:
+        return self.connection.type == "openai"
+
+    @property
+    def passthrough_anthropic(self) -> bool:
+        return self.connection.type == "anthropic"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    prompt_id: str | None = None
+    version_id: str | None = None
+    fingerprint: str | None = None
+    warning: str | None = None
+
+
+@dataclass
+class Call:
+    """One gateway call being served: who, where to, and what to record when it finishes."""
+
+    principal: Principal
+    wire: Wire
+    route: Route
+    attribution: Attribution
+    body: dict[str, Any]
+    started: float
+    kind: str  # chat | completion | embedding | messages
+    cache_ttl: int | None = None
+    run_id: str = field(default_factory=lambda: new_id("run"))
+
+
+class Gateway:
+    """Held on ``app.state.gateway``; started and stopped with the app."""
+
+    def __init__(self, runtime: Runtime, registry_: CollectorRegistry) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        self.settings = settings
+        directory = settings.gateway_outbox_dir or settings.data_dir / "gateway-outbox"
+        self.outbox = Outbox(Path(directory), runtime.db, OutboxMetrics(registry_))
+        self.limiter = RateLimiter(settings.gateway_rate_limit_per_minute)
+        self.budget = SpendBudget(settings.gateway_monthly_budget_usd, self._month_spend)
+        ttl = settings.resolve_cache_ttl_seconds
+        self._connections: TTLCache[list[providers.ResolvedConnection]] = TTLCache(ttl=ttl)
+        self._prompts: TTLCache[Attribution] = TTLCache(ttl=ttl)
+        self._ssrf_checked: TTLCache[bool] = TTLCache(ttl=SSRF_RECHECK_SECONDS)
+        self._pools: dict[tuple[str, str], tuple[str, Pool]] = {}
+        self._retired: list[Pool] = []
+        self.calls = Counter(
+            "promptops_gateway_calls_total",
+            "Gateway calls by wire format and outcome",
+            ["wire", "status"],
+            registry=registry_,
+        )
+
+    async def start(self) -> None:
+        await self.outbox.start()
+
+    async def stop(self) -> None:
+        await self.outbox.stop()
+        for pool in [p for _, p in self._pools.values()] + self._retired:
+            await pool.aclose()
+        self._pools.clear()
+        self._retired.clear()
+
+    # --- routing ---------------------------------------------------------------------------------------------
+
+    async def _project_connections(self, principal: Principal) -> list[providers.ResolvedConnection]:
+        async def load() -> list[providers.ResolvedConnection]:
+            async with self.runtime.db.transaction() as session:
+                rows = await providers.list_connections(session, principal)
+                return [providers.resolved(row, self.runtime.box) for row in rows]
+
+        return await self._connections.get_or_load(principal.project_id, load)
+
+    async def route(self, principal: Principal, model: Any, wire: Wire) -> Route:
+        """``<connection>/<model>``; else an alias a connection declares in ``options.aliases``; else a model a
+        single connection lists in ``allowedModels``; else the embedded local model by its name."""
+        if not isinstance(model, str) or not model:
+            raise GatewayError(400, "'model' is required", "validation_error", wire=wire, param="model")
+        name, slash, rest = model.partition("/")
+        if slash and rest:
+            try:
+                connection = await self.runtime.caller.connection(principal, name)
+            except NotFound:
+                connection = None
+            if connection is not None:
+                if connection.allowed_models and rest not in connection.allowed_models:
+                    raise GatewayError(
+                        404,
+                        f"Model {rest!r} is not allowed on connection {name!r}",
+                        "model_not_found",
+                        wire=wire,
+                        param="model",
+                    )
+                return Route(connection, rest)
+        connections = await self._project_connections(principal)
+        for connection in connections:
+            aliases = connection.config.options.get("aliases")
+            if isinstance(aliases, dict) and isinstance(aliases.get(model), str):
+                return Route(connection, aliases[model])
+        listing = [c for c in connections if model in c.allowed_models]
+        if len(listing) == 1:
+            return Route(listing[0], model)
+        if model == providers.LOCAL_MODEL:
+            return Route(providers.LOCAL_CONNECTION, model)
+        raise GatewayError(
+            404,
+            f"The model {model!r} does not exist or you do not have access to it. Use '<connection>/<model>' "
+            "with a provider connection of this project, or an alias (see GET /v1/models).",
+            "model_not_found",
+            wire=wire,
+            param="model",
+        )
+
+    async def models(self, principal: Principal) -> list[tuple[str, str]]:
+        """(model id to send, connection it routes to) for everything this key's project can call."""
+        found: dict[str, str] = {f"{providers.LOCAL_NAME}/{providers.LOCAL_MODEL}": providers.LOCAL_NAME}
+        for connection in await self._project_connections(principal):
+            for model in connection.allowed_models:
+                found.setdefault(f"{connection.name}/{model}", connection.name)
+            aliases = connection.config.options.get("aliases")
+            if isinstance(aliases, dict):
+                for alias in aliases:
+                    found.setdefault(str(alias), connection.name)
+            if not connection.allowed_models:
+                found.setdefault(f"{connection.name}/*", connection.name)
+        return sorted(found.items())
+
+    async def guard(self, connection: providers.ResolvedConnection) -> None:
+        """The SSRF check of the provider layer, on every upstream (re-checked every 30 s per URL)."""
+        url = connection.config.base_url
+        if not url or self._ssrf_checked.get(url):
+            return
+        await check_base_url(url, self.settings.provider_allowed_hosts)
+        self._ssrf_checked.put(url, True)
+
+    def pool(self, connection: providers.ResolvedConnection, base_url: str) -> Pool:
+        """The keep-alive connections to a connection's upstream (new ones when the connection changed)."""
+        key = (connection.id or connection.name, base_url)
+        found = self._pools.get(key)
+        if found is None or found[0] != connection.version:
+            if found is not None:
+                self._retired.append(found[1])
+            found = (connection.version, Pool(base_url, connection.config.timeout_seconds))
+            self._pools[key] = found
+        return found[1]
+
+    # --- limits ----------------------------------------------------------------------------------------------
+
+    async def check_limits(self, principal: Principal, wire: Wire) -> None:
+        wait = self.limiter.take(principal.id)
+        if wait is not None:
+            raise GatewayError(
+                429,
+                f"Rate limit of {self.limiter.per_minute} requests per minute reached for this API key",
+                "rate_limit_exceeded",
+                wire=wire,
+                retry_after=wait,
+            )
+        wait = await self.budget.exceeded(principal.project_id)
+        if wait is not None:
+            raise GatewayError(
+                429,
+                f"This project's monthly spend budget (${self.budget.limit_usd:g}) is used up",
+                "budget_exceeded",
+                wire=wire,
+                retry_after=wait,
+                kind="insufficient_quota" if wire == "openai" else None,
+            )
+
+    async def _month_spend(self, project_id: str, month: datetime) -> float:
+        async with self.runtime.db.transaction() as session:
+            total = await session.scalar(
+                select(func.coalesce(func.sum(RunRollup.cost_usd), 0.0)).where(
+                    RunRollup.project_id == project_id,
+                    RunRollup.grain == 24,
+                    RunRollup.bucket >= hour_of(month),
+                )
+            )
+        return float(total or 0.0)
+
+    # --- attribution -----------------------------------------------------------------------------------------
+
+    async def attribute(self, principal: Principal, header: str | None, body: dict[str, Any]) -> Attribution:
+        """The prompt a call belongs to: ``X-PromptOps-Prompt``, else ``metadata.promptops_prompt`` (removed
+        from the body: upstreams may refuse unknown metadata), else a fingerprint of its template text."""
+        ref = header
+        metadata = body.get("metadata")
+        if isinstance(metadata, dict) and METADATA_KEY in metadata:
+            value = metadata.pop(METADATA_KEY)
+            if not metadata:
+                body.pop("metadata")
+            ref = ref or (value if isinstance(value, str) else None)
+        if ref:
+            ref = ref.strip()
+
+            async def load() -> Attribution:
+                try:
+                    resolved = await registry.resolve_cached(self.runtime.db, principal, ref)
+                except ProblemError as exc:
+                    return Attribution(warning=f"prompt {ref!r} not attributed: {exc.detail}")
+                return Attribution(resolved.prompt.id, resolved.version.id)
+
+            found = await self._prompts.get_or_load((principal.project_id, ref), load)
+            if found.prompt_id is not None:
+                return found
+            return Attribution(fingerprint=fingerprint(template_text(body)), warning=found.warning)
+        return Attribution(fingerprint=fingerprint(template_text(body)))
+
+    # --- response cache (the provider layer's table, keyed by the exact upstream request) ----------------------
+
+    @staticmethod
+    def cache_key(call: Call, path: str, body: dict[str, Any]) -> str:
+        # "gateway" keeps these keys apart from the provider layer's (which hash a normalised request)
+        material = ["gateway", call.route.connection.name, call.route.connection.version, path, body]
+        return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    async def cached(self, principal: Principal, key: str) -> dict[str, Any] | None:
+        async with self.runtime.db.transaction() as session:
+            entry = (
+                await session.execute(
+                    select(ResponseCacheEntry).where(
+                        ResponseCacheEntry.project_id == principal.project_id,
+                        ResponseCacheEntry.key == key,
+                        ResponseCacheEntry.expires_at > utcnow(),
+                    )
+                )
+            ).scalar_one_or_none()
+            return dict(entry.response) if entry else None
+
+    async def store_cached(self, principal: Principal, key: str, response: dict[str, Any], ttl: int) -> None:
+        try:
+            async with self.runtime.db.transaction(write=True) as session:
+                now = utcnow()
+                await session.merge(
+                    ResponseCacheEntry(
+                        project_id=principal.project_id,
+                        key=key,
+                        response=response,
+                        created_at=now,
+                        expires_at=now + timedelta(seconds=ttl),
+                    )
+                )
+        except Exception as exc:  # the cache is an optimisation: never fail the call over it
+            log.warning("gateway_cache_store_failed", error_type=type(exc).__name__)
+
+    # --- recording -------------------------------------------------------------------------------------------
+
+    async def finish(
+        self,
+        call: Call,
+        *,
+        input_: dict[str, Any],
+        output: str | None,
+        usage: Usage | None,
+        latency_ms: float,
+        ttft_ms: float | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
+        finish_reason: str | None = None,
+        error: GatewayError | None = None,
+        cached: bool = False,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Journal the finished call as a run (``source="gateway"``). Never raises."""
+        try:
+            if usage is None or not usage.reported:
+                read = orjson.dumps(input_).decode()
+                usage = Usage(estimate_tokens(read), estimate_tokens(output or ""), reported=False)
+            connection = call.route.connection
+            cost = 0.0
+            if error is None and not cached:
+                price = await self.runtime.caller.price(call.principal, connection, call.route.model)
+                cost = providers.cost_usd(price, usage.input_tokens, usage.output_tokens)
+            record: dict[str, Any] = {
+                "id": call.run_id,
+                "project_id": call.principal.project_id,
+                "prompt_id": call.attribution.prompt_id,
+                "version_id": call.attribution.version_id,
+                "fingerprint": call.attribution.fingerprint,
+                "provider": connection.name,
+                "provider_type": connection.type,
+                "model": call.route.model,
+                "params": params if params is not None else _params(call.body),
+                "input": input_,
+                "output": output,
+                "tool_calls": tool_calls,
+                "finish_reason": finish_reason,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "usage_estimated": not usage.reported,
+                "cost_usd": cost,
+                "latency_ms": round(latency_ms, 3),
+                "ttft_ms": round(ttft_ms, 3) if ttft_ms is not None else None,
+                "status": "error" if error else "ok",
+                "error_class": error.code[:60] if error else None,
+                "error_message": error.message[:2000] if error else None,
+                "source": "gateway",
+                "cached": cached,
+                "attempt": 1,
+                "trace_id": None,
+                "actor_id": call.principal.id,
+                "created_at": utcnow().isoformat(),
+            }
+            self.outbox.append(record)
+            self.budget.add(call.principal.project_id, cost)
+            self.calls.labels(call.wire, "error" if error else "ok").inc()
+        except Exception as exc:
+            self.outbox.metrics.dropped.inc()
+            log.error("gateway_record_failed", error_type=type(exc).__name__)
+
+    def journal_run(self, run: Run, call: Call) -> None:
+        """Journal a run the provider layer built (the translating path), as a gateway run of this call."""
+        from promptops.gateway.outbox import record_of
+
+        run.source = "gateway"
+        run.fingerprint = call.attribution.fingerprint
+        record = record_of(run)
+        self.outbox.append(record)
+        self.budget.add(call.principal.project_id, float(run.cost_usd or 0.0))
+        self.calls.labels(call.wire, run.status).inc()
+
+
+PARAM_KEYS = (
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "top_p",
+    "stop",
+    "stop_sequences",
+    "seed",
+    "n",
+    "tool_choice",
+    "response_format",
+    "stream",
+    "top_k",
+    "logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+)
+
+
+def _params(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: body[key] for key in PARAM_KEYS if key in body}
