@@ -74,6 +74,8 @@ bench: install
 	$(VENV)/bin/python bench/eval.py
 	$(VENV)/bin/python bench/optimize.py
 	$(VENV)/bin/python bench/unseen.py
+	$(VENV)/bin/python bench/sdk.py
+	$(VENV)/bin/python bench/gateway.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build web/dist web/node_modules web/src/api/schema.d.ts \
