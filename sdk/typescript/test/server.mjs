@@ -22,11 +22,15 @@ export function freePort() {
   });
 }
 
-/** @returns {Promise<{url: string, stop: () => Promise<void>}>} */
-export async function startServer() {
+/**
+ * @param {Record<string, string>} [extraEnv] more PROMPTOPS_* settings for this server
+ * @returns {Promise<{url: string, stop: () => Promise<void>}>}
+ */
+export async function startServer(extraEnv = {}) {
   const port = await freePort();
   const env = {
     ...process.env,
+    ...extraEnv,
     PROMPTOPS_DATA_DIR: mkdtempSync(join(tmpdir(), "promptops-sdk-ts-")),
     PROMPTOPS_BOOTSTRAP_ADMIN_PASSWORD: "sdk-ts-admin-password",
     PROMPTOPS_BOOTSTRAP_ADMIN_KEY: ADMIN_KEY,
