@@ -361,3 +361,43 @@ async def test_session_and_raw_http_errors_are_wire_shaped(
         assert r.json()["error"]["type"] == "invalid_request_error"
         r = await http.post("/v1/chat/completions", headers=Api.auth(ADMIN_KEY), json={"messages": []})
         assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+
+
+async def test_fallbacks_serve_the_call_when_the_model_fails(
+    db_url: str, tmp_path: Path, fake: FakeLLMServer
+) -> None:
+    async with gateway_app(db_url, tmp_path, fake) as api:
+        client = openai_client(api)
+        fake.script("openai", status=503, times=10)  # the OpenAI-wire upstream is down (every retry too)
+        raw = await client.chat.completions.with_raw_response.create(
+            model="fake/m", messages=chat("hello"), extra_body={"fallbacks": ["claude/c"]}
+        )
+        answer = raw.parse()
+        assert answer.choices[0].message.content == reply_for("hello")  # answered by the Anthropic connection
+        assert raw.headers["x-promptops-fallback-from"] == "fake/m"
+        assert all("fallbacks" not in r.body for r in fake.requests)  # never forwarded upstream
+        runs = await gateway_runs(api)
+        assert [(r.provider, r.status) for r in runs] == [("fake", "error"), ("claude", "ok")]
+        assert raw.headers["x-promptops-run-id"] == runs[-1].id
+
+        # The same by header; a caller's mistake (4xx from the upstream) is answered, not retried elsewhere.
+        fake.reset()
+        fake.script("openai", status=400, times=10)
+        with pytest.raises(openai.BadRequestError):
+            await client.chat.completions.create(
+                model="fake/m", messages=chat("bad"), extra_headers={"X-PromptOps-Fallbacks": "claude/c"}
+            )
+        assert not fake.requests_to("/v1/messages")
+
+        # Every fallback is routed before any call: an unknown one is a 404 and nothing is sent.
+        fake.reset()
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.chat.completions.create(
+                model="fake/m", messages=chat("x"), extra_body={"fallbacks": ["nope/model"]}
+            )
+        assert missing.value.code == "model_not_found" and not fake.requests
+        with pytest.raises(openai.BadRequestError) as invalid:
+            await client.chat.completions.create(
+                model="fake/m", messages=chat("x"), extra_body={"fallbacks": "a"}
+            )
+        assert invalid.value.param == "fallbacks"

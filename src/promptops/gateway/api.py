@@ -16,7 +16,6 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
-from sqlalchemy import func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from promptops.auth.deps import Authorize, require
@@ -29,12 +28,18 @@ from promptops.gateway.streams import read_anthropic, read_openai
 from promptops.gateway.wire import GatewayError, Wire, error_response, wire_of
 from promptops.governance.rbac import Permission as P
 from promptops.lifecycle import running
-from promptops.runs.models import Run
+from promptops.runs import service as runs_service
 from promptops.runtime import Runtime
 from promptops.schemas import ApiOut
 
 WARNING_HEADER = "x-promptops-warning"
 RUN_HEADER = "x-promptops-run-id"
+FALLBACKS_HEADER = "x-promptops-fallbacks"  # models to try in order when the requested one fails
+FALLBACKS_FIELD = "fallbacks"  # the same, in the request body (LiteLLM's name)
+FALLBACK_HEADER = "x-promptops-fallback-from"  # on an answer a fallback gave: the model that failed first
+MAX_FALLBACKS = 5
+# Provider failures another model may not have: rate limits, outages, timeouts (never the caller's own 4xx).
+FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 _UNSAFE_HEADER_CHARS = re.compile(r"[^\x20-\x7e]")
 
 
@@ -89,28 +94,70 @@ def _cache_ttl(request: Request, gw: Gateway, wire: Wire) -> int | None:
     return max(1, min(ttl, MAX_CACHE_TTL_SECONDS))
 
 
+def _fallback_models(request: Request, body: dict[str, Any], wire: Wire) -> list[str]:
+    """The models to try, in order, when the requested one fails with a provider error: the
+    ``X-PromptOps-Fallbacks`` header (comma-separated) or a ``fallbacks`` list in the body (as LiteLLM accepts
+    it; taken out of the body, so the upstream never sees it)."""
+    listed = body.pop(FALLBACKS_FIELD, None)
+    header = request.headers.get(FALLBACKS_HEADER)
+    if header is not None:
+        listed = [item.strip() for item in header.split(",") if item.strip()]
+    if listed is None:
+        return []
+    if not isinstance(listed, list) or not all(isinstance(m, str) and m for m in listed):
+        raise GatewayError(
+            400, "fallbacks must be a list of model names", "validation_error", wire=wire, param="fallbacks"
+        )
+    if len(listed) > MAX_FALLBACKS:
+        raise GatewayError(
+            400, f"At most {MAX_FALLBACKS} fallbacks", "validation_error", wire=wire, param="fallbacks"
+        )
+    return listed
+
+
+async def _dispatch(gw: Gateway, call: Call, path: str, client_headers: Any) -> Response:
+    """One attempt: pass-through to an upstream of the caller's wire format, else translation through the
+    provider layer."""
+    passthrough = (
+        call.route.passthrough_anthropic if call.wire == "anthropic" else call.route.passthrough_openai
+    )
+    if passthrough:
+        response = await _cached(gw, call) if call.cache_ttl else None
+        return response or await upstream.forward(gw, call, path, client_headers)
+    if call.kind == "embedding":
+        return await translate.embed(gw, call)
+    if call.body.get("stream"):
+        return await translate.stream(gw, call)
+    return await translate.complete(gw, call)
+
+
 async def _serve(request: Request, principal: Principal, kind: str, path: str) -> Response:
     started = time.perf_counter()
     gw = gateway_of(request)
     wire: Wire = "anthropic" if kind == "messages" else "openai"
     await gw.check_limits(principal, wire)
     body = await _body(request, gw, wire)
-    route = await gw.route(principal, body.get("model"), wire)
+    fallbacks = _fallback_models(request, body, wire)
+    # Every model is routed before any call, so a misspelt fallback is a 404 now rather than after an outage.
+    routes = [await gw.route(principal, model, wire) for model in [body.get("model"), *fallbacks]]
     attribution = await gw.attribute(principal, request.headers.get(PROMPT_HEADER), body)
     stream = bool(body.get("stream"))
     cache_ttl = None if stream or kind == "embedding" else _cache_ttl(request, gw, wire)
-    call = Call(principal, wire, route, attribution, body, started, kind, cache_ttl)
-    passthrough = route.passthrough_anthropic if wire == "anthropic" else route.passthrough_openai
-    if passthrough:
-        response = await _cached(gw, call) if cache_ttl else None
-        if response is None:
-            response = await upstream.forward(gw, call, path, request.headers)
-    elif kind == "embedding":
-        response = await translate.embed(gw, call)
-    elif stream:
-        response = await translate.stream(gw, call)
-    else:
-        response = await translate.complete(gw, call)
+    for position, route in enumerate(routes):
+        # Each attempt is its own call and run (as in the provider layer), answered only if it is the last
+        # resort or it did not fail with a provider error.
+        call = Call(principal, wire, route, attribution, body, started, kind, cache_ttl)
+        last = position == len(routes) - 1
+        try:
+            response = await _dispatch(gw, call, path, request.headers)
+        except GatewayError as error:
+            if last or error.status not in FALLBACK_STATUSES:
+                raise
+            continue
+        if last or response.status_code not in FALLBACK_STATUSES:
+            break
+    if position > 0:
+        response.headers[FALLBACK_HEADER] = _UNSAFE_HEADER_CHARS.sub("?", str(body.get("model")))[:200]
     response.headers[RUN_HEADER] = call.run_id
     if attribution.warning:
         response.headers[WARNING_HEADER] = _UNSAFE_HEADER_CHARS.sub("?", attribution.warning)[:500]
@@ -207,44 +254,20 @@ async def gateway_prompts(
     principal: Annotated[Principal, Depends(require(P.RUN_READ))],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PromptGroupsOut:
-    db = gateway_of(request).runtime.db
-    async with db.transaction() as session:
-        rows = (
-            await session.execute(
-                select(
-                    Run.fingerprint,
-                    func.count(),
-                    func.min(Run.created_at),
-                    func.max(Run.created_at),
-                    func.sum(Run.cost_usd),
-                )
-                .where(Run.project_id == principal.project_id, Run.fingerprint.is_not(None))
-                .group_by(Run.fingerprint)
-                .order_by(func.count().desc(), Run.fingerprint)
-                .limit(limit)
-            )
-        ).all()
-        items = []
-        for fingerprint, count, first, last, cost in rows:
-            sample = (
-                await session.execute(
-                    select(Run.input, Run.model, Run.provider)
-                    .where(Run.project_id == principal.project_id, Run.fingerprint == fingerprint)
-                    .order_by(Run.created_at.desc())
-                    .limit(1)
-                )
-            ).one()
-            items.append(
-                PromptGroupOut(
-                    fingerprint=fingerprint,
-                    runs=count,
-                    cost_usd=round(float(cost or 0.0), 6),
-                    sample_text=(template_text(dict(sample.input or {})) or "")[:SAMPLE_CHARS],
-                    sample_model=f"{sample.provider}/{sample.model}",
-                    first_seen=first,
-                    last_seen=last,
-                )
-            )
+    async with gateway_of(request).runtime.db.transaction() as session:
+        groups = await runs_service.fingerprint_groups(session, principal, limit)
+    items = [
+        PromptGroupOut(
+            fingerprint=group.fingerprint,
+            runs=group.runs,
+            cost_usd=group.cost_usd,
+            sample_text=(template_text(group.sample_input) or "")[:SAMPLE_CHARS],
+            sample_model=group.sample_model,
+            first_seen=group.first_seen,
+            last_seen=group.last_seen,
+        )
+        for group in groups
+    ]
     return PromptGroupsOut(items=items)
 
 

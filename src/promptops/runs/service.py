@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
@@ -216,3 +216,64 @@ async def ingest_runs(
             data={"count": len(runs), "duplicates": duplicates, "promptIds": prompt_ids},
         )
     return IngestResult(accepted=len(runs), duplicates=duplicates, run_ids=run_ids)
+
+
+# --- calls grouped by prompt fingerprint (the gateway's unregistered prompts) -----------------------------------
+
+
+@dataclass(frozen=True)
+class FingerprintGroup:
+    fingerprint: str
+    runs: int
+    cost_usd: float
+    first_seen: datetime
+    last_seen: datetime
+    sample_input: dict[str, Any]  # the input of the latest run with this fingerprint
+    sample_model: str  # <provider>/<model> of that run
+
+
+async def fingerprint_groups(
+    session: AsyncSession, principal: Principal, limit: int
+) -> list[FingerprintGroup]:
+    """The project's runs that carry a prompt fingerprint, grouped by it, most runs first."""
+    groups = (
+        await session.execute(
+            scoped(
+                select(
+                    Run.fingerprint,
+                    func.count(),
+                    func.min(Run.created_at),
+                    func.max(Run.created_at),
+                    func.sum(Run.cost_usd),
+                ),
+                Run,
+                principal,
+            )
+            .where(Run.fingerprint.is_not(None))
+            .group_by(Run.fingerprint)
+            .order_by(func.count().desc(), Run.fingerprint)
+            .limit(limit)
+        )
+    ).all()
+    found: list[FingerprintGroup] = []
+    for fingerprint, count, first, last, cost in groups:
+        sample = (
+            await session.execute(
+                scoped(select(Run.input, Run.model, Run.provider), Run, principal)
+                .where(Run.fingerprint == fingerprint)
+                .order_by(Run.created_at.desc())
+                .limit(1)
+            )
+        ).one()
+        found.append(
+            FingerprintGroup(
+                fingerprint=str(fingerprint),
+                runs=int(count),
+                cost_usd=round(float(cost or 0.0), 6),
+                first_seen=first,
+                last_seen=last,
+                sample_input=dict(sample.input or {}),
+                sample_model=f"{sample.provider}/{sample.model}",
+            )
+        )
+    return found
