@@ -18,6 +18,7 @@ from promptops.jobs import build_job_queue
 from promptops.logging import log
 from promptops.migrate import upgrade
 from promptops.providers.calls import ModelCaller
+from promptops.providers.factory import preload_adapters
 from promptops.providers.service import rotate_secrets
 from promptops.registry import service as registry_service
 from promptops.runs.recorder import RunRecorder
@@ -55,6 +56,7 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
         rotated = await rotate_secrets(session, runtime.box)
     if rotated:
         log.info("secrets_rotated", count=rotated, key_id=runtime.box.current_kid)
+    preload_adapters()
     runtime.recorder.start()
     await runtime.jobs.start()
     log.info("started", database=db.dialect, version=__version__)

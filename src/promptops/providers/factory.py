@@ -34,6 +34,14 @@ def build_provider(connection: ResolvedConnection) -> Provider:
     raise ValueError(f"unknown connection type {kind!r}")
 
 
+def preload_adapters() -> None:
+    """Import the remote adapters (and their SDKs) now: a server calls this at start-up so its first model
+    call does not pay a second of imports. The CLI keeps importing them lazily, only when it calls a model."""
+    import promptops.providers.anthropic_adapter
+    import promptops.providers.huggingface_adapter
+    import promptops.providers.openai_adapter  # noqa: F401
+
+
 class ProviderPool:
     """Keeps one adapter per connection version and one semaphore per connection, for the process."""
 
