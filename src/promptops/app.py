@@ -40,6 +40,8 @@ from promptops.providers.api import router as providers_router
 from promptops.registry.api import lint_router, preview_router
 from promptops.registry.api import router as prompts_router
 from promptops.runs.api import router as runs_router
+from promptops.slack.api import links_router as slack_links_router
+from promptops.slack.api import router as slack_router
 from promptops.tenancy.api import router as projects_router
 from promptops.validation import body_problem
 
@@ -150,6 +152,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         annotations_router,
         optimizations_router,
         analytics_router,
+        slack_router,  # /slack/commands, /slack/events, /slack/interactions (Slack-signed)
+        slack_links_router,
     ):
         app.include_router(router)
     gateway = install_gateway(app, runtime)  # /v1 (OpenAI/Anthropic wire formats), /api/v1/gateway

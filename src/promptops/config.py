@@ -156,6 +156,27 @@ class Settings(BaseSettings):
         description="Cache identical non-streaming gateway calls this long unless X-PromptOps-Cache says otherwise; 0: only on request.",
     )
 
+    # The Slack app (README "Slack"; docs/api.md "Slack"). Unset signing secret: the /slack/* routes answer 404.
+    slack_signing_secret: str | None = Field(
+        default=None, repr=False, description="The Slack app's signing secret (verifies every Slack request)."
+    )
+    slack_bot_token: str | None = Field(
+        default=None, repr=False, description="The bot token (xoxb-...) for chat.postMessage."
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Base URL of Slack's Web API (a stand-in in tests)."
+    )
+    slack_response_url_prefix: str = Field(
+        default="https://hooks.slack.com/",
+        description="response_url values the bot answers to must start with this (no other host is called).",
+    )
+    slack_notify_interval_seconds: float = Field(
+        default=10.0, ge=0, le=3600, description="How often project notices are sent to Slack; 0: never."
+    )
+    slack_web_url: str = Field(
+        default="http://127.0.0.1:8000", description="Public URL of the PromptOps web UI, for links in cards."
+    )
+
     @field_validator("previous_secret_keys", "provider_allowed_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:

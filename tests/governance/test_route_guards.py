@@ -33,6 +33,10 @@ EXPECTED_PUBLIC = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("POST", "/api/v1/auth/login"),
+    # Slack signs these requests (promptops.slack.verify); a bad or missing signature is a 401
+    ("POST", "/slack/commands"),
+    ("POST", "/slack/events"),
+    ("POST", "/slack/interactions"),
 }
 
 
