@@ -5,13 +5,14 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint layers typecheck bench install clean web web-test chromium sdk-ts sdk-ts-test
+.PHONY: run test lint layers typecheck bench install clean web web-test chromium sdk-ts sdk-ts-test vscode vscode-test
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 	@$(UV) sync --frozen --extra local --quiet
 	@$(MAKE) --no-print-directory web
 	@$(MAKE) --no-print-directory sdk-ts
+	@$(MAKE) --no-print-directory vscode
 
 # The web UI (web/): npm ci when the lock changed, the API client generated from the server's OpenAPI
 # document, then type-check + build into web/dist (served at / by `promptops serve`) within the JS budget.
@@ -37,6 +38,20 @@ sdk-ts:
 # Its tests start real `promptops serve` processes, a fake OpenAI server and chromium (all on loopback).
 sdk-ts-test: install chromium
 	cd sdk/typescript && npx tsc --noEmit -p tsconfig.json && npx vitest run
+
+# The VS Code extension (integrations/vscode): npm ci when the lock changed, the esbuild bundle, then
+# `vsce package` into integrations/vscode/promptops-<version>.vsix (offline; rebuilt when a source changed).
+vscode:
+	@command -v npm >/dev/null || { echo "node 20 + npm are needed to build the VS Code extension (integrations/vscode)"; exit 1; }
+	@if [ ! -f integrations/vscode/node_modules/.package-lock.json ] || [ integrations/vscode/package-lock.json -nt integrations/vscode/node_modules/.package-lock.json ]; then \
+		cd integrations/vscode && npm ci --no-audit --no-fund --loglevel=error; fi
+	@VSIX=integrations/vscode/promptops-$$(node -p "require('./integrations/vscode/package.json').version").vsix; \
+	if [ ! -f $$VSIX ] || [ -n "$$(find integrations/vscode/src integrations/vscode/snippets integrations/vscode/syntaxes integrations/vscode/scripts integrations/vscode/package.json integrations/vscode/package-lock.json integrations/vscode/README.md integrations/vscode/language-configuration.json -newer $$VSIX | head -1)" ]; then \
+		cd integrations/vscode && npm run --silent build && npm run --silent package >/dev/null; fi
+
+# Its tests start real `promptops serve` processes (loopback only) and package the .vsix.
+vscode-test: install
+	cd integrations/vscode && npx tsc --noEmit -p tsconfig.json && npx vitest run
 
 # Debian's chromium drives the browser tests (browser downloads from the internet do not work here).
 chromium:
@@ -67,6 +82,7 @@ test: install lint chromium
 	cd web && npx vitest run
 	cd web && node --test e2e/
 	cd sdk/typescript && npx tsc --noEmit -p tsconfig.json && npx vitest run
+	cd integrations/vscode && npx tsc --noEmit -p tsconfig.json && npx vitest run
 
 bench: install
 	$(VENV)/bin/python bench/resolve.py
@@ -79,4 +95,5 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build web/dist web/node_modules web/src/api/schema.d.ts \
-		sdk/typescript/dist sdk/typescript/node_modules sdk/typescript/src/schema.d.ts
+		sdk/typescript/dist sdk/typescript/node_modules sdk/typescript/src/schema.d.ts \
+		integrations/vscode/dist integrations/vscode/node_modules integrations/vscode/*.vsix

@@ -28,6 +28,7 @@ transaction.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -157,10 +158,18 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class InlinePrompt:
+    """Stands for the registry prompt when the request sends raw ``text``: nothing is saved on it."""
+
+    id: str
+    name: str = "inline"
+
+
+@dataclass(frozen=True)
 class Subject:
     """The version being refined and what every strategy needs to know about it."""
 
-    prompt: Prompt
+    prompt: Prompt | InlinePrompt
     parent: PromptVersion
     model_target: dict[str, Any]  # the model that answers and edits
     variables: list[dict[str, Any]]
@@ -169,6 +178,7 @@ class Subject:
     labels: list[str]
     params: dict[str, Any]  # the parent's model parameters
     allowed: frozenset[str]  # the strategies asked for
+    inline: bool = False  # raw text from the request: not in the registry, proposed only
 
     @property
     def template(self) -> str:
@@ -180,6 +190,21 @@ class Subject:
     def params_of(self, proposal: st.Proposal) -> dict[str, Any]:
         return {**self.params, **(proposal.params or {})}
 
+    @property
+    def run_prompt_id(self) -> str | None:
+        """The registry prompt the model calls are recorded on (None for raw text)."""
+        return None if self.inline else self.prompt.id
+
+    @property
+    def run_version_id(self) -> str | None:
+        return None if self.inline else self.parent.id
+
+    @property
+    def parent_label(self) -> str:
+        return (
+            f"{self.prompt.name} (your text)" if self.inline else f"{self.prompt.name} v{self.parent.version}"
+        )
+
 
 async def refine(runtime: Runtime, principal: Principal, body: PromptRefineRequest) -> Refined:
     """Build candidates, pick the best (evaluation when cases exist, else heuristics), save it as a version.
@@ -188,7 +213,12 @@ async def refine(runtime: Runtime, principal: Principal, body: PromptRefineReque
     parent's and the candidates' quick evaluation, the critique), then one write transaction that saves the
     winner with its ``PromptRefined`` event.
     """
-    prompt, parent = await load_version(runtime, principal, body.prompt)
+    prompt: Prompt | InlinePrompt
+    if body.text is not None:
+        prompt, parent = _inline(body.text)
+    else:
+        assert body.prompt is not None  # the schema asks for one of them
+        prompt, parent = await load_version(runtime, principal, body.prompt)
     await templates.preanalyze(parent.kind, parent.template, parent.messages)  # off the event loop
     await templates.preanalyze("text", parent.template, None)  # what _primary() analyses
     if body.accept is not None:
@@ -210,13 +240,23 @@ async def refine(runtime: Runtime, principal: Principal, body: PromptRefineReque
     else:
         best, how = await _choose_by_heuristics(runtime, principal, subject, live)
     choice = Choice(proposals, best, how, parent_result)
-    if body.dry_run:
+    if body.dry_run or subject.inline:
         return await _preview(subject, evidence, choice)
     return await _save(runtime, principal, subject, evidence, choice)
 
 
+def _inline(text: str) -> tuple[InlinePrompt, PromptVersion]:
+    """Raw template text (an editor selection) as an unsaved prompt and version: refined, never saved."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return InlinePrompt(id=f"inline:{digest}"), registry.unsaved_version("text", text)
+
+
 async def _save_accepted(
-    runtime: Runtime, principal: Principal, prompt: Prompt, parent: PromptVersion, body: PromptRefineRequest
+    runtime: Runtime,
+    principal: Principal,
+    prompt: Prompt | InlinePrompt,
+    parent: PromptVersion,
+    body: PromptRefineRequest,
 ) -> Refined:
     """Save a proposal a reviewer saw in a dry run (and may have edited): no model call, same lineage and event."""
     assert body.accept is not None
@@ -243,7 +283,7 @@ async def _preview(subject: Subject, evidence: Evidence, choice: Choice) -> Refi
     }
     name = subject.prompt.name
     changes = await template_pool.diff_versions(
-        registry.version_fields(parent), proposed, f"{name} v{parent.version}", f"{name} (proposed)"
+        registry.version_fields(parent), proposed, subject.parent_label, f"{name} (proposed)"
     )
     return Refined(
         prompt_id=subject.prompt.id,
@@ -337,7 +377,7 @@ async def _add_run_results(
 async def _subject(
     runtime: Runtime,
     principal: Principal,
-    prompt: Prompt,
+    prompt: Prompt | InlinePrompt,
     parent: PromptVersion,
     body: PromptRefineRequest,
     evidence: Evidence,
@@ -356,6 +396,7 @@ async def _subject(
         labels=labels_for(parent, evidence.cases),
         params=dict((parent.model_config_ or {}).get("params") or {}),
         allowed=frozenset(body.strategies or ORDER[1:]),
+        inline=body.text is not None,
     )
 
 
@@ -373,8 +414,8 @@ async def _score_parent(
         target_with_params(subject.model_target, subject.params),
         evidence.cases,
         evidence.scorers,
-        prompt_id=subject.prompt.id,
-        version_id=subject.parent.id,
+        prompt_id=subject.run_prompt_id,
+        version_id=subject.run_version_id,
         concurrency=EVAL_CONCURRENCY,
     )
     if not evidence.failures:
@@ -482,8 +523,8 @@ async def _critique(
         required=subject.required,
         includes=subject.includes,
         max_tokens=min(400, 64 + 2 * len(template) // 3),
-        prompt_id=subject.prompt.id,
-        version_id=subject.parent.id,
+        prompt_id=subject.run_prompt_id,
+        version_id=subject.run_version_id,
     )
     if edited is None:
         return st.Proposal("critique-and-edit", None, None, f"discarded: {reason}")
@@ -536,7 +577,7 @@ async def _choose_by_evaluation(
             target_with_params(subject.model_target, params),
             evidence.cases,
             evidence.scorers,
-            prompt_id=subject.prompt.id,
+            prompt_id=subject.run_prompt_id,
         )
     best = max(live, key=lambda p: (p.score or 0.0, p.pass_rate or 0.0, -ORDER.index(p.strategy)))
     how = (
@@ -686,7 +727,7 @@ def _scores(subject: Subject, evidence: Evidence, choice: Choice) -> dict[str, A
 
 def _rationale(subject: Subject, evidence: Evidence, choice: Choice) -> str:
     """What was used, what each strategy did (and scored), and why the winner won."""
-    parent, best, parent_result = subject.parent, choice.best, choice.parent_result
+    best, parent_result = choice.best, choice.parent_result
     used = evidence.used
     lines = [
         f"Feedback used: {used['notes']} note(s), {used['lowRatings']} low rating(s), "
@@ -697,7 +738,7 @@ def _rationale(subject: Subject, evidence: Evidence, choice: Choice) -> str:
         lines.append(f"- {p.strategy}: {p.note}{scored}")
     if parent_result is not None:
         lines.append(
-            f"Parent v{parent.version}: score {parent_result.score:.3f}, pass rate {parent_result.pass_rate:.2f}."
+            f"Parent {subject.parent_label}: score {parent_result.score:.3f}, pass rate {parent_result.pass_rate:.2f}."
         )
         if (best.score or 0.0) <= parent_result.score:
             lines.append(

@@ -94,10 +94,12 @@ class RefineAccept(ApiModel):
 
 
 class PromptRefineRequest(ApiModel):
-    """``prompt`` + feedback -> an improved version (seed 004 ``/api/prompt/refine``)."""
+    """``prompt`` (or raw ``text``) + feedback -> an improved version (seed 004 ``/api/prompt/refine``)."""
 
     # registry reference (name, name@label, name@3) or a version id
-    prompt: Ref = Field(min_length=1, max_length=250)
+    prompt: Ref | None = Field(default=None, min_length=1, max_length=250)
+    # raw template text instead of a registry reference (an editor selection): proposed only, nothing saved
+    text: str | None = Field(default=None, min_length=1, max_length=100_000)
     feedback: str = Field(default="", max_length=10_000)
     # also use the version's recent feedback notes and low ratings
     use_feedback: bool = False
@@ -117,6 +119,13 @@ class PromptRefineRequest(ApiModel):
     def _one_step(self) -> PromptRefineRequest:
         if self.dry_run and self.accept is not None:
             raise ValueError("dryRun proposes and accept saves: send one of them, not both")
+        if (self.prompt is None) == (self.text is None):
+            raise ValueError("send 'prompt' (a registry reference) or 'text' (raw template text), not both")
+        if self.text is not None and (self.accept is not None or self.use_feedback or self.eval_run_id):
+            raise ValueError(
+                "raw 'text' is refined without saving: 'accept', 'useFeedback' and 'evalRunId' need a registry "
+                "'prompt'"
+            )
         return self
 
 
