@@ -5,7 +5,12 @@ import type { components } from "./schema.js";
 type BatchIn = components["schemas"]["RunBatchIn"];
 type BatchAnswer = components["schemas"]["RunBatchOut"];
 
+/** The server takes request bodies of up to 1 MiB by default; batches stay below that. */
+const MAX_BATCH_BYTES = 900_000;
+const encoder = new TextEncoder();
+
 /** One run as `POST /api/v1/runs/batch` takes it (docs/api.md §3.15). */
+
 export interface RunRecord {
   id?: string;
   prompt?: string;
@@ -184,7 +189,7 @@ export class RunSender {
     this.#pump = (async () => {
       try {
         while (this.#queue.length > 0) {
-          const batch = this.#queue.splice(0, this.#batchSize);
+          const batch = this.#queue.splice(0, this.#batchLength());
           this.stats.pending = this.#queue.length;
           await this.#send(batch);
         }
@@ -192,6 +197,20 @@ export class RunSender {
         this.#pump = null;
       }
     })();
+  }
+
+  /** How many queued runs the next batch takes: up to `batchSize`, and no more than MAX_BATCH_BYTES of JSON
+   * (a run bigger than that goes alone; the server then refuses it with 413 and it is counted as failed). */
+  #batchLength(): number {
+    let size = 0;
+    let count = 0;
+    while (count < this.#queue.length && count < this.#batchSize) {
+      const runSize = encoder.encode(JSON.stringify(asRunIn(this.#queue[count]!))).length + 1;
+      if (count > 0 && size + runSize > MAX_BATCH_BYTES) break;
+      size += runSize;
+      count++;
+    }
+    return Math.max(1, count);
   }
 
   async #send(batch: RunRecord[]): Promise<void> {
@@ -209,6 +228,13 @@ export class RunSender {
         this.onError(error);
         // A concurrent batch with some of the same ids (409 run_id_conflict) is resolved by sending again.
         const retryable = !(error instanceof PromptOpsError) || error.retryable || error.code === "run_id_conflict";
+        if (error instanceof PromptOpsError && error.status === 413 && remaining.length > 1) {
+          // Too big for the server's body limit (set lower than this SDK assumes): send it in halves.
+          const half = Math.ceil(remaining.length / 2);
+          await this.#send(remaining.slice(0, half));
+          await this.#send(remaining.slice(half));
+          return;
+        }
         if (!retryable) {
           // The whole batch is refused for one bad run: drop that one (the problem names its index) and send the rest.
           const index = badIndex(error);

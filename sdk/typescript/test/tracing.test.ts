@@ -106,6 +106,19 @@ describe("the sender", () => {
     expect(new Set(runs.map((r) => r.input.prompt)).size).toBe(250);
   });
 
+  it("keeps each batch under the server's 1 MiB body limit: big runs go in more, smaller batches", async () => {
+    const po = client({ tracing: { batchSize: 100, flushIntervalMs: 60_000 } });
+    const traceId = unique("t");
+    const big = "x".repeat(60_000); // 40 runs of 60 KB: 2.4 MB in all
+    for (let i = 0; i < 40; i++) {
+      po.record({ model: "m", input: { prompt: `p${i}` }, output: `${i} ${big}`, status: "ok", traceId }, prompt);
+    }
+    expect(await po.flush()).toBe(true);
+    expect(po.stats.tracing).toMatchObject({ sent: 40, failed: 0 });
+    expect(po.stats.tracing.requests).toBeGreaterThanOrEqual(3);
+    expect(await runsOf(server.url, { traceId })).toHaveLength(40);
+  });
+
   it("sends a partial batch after flushIntervalMs without a flush", async () => {
     const po = client({ tracing: { flushIntervalMs: 50 } });
     const traceId = unique("t");
