@@ -9,7 +9,9 @@ export UV_PYTHON_DOWNLOADS := never
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-	@$(UV) sync --frozen --extra local --quiet
+	@# Bytecode compiled once here: this machine sets PYTHONDONTWRITEBYTECODE, so without it every process (each
+	@# `promptops serve` a test starts) compiles its dependencies again (12.6 s to ready vs 6 s measured).
+	@$(UV) sync --frozen --extra local --compile-bytecode --quiet
 	@$(MAKE) --no-print-directory web
 	@$(MAKE) --no-print-directory sdk-ts
 	@$(MAKE) --no-print-directory vscode
