@@ -23,9 +23,12 @@ function point(bucketStart: string, key: string, runs: number, errors: number, c
 }
 
 describe("rangeFrom", () => {
-  it("ends a named range at the current minute and picks a bucket for its length", () => {
+  it("ends a named range at the end of the current minute and picks a bucket for its length", () => {
     const r = rangeFrom(new URLSearchParams("range=24h"), NOW);
-    expect(r).toEqual({ name: "24h", from: "2026-12-01T20:44:00.000Z", to: "2026-12-02T20:44:00.000Z", bucket: "hour" });
+    expect(r).toEqual({ name: "24h", from: "2026-12-01T20:45:00.000Z", to: "2026-12-02T20:45:00.000Z", bucket: "hour" });
+    // in the first minute of an hour the range still holds that hour (runs made a second ago are counted)
+    const early = rangeFrom(new URLSearchParams("range=24h"), Date.parse("2026-12-02T21:00:05Z"));
+    expect(early.to).toBe("2026-12-02T21:01:00.000Z");
     expect(rangeFrom(new URLSearchParams("range=90d"), NOW).bucket).toBe("day");
     expect(rangeFrom(new URLSearchParams(""), NOW).name).toBe("7d");
     expect(rangeFrom(new URLSearchParams("range=bogus"), NOW).name).toBe("7d");

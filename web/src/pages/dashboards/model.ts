@@ -50,7 +50,9 @@ export function rangeFrom(params: URLSearchParams, now: number): Range {
   } else {
     const chosen = preset ?? RANGES[1];
     name = chosen.value;
-    const end = Math.floor(now / 60_000) * 60_000;
+    // The end of the current minute: a range ending at the minute's start would leave out the runs of this very
+    // minute, and all of the current hour when that minute is the hour's first (the server counts whole hours).
+    const end = Math.floor(now / 60_000) * 60_000 + 60_000;
     to = new Date(end).toISOString();
     from = new Date(end - chosen.hours * HOUR).toISOString();
   }
