@@ -155,6 +155,17 @@ class Settings(BaseSettings):
         le=30 * 24 * 3600,
         description="Cache identical non-streaming gateway calls this long unless X-PromptOps-Cache says otherwise; 0: only on request.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="redis://host:6379/0 (or rediss://): gateway rate limits and monthly spend shared by every process using it; unset: per process.",
+    )
+    redis_key_prefix: str = Field(
+        default="promptops:",
+        min_length=1,
+        max_length=100,
+        description="Prefix of every Redis key PromptOps writes (several deployments can share one Redis).",
+    )
 
     # The Slack app (README "Slack"; docs/api.md "Slack"). Unset signing secret: the /slack/* routes answer 404.
     slack_signing_secret: str | None = Field(
@@ -162,6 +173,11 @@ class Settings(BaseSettings):
     )
     slack_bot_token: str | None = Field(
         default=None, repr=False, description="The bot token (xoxb-...) for chat.postMessage."
+    )
+    slack_app_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="App-level token (xapp-..., scope connections:write) for `promptops slack --socket-mode`.",
     )
     slack_api_url: str = Field(
         default="https://slack.com/api/", description="Base URL of Slack's Web API (a stand-in in tests)."
@@ -183,6 +199,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value or None
 
     @field_validator("log_level")
     @classmethod

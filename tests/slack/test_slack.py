@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from promptops.slack import blocks as bk
-from promptops.slack.api import post_message
+from promptops.slack.handling import post_message
 from promptops.slack.notify import notify_once
 from tests.slack.slack_stub import BOT_TOKEN, SlackStub, block_kit_problems
 from tests.support.app import ADMIN_EMAIL, ADMIN_PASSWORD, Api
@@ -205,10 +205,47 @@ async def test_interactions_are_verified(api: Api) -> None:
 # --- identity ---------------------------------------------------------------------------------------------
 
 
-async def test_unlinked_user_is_told_to_log_in(api: Api) -> None:
-    for text in ("search triage", "show support/triage@staging", "run support/triage@staging"):
+async def test_unlinked_users_only_search_what_their_workspace_shares(api: Api) -> None:
+    await add_prompt(api)  # the default project
+    token = await session_token(api, ADMIN_EMAIL, ADMIN_PASSWORD)
+    admin = {"Authorization": f"Bearer {token}"}
+    r = await api.client.post("/api/v1/projects", json={"name": "private"}, headers=admin)
+    assert r.status_code == 201, r.text
+    r = await api.client.post(
+        "/api/v1/prompts",
+        json={"name": "secret/triage", "description": "Internal triage", "template": "x"},
+        headers={**admin, "X-Project": "private"},
+    )
+    assert r.status_code == 201, r.text
+    # nothing is shared with the workspace yet
+    nothing = await command(api, "search triage", user="U_NOBODY")
+    assert "No PromptOps project shares" in nothing["text"] and "/prompt login" in nothing["text"]
+    # an admin of the default project sends its notices to a channel of this workspace: that shares it here
+    await link_admin(api)
+    assert "searchable by everyone in this workspace" in (await command(api, "notify #prompt-alerts"))["text"]
+    found = text_of(await command(api, "search triage", user="U_NOBODY"))
+    assert "support/triage" in found and "(default, v1)" in found
+    assert "secret/triage" not in found  # the other project shares nothing
+    assert "not linked" in found and "/prompt login" in found
+    everything = text_of(await command(api, "search", user="U_NOBODY"))
+    assert "support/triage" in everything and "secret" not in everything
+    assert "No shared prompt matches" in (await command(api, "search zebra", user="U_NOBODY"))["text"]
+    # another workspace sees nothing of it
+    elsewhere = await command(api, "search triage", user="U_NOBODY", team_id="T0002")
+    assert "No PromptOps project shares" in elsewhere["text"]
+    # every other command needs a link, even for what is shared
+    for text in (
+        "show support/triage@staging",
+        "run support/triage@staging ticket=x",
+        "share support/triage@staging #general",
+        "notify #elsewhere",
+    ):
         answer = await command(api, text, user="U_NOBODY")
-        assert "not linked" in answer["text"] and "/prompt login" in answer["text"]
+        assert "not linked" in answer["text"] and "/prompt login" in answer["text"], text
+    # notices off: the project is no longer shared
+    await command(api, "notify off")
+    again = await command(api, "search triage", user="U_NOBODY")
+    assert "No PromptOps project shares" in again["text"]
 
 
 async def test_link_code_is_single_use_and_needs_a_user(api: Api) -> None:
@@ -327,24 +364,62 @@ async def test_actions_run_with_the_linked_users_role(
 # --- notifications ----------------------------------------------------------------------------------------
 
 
-async def test_label_moves_and_notice_channel(api: Api, slack: SlackStub) -> None:
+async def test_notices_for_protected_label_moves_only(api: Api, slack: SlackStub) -> None:
     await add_prompt(api)
     await link_admin(api)
     runtime = api.app.state.runtime
-    r = await api.put("/api/v1/prompts/support/triage/labels/canary", json={"version": 1})
+
+    async def notices() -> list[str]:
+        before = len(slack.calls_to("/api/chat.postMessage"))
+        await notify_once(runtime, post_message)
+        posts = slack.calls_to("/api/chat.postMessage")[before:]
+        assert all(p.body["channel"] == "C0900" and p.problems == [] for p in posts)
+        return [p.body["text"] for p in posts]
+
+    r = await api.put("/api/v1/prompts/support/triage/labels/production", json={"version": 1})
     assert r.status_code == 200
     assert "notices go to" in (await command(api, "notify <#C0900|alerts>"))["text"]
-    assert await notify_once(runtime, post_message) == 0  # events before the channel was set are not sent
-    r = await api.put("/api/v1/prompts/support/triage/labels/production", json={"version": 1, "reason": "go"})
+    assert await notices() == []  # events before the channel was set are not sent
+    r = await api.post(
+        "/api/v1/prompts/support/triage/versions",
+        json={"template": "v2 {{ ticket }}", "variables": [{"name": "ticket"}]},
+    )
+    assert r.status_code == 201, r.text
+    # an unprotected label: no notice
+    assert (
+        await api.put("/api/v1/prompts/support/triage/labels/canary", json={"version": 2})
+    ).status_code == 200
+    assert (
+        await api.put("/api/v1/prompts/support/triage/labels/staging", json={"version": 2})
+    ).status_code == 200
+    assert await notices() == []
+    # production is deployable (protected by default): deployed, then rolled back
+    r = await api.put("/api/v1/prompts/support/triage/labels/production", json={"version": 2, "reason": "go"})
     assert r.status_code == 200, r.text
-    assert await notify_once(runtime, post_message) == 1
-    assert await notify_once(runtime, post_message) == 0  # each event once
-    (post,) = slack.calls_to("/api/chat.postMessage")
-    assert post.body["channel"] == "C0900" and post.problems == []
-    assert "support/triage@production" in post.body["text"] and "(go)" in post.body["text"]
+    (deployed,) = await notices()
+    assert "support/triage@production* deployed: v1 → v2" in deployed and "(go)" in deployed
+    assert await notices() == []  # each event once
+    r = await api.post("/api/v1/prompts/support/triage/labels/production/rollback", json={"reason": "bad"})
+    assert r.status_code == 200, r.text
+    (rolled,) = await notices()
+    assert "support/triage@production* rolled back: v2 → v1" in rolled and "(bad)" in rolled
+    # labels the project protects: lint-gated ones and its own deployable labels
+    settings = {"deployableLabels": ["production", "prod-eu"], "lint": {"blockOnLabels": ["staging"]}}
+    assert (await api.patch("/api/v1/projects/current", json={"settings": settings})).status_code == 200
+    assert await notices() == []  # the settings change itself is no notice
+    for label in ("staging", "prod-eu", "canary"):
+        r = await api.put(f"/api/v1/prompts/support/triage/labels/{label}", json={"version": 1})
+        assert r.status_code == 200, r.text
+    moved = await notices()
+    assert len(moved) == 2
+    assert "support/triage@staging* moved: v2 → v1" in moved[0]
+    assert "support/triage@prod-eu* deployed: none → v1" in moved[1]
+    r = await api.post("/api/v1/prompts/support/triage/labels/canary/rollback", json={})
+    assert r.status_code == 200, r.text
+    assert await notices() == []  # rolling back an unprotected label: still no notice
     assert "Project notices are off" in (await command(api, "notify off"))["text"]
-    await api.put("/api/v1/prompts/support/triage/labels/canary", json={"version": 1})
-    assert await notify_once(runtime, post_message) == 0
+    await api.put("/api/v1/prompts/support/triage/labels/production", json={"version": 2})
+    assert await notices() == []
     viewer = await member(api, "viewer@example.test", "Viewer")
     assert (await link(api, "U0200", viewer)).status_code == 201
     denied = await command(api, "notify #alerts", user="U0200")

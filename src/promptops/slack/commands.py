@@ -1,7 +1,8 @@
 """``/prompt`` sub-commands: search, show, run, share, login, help. Each answers a Slack message body.
 
 Every command except ``login`` and ``help`` acts as the linked PromptOps user, with that user's role in the
-linked project: the permission checks are the ones the REST routes make.
+linked project: the permission checks are the ones the REST routes make. An unlinked user may only ``search``,
+and only what a Viewer may read in the projects shared with their workspace (:func:`search_shared`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ HELP = (
     "• `show name@label`: the version behind a label\n"
     "• `run name@label key=value …`: run it on its model (default: the local model)\n"
     "• `share name@label #channel`: post the prompt card to a channel\n"
-    "• `notify #channel` / `notify off`: post label moves and finished evaluations there (admins)\n"
+    "• `notify #channel` / `notify off`: post protected label moves and finished evaluations there, and let "
+    "this workspace search the project's prompts (admins)\n"
     "• `login`: link your Slack user to your PromptOps account"
 )
 
@@ -96,6 +98,41 @@ async def search(runtime: Runtime, principal: Principal, words: list[str]) -> di
     lines = [f"• *{p.name}* (v{p.latest_version}) {bk.clip(p.description, 120)}".rstrip() for p in prompts]
     title = f"Prompts matching {query!r}" if query else "Prompts"
     return bk.message(title, [bk.section(f"*{title}*\n" + "\n".join(lines))])
+
+
+async def search_shared(
+    runtime: Runtime, team_id: str, slack_user_id: str, words: list[str]
+) -> dict[str, Any]:
+    """``search`` for an unlinked user: the prompts a Viewer may read in each project whose notices go to this
+    workspace, marked with the project's name, and how to link for the rest."""
+    query = " ".join(words)[:200] or None
+    readers = await service.workspace_readers(runtime.db, team_id, slack_user_id)
+    found: list[str] = []
+    async with runtime.db.transaction() as session:
+        for project, reader in readers:
+            if len(found) >= SEARCH_LIMIT:
+                break
+            prompts, _ = await registry.list_prompts(
+                session, reader, registry.PromptFilter(query=query), limit=SEARCH_LIMIT - len(found)
+            )
+            found.extend(
+                f"• *{p.name}* ({project}, v{p.latest_version}) {bk.clip(p.description, 120)}".rstrip()
+                for p in prompts
+            )
+    link_hint = (
+        "Your Slack user is not linked to PromptOps, so you only see prompts shared with this workspace. Run "
+        "`/prompt login` to link your account for `show`, `run` and the rest."
+    )
+    if not readers:
+        return bk.reply(f"No PromptOps project shares its prompts with this workspace. {link_hint}")
+    if not found:
+        return bk.reply(
+            f"No shared prompt matches {query!r}. {link_hint}"
+            if query
+            else f"No shared prompts yet. {link_hint}"
+        )
+    title = f"Shared prompts matching {query!r}" if query else "Shared prompts"
+    return bk.message(title, [bk.section(f"*{title}*\n" + "\n".join(found)), bk.context(link_hint)])
 
 
 async def card(runtime: Runtime, principal: Principal, ref: str) -> dict[str, Any]:

@@ -43,11 +43,16 @@ class SlackEvent(Base):
 
 
 class SlackChannel(Base):
-    """Where a project's notices go, and the next audit sequence number to look at (the cursor)."""
+    """Where a project's notices go, and the next audit sequence number to look at (the cursor).
+
+    ``team_id`` is the workspace the channel belongs to (where ``/prompt notify`` was typed): a project that posts
+    its notices into a workspace also lets that workspace's unlinked users search its prompts (as a Viewer).
+    """
 
     __tablename__ = "slack_channels"
 
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32), index=True)
     channel: Mapped[str] = mapped_column(String(100))
     next_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

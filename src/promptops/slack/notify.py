@@ -1,4 +1,9 @@
-"""Project notices in Slack: label moves and finished evaluations, read from the audit log.
+"""Project notices in Slack: moves of protected labels and finished evaluations, read from the audit log.
+
+A label is protected when moving it is gated: the project's deployable labels (``settings.deployableLabels``,
+default ``production``: moves need ``label:deploy`` and are audited as ``PromptDeployed``) and the labels lint
+guards (``settings.lint.blockOnLabels``). Moves of other labels (``canary``, a personal ``try-me``) are not
+announced: a channel that hears about every label move stops being read.
 
 The audit chain is the outbox: each project's channel row keeps the last audit sequence number notified. A
 round claims the next events by moving that cursor with a compare-and-set before posting, so several
@@ -15,22 +20,28 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
+from promptops.db import utcnow
 from promptops.governance import audit
 from promptops.governance.models import AuditEvent
+from promptops.registry import service as registry
 from promptops.runtime import Runtime
 from promptops.slack import blocks as bk
 from promptops.slack.models import SlackChannel
 
 log = logging.getLogger(__name__)
 
-NOTICE_TYPES = ("PromptDeployed", "LabelMoved", "RollbackTriggered", "PromptEvaluated")
+LABEL_MOVES = ("PromptDeployed", "LabelMoved", "RollbackTriggered")
+EVALUATED = "PromptEvaluated"
 BATCH = 20
 
 
-async def set_channel(runtime: Runtime, principal: Principal, channel: str | None) -> None:
-    """Send the project's notices to ``channel`` from now on (None: stop)."""
+async def set_channel(
+    runtime: Runtime, principal: Principal, channel: str | None, *, team_id: str | None = None
+) -> None:
+    """Send the project's notices to ``channel`` (of workspace ``team_id``) from now on (None: stop)."""
     async with runtime.db.transaction(write=True) as session:
         row = await session.get(SlackChannel, principal.project_id)
         head = (
@@ -44,15 +55,38 @@ async def set_channel(runtime: Runtime, principal: Principal, channel: str | Non
             if row is not None:
                 await session.delete(row)
         elif row is None:
-            session.add(SlackChannel(project_id=principal.project_id, channel=channel, next_seq=head + 1))
+            session.add(
+                SlackChannel(
+                    project_id=principal.project_id, team_id=team_id, channel=channel, next_seq=head + 1
+                )
+            )
         else:
-            row.channel, row.next_seq = channel, head + 1
-        await audit.record(session, principal, "slack.notices_set", data={"channel": channel})
+            row.team_id, row.channel, row.next_seq = team_id, channel, head + 1
+            row.updated_at = utcnow()
+        await audit.record(
+            session, principal, "slack.notices_set", data={"channel": channel, "teamId": team_id}
+        )
+
+
+async def protected_labels(session: AsyncSession, project_id: str) -> frozenset[str]:
+    """The project's protected labels: deployable ones and those lint guards (read when the notices go out)."""
+    lint = await registry.lint_config(session, project_id)
+    return await registry.deployable_labels(session, project_id) | frozenset(lint.block_on_labels)
+
+
+def worth_a_notice(event: AuditEvent, protected: frozenset[str]) -> bool:
+    """Finished evaluations, and moves (sets, deployments, rollbacks) of protected labels."""
+    if event.event_type == EVALUATED:
+        return True
+    if event.event_type not in LABEL_MOVES:
+        return False
+    # A deployment was of a deployable label when it happened, even if the settings changed since.
+    return event.event_type == "PromptDeployed" or (event.data or {}).get("label") in protected
 
 
 def notice(event: AuditEvent) -> dict[str, Any]:
     data = event.data or {}
-    if event.event_type == "PromptEvaluated":
+    if event.event_type == EVALUATED:
         text = (
             f":bar_chart: Evaluation finished for `{data.get('promptId')}`: pass rate "
             f"{float(data.get('passRate') or 0):.0%}, mean score {float(data.get('evalScore') or 0):.2f} "
@@ -60,9 +94,10 @@ def notice(event: AuditEvent) -> dict[str, Any]:
         )
     else:
         verb = {"PromptDeployed": "deployed", "RollbackTriggered": "rolled back", "LabelMoved": "moved"}
+        before = f"v{data['previousVersion']}" if data.get("previousVersion") else "none"
         text = (
             f":label: *{data.get('name')}@{data.get('label')}* {verb[event.event_type]}: "
-            f"v{data.get('previousVersion') or 'none'} → v{data.get('version')} by {event.actor_name}"
+            f"{before} → v{data.get('version')} by {event.actor_name}"
             + (f" ({data['reason']})" if data.get("reason") else "")
         )
     return bk.message(text, [bk.section(text)], in_channel=True)
@@ -87,6 +122,7 @@ async def notify_once(runtime: Runtime, post: Any) -> int:
             )
             if not events:
                 continue
+            protected = await protected_labels(session, row.project_id)
             claimed = await session.execute(
                 update(SlackChannel)
                 .where(SlackChannel.project_id == row.project_id, SlackChannel.next_seq == row.next_seq)
@@ -95,7 +131,7 @@ async def notify_once(runtime: Runtime, post: Any) -> int:
             if claimed.rowcount != 1:  # type: ignore[attr-defined]  # another process took these
                 continue
         for event in events:
-            if event.event_type in NOTICE_TYPES:
+            if worth_a_notice(event, protected):
                 try:
                     await post(runtime, row.channel, notice(event))
                     posted += 1

@@ -1,4 +1,5 @@
-"""Slack identity and bookkeeping: one-time link codes, linked users (their principal), handled events."""
+"""Slack identity and bookkeeping: one-time link codes, linked users (their principal), what an unlinked user of
+a workspace may read, handled events."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from promptops.auth.service import user_principal
 from promptops.db import Database, utcnow
 from promptops.errors import NotFound, ValidationProblem
 from promptops.governance import audit
-from promptops.slack.models import SlackEvent, SlackLink, SlackLinkCode
+from promptops.governance.rbac import Role
+from promptops.slack.models import SlackChannel, SlackEvent, SlackLink, SlackLinkCode
+from promptops.tenancy.models import Project
 
 CODE_TTL = timedelta(minutes=10)
 EVENT_MEMORY = timedelta(days=1)  # Slack retries within minutes; older event ids are forgotten
@@ -99,6 +102,25 @@ async def principal_of(db: Database, team_id: str, slack_user_id: str) -> Princi
             return await user_principal(session, user, link.project_id)
         except NotFound:
             return None  # no longer a member of that project
+
+
+async def workspace_readers(db: Database, team_id: str, slack_user_id: str) -> list[tuple[str, Principal]]:
+    """For an unlinked Slack user: a Viewer principal (the lowest role) in each project that shares itself with
+    the workspace ``team_id`` by posting its notices there (``/prompt notify``), with the project's name."""
+    async with db.transaction() as session:
+        rows = (
+            await session.execute(
+                select(Project.id, Project.name, Project.org_id)
+                .join(SlackChannel, SlackChannel.project_id == Project.id)
+                .where(SlackChannel.team_id == team_id)
+                .order_by(Project.name, Project.id)
+            )
+        ).all()
+    who = f"slack:{team_id}/{slack_user_id}"
+    return [
+        (name, Principal(kind="user", id=who, name=who, project_id=pid, org_id=org, role=Role.VIEWER))
+        for pid, name, org in rows
+    ]
 
 
 async def first_time(db: Database, event_id: str) -> bool:

@@ -1,5 +1,9 @@
-"""``promptops slack``: the Slack routes (and health/metrics) alone, in HTTP mode, sharing the database with
-``promptops serve`` (links, prompts, runs). Point the Slack app's request URLs at this process."""
+"""``promptops slack``: the Slack bot alone, sharing the database with ``promptops serve`` (links, prompts, runs).
+
+HTTP mode serves the Slack routes (and health/metrics): point the Slack app's request URLs at this process.
+Socket Mode (``--socket-mode``) also connects out to Slack over a WebSocket (:mod:`promptops.slack.socket_mode`),
+so no public URL is needed; health and metrics are still served on the port.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +22,28 @@ from promptops.logging import configure_logging
 from promptops.middleware import Metrics, RequestContextMiddleware
 from promptops.ops.api import router as ops_router
 from promptops.slack.api import router as slack_router
+from promptops.slack.socket_mode import SocketModeBot
 
 
-def create_slack_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+def create_slack_app(
+    settings: Settings | None = None, *, migrate: bool = True, socket_mode: bool = False
+) -> FastAPI:
     settings = (settings or get_settings()).model_copy(update={"run_workers": False, "load_examples": False})
     runtime = build_runtime(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(runtime, migrate=migrate):
-            yield
+            if not socket_mode:
+                yield
+                return
+            bot = SocketModeBot(runtime)
+            await bot.start()
+            app.state.socket_mode = bot
+            try:
+                yield
+            finally:
+                await bot.stop()
 
     app = FastAPI(
         title="PromptOps Slack", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
@@ -53,3 +69,10 @@ def build_slack_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     return create_slack_app(settings)
+
+
+def build_socket_mode_app() -> FastAPI:
+    """Entry point for ``promptops slack --socket-mode``."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_slack_app(settings, socket_mode=True)

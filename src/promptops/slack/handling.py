@@ -1,0 +1,167 @@
+"""What the bot does with a slash command or an Events API event, whichever way Slack delivered it.
+
+HTTP mode (:mod:`promptops.slack.api`, signed requests) and Socket Mode (:mod:`promptops.slack.socket_mode`,
+envelopes over a WebSocket) both turn what they received into an :class:`~promptops.slack.commands.Invocation`
+or an event payload and call :func:`answer_command` / :func:`handle_event`: one code path, so both modes check
+the same permissions and answer the same way. Work that outlives Slack's 3-second window (``run``, replies to
+mentions) is handed to ``defer``, which each mode implements with what it has (background tasks after the HTTP
+response, tasks beside the socket).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, Protocol
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from promptops.auth.principal import Principal
+from promptops.errors import ProblemError, ValidationProblem
+from promptops.governance.rbac import Permission as P
+from promptops.runtime import Runtime
+from promptops.slack import blocks as bk
+from promptops.slack import commands, notify, service
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4000
+MAX_ID = 32
+UNLINKED = (
+    "Your Slack user is not linked to a PromptOps account yet. Run `/prompt login` and enter the code in "
+    "PromptOps. Until then you can only `/prompt search` the prompts shared with this workspace."
+)
+
+
+class Defer(Protocol):
+    """Run ``func(*args)`` after the answer has gone to Slack."""
+
+    def __call__(self, func: Callable[..., Awaitable[None]], /, *args: Any) -> None: ...
+
+
+def invocation_of(fields: Mapping[str, Any]) -> commands.Invocation:
+    """A slash command from Slack's fields (the HTTP form or the Socket Mode payload); 4xx when malformed."""
+    values = {
+        name: fields.get(name, "") for name in ("team_id", "user_id", "channel_id", "text", "response_url")
+    }
+    if not all(isinstance(v, str) for v in values.values()):
+        raise ValidationProblem("Slash command fields must be strings", code="slack_bad_request")
+    for name in ("team_id", "user_id", "channel_id"):
+        if len(values[name]) > MAX_ID:
+            raise ValidationProblem(f"{name} is too long", code="slack_bad_request")
+    if len(values["text"]) > MAX_TEXT:
+        raise ValidationProblem(f"text is longer than {MAX_TEXT} characters", code="slack_bad_request")
+    if len(values["response_url"]) > MAX_TEXT:
+        raise ValidationProblem("response_url is too long", code="slack_bad_request")
+    if not values["team_id"] or not values["user_id"]:
+        raise ValidationProblem("team_id and user_id are required", code="slack_bad_request")
+    return commands.Invocation(**values)
+
+
+def web_client(runtime: Runtime) -> AsyncWebClient:
+    token = runtime.settings.slack_bot_token
+    if not token:
+        raise ProblemError(
+            "PROMPTOPS_SLACK_BOT_TOKEN is not set", code="slack_not_configured", status=503, title="Slack"
+        )
+    return AsyncWebClient(token=token, base_url=runtime.settings.slack_api_url)
+
+
+async def post_message(runtime: Runtime, channel: str, payload: dict[str, Any]) -> None:
+    """chat.postMessage with a message built by :mod:`promptops.slack.blocks`."""
+    await web_client(runtime).chat_postMessage(
+        channel=channel, text=payload["text"], blocks=payload["blocks"]
+    )
+
+
+async def respond(runtime: Runtime, response_url: str, payload: dict[str, Any]) -> None:
+    """Answer a command later through its response_url (only URLs under the configured Slack prefix)."""
+    if not response_url.startswith(runtime.settings.slack_response_url_prefix):
+        log.warning("slack response_url outside PROMPTOPS_SLACK_RESPONSE_URL_PREFIX ignored")
+        return
+    answer = await AsyncWebhookClient(response_url).send_dict(payload)
+    if answer.status_code >= 300:
+        log.warning("slack response_url answered %s", answer.status_code)
+
+
+async def _run_later(runtime: Runtime, principal: Principal, words: list[str], response_url: str) -> None:
+    try:
+        payload = await commands.run(runtime, principal, words)
+    except ProblemError as exc:
+        payload = commands.problem_reply(exc)
+    await respond(runtime, response_url, payload)
+
+
+async def _dispatch(runtime: Runtime, invocation: commands.Invocation, defer: Defer) -> dict[str, Any]:
+    words = commands.words_of(invocation.text)
+    verb, rest = (words[0].lower(), words[1:]) if words else ("help", [])
+    if verb == "help":
+        return bk.reply(commands.HELP)
+    if verb == "login":
+        return await commands.login(runtime, invocation)
+    principal = await service.principal_of(runtime.db, invocation.team_id, invocation.user_id)
+    if principal is None:
+        # Unlinked: what the workspace may see (projects that post their notices there, as a Viewer would).
+        if verb == "search":
+            return await commands.search_shared(runtime, invocation.team_id, invocation.user_id, rest)
+        return bk.reply(UNLINKED)
+    if verb == "search":
+        return await commands.search(runtime, principal, rest)
+    if verb == "show":
+        return await commands.show(runtime, principal, rest)
+    if verb == "run":
+        if refused := commands.denied(principal, P.PLAYGROUND_RUN):
+            return refused
+        # Slack wants an answer within 3 s: acknowledge now, post the result to response_url when it is ready.
+        defer(_run_later, runtime, principal, rest, invocation.response_url)
+        return bk.reply(f":hourglass_flowing_sand: Running {' '.join(rest[:1])}…")
+    if verb == "notify":
+        if refused := commands.denied(principal, P.PROJECT_MANAGE):
+            return refused
+        target = None if rest == ["off"] else commands.channel_of(rest[0]) if len(rest) == 1 else ""
+        if target == "":
+            return bk.reply("Usage: `/prompt notify #channel` or `/prompt notify off`")
+        await notify.set_channel(runtime, principal, target, team_id=invocation.team_id)
+        if target is None:
+            return bk.reply(
+                "Project notices are off (and its prompts are no longer shared with this workspace)."
+            )
+        return bk.reply(
+            f"Project notices go to {rest[0]}. Its prompts are now searchable by everyone in this workspace "
+            "(what a Viewer may read); `/prompt notify off` stops both."
+        )
+    if verb == "share":
+        channel, payload = await commands.share(runtime, principal, rest)
+        try:
+            await post_message(runtime, channel, payload)
+        except SlackApiError as exc:
+            return bk.reply(f":x: Slack refused the message: {exc.response.get('error', 'error')}")
+        return bk.reply(f"Shared {rest[0]} to {rest[1]}.")
+    return bk.reply(f"Unknown command {verb!r}.\n{commands.HELP}")
+
+
+async def answer_command(runtime: Runtime, invocation: commands.Invocation, defer: Defer) -> dict[str, Any]:
+    """The slash command's immediate answer (a Slack message); errors the user can fix are answered too."""
+    try:
+        return await _dispatch(runtime, invocation, defer)
+    except ProblemError as exc:  # answered to the Slack user, who cannot see HTTP errors
+        return commands.problem_reply(exc)
+
+
+EventOutcome = Literal["handled", "repeated", "ignored"]
+
+
+async def handle_event(runtime: Runtime, payload: Mapping[str, Any], defer: Defer) -> EventOutcome:
+    """An Events API ``event_callback``, handled once per ``event_id`` (Slack's retries are ``repeated``)."""
+    event_id = str(payload.get("event_id", ""))[:64]
+    if payload.get("type") != "event_callback" or not event_id:
+        return "ignored"
+    if not await service.first_time(runtime.db, event_id):
+        return "repeated"
+    event = payload.get("event")
+    channel = event.get("channel") if isinstance(event, dict) and event.get("type") == "app_mention" else None
+    if channel and runtime.settings.slack_bot_token:  # a mention is answered with the usage
+        defer(post_message, runtime, str(channel)[:MAX_ID], bk.reply(commands.HELP))
+    return "handled"
