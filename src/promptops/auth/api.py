@@ -93,7 +93,14 @@ def key_out(key: ApiKey) -> ApiKeyOut:
 # Not idempotent on purpose: a replay would have to store the key itself, and keys are kept only as digests.
 async def create_key(body: ApiKeyIn, request: Request, principal: KeyManager) -> ApiKeyCreatedOut:
     async with runtime_of(request).db.transaction(write=True) as session:
-        key, raw = await service.create_api_key(session, principal, body.name, body.role, body.expires_at)
+        key, raw = await service.create_api_key(
+            session,
+            principal,
+            body.name,
+            body.role,
+            body.expires_at,
+            rate_limit_per_minute=body.rate_limit_per_minute,
+        )
     return ApiKeyCreatedOut(**key_out(key).model_dump(), key=raw)
 
 

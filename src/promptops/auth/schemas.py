@@ -9,6 +9,8 @@ from pydantic import Field, field_validator
 from promptops.governance.rbac import Role
 from promptops.schemas import ApiModel, ApiOut
 
+MAX_RATE_LIMIT_PER_MINUTE = 1_000_000
+
 
 class LoginIn(ApiModel):
     email: str = Field(min_length=3, max_length=254)
@@ -41,6 +43,14 @@ class ApiKeyIn(ApiModel):
     name: str = Field(min_length=1, max_length=100)
     role: Role
     expires_at: datetime | None = Field(default=None, description="UTC when no offset is given")
+    rate_limit_per_minute: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE_LIMIT_PER_MINUTE,
+        strict=True,
+        description="Gateway requests a minute for this key (0: no limit); null: the project's "
+        "gatewayRateLimitPerMinute, else the server's default",
+    )
 
     @field_validator("expires_at")
     @classmethod
@@ -59,6 +69,9 @@ class ApiKeyOut(ApiOut):
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    rate_limit_per_minute: int | None = Field(
+        default=None, description="The key's own gateway rate limit (null: the project's, else the server's)"
+    )
 
 
 class ApiKeyCreatedOut(ApiKeyOut):

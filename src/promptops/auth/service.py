@@ -168,11 +168,18 @@ async def create_api_key(
     expires_at: datetime | None = None,
     *,
     raw_key: str | None = None,
+    rate_limit_per_minute: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key bound to the principal's project; returns the row and the key (its only appearance)."""
+    """Create a key bound to the principal's project; returns the row and the key (its only appearance).
+
+    ``rate_limit_per_minute`` is the key's own gateway limit (0: none); None defers to the project's setting."""
     parsed_role = parse_role(role)
     if expires_at is not None and expires_at <= utcnow():
         raise ValidationProblem("expiresAt must be in the future", code="invalid_expiry")
+    if rate_limit_per_minute is not None and not 0 <= rate_limit_per_minute <= 1_000_000:
+        raise ValidationProblem(
+            "rateLimitPerMinute must be between 0 (no limit) and 1000000", code="invalid_rate_limit"
+        )
     if raw_key is None:
         raw_key, prefix = new_api_key()
     else:
@@ -191,6 +198,7 @@ async def create_api_key(
         key_hash=digest(raw_key),
         created_by=principal.id,
         expires_at=expires_at,
+        rate_limit_per_minute=rate_limit_per_minute,
     )
     session.add(key)
     await session.flush()
@@ -204,9 +212,15 @@ async def create_api_key(
             "role": parsed_role.value,
             "prefix": prefix,
             "expiresAt": expires_at.isoformat() if expires_at else None,
+            "rateLimitPerMinute": rate_limit_per_minute,
         },
     )
     return key, raw_key
+
+
+async def api_key_rate_limit(session: AsyncSession, key_id: str) -> int | None:
+    """A key's own gateway rate limit (requests a minute, 0: none), or None when it has none."""
+    return await session.scalar(select(ApiKey.rate_limit_per_minute).where(ApiKey.id == key_id))
 
 
 async def list_api_keys(session: AsyncSession, principal: Principal) -> list[ApiKey]:

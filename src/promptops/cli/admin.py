@@ -28,12 +28,23 @@ def create_key(
     expires_in_days: Annotated[
         int | None, typer.Option("--expires-in-days", min=1, help="Expire the key after this many days.")
     ] = None,
+    rate_limit_per_minute: Annotated[
+        int | None,
+        typer.Option(
+            "--rate-limit-per-minute",
+            min=0,
+            max=1_000_000,
+            help="Gateway requests a minute for this key (0: no limit); default: the project's limit.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key; the key is printed once and cannot be shown again."""
     body: dict[str, Any] = {"name": name, "role": role}
     if expires_in_days is not None:
         body["expiresAt"] = (datetime.now(UTC) + timedelta(days=expires_in_days)).isoformat()
+    if rate_limit_per_minute is not None:
+        body["rateLimitPerMinute"] = rate_limit_per_minute
     with client() as api:
         created = api.post("/api/v1/api-keys", body)
     if as_json:
@@ -56,7 +67,7 @@ def list_keys(as_json: JsonFlag = False) -> None:
         output.print_json(keys)
         return
     output.table(
-        ["Id", "Name", "Role", "Prefix", "Status", "Expires", "Last used"],
+        ["Id", "Name", "Role", "Prefix", "Status", "Expires", "Last used", "Rate limit"],
         [
             [
                 k["id"],
@@ -66,10 +77,17 @@ def list_keys(as_json: JsonFlag = False) -> None:
                 _key_status(k),
                 output.short_time(k["expiresAt"]),
                 output.short_time(k["lastUsedAt"]),
+                _rate_limit(k.get("rateLimitPerMinute")),
             ]
             for k in keys
         ],
     )
+
+
+def _rate_limit(value: int | None) -> str:
+    if value is None:
+        return "project"
+    return "none" if value == 0 else f"{value}/min"
 
 
 def _key_status(key: dict[str, Any]) -> str:

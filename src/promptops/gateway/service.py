@@ -4,22 +4,34 @@ limits, and the run each finished call becomes (journaled through the :class:`~.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
+from promptops.auth import service as auth
 from promptops.auth.principal import Principal
 from promptops.cache import TTLCache
 from promptops.db import utcnow
 from promptops.errors import NotFound, ProblemError
 from promptops.gateway.fingerprint import fingerprint, template_text
 from promptops.gateway.http import Pool
-from promptops.gateway.limits import RateLimiter, SpendBudget
+from promptops.gateway.limits import (
+    Budget,
+    LimitStore,
+    LocalLimits,
+    MonthSpend,
+    RateLimit,
+    RedisLimits,
+    SpendLedger,
+    month_start,
+    next_month,
+)
 from promptops.gateway.outbox import Outbox, OutboxMetrics
 from promptops.gateway.wire import GatewayError, Wire
 from promptops.ids import new_id
@@ -33,12 +45,25 @@ from promptops.registry import service as registry
 from promptops.runs.models import Run, RunRollup
 from promptops.runs.rollup import hour_of
 from promptops.runtime import Runtime
+from promptops.tenancy import service as tenancy
 
 PROMPT_HEADER = "x-promptops-prompt"
 CACHE_HEADER = "x-promptops-cache"  # opt-in response cache: seconds to keep the answer
 METADATA_KEY = "promptops_prompt"
 SSRF_RECHECK_SECONDS = 30.0
 MAX_CACHE_TTL_SECONDS = 30 * 24 * 3600
+# Project settings (PATCH /api/v1/projects/current) overriding the server's defaults
+RATE_SETTING = "gatewayRateLimitPerMinute"
+BUDGET_SETTING = "gatewayMonthlyBudgetUsd"
+RATE_SOURCES = {
+    "api_key": "the key's own rateLimitPerMinute",
+    "project": f"project setting {RATE_SETTING}",
+    "server": "server default PROMPTOPS_GATEWAY_RATE_LIMIT_PER_MINUTE",
+}
+BUDGET_SOURCES = {
+    "project": f"project setting {BUDGET_SETTING}",
+    "server": "server default PROMPTOPS_GATEWAY_MONTHLY_BUDGET_USD",
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,44 @@ class Attribution:
     version_id: str | None = None
     fingerprint: str | None = None
     warning: str | None = None
+
+
+@dataclass(frozen=True)
+class CallerLimits:
+    """The rate limit and budget that apply to one caller in one project."""
+
+    rate: RateLimit
+    budget: Budget
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _amount(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
+def effective_limits(
+    key_limit: int | None, project_settings: dict[str, Any], server_rate: int, server_budget: float
+) -> CallerLimits:
+    """The key's own rate limit, else the project's setting, else the server's; the project's budget, else
+    the server's."""
+    rate = RateLimit(server_rate, "server")
+    if (own := _count(key_limit)) is not None:
+        rate = RateLimit(own, "api_key")
+    elif (project_rate := _count(project_settings.get(RATE_SETTING))) is not None:
+        rate = RateLimit(project_rate, "project")
+    budget = Budget(server_budget, "server")
+    if (project_budget := _amount(project_settings.get(BUDGET_SETTING))) is not None:
+        budget = Budget(project_budget, "project")
+    return CallerLimits(rate, budget)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -87,9 +150,15 @@ class Gateway:
         self.settings = settings
         directory = settings.gateway_outbox_dir or settings.data_dir / "gateway-outbox"
         self.outbox = Outbox(Path(directory), runtime.db, OutboxMetrics(registry_))
-        self.limiter = RateLimiter(settings.gateway_rate_limit_per_minute)
-        self.budget = SpendBudget(settings.gateway_monthly_budget_usd, self._month_spend)
+        ledger = SpendLedger(self._month_spend)
+        self.limits: LimitStore = (
+            RedisLimits(settings.redis_url, settings.redis_key_prefix, ledger, registry_)
+            if settings.redis_url
+            else LocalLimits(ledger)
+        )
         ttl = settings.resolve_cache_ttl_seconds
+        self._caller_limits: TTLCache[CallerLimits] = TTLCache(ttl=ttl)
+        self._known_limits: TTLCache[CallerLimits] = TTLCache(ttl=24 * 3600)  # while the database is down
         self._connections: TTLCache[list[providers.ResolvedConnection]] = TTLCache(ttl=ttl)
         self._prompts: TTLCache[Attribution] = TTLCache(ttl=ttl)
         self._ssrf_checked: TTLCache[bool] = TTLCache(ttl=SSRF_RECHECK_SECONDS)
@@ -107,6 +176,7 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.outbox.stop()
+        await self.limits.aclose()
         for pool in [p for _, p in self._pools.values()] + self._retired:
             await pool.aclose()
         self._pools.clear()
@@ -197,37 +267,104 @@ class Gateway:
 
     # --- limits ----------------------------------------------------------------------------------------------
 
+    async def caller_limits(self, principal: Principal) -> CallerLimits:
+        """What applies to this caller (cached like resolved prompts: a change applies within about a TTL)."""
+
+        cache_key = (principal.kind, principal.id, principal.project_id)
+        server_rate = self.settings.gateway_rate_limit_per_minute
+        server_budget = self.settings.gateway_monthly_budget_usd
+
+        async def load() -> CallerLimits:
+            try:
+                async with self.runtime.db.transaction() as session:
+                    project = await tenancy.project_settings(session, principal.project_id)
+                    own = (
+                        await auth.api_key_rate_limit(session, principal.id)
+                        if principal.kind == "api_key"
+                        else None
+                    )
+            except Exception as exc:  # the database is down: answers keep flowing, on the last known limits
+                known = self._known_limits.get(cache_key)
+                log.warning(
+                    "gateway_limits_unreadable",
+                    error_type=type(exc).__name__,
+                    fallback="last known" if known else "server defaults",
+                )
+                return known or effective_limits(None, {}, server_rate, server_budget)
+            limits = effective_limits(own, project, server_rate, server_budget)
+            self._known_limits.put(cache_key, limits)
+            return limits
+
+        return await self._caller_limits.get_or_load(cache_key, load)
+
     async def check_limits(self, principal: Principal, wire: Wire) -> None:
-        wait = self.limiter.take(principal.id)
+        """429 when the caller's rate limit or the project's monthly budget is reached."""
+        limits = await self.caller_limits(principal)
+        rate = limits.rate
+        scope = "api_key" if principal.kind == "api_key" else "user"
+        wait = await self.limits.take(f"{scope}:{principal.id}", rate.per_minute)
         if wait is not None:
+            who = "this API key" if scope == "api_key" else "this user"
             raise GatewayError(
                 429,
-                f"Rate limit of {self.limiter.per_minute} requests per minute reached for this API key",
+                f"Rate limit of {rate.per_minute} requests per minute reached for {who} "
+                f"({RATE_SOURCES[rate.source]}); retry in {max(1, math.ceil(wait))} s",
                 "rate_limit_exceeded",
                 wire=wire,
                 retry_after=wait,
+                extra={
+                    "rateLimit": {
+                        "limitPerMinute": rate.per_minute,
+                        "scope": scope,
+                        "source": rate.source,
+                        "shared": self.limits.shared,
+                        "retryAfterSeconds": round(wait, 3),
+                    }
+                },
             )
-        wait = await self.budget.exceeded(principal.project_id)
-        if wait is not None:
-            raise GatewayError(
-                429,
-                f"This project's monthly spend budget (${self.budget.limit_usd:g}) is used up",
-                "budget_exceeded",
-                wire=wire,
-                retry_after=wait,
-                kind="insufficient_quota" if wire == "openai" else None,
-            )
+        budget = limits.budget
+        if budget.limit_usd <= 0:
+            return
+        spent = await self.limits.spent(principal.project_id)
+        if spent < budget.limit_usd:
+            return
+        now = datetime.now(UTC)
+        resets = next_month(now)
+        raise GatewayError(
+            429,
+            f"This project's monthly budget of ${budget.limit_usd:g} ({BUDGET_SOURCES[budget.source]}) is used "
+            f"up: ${spent:.6g} spent in {month_start(now):%Y-%m} (UTC). It resets at {_utc(resets)}.",
+            "budget_exceeded",
+            wire=wire,
+            retry_after=(resets - now).total_seconds(),
+            kind="insufficient_quota" if wire == "openai" else None,
+            extra={
+                "budget": {
+                    "limitUsd": budget.limit_usd,
+                    "spentUsd": round(spent, 6),
+                    "source": budget.source,
+                    "month": f"{month_start(now):%Y-%m}",
+                    "resetsAt": _utc(resets),
+                }
+            },
+        )
 
-    async def _month_spend(self, project_id: str, month: datetime) -> float:
+    async def _month_spend(self, project_id: str, month: datetime) -> MonthSpend:
+        gateway = RunRollup.source == "gateway"
         async with self.runtime.db.transaction() as session:
-            total = await session.scalar(
-                select(func.coalesce(func.sum(RunRollup.cost_usd), 0.0)).where(
-                    RunRollup.project_id == project_id,
-                    RunRollup.grain == 24,
-                    RunRollup.bucket >= hour_of(month),
+            row = (
+                await session.execute(
+                    select(
+                        func.coalesce(func.sum(case((gateway, RunRollup.cost_usd), else_=0.0)), 0.0),
+                        func.coalesce(func.sum(case((gateway, 0.0), else_=RunRollup.cost_usd)), 0.0),
+                    ).where(
+                        RunRollup.project_id == project_id,
+                        RunRollup.grain == 24,
+                        RunRollup.bucket >= hour_of(month),
+                    )
                 )
-            )
-        return float(total or 0.0)
+            ).one()
+        return MonthSpend(float(row[0] or 0.0), float(row[1] or 0.0))
 
     # --- attribution -----------------------------------------------------------------------------------------
 
@@ -352,7 +489,7 @@ class Gateway:
                 "created_at": utcnow().isoformat(),
             }
             self.outbox.append(record)
-            self.budget.add(call.principal.project_id, cost)
+            self.limits.add(call.principal.project_id, cost)
             self.calls.labels(call.wire, "error" if error else "ok").inc()
         except Exception as exc:
             self.outbox.metrics.dropped.inc()
@@ -366,7 +503,7 @@ class Gateway:
         run.fingerprint = call.attribution.fingerprint
         record = record_of(run)
         self.outbox.append(record)
-        self.budget.add(call.principal.project_id, float(run.cost_usd or 0.0))
+        self.limits.add(call.principal.project_id, float(run.cost_usd or 0.0))
         self.calls.labels(call.wire, run.status).inc()
 
 

@@ -3,6 +3,7 @@ incrementally while their bytes are passed through untouched."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -174,3 +175,65 @@ class SseReader:
             reading.done = True
         elif kind == "error":
             reading.error = str((event.get("error") or {}).get("message", "stream error"))
+
+
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_NULL_USAGE = (
+    re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])'),
+    re.compile(rb'"usage"\s*:\s*null\s*,\s*'),
+)
+
+
+class UsageFilter:
+    """Takes out of an OpenAI SSE stream what ``stream_options.include_usage`` added when the gateway asked
+    for it on the client's behalf: the usage-only chunk (``"choices": []`` with ``usage``) and the
+    ``"usage": null`` the other chunks then carry. Every other byte goes through as it came; an event is held
+    only until its blank line arrives."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._buffer += chunk
+        out: list[bytes] = []
+        start = 0
+        for end in _EVENT_END.finditer(self._buffer):
+            out.append(self._event(self._buffer[start : end.start()], end.group()))
+            start = end.end()
+        self._buffer = self._buffer[start:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """What is left when the stream ends (an event without its blank line), as it came."""
+        rest, self._buffer = self._buffer, b""
+        return rest
+
+    @staticmethod
+    def _event(event: bytes, end: bytes) -> bytes:
+        if b'"usage"' not in event:
+            return event + end
+        lines = event.splitlines()
+        data = [line for line in lines if line.startswith(b"data:")]
+        if len(data) != 1:
+            return event + end
+        try:
+            parsed = orjson.loads(data[0][5:])
+        except orjson.JSONDecodeError:
+            return event + end
+        if not isinstance(parsed, dict) or "usage" not in parsed:
+            return event + end
+        if parsed.get("choices") == [] and isinstance(parsed["usage"], dict):
+            return b""  # the usage-only chunk: the client did not ask for it
+        if parsed["usage"] is not None:
+            return event + end
+        expected = {k: v for k, v in parsed.items() if k != "usage"}
+        for pattern in _NULL_USAGE:
+            edited, found = pattern.subn(b"", data[0], count=1)
+            if not found:
+                continue
+            try:
+                if orjson.loads(edited[5:]) == expected:
+                    return event.replace(data[0], edited, 1) + end
+            except orjson.JSONDecodeError:
+                pass
+        return event + end

@@ -20,7 +20,7 @@ from starlette.responses import StreamingResponse
 from promptops.errors import ProblemError
 from promptops.gateway.http import Response, UpstreamError
 from promptops.gateway.service import Call, Gateway
-from promptops.gateway.streams import Reading, SseReader, read_anthropic, read_openai
+from promptops.gateway.streams import Reading, SseReader, UsageFilter, read_anthropic, read_openai
 from promptops.gateway.wire import GatewayError
 from promptops.providers.base import retry_after_seconds
 
@@ -85,14 +85,34 @@ def record_input(call: Call) -> dict[str, Any]:
     return {"messages": messages}
 
 
-async def _send(gw: Gateway, call: Call, path: str, client_headers: Any) -> Response:
+def adds_usage(call: Call) -> bool:
+    """Whether an OpenAI-wire stream is sent upstream with ``stream_options.include_usage`` the client did
+    not ask for (then taken out again by :class:`~.streams.UsageFilter`), so its run records the upstream's
+    token counts rather than estimates. A connection whose server refuses the field opts out with
+    ``options.stream_usage = false`` (as the provider layer does)."""
+    if (
+        call.wire != "openai"
+        or call.kind not in ("chat", "completion")
+        or call.body.get("stream") is not True
+    ):
+        return False
+    if call.route.connection.config.options.get("stream_usage", True) is False:
+        return False
+    options = call.body.get("stream_options")
+    return options is None or (isinstance(options, dict) and options.get("include_usage") is not True)
+
+
+async def _send(gw: Gateway, call: Call, path: str, client_headers: Any, add_usage: bool = False) -> Response:
     connection = call.route.connection
     try:
         await gw.guard(connection)
     except ProblemError as exc:
         raise GatewayError.from_problem(exc, call.wire) from None
     base, headers = _base_and_headers(call, client_headers)
-    content = orjson.dumps({**call.body, "model": call.route.model})
+    body = {**call.body, "model": call.route.model}
+    if add_usage:
+        body["stream_options"] = {**(call.body.get("stream_options") or {}), "include_usage": True}
+    content = orjson.dumps(body)
     pool = gw.pool(connection, base)
     attempts = max(0, connection.config.max_retries) + 1
     for attempt in range(1, attempts + 1):
@@ -133,15 +153,26 @@ async def forward(gw: Gateway, call: Call, path: str, client_headers: Any) -> Ht
     """Serve ``call`` from an upstream of its own wire format. The connection's concurrency permit is held
     until the answer is read (JSON) or the stream has ended (SSE: released by the relay)."""
     stream = bool(call.body.get("stream"))
+    add_usage = adds_usage(call)
     semaphore = gw.runtime.caller.pool.semaphore(call.route.connection)
     await semaphore.acquire()
     relaying = False
     try:
+        refused: bytes | None = None
         try:
-            response = await _send(gw, call, path, client_headers)
+            response = await _send(gw, call, path, client_headers, add_usage)
+            if add_usage and response.status_code == 400:
+                refused = await response.aread()
+                await response.aclose()
+                if b"stream_options" in refused or b"include_usage" in refused:
+                    # a server that does not know the field: send the call as the client did
+                    add_usage, refused = False, None
+                    response = await _send(gw, call, path, client_headers)
         except GatewayError as error:
             await _finish_error(gw, call, error)
             raise
+        if refused is not None:
+            return await _answer(gw, call, response, refused)
         if response.status_code >= 400 or not stream:
             data = await response.aread()
             await response.aclose()
@@ -149,7 +180,7 @@ async def forward(gw: Gateway, call: Call, path: str, client_headers: Any) -> Ht
         relaying = True
         # Start the relay now: a started generator is finalised (permit released, run recorded) even if the
         # client disconnects before the response body is sent, which a never-started one would not be.
-        relay = _relay(gw, call, response, semaphore)
+        relay = _relay(gw, call, response, semaphore, UsageFilter() if add_usage else None)
         first = await anext(relay, b"")
         return StreamingResponse(
             _prepend(first, relay),
@@ -219,14 +250,24 @@ async def _answer(gw: Gateway, call: Call, response: Response, data: bytes) -> H
 
 
 async def _relay(
-    gw: Gateway, call: Call, response: Response, semaphore: asyncio.Semaphore
+    gw: Gateway,
+    call: Call,
+    response: Response,
+    semaphore: asyncio.Semaphore,
+    usage_filter: UsageFilter | None = None,
 ) -> AsyncIterator[bytes]:
+    """The upstream's bytes as they arrive (without what :func:`adds_usage` asked for), read on the side."""
     reader = SseReader(call.wire, call.started)
     failure: str | None = None
     try:
         async for chunk in response.aiter_raw():
             reader.feed(chunk)
-            yield chunk
+            if usage_filter is None:
+                yield chunk
+            elif passed := usage_filter.feed(chunk):
+                yield passed
+        if usage_filter is not None and (rest := usage_filter.flush()):
+            yield rest
     except (UpstreamError, TimeoutError, OSError) as exc:
         failure = f"The stream from the model provider ended unexpectedly ({type(exc).__name__})"
     except BaseException:  # the client went away (cancelled): still record what was streamed

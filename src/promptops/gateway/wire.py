@@ -60,10 +60,12 @@ class GatewayError(Exception):
         param: str | None = None,
         retry_after: float | None = None,
         kind: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.wire = status, message, code, wire
         self.param, self.retry_after, self.kind = param, retry_after, kind
+        self.extra = extra or {}  # more top-level fields of the body (e.g. which limit was reached)
 
     @classmethod
     def from_problem(cls, problem: ProblemError, wire: Wire) -> GatewayError:
@@ -78,6 +80,7 @@ class GatewayError(Exception):
                 "error": {"type": kind, "message": self.message},
                 "request_id": current_request_id(),
                 "code": self.code,
+                **self.extra,
             }
         kind = self.kind or OPENAI_TYPES.get(
             self.status, "server_error" if self.status >= 500 else "api_error"
@@ -85,6 +88,7 @@ class GatewayError(Exception):
         return {
             "error": {"message": self.message, "type": kind, "param": self.param, "code": self.code},
             "code": self.code,
+            **self.extra,
         }
 
     def headers(self) -> dict[str, str]:

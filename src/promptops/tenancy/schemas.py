@@ -51,6 +51,23 @@ class ProjectSettingsIn(ApiModel):
         default=None, max_length=20, description="Labels whose moves are deployments (need label:deploy)"
     )
     lint: LintSettingsIn | None = Field(default=None, description="Prompt lint configuration")
+    gateway_rate_limit_per_minute: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        strict=True,
+        description="Gateway requests a minute per API key or user of this project (0: no limit); a key's own "
+        "rateLimitPerMinute wins",
+    )
+    gateway_monthly_budget_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000_000,
+        strict=True,
+        allow_inf_nan=False,
+        description="Model spend this project may reach per calendar month (UTC) before the gateway answers "
+        "429 (0: no budget)",
+    )
 
     @field_validator("deployable_labels")
     @classmethod
