@@ -30,7 +30,15 @@ export class Api {
     readonly baseUrl: string,
     private readonly key: string,
     private readonly timeoutMs = TIMEOUT_MS,
+    /** The `X-Project` header (a project id or name): picks the project for a user session token; an API key
+     * always works in its own project and the server ignores the header. */
+    readonly project?: string,
   ) {}
+
+  /** The same connection in another project (undefined: the key's own / the session's default project). */
+  inProject(project: string | undefined): Api {
+    return project === this.project ? this : new Api(this.baseUrl, this.key, this.timeoutMs, project);
+  }
 
   get<T>(path: string): Promise<T> {
     return this.request<T>("GET", path);
@@ -40,12 +48,21 @@ export class Api {
     return this.request<T>("POST", path, body);
   }
 
+  put<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>("PUT", path, body);
+  }
+
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {
       response = await fetch(this.baseUrl + path, {
         method,
-        headers: { Authorization: `Bearer ${this.key}`, "Content-Type": "application/json", Accept: "application/json" },
+        headers: {
+          Authorization: `Bearer ${this.key}`,
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          ...(this.project ? { "X-Project": this.project } : {}),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       });

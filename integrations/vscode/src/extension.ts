@@ -2,8 +2,10 @@
 import * as vscode from "vscode";
 import { Api, KEY_SECRET } from "./client.js";
 import { HANDLERS } from "./commands/index.js";
+import { registryStatus, statusLenses, VersionCache } from "./commands/sync.js";
 import type { Ui } from "./facade.js";
 import { lintPromptFile } from "./lint.js";
+import { variableCompletions } from "./promptfile.js";
 import { treeChildren, type TreeNode } from "./registry.js";
 
 function serverUrl(): string {
@@ -53,7 +55,31 @@ function facade(context: vscode.ExtensionContext): Ui {
       delete: (key) => Promise.resolve(context.secrets.delete(key)),
     },
     serverUrl,
+    workspaceRoot: () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+    readFile: async (path) => {
+      try {
+        return new TextDecoder().decode(await vscode.workspace.fs.readFile(vscode.Uri.file(path)));
+      } catch {
+        return undefined;
+      }
+    },
+    writeFile: async (path, text) => {
+      const uri = vscode.Uri.file(path);
+      await vscode.workspace.fs.createDirectory(vscode.Uri.joinPath(uri, ".."));
+      await vscode.workspace.fs.writeFile(uri, new TextEncoder().encode(text));
+    },
+    openFile: async (path) => {
+      await vscode.window.showTextDocument(vscode.Uri.file(path), { preview: false });
+    },
+    openText: async (text, languageId) => {
+      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument({ content: text, language: languageId }));
+    },
   };
+}
+
+async function currentApi(ui: Ui): Promise<Api | undefined> {
+  const key = await ui.secrets.get(KEY_SECRET);
+  return key ? new Api(serverUrl().trim().replace(/\/+$/, ""), key) : undefined;
 }
 
 class PromptsTree implements vscode.TreeDataProvider<TreeNode> {
@@ -67,7 +93,9 @@ class PromptsTree implements vscode.TreeDataProvider<TreeNode> {
   }
 
   getTreeItem(node: TreeNode): vscode.TreeItem {
-    const item = new vscode.TreeItem(node.label, node.expandable ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+    const state = node.kind === "project" ? vscode.TreeItemCollapsibleState.Expanded : node.expandable ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None;
+    const item = new vscode.TreeItem(node.label, state);
+    item.iconPath = new vscode.ThemeIcon({ project: "project", prompt: "symbol-file", label: "tag", version: "versions" }[node.kind]);
     item.description = node.description;
     item.tooltip = node.tooltip ?? node.ref;
     item.contextValue = node.kind;
@@ -75,10 +103,10 @@ class PromptsTree implements vscode.TreeDataProvider<TreeNode> {
   }
 
   async getChildren(node?: TreeNode): Promise<TreeNode[]> {
-    const key = await this.ui.secrets.get(KEY_SECRET);
-    if (!key) return [];
+    const api = await currentApi(this.ui);
+    if (!api) return [];
     try {
-      return await treeChildren(new Api(serverUrl().replace(/\/+$/, ""), key), node);
+      return await treeChildren(api, node);
     } catch (error) {
       this.ui.showError(error instanceof Error ? error.message : String(error));
       return [];
@@ -98,10 +126,10 @@ function watchPromptFiles(context: vscode.ExtensionContext, ui: Ui): void {
   context.subscriptions.push(diagnostics);
   const lint = async (doc: vscode.TextDocument) => {
     if (doc.languageId !== "promptmd") return;
-    const key = await ui.secrets.get(KEY_SECRET);
-    if (!key) return;
+    const api = await currentApi(ui);
+    if (!api) return;
     try {
-      const found = await lintPromptFile(new Api(serverUrl().replace(/\/+$/, ""), key), doc.getText());
+      const found = await lintPromptFile(api, doc.getText());
       diagnostics.set(
         doc.uri,
         found.map((d) => {
@@ -123,18 +151,87 @@ function watchPromptFiles(context: vscode.ExtensionContext, ui: Ui): void {
   vscode.workspace.textDocuments.forEach((doc) => void lint(doc));
 }
 
+/** The registry status of `.prompt.md` files as CodeLenses on their first line (logic in commands/sync.ts). */
+class StatusLenses implements vscode.CodeLensProvider {
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChangeCodeLenses = this.changed.event;
+  readonly cache = new VersionCache();
+
+  constructor(private readonly ui: Ui) {}
+
+  refresh(): void {
+    this.cache.clear();
+    this.changed.fire();
+  }
+
+  async provideCodeLenses(doc: vscode.TextDocument): Promise<vscode.CodeLens[]> {
+    const api = await currentApi(this.ui);
+    let lenses;
+    if (!api) {
+      lenses = statusLenses({ state: "error", text: 'No API key: run "PromptOps: Set API key".', needsKey: true });
+    } else {
+      try {
+        lenses = statusLenses(await registryStatus(api, doc.getText(), doc.fileName, this.cache));
+      } catch (error) {
+        lenses = statusLenses({ state: "error", text: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    const top = new vscode.Range(0, 0, 0, 0);
+    return lenses.map((lens) => new vscode.CodeLens(top, { title: lens.title, command: lens.command, tooltip: lens.tooltip }));
+  }
+}
+
+/** Variable names inside `{{ }}` / `{% %}` of `.prompt.md` files (logic in promptfile.ts). */
+const variableCompletion: vscode.CompletionItemProvider = {
+  provideCompletionItems(doc, position) {
+    const found = variableCompletions(doc.getText(), doc.offsetAt(position));
+    if (!found) return undefined;
+    return found.map((v, i) => {
+      const item = new vscode.CompletionItem(v.name, v.origin === "declared" ? vscode.CompletionItemKind.Variable : vscode.CompletionItemKind.Text);
+      item.detail = v.detail;
+      if (v.documentation) item.documentation = v.documentation;
+      item.sortText = `${v.origin === "declared" ? 0 : 1}${String(i).padStart(4, "0")}`;
+      return item;
+    });
+  },
+};
+
+const REFRESHES_TREE = new Set(["promptops.setApiKey", "promptops.clearApiKey", "promptops.push", "promptops.pull", "promptops.search"]);
+
 export function activate(context: vscode.ExtensionContext): void {
   const ui = facade(context);
   watchPromptFiles(context, ui);
   const tree = new PromptsTree(ui);
-  context.subscriptions.push(vscode.window.registerTreeDataProvider("promptops.prompts", tree));
+  const lenses = new StatusLenses(ui);
+  const promptFiles = { language: "promptmd" };
+  context.subscriptions.push(
+    vscode.window.registerTreeDataProvider("promptops.prompts", tree),
+    vscode.languages.registerCodeLensProvider(promptFiles, lenses),
+    vscode.languages.registerCompletionItemProvider(promptFiles, variableCompletion, "{", " ", "%"),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration("promptops.serverUrl")) {
+        tree.refresh();
+        lenses.refresh();
+      }
+    }),
+  );
   for (const [id, handler] of Object.entries(HANDLERS)) {
     context.subscriptions.push(
-      vscode.commands.registerCommand(id, async (node?: TreeNode) => {
+      // From the Explorer's context menu the argument is the file's Uri: open it, then run on that editor.
+      vscode.commands.registerCommand(id, async (arg?: TreeNode | vscode.Uri) => {
         try {
-          if (id === "promptops.refreshPrompts") return tree.refresh();
+          if (id === "promptops.refreshPrompts") {
+            lenses.refresh();
+            return tree.refresh();
+          }
+          let node: TreeNode | undefined;
+          if (arg instanceof vscode.Uri) await vscode.window.showTextDocument(arg);
+          else node = arg;
           await handler(ui, node);
-          if (id === "promptops.setApiKey" || id === "promptops.clearApiKey") tree.refresh();
+          if (REFRESHES_TREE.has(id)) {
+            tree.refresh();
+            lenses.refresh();
+          }
         } catch (error) {
           ui.showError(error instanceof Error ? error.message : String(error));
         }

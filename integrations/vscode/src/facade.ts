@@ -40,4 +40,14 @@ export interface Ui {
   secrets: Secrets;
   /** The `promptops.serverUrl` setting. */
   serverUrl(): string;
+  /** The folder of the first workspace folder (where pulled prompt files go), undefined without one. */
+  workspaceRoot(): string | undefined;
+  /** A file's text, undefined when there is no such file. */
+  readFile(path: string): Promise<string | undefined>;
+  /** Write a file (its folders are created). */
+  writeFile(path: string, text: string): Promise<void>;
+  /** Show a file in an editor. */
+  openFile(path: string): Promise<void>;
+  /** Show text in a new untitled editor of this language. */
+  openText(text: string, languageId: string): Promise<void>;
 }

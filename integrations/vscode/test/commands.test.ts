@@ -195,10 +195,16 @@ describe("feedback, the Prompts tree and insertion", () => {
     expect(saved!.versionId).toMatch(/^ver_/);
   });
 
-  test("tree: prompts -> labels and versions; insert reference and code", async () => {
+  test("tree: the key's project -> prompts -> labels and versions; insert reference and code", async () => {
     const api = new Api(server.url, ADMIN_KEY);
     const roots = await treeChildren(api);
-    const echo = roots.find((n) => n.label === "vsc/echo")!;
+    // An API key sees its own project only: one project node, with the key's role.
+    expect(roots).toHaveLength(1);
+    expect(roots[0]).toMatchObject({ kind: "project", expandable: true, description: "PromptOpsAdmin" });
+    expect(roots[0].project).toMatch(/^prj_/);
+    const prompts = await treeChildren(api, roots[0]);
+    expect(prompts.every((n) => n.kind === "prompt" && n.project === roots[0].project)).toBe(true);
+    const echo = prompts.find((n) => n.label === "vsc/echo")!;
     expect(echo.expandable).toBe(true);
     const children = await treeChildren(api, echo);
     expect(children.map((c) => c.label)).toEqual(["@production", "v2", "v1"]);

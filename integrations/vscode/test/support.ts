@@ -1,5 +1,7 @@
 // A scripted stand-in for the `vscode` facade (answers queued in order, everything shown recorded) and a real
 // `promptops serve` (sdk/typescript/test/server.mjs: a fresh SQLite database, or SDK_TEST_DATABASE_URL).
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { ADMIN_KEY, api as adminApi, freePort, startServer } from "../../../sdk/typescript/test/server.mjs";
 import { KEY_SECRET } from "../src/client.js";
 import type { EditorText, PickItem, Ui } from "../src/facade.js";
@@ -22,9 +24,14 @@ export class FakeUi implements Ui {
   store = new Map<string, string>();
   editorText: EditorText | undefined;
   url: string;
+  /** The workspace folder (pulled files go there); undefined: no folder open. */
+  root: string | undefined;
+  opened: string[] = [];
+  untitled: { text: string; languageId: string }[] = [];
 
-  constructor(url: string, key: string | null = ADMIN_KEY) {
+  constructor(url: string, key: string | null = ADMIN_KEY, root?: string) {
     this.url = url;
+    this.root = root;
     if (key) this.store.set(KEY_SECRET, key);
   }
 
@@ -93,6 +100,34 @@ export class FakeUi implements Ui {
 
   serverUrl(): string {
     return this.url;
+  }
+
+  workspaceRoot(): string | undefined {
+    return this.root;
+  }
+
+  async readFile(path: string): Promise<string | undefined> {
+    try {
+      return readFileSync(path, "utf8");
+    } catch {
+      return undefined;
+    }
+  }
+
+  async writeFile(path: string, text: string): Promise<void> {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, text);
+  }
+
+  /** Like VS Code: the file becomes the active editor. */
+  async openFile(path: string): Promise<void> {
+    this.opened.push(path);
+    this.openEditor(readFileSync(path, "utf8"), "", "promptmd", path);
+  }
+
+  async openText(text: string, languageId: string): Promise<void> {
+    this.untitled.push({ text, languageId });
+    this.openEditor(text, "", languageId, "Untitled-1");
   }
 }
 
