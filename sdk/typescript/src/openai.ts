@@ -14,14 +14,9 @@ import type { Stream } from "openai/streaming";
 import type { PromptOps } from "./client.js";
 import type { Prompt } from "./prompt.js";
 import type { RunRecord } from "./tracing.js";
+import { derive, errorFields, now, observeStream, overriding, type AnyFn, type PromptOpsCallFields, type Thenable } from "./wrapping.js";
 
-/** The extra fields a wrapped `create` takes; they are removed before the request is sent. */
-export interface PromptOpsCallFields {
-  /** The registry prompt this call uses: the call is recorded as a run of its version. */
-  promptopsPrompt?: Prompt;
-  /** Groups the run with others of one request or session. */
-  promptopsTraceId?: string;
-}
+export type { PromptOpsCallFields } from "./wrapping.js";
 
 type RequestOptions = Parameters<OpenAI["chat"]["completions"]["create"]>[1];
 
@@ -37,16 +32,6 @@ export interface WrappedCompletions {
 export type WrappedOpenAI<C extends OpenAI> = Omit<C, "chat"> & {
   chat: Omit<C["chat"], "completions"> & { completions: Omit<C["chat"]["completions"], "create"> & WrappedCompletions };
 };
-
-type AnyFn = (...args: unknown[]) => unknown;
-interface Thenable {
-  then(ok: (value: unknown) => unknown, fail: (error: unknown) => unknown): unknown;
-  _thenUnwrap?: (transform: (value: unknown) => unknown) => unknown;
-}
-
-function now(): number {
-  return globalThis.performance?.now() ?? Date.now();
-}
 
 interface ToolCallDelta {
   index?: number;
@@ -101,13 +86,7 @@ class CallRecorder {
   }
 
   error(error: unknown): void {
-    const err = error instanceof Error ? error : new Error(String(error));
-    const status = (error as { status?: unknown }).status;
-    this.#record({
-      status: "error",
-      errorClass: typeof status === "number" ? `${err.name} ${status}` : err.name,
-      errorMessage: err.message.slice(0, 2000),
-    });
+    this.#record(errorFields(error));
   }
 
   /** Wraps a stream's iterator: chunks pass through as they come; the run is recorded when the stream ends. */
@@ -152,41 +131,9 @@ class CallRecorder {
         outputTokens: usage?.completion_tokens ?? 0,
         ttftMs: ttft,
       };
-      if (error === undefined) recorder.#record(fields);
-      else {
-        const err = error instanceof Error ? error : new Error(String(error));
-        recorder.#record({ ...fields, status: "error", errorClass: err.name, errorMessage: err.message.slice(0, 2000) });
-      }
+      recorder.#record(error === undefined ? fields : { ...fields, ...errorFields(error) });
     };
-    const wrapIterator = (inner: AsyncIterator<ChatCompletionChunk>): AsyncIterator<ChatCompletionChunk> => ({
-      async next() {
-        let result: IteratorResult<ChatCompletionChunk>;
-        try {
-          result = await inner.next();
-        } catch (error) {
-          finish(error);
-          throw error;
-        }
-        if (result.done) finish();
-        else observe(result.value);
-        return result;
-      },
-      async return(value?: unknown) {
-        // The caller stopped early (`break`): what arrived so far is the run's output.
-        finish();
-        return (await inner.return?.(value)) ?? { done: true, value: undefined };
-      },
-    });
-    const target = stream as unknown as { iterator?: () => AsyncIterator<ChatCompletionChunk> };
-    if (typeof target.iterator === "function") {
-      // openai's Stream reads through `iterator` for `for await`, `tee()` and `toReadableStream()` alike.
-      const original = target.iterator.bind(stream);
-      target.iterator = () => wrapIterator(original());
-    } else {
-      const original = stream[Symbol.asyncIterator].bind(stream);
-      (stream as unknown as Record<symbol, unknown>)[Symbol.asyncIterator] = () => wrapIterator(original());
-    }
-    return stream;
+    return observeStream(stream, { event: observe, end: finish });
   }
 }
 
@@ -211,26 +158,9 @@ export function wrapOpenAI<C extends OpenAI>(client: C, po: PromptOps): WrappedO
     };
     // openai's APIPromise reads the body once per promise: derive ONE promise (keeping `withResponse()`), and record
     // errors from a side branch of it; the caller still gets the rejection.
-    const derived = (typeof call._thenUnwrap === "function" ? call._thenUnwrap(onValue) : call.then(onValue, (e) => Promise.reject(e))) as Thenable;
-    derived.then(
-      () => undefined,
-      (error) => recorder.error(error),
-    );
-    return derived;
+    return derive(call, onValue, (error) => recorder.error(error));
   };
-  const completionsProxy = overriding(completions, "create", wrappedCreate);
-  const chatProxy = overriding(client.chat, "completions", completionsProxy);
-  return overriding(client, "chat", chatProxy) as unknown as WrappedOpenAI<C>;
-}
-
-/** A proxy of `target` with one property replaced. Methods are bound to the target itself, so that their private
- * fields (`#…`) keep working when called through the proxy. */
-function overriding<T extends object>(target: T, name: PropertyKey, value: unknown): T {
-  return new Proxy(target, {
-    get(obj, prop) {
-      if (prop === name) return value;
-      const found = Reflect.get(obj, prop, obj) as unknown;
-      return typeof found === "function" ? (found as AnyFn).bind(obj) : found;
-    },
-  });
+  const completionsProxy = overriding(completions, { create: wrappedCreate });
+  const chatProxy = overriding(client.chat, { completions: completionsProxy });
+  return overriding(client, { chat: chatProxy }) as unknown as WrappedOpenAI<C>;
 }
