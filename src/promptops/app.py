@@ -40,6 +40,7 @@ from promptops.providers.api import router as providers_router
 from promptops.registry.api import lint_router, preview_router
 from promptops.registry.api import router as prompts_router
 from promptops.runs.api import router as runs_router
+from promptops.search.api import router as search_router
 from promptops.slack.api import links_router as slack_links_router
 from promptops.slack.api import router as slack_router
 from promptops.tenancy.api import router as projects_router
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         projects_router,
         members_router,
         keys_router,
+        search_router,
         prompts_router,
         lint_router,
         preview_router,

@@ -23,6 +23,7 @@ from promptops.providers.service import rotate_secrets
 from promptops.registry import service as registry_service
 from promptops.runs.recorder import RunRecorder
 from promptops.runtime import Runtime
+from promptops.search.vectors import indexes as search_indexes
 from promptops.templates import limits as template_limits
 
 
@@ -38,6 +39,7 @@ def build_runtime(settings: Settings) -> Runtime:
     registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
     runtime.api_key_cache.ttl = settings.api_key_cache_ttl_seconds
     template_limits.configure(settings)  # these settings' PROMPTOPS_TEMPLATE_* values, not the environment's
+    search_indexes.configure(settings.data_dir / "search-index")  # vector indexes persisted between runs
     return runtime
 
 
@@ -56,6 +58,9 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
         rotated = await rotate_secrets(session, runtime.box)
     if rotated:
         log.info("secrets_rotated", count=rotated, key_id=runtime.box.current_kid)
+    indexed = await registry_service.index_missing_versions(db)
+    if indexed:
+        log.info("search_index_backfilled", versions=indexed)
     preload_adapters()
     runtime.recorder.start()
     await runtime.jobs.start()
@@ -69,5 +74,6 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
     finally:
         await runtime.jobs.stop()
         await runtime.recorder.stop()
+        search_indexes.save_all()
         await runtime.caller.aclose()
         await db.dispose()

@@ -13,6 +13,7 @@ from promptops.optimize import models as optimize_models
 from promptops.providers import models as provider_models
 from promptops.registry import models as registry_models
 from promptops.runs import models as run_models
+from promptops.search import models as search_models
 from promptops.slack import models as slack_models
 from promptops.tenancy import models as tenancy_models
 
@@ -30,6 +31,7 @@ __all__ = [
     "provider_models",
     "registry_models",
     "run_models",
+    "search_models",
     "slack_models",
     "tenancy_models",
 ]

@@ -17,6 +17,7 @@ from promptops.cli import admin, audit, datasets, evals, feedback, models, outpu
 from promptops.cli import config as cfg
 from promptops.cli import gateway as gateway_cli
 from promptops.cli import optimize as optimize_cli
+from promptops.cli import search as search_cli
 from promptops.cli import slack as slack_cli
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import JsonFlag, client
@@ -69,6 +70,7 @@ app.command("refine")(promptopt.refine)
 app.add_typer(optimize_cli.app, name="optimize")
 app.command("gateway")(gateway_cli.gateway)
 app.command("slack")(slack_cli.slack)
+app.command("search")(search_cli.search)
 
 
 @app.command()

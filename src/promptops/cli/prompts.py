@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from promptops.cli import output
+from promptops.cli import search as search_cli
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import (
     AllPagesFlag,
@@ -29,6 +30,9 @@ app = typer.Typer(help="Create, version, label, render and sync prompts.", no_ar
 LabelOpt = Annotated[str | None, typer.Option("--label", "-l", help="Select the version a label points at.")]
 VersionOpt = Annotated[int | None, typer.Option("--version", "-v", min=1, help="Select a version number.")]
 DirOpt = Annotated[Path, typer.Option("--dir", "-d", help="Folder to write prompt files into.")]
+
+app.command("similar")(search_cli.similar)
+app.command("duplicates")(search_cli.duplicates)
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
@@ -320,6 +324,11 @@ def create(
     suffix = f" (labels: {', '.join(labels)})" if labels else ""
     output.echo(f"Created {created['prompt']['name']} version {version['version']}{suffix}")
     _warn_all(version)
+    for near in created.get("nearDuplicates") or []:
+        output.warn(
+            f"{near['similarity']:.0%} similar to {near['name']}@{near['version']}: does this prompt already "
+            f"exist? (promptops prompts similar {created['prompt']['name']})"
+        )
 
 
 @app.command()

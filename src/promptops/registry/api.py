@@ -33,6 +33,7 @@ from promptops.registry.schemas import (
     LintOut,
     LintRuleOut,
     LintSummary,
+    NearDuplicateOut,
     PreviewIn,
     PreviewOut,
     PromptOut,
@@ -44,12 +45,16 @@ from promptops.registry.schemas import (
     RenderOut,
     ResolvedOut,
     RollbackIn,
+    SavedOut,
     SetLabelIn,
     UpdatePromptIn,
     VersionOut,
     VersionPage,
 )
 from promptops.runtime import runtime_of
+from promptops.search import api as search_api
+from promptops.search import service as search_service
+from promptops.search.schemas import PromptRefOut, SimilarListOut, SimilarOut
 from promptops.templates import lint
 from promptops.validation import DB_INT_MAX, BoundedDatetime, Ref, VersionRef
 
@@ -132,6 +137,27 @@ def resolved_from(r: service.Resolved) -> ResolvedOut:
     )
 
 
+async def saved_out(
+    session: AsyncSession, principal: Principal, prompt: Prompt, version: PromptVersion
+) -> SavedOut:
+    """The saved prompt and version, with the project's near-duplicates of the new text."""
+    resolved = await resolved_out(session, prompt, version, f"version:{version.version}")
+    near = await search_service.near_duplicates(session, principal, version.id)
+    return SavedOut(
+        **dict(resolved),
+        near_duplicates=[
+            NearDuplicateOut(
+                prompt_id=n.doc.prompt_id,
+                name=n.doc.prompt_name,
+                version=n.doc.version,
+                version_id=n.doc.version_id,
+                similarity=n.similarity,
+            )
+            for n in near
+        ],
+    )
+
+
 async def resolved_out(
     session: AsyncSession, prompt: Prompt, version: PromptVersion, how: str
 ) -> ResolvedOut:
@@ -157,16 +183,14 @@ def _move_out(move: service.LabelMove) -> LabelMoveOut:
     )
 
 
-@router.post(
-    "", status_code=201, response_model=ResolvedOut, summary="Create a prompt with its first version"
-)
+@router.post("", status_code=201, response_model=SavedOut, summary="Create a prompt with its first version")
 @idempotent
-async def create_prompt(body: CreatePromptIn, request: Request, principal: Writer) -> ResolvedOut:
+async def create_prompt(body: CreatePromptIn, request: Request, principal: Writer) -> SavedOut:
     db = runtime_of(request).db
     checked = await service.check_version(db, principal, body)  # before the write transaction opens
     async with db.transaction(write=True) as session:
         prompt, version = await service.create_prompt(session, principal, body, checked=checked)
-        return await resolved_out(session, prompt, version, f"version:{version.version}")
+        return await saved_out(session, principal, prompt, version)
 
 
 @router.get("", response_model=PromptPage, summary="List prompts")
@@ -217,16 +241,14 @@ async def list_prompts(
     )
 
 
-@router.post("/{name:prompt}/versions", status_code=201, response_model=ResolvedOut, summary="Add a version")
+@router.post("/{name:prompt}/versions", status_code=201, response_model=SavedOut, summary="Add a version")
 @idempotent
-async def create_version(
-    name: Ref, body: CreateVersionIn, request: Request, principal: Writer
-) -> ResolvedOut:
+async def create_version(name: Ref, body: CreateVersionIn, request: Request, principal: Writer) -> SavedOut:
     db = runtime_of(request).db
     checked = await service.check_version(db, principal, body)  # before the write transaction opens
     async with db.transaction(write=True) as session:
         prompt, version = await service.create_version(session, principal, name, body, checked=checked)
-        return await resolved_out(session, prompt, version, f"version:{version.version}")
+        return await saved_out(session, principal, prompt, version)
 
 
 @router.get("/{name:prompt}/versions", response_model=VersionPage, summary="List versions, newest first")
@@ -488,6 +510,34 @@ async def update_prompt(name: Ref, body: UpdatePromptIn, request: Request, princ
     async with runtime_of(request).db.transaction(write=True) as session:
         prompt = await service.update_prompt(session, principal, name, body)
         return await prompt_out(session, prompt)
+
+
+@router.get(
+    "/{name:prompt}/similar",
+    response_model=SimilarListOut,
+    summary="Prompts that mean about the same as this one (latest versions)",
+)
+async def similar(
+    name: Ref,
+    request: Request,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    min_similarity: Annotated[
+        float, Query(alias="minSimilarity", ge=0.0, le=1.0)
+    ] = search_service.MIN_SIMILARITY,
+    projects: search_api.Projects = None,
+) -> SimilarListOut:
+    async with runtime_of(request).db.transaction() as session:
+        doc, found = await search_service.similar(
+            session, principal, name, limit=limit, min_similarity=min_similarity, projects=projects or ()
+        )
+        here = await search_service.readable_projects(session, principal)
+    return SimilarListOut(
+        prompt=PromptRefOut(**search_api.ref_out(doc, here[doc.project_id])),
+        items=[
+            SimilarOut(**search_api.ref_out(s.doc, s.project_name), similarity=s.similarity) for s in found
+        ],
+    )
 
 
 @router.get("/{name:prompt}", response_model=ResolvedOut, summary="Resolve name, name@label or name@3")

@@ -9,7 +9,9 @@ from promptops.errors import ValidationProblem
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}(/[a-z0-9][a-z0-9._-]{0,63}){0,7}$")
 # Last path segments the REST routes use after a prompt name; a prompt may not end with one of them.
-RESERVED_SEGMENTS = frozenset({"versions", "labels", "render", "diff", "fork", "history", "rollback"})
+RESERVED_SEGMENTS = frozenset(
+    {"versions", "labels", "render", "diff", "fork", "history", "rollback", "similar"}
+)
 # A prompt reference in a route path (``{name:prompt}``): one or more segments, the last not a reserved word
 # (optionally followed by ``@selector``), so ``/prompts/a/versions`` matches only the versions routes and a
 # 405's ``Allow`` names only their methods.

@@ -211,6 +211,22 @@ class ResolvedOut(ApiOut):
     resolved_by: str
 
 
+class NearDuplicateOut(ApiOut):
+    prompt_id: str
+    name: str
+    version: int
+    version_id: str
+    similarity: float = Field(description="Cosine similarity of the two versions' text vectors (0-1)")
+
+
+class SavedOut(ResolvedOut):
+    near_duplicates: list[NearDuplicateOut] = Field(
+        default_factory=list,
+        description="Other prompts of the project whose latest version means nearly the same (similarity >= "
+        "0.9), most similar first: a hint that the prompt may already exist; the save is not blocked",
+    )
+
+
 class PushOut(ApiOut):
     action: Literal["created", "versionCreated", "updated", "unchanged"] = Field(
         description="created: a new prompt; versionCreated: the content differed from the latest version; "

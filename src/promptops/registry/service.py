@@ -55,6 +55,8 @@ from promptops.registry.schemas import (
     VersionFields,
     label_name_problem,
 )
+from promptops.search import index as search_index
+from promptops.search import service as search_service
 from promptops.templates import engine, lint
 from promptops.templates import pool as template_pool
 from promptops.tenancy import service as tenancy
@@ -77,6 +79,40 @@ resolve_cache: TTLCache[Resolved] = TTLCache(ttl=0)
 
 def _invalidate(project_id: str) -> None:
     resolve_cache.invalidate(lambda key: key[0] == project_id)
+
+
+def _version_text(version: PromptVersion) -> search_index.VersionText:
+    return search_index.VersionText(
+        version_id=version.id,
+        version=version.version,
+        template=version.template,
+        messages=version.messages,
+        variables=[str(v.get("name", "")) for v in version.variables or [] if isinstance(v, dict)],
+        commit_message=version.commit_message,
+        model=str((version.model_config_ or {}).get("model") or ""),
+        author=version.created_by,
+        content_hash=version.content_hash,
+        created_at=version.created_at,
+    )
+
+
+async def _index(session: AsyncSession, prompt: Prompt, new: Sequence[PromptVersion] = ()) -> None:
+    """Bring the search index's documents of ``prompt`` up to date, in the caller's transaction."""
+    labels: dict[str, list[str]] = {}
+    for label in (await labels_of_prompt(session, prompt.id)).values():
+        labels.setdefault(label.version_id, []).append(label.name)
+    state = search_index.PromptState(
+        project_id=prompt.project_id,
+        prompt_id=prompt.id,
+        name=prompt.name,
+        description=prompt.description,
+        tags=(await tags_of(session, [prompt.id]))[prompt.id],
+        archived=prompt.archived,
+        latest_version=prompt.latest_version,
+        updated_at=prompt.updated_at,
+        labels=labels,
+    )
+    await search_index.index_prompt(session, state, [_version_text(v) for v in new])
 
 
 # --- lookups --------------------------------------------------------------------------------------------------
@@ -514,6 +550,7 @@ async def _add_version(
     prompt.updated_at = version.created_at
     session.add(version)
     await session.flush()
+    await _index(session, prompt, [version])
     await audit.record(
         session,
         principal,
@@ -632,6 +669,7 @@ async def update_prompt(
     if changes:
         prompt.updated_at = utcnow()
         await session.flush()
+        await _index(session, prompt)
         event = "PromptArchived" if changes.keys() == {"archived"} and prompt.archived else "PromptUpdated"
         await audit.record(
             session, principal, event, prompt_id=prompt.id, data={"name": prompt.name, "changes": changes}
@@ -768,6 +806,7 @@ async def _move_label(
         )
     )
     await session.flush()
+    await _index(session, prompt)
     data = {
         "name": prompt.name,
         "label": label,
@@ -829,6 +868,8 @@ async def delete_label(session: AsyncSession, principal: Principal, name: str, l
     if label in await deployable_labels(session, prompt.project_id):
         principal.require(Permission.LABEL_DEPLOY)
     await session.delete(current)
+    await session.flush()
+    await _index(session, prompt)
     session.add(
         LabelEvent(
             id=new_id("label_event"),
@@ -1468,3 +1509,47 @@ async def _check_lint_gate(
             blockOn=config.block_on,
             findings=[f.to_dict() for f in blocking],
         )
+
+
+# --- search index upkeep --------------------------------------------------------------------------------------
+
+
+async def index_missing_versions(db: Database, batch: int = 200) -> int:
+    """Index every version that has no search document yet (a database from before search, or an index table
+    emptied by hand); returns how many were indexed. Cheap when nothing is missing (two counts)."""
+    async with db.transaction() as session:
+        versions = int((await session.execute(select(func.count()).select_from(PromptVersion))).scalar_one())
+        if await search_service.document_count(session) >= versions:
+            return 0
+    indexed, after = 0, ""
+    while True:
+        async with db.transaction(write=True) as session:
+            prompts = (
+                (
+                    await session.execute(
+                        select(Prompt).where(Prompt.id > after).order_by(Prompt.id).limit(batch)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not prompts:
+                return indexed
+            rows = (
+                (
+                    await session.execute(
+                        select(PromptVersion)
+                        .where(PromptVersion.prompt_id.in_([p.id for p in prompts]))
+                        .order_by(PromptVersion.version)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            have = await search_service.indexed_versions(session, [v.id for v in rows])
+            for prompt in prompts:
+                missing = [v for v in rows if v.prompt_id == prompt.id and v.id not in have]
+                if missing:
+                    await _index(session, prompt, missing)
+                    indexed += len(missing)
+            after = prompts[-1].id

@@ -1,0 +1,143 @@
+"""``promptops search``, ``promptops prompts similar`` and ``promptops prompts duplicates``: search through the
+REST API (words, meaning or both), a prompt's look-alikes, and the project's clusters of near-duplicates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from promptops.cli import output
+from promptops.cli.common import JsonFlag, client
+
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        "-m",
+        help="hybrid (words and meaning, default), text (words only) or semantic (meaning only).",
+    ),
+]
+ProjectOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--project",
+        "-p",
+        help="Search this project (name or id; repeat for several); '*' = every project you can read.",
+    ),
+]
+
+
+def _snippet(segments: list[dict[str, Any]]) -> Text:
+    text = Text()
+    for segment in segments:
+        text.append(segment["text"], style="bold yellow" if segment["match"] else "")
+    return text
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="Words or a description of the prompt you are looking for.")],
+    mode: ModeOpt = "hybrid",
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Only prompts with this tag (repeat).")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="Only versions with this label (repeat).")
+    ] = None,
+    project: ProjectOpt = None,
+    all_versions: Annotated[
+        bool, typer.Option("--all-versions", help="Also match older versions' text and commit messages.")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=100, help="Results to show.")] = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Find prompts by words and by meaning, best first, with the passage that matched."""
+    data = client().get(
+        "/api/v1/search",
+        q=query,
+        mode=mode,
+        tag=tag,
+        label=label,
+        project=project,
+        allVersions=all_versions or None,
+        limit=limit,
+    )
+    if as_json:
+        output.print_json(data)
+        return
+    if not data["items"]:
+        output.echo(f"No prompt matches {query!r}.")
+        return
+    several = len({hit["projectId"] for hit in data["items"]}) > 1
+    output.table(
+        ["#", "Prompt", "Version", "Labels", "Similarity", "Snippet"],
+        [
+            [
+                i,
+                f"{hit['project']}:{hit['name']}" if several else hit["name"],
+                hit["version"],
+                hit["labels"],
+                "" if hit["similarity"] is None else f"{hit['similarity']:.0%}",
+                _snippet(hit["snippet"]),
+            ]
+            for i, hit in enumerate(data["items"], start=1)
+        ],
+    )
+    if data["total"] > len(data["items"]):
+        output.echo(
+            f"{data['total']} prompts found; showing the best {len(data['items'])} (--limit for more)."
+        )
+
+
+def similar(
+    name: Annotated[str, typer.Argument(help="Prompt name or id.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=50)] = 10,
+    min_similarity: Annotated[
+        float,
+        typer.Option("--min-similarity", min=0.0, max=1.0, help="Leave out prompts less similar than this."),
+    ] = 0.35,
+    project: ProjectOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Prompts whose latest version means about the same as this prompt's (a duplicate check)."""
+    data = client().get(
+        f"/api/v1/prompts/{name}/similar", limit=limit, minSimilarity=min_similarity, project=project
+    )
+    if as_json:
+        output.print_json(data)
+        return
+    if not data["items"]:
+        output.echo(f"No prompt is at least {min_similarity:.0%} similar to {data['prompt']['name']}.")
+        return
+    output.table(
+        ["Similarity", "Prompt", "Version", "Project", "Description"],
+        [
+            [f"{s['similarity']:.0%}", s["name"], s["version"], s["project"], s["description"]]
+            for s in data["items"]
+        ],
+    )
+
+
+def duplicates(
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", min=0.5, max=1.0, help="Similarity from which prompts are duplicates."),
+    ] = 0.9,
+    as_json: JsonFlag = False,
+) -> None:
+    """Groups of prompts in this project whose latest versions are near-duplicates of each other."""
+    data = client().get("/api/v1/search/duplicates", threshold=threshold)
+    if as_json:
+        output.print_json(data)
+        return
+    if not data["clusters"]:
+        output.echo(f"No near-duplicates at {threshold:.0%} similarity.")
+        return
+    output.table(
+        ["Cluster", "Similarity", "Prompts"],
+        [
+            [i, f"{c['similarity']:.0%}", [f"{p['name']}@{p['version']}" for p in c["prompts"]]]
+            for i, c in enumerate(data["clusters"], start=1)
+        ],
+    )

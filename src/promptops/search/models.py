@@ -1,0 +1,52 @@
+"""The search index: one document per prompt version, kept in the transaction of every registry write.
+
+Full text: on SQLite an FTS5 table (``search_fts``, created by the migration) holds the same words; on PostgreSQL
+the ``tsv`` column (a stored generated ``tsvector`` with a GIN index, also created by the migration) does. The
+vector of each version's text is stored here too; the approximate-nearest-neighbour index in memory (and on disk)
+is built from these rows and catches up with them, so the database stays the one source of truth.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from promptops.db import Base, UTCDateTime, utcnow
+
+
+class SearchDocument(Base):
+    __tablename__ = "search_documents"
+    __table_args__ = (
+        Index("ix_search_documents_project_changed", "project_id", "changed_at"),
+        Index("ix_search_documents_prompt", "prompt_id"),
+        Index("ix_search_documents_vector_key", "vector_key", unique=True),
+    )
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("prompt_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    prompt_id: Mapped[str] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    # 63-bit key of the version in the vector index and the SQLite FTS5 rowid (from its id)
+    vector_key: Mapped[int] = mapped_column(BigInteger)
+    prompt_name: Mapped[str] = mapped_column(String(200))
+    name_words: Mapped[str] = mapped_column(String(400))
+    version: Mapped[int] = mapped_column(Integer)
+    latest: Mapped[bool] = mapped_column(Boolean)
+    archived: Mapped[bool] = mapped_column(Boolean)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="")  # space-separated
+    labels: Mapped[str] = mapped_column(Text, default="")  # space-separated labels on this version
+    body: Mapped[str] = mapped_column(Text, default="")  # template, or the messages as "role: content" lines
+    variables: Mapped[str] = mapped_column(Text, default="")
+    commit_message: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str] = mapped_column(String(200), default="")
+    author: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the prompt's, for the "updated" filter
+    embedding_model: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,64 @@
+"""Wire shapes of search, find-similar and duplicate reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from promptops.schemas import ApiOut
+
+
+class SegmentOut(ApiOut):
+    text: str
+    match: bool = Field(description="True where the words match the query")
+
+
+class PromptRefOut(ApiOut):
+    prompt_id: str
+    name: str
+    project_id: str
+    project: str = Field(description="The project's name")
+    version: int = Field(description="The version that matched (the latest unless allVersions)")
+    version_id: str
+    description: str
+    tags: list[str]
+    labels: list[str] = Field(description="Labels pointing at this version")
+    model: str
+    updated_at: datetime
+
+
+class SearchHitOut(PromptRefOut):
+    score: float = Field(description="Reciprocal-rank-fusion score; 1.0 = first in one ranking")
+    text_rank: int | None = Field(description="Position in the full-text ranking (null: no word matched)")
+    semantic_rank: int | None = Field(description="Position in the meaning (vector) ranking")
+    similarity: float | None = Field(
+        description="Cosine similarity of the query and the prompt's text vector"
+    )
+    snippet: list[SegmentOut] = Field(description="The passage with most query words; matches marked")
+
+
+class SearchOut(ApiOut):
+    query: str
+    mode: str
+    total: int = Field(description="Prompts found (up to 100 per ranking)")
+    items: list[SearchHitOut]
+
+
+class SimilarOut(PromptRefOut):
+    similarity: float = Field(description="Cosine similarity of the two latest versions' text vectors (0-1)")
+
+
+class SimilarListOut(ApiOut):
+    prompt: PromptRefOut
+    items: list[SimilarOut]
+
+
+class DuplicateClusterOut(ApiOut):
+    similarity: float = Field(description="The lowest similarity of the pairs that joined this cluster")
+    prompts: list[PromptRefOut]
+
+
+class DuplicatesOut(ApiOut):
+    threshold: float
+    clusters: list[DuplicateClusterOut]

@@ -1,0 +1,176 @@
+"""Approximate-nearest-neighbour indexes (usearch HNSW), one per project, over the latest version of each
+prompt that is not archived.
+
+The ``search_documents`` rows are the truth; an index is a cache of their vectors that catches up with them
+before every query: rows changed since the index's watermark (less a look-back for transactions that commit
+late) are added, replaced or removed. So a write made by any process (server, worker, gateway) is visible to
+the next search everywhere, and a stale index on disk (saved with its watermark) is brought up to date when it
+is loaded instead of being rebuilt. A missing or unreadable file is rebuilt from the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from usearch.index import Index
+
+from promptops.db import utcnow
+from promptops.logging import log
+from promptops.search.embed import DIMENSIONS, from_bytes
+from promptops.search.models import SearchDocument
+
+LOOK_BACK = timedelta(seconds=30)
+SAVE_EVERY = 500  # changes applied since the last save
+
+
+@dataclass
+class ProjectIndex:
+    project_id: str
+    index: Index
+    watermark: datetime | None = None
+    # changed_at of each version applied within the look-back, so a row is not applied twice
+    applied: dict[int, datetime] = field(default_factory=dict)
+    unsaved: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def put(self, key: int, vector: NDArray[np.float32]) -> None:
+        if self.index.contains(key):
+            self.index.remove(key)
+        self.index.add(key, vector)
+
+    def drop(self, key: int) -> None:
+        if self.index.contains(key):
+            self.index.remove(key)
+
+    def search(self, vector: NDArray[np.float32], count: int) -> list[tuple[int, float]]:
+        if len(self.index) == 0 or count <= 0:
+            return []
+        matches = self.index.search(vector, min(count, len(self.index)))
+        return [(int(k), float(1.0 - d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
+
+
+def _new_index() -> Index:
+    return Index(ndim=DIMENSIONS, metric="ip", dtype="f16")
+
+
+class VectorIndexes:
+    """Every project's index in this process; ``directory`` (set at start-up) persists them between runs."""
+
+    def __init__(self) -> None:
+        self.directory: Path | None = None
+        self._projects: dict[tuple[str, str], ProjectIndex] = {}
+        self._guard = threading.Lock()
+
+    def configure(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._projects.clear()
+
+    def _files(self, project_id: str) -> tuple[Path, Path] | None:
+        if self.directory is None:
+            return None
+        return self.directory / f"{project_id}.usearch", self.directory / f"{project_id}.json"
+
+    def _load(self, project_id: str) -> ProjectIndex:
+        files = self._files(project_id)
+        if files is not None and files[0].exists() and files[1].exists():
+            try:
+                meta = json.loads(files[1].read_text())
+                index = Index.restore(str(files[0]))
+                if index is not None and index.ndim == DIMENSIONS and meta.get("dimensions") == DIMENSIONS:
+                    return ProjectIndex(project_id, index, datetime.fromisoformat(meta["watermark"]))
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                log.warning("search_index_unreadable", project_id=project_id, error_type=type(exc).__name__)
+        return ProjectIndex(project_id, _new_index())
+
+    def save(self, project: ProjectIndex) -> None:
+        files = self._files(project.project_id)
+        if files is None or project.watermark is None:
+            return
+        files[0].parent.mkdir(parents=True, exist_ok=True)
+        tmp = files[0].with_suffix(".tmp")
+        project.index.save(str(tmp))
+        tmp.replace(files[0])
+        meta = {
+            "dimensions": DIMENSIONS,
+            "watermark": project.watermark.isoformat(),
+            "size": len(project.index),
+        }
+        files[1].write_text(json.dumps(meta))
+        project.unsaved = 0
+
+    def save_all(self) -> None:
+        for project in list(self._projects.values()):
+            if project.unsaved:
+                with contextlib.suppress(OSError):
+                    self.save(project)
+
+    async def current(self, session: AsyncSession, project_id: str) -> ProjectIndex:
+        """The project's index, caught up with the rows this session can see."""
+        key = (str(session.get_bind().engine.url), project_id)
+        with self._guard:
+            project = self._projects.get(key)
+            if project is None:
+                project = self._projects[key] = self._load(project_id)
+        async with project.lock:
+            await self._catch_up(session, project)
+        return project
+
+    async def _catch_up(self, session: AsyncSession, project: ProjectIndex) -> None:
+        doc = SearchDocument
+        since = None if project.watermark is None else project.watermark - LOOK_BACK
+        where = [doc.project_id == project.project_id]
+        if since is not None:
+            where.append(doc.changed_at >= since)
+        stmt = select(doc.vector_key, doc.changed_at, doc.latest, doc.archived).where(and_(*where))
+        if since is None:  # a build from nothing reads only what goes in
+            stmt = stmt.where(doc.latest.is_(True), doc.archived.is_(False))
+        rows = (await session.execute(stmt)).all()
+        fresh = [r for r in rows if project.applied.get(r.vector_key) != r.changed_at]
+        wanted = [r.vector_key for r in fresh if r.latest and not r.archived]
+        vectors: dict[int, bytes] = {}
+        for start in range(0, len(wanted), 2000):
+            chunk = wanted[start : start + 2000]
+            found = await session.execute(
+                select(doc.vector_key, doc.embedding).where(
+                    doc.project_id == project.project_id, doc.vector_key.in_(chunk)
+                )
+            )
+            vectors.update({k: e for k, e in found})
+        if since is None and wanted:
+            keys = np.array(wanted, dtype=np.uint64)
+            matrix = np.stack([from_bytes(vectors[k]) for k in wanted])
+            project.index.add(keys, matrix, threads=2)
+        else:
+            for row in fresh:
+                if row.latest and not row.archived and row.vector_key in vectors:
+                    project.put(row.vector_key, from_bytes(vectors[row.vector_key]))
+                else:
+                    project.drop(row.vector_key)
+        now = utcnow()
+        newest = max((r.changed_at for r in rows), default=None)
+        project.watermark = (
+            max(filter(None, (project.watermark, newest))) if newest or project.watermark else now
+        )
+        horizon = project.watermark - LOOK_BACK
+        project.applied = {
+            k: t
+            for k, t in {**project.applied, **{r.vector_key: r.changed_at for r in fresh}}.items()
+            if t >= horizon
+        }
+        project.unsaved += len(fresh)
+        if since is None or project.unsaved >= SAVE_EVERY:
+            with contextlib.suppress(OSError):
+                self.save(project)
+
+
+indexes = VectorIndexes()

@@ -1,0 +1,148 @@
+"""Search through its REST face on SQLite and PostgreSQL: full text, meaning, hybrid, filters, similar prompts,
+near-duplicates on save, duplicate clusters, and what drops out (archived prompts, superseded text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.app import Api
+
+PROMPTS: list[dict[str, Any]] = [
+    {
+        "name": "support/refund-reply",
+        "description": "Answer a customer asking for a refund",
+        "tags": ["support", "email"],
+        "template": "Write a polite email replying to a customer who asks for a refund of order {{ order_id }}. "
+        "Explain the refund policy and the next steps.",
+    },
+    {
+        "name": "support/ticket-summary",
+        "description": "Summarise a support ticket",
+        "tags": ["support"],
+        "template": "Summarise the support ticket below in three bullet points for the on-call engineer.\n"
+        "{{ ticket }}",
+    },
+    {
+        "name": "eng/sql-writer",
+        "description": "Natural language to SQL",
+        "tags": ["data"],
+        "template": "Given the database schema {{ schema }}, write one SQL query that answers: {{ question }}",
+    },
+    {
+        "name": "meetings/action-items",
+        "description": "",
+        "tags": ["productivity"],
+        "template": "Read these meeting notes and list every action item with its owner and due date.\n"
+        "{{ notes }}",
+    },
+]
+
+
+async def seed(api: Api) -> None:
+    for body in PROMPTS:
+        r = await api.post("/api/v1/prompts", json={**body, "commitMessage": "first"})
+        assert r.status_code == 201, r.text
+        assert r.json()["nearDuplicates"] == []
+
+
+async def names(api: Api, query: str, **params: Any) -> list[str]:
+    r = await api.get("/api/v1/search", params={"q": query, **params})
+    assert r.status_code == 200, r.text
+    return [hit["name"] for hit in r.json()["items"]]
+
+
+async def test_text_semantic_and_hybrid_search(api: Api) -> None:
+    await seed(api)
+    # words: stemmed ("refunds" finds "refund"), the name outranks the text
+    assert (await names(api, "refunds", mode="text"))[0] == "support/refund-reply"
+    r = await api.get("/api/v1/search", params={"q": "refund email", "mode": "text"})
+    hit = r.json()["items"][0]
+    assert hit["name"] == "support/refund-reply" and hit["textRank"] == 1 and hit["project"]
+    assert any(s["match"] and "refund" in s["text"].lower() for s in hit["snippet"])
+    # meaning with hardly a shared word
+    assert (await names(api, "customer wants their money back", mode="semantic"))[0] == "support/refund-reply"
+    assert (await names(api, "customer wants their money back"))[0] == "support/refund-reply"
+    # hybrid ranks the right prompt first for natural language and for keywords
+    assert (await names(api, "prompt that writes database queries from questions"))[0] == "eng/sql-writer"
+    assert (await names(api, "ticket summary"))[0] == "support/ticket-summary"
+    # a typo still finds it by meaning (subword vectors)
+    assert "support/refund-reply" in (await names(api, "refnud emial", mode="semantic"))[:2]
+
+
+async def test_filters_paging_and_errors(api: Api) -> None:
+    await seed(api)
+    assert await names(api, "support", mode="text", tag="email") == ["support/refund-reply"]
+    assert {"support/refund-reply", "support/ticket-summary"} <= set(
+        await names(api, "support", mode="text", tag="support")
+    )
+    r = await api.put("/api/v1/prompts/support/ticket-summary/labels/production", json={"version": 1})
+    assert r.status_code == 200, r.text
+    production = await names(api, "support", mode="text", label="production")
+    assert "support/ticket-summary" in production and "support/refund-reply" not in production
+    first = await names(api, "support ticket refund", mode="text", limit=1)
+    second = await names(api, "support ticket refund", mode="text", limit=1, offset=1)
+    assert len(first) == len(second) == 1 and first != second
+    for params, code in [
+        ({"q": ""}, 422),
+        ({"q": "x" * 1001}, 422),
+        ({"q": "refund", "mode": "fuzzy"}, 422),
+        ({"q": "!!! ???"}, 422),
+        ({"q": "refund", "project": "nope"}, 404),
+    ]:
+        r = await api.get("/api/v1/search", params=params)
+        assert r.status_code == code, (params, r.text)
+        assert r.json()["detail"]
+
+
+async def test_index_follows_versions_archive_and_tags(api: Api) -> None:
+    await seed(api)
+    r = await api.post(
+        "/api/v1/prompts/eng/sql-writer/versions",
+        json={
+            "template": "Translate {{ question }} into a pandas expression over {{ frame }}.",
+            "commitMessage": "pandas",
+        },
+    )
+    assert r.status_code == 201, r.text
+    # the superseded text is only found with allVersions; the new text at once
+    assert "eng/sql-writer" not in await names(api, "schema", mode="text")
+    assert "eng/sql-writer" in await names(api, "schema", mode="text", allVersions="true")
+    assert await names(api, "pandas", mode="text") == ["eng/sql-writer"]
+    assert await names(api, "pandas", mode="text", allVersions="true") == [
+        "eng/sql-writer"
+    ]  # commit message too
+    r = await api.patch("/api/v1/prompts/eng/sql-writer", json={"tags": ["analytics"]})
+    assert r.status_code == 200, r.text
+    assert await names(api, "pandas", mode="text", tag="analytics") == ["eng/sql-writer"]
+    r = await api.patch("/api/v1/prompts/eng/sql-writer", json={"archived": True})
+    assert r.status_code == 200, r.text
+    assert "eng/sql-writer" not in await names(api, "pandas")
+
+
+async def test_similar_and_near_duplicates(api: Api) -> None:
+    await seed(api)
+    twin = {
+        "name": "cs/refund-email",
+        "description": "Reply to a refund request",
+        "tags": [],
+        "template": "Write a polite email replying to a customer who asks for a refund of order {{ order }}. "
+        "Explain our refund policy and the next steps.",
+        "commitMessage": "copy",
+    }
+    r = await api.post("/api/v1/prompts", json=twin)
+    assert r.status_code == 201, r.text
+    near = r.json()["nearDuplicates"]
+    assert [n["name"] for n in near] == ["support/refund-reply"] and near[0]["similarity"] >= 0.9
+    r = await api.get("/api/v1/prompts/cs/refund-email/similar")
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert items[0]["name"] == "support/refund-reply" and items[0]["similarity"] >= 0.9
+    assert "cs/refund-email" not in [i["name"] for i in items]
+    r = await api.get("/api/v1/search/duplicates")
+    assert r.status_code == 200, r.text
+    clusters = r.json()["clusters"]
+    assert [sorted(p["name"] for p in c["prompts"]) for c in clusters] == [
+        ["cs/refund-email", "support/refund-reply"]
+    ]
+    assert (await api.get("/api/v1/prompts/nope/similar")).status_code == 404
+    assert (await api.get("/api/v1/search/duplicates", params={"threshold": 2})).status_code == 422

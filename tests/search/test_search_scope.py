@@ -1,0 +1,150 @@
+"""Search scope and upkeep: tenant isolation and cross-project search, rolled-back writes leave no trace,
+concurrent writers all land in the index, and a restart with a stale, corrupt or missing index catches up."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import delete, func, select
+
+from promptops.search.models import SearchDocument
+from tests.support.app import ADMIN_KEY, Api, open_api
+from tests.support.tenancy import B_SECRET, make_project_b
+
+
+async def hits(api: Api, query: str, token: str = ADMIN_KEY, **params: object) -> list[str]:
+    r = await api.get("/api/v1/search", token, params={"q": query, **params})
+    assert r.status_code == 200, r.text
+    return [f"{h['project']}:{h['name']}" for h in r.json()["items"]]
+
+
+async def test_projects_never_leak(api: Api) -> None:
+    b = await make_project_b(api)
+    query = B_SECRET  # words found only in project B's prompt
+    # the default project's admin key: not found, not with '*', and project-b is "not found"
+    assert not any("b-prompt" in h for h in await hits(api, query))
+    assert not any("b-prompt" in h for h in await hits(api, query, project="*"))
+    r = await api.get("/api/v1/search", params={"q": query, "project": "project-b"})
+    assert r.status_code == 404 and "project-b" in r.json()["detail"]
+    r = await api.get("/api/v1/prompts/secret/b-prompt/similar")
+    assert r.status_code == 404
+    # project B's key searches project B by default
+    assert await hits(api, query, b["key"]) == ["project-b:secret/b-prompt"]
+    # a user in both projects searches either or both
+    session = b["session"]
+    both = await hits(api, query, session, project="*")
+    assert "project-b:secret/b-prompt" in both
+    assert await hits(api, "confidential", session, project="project-b", mode="text") == [
+        "project-b:secret/b-prompt"
+    ]
+    # a copy of a default-project prompt in project B is its look-alike for the user, not for the key
+    reply = (await api.get("/api/v1/prompts/support/reply")).json()["version"]
+    copy = {
+        "name": "copied/reply",
+        **{k: reply[k] for k in ("kind", "template", "messages", "variables") if reply[k]},
+    }
+    r = await api.post("/api/v1/prompts", session, json=copy, headers={"X-Project": "project-b"})
+    assert r.status_code == 201, r.text
+    r = await api.get("/api/v1/prompts/support/reply/similar")
+    assert "copied/reply" not in [i["name"] for i in r.json()["items"]]
+    r = await api.get("/api/v1/prompts/support/reply/similar", session, params={"project": "*"})
+    assert r.status_code == 200, r.text
+    assert r.json()["items"][0]["name"] == "copied/reply" and r.json()["items"][0]["project"] == "project-b"
+
+
+async def doc_count(api: Api) -> int:
+    async with api.app.state.runtime.db.transaction() as session:
+        return int((await session.execute(select(func.count()).select_from(SearchDocument))).scalar_one())
+
+
+async def test_rolled_back_write_leaves_no_document(api: Api) -> None:
+    before = await doc_count(api)
+    body = {
+        "name": "ghost/prompt",
+        "template": "A zanzibarian quokka translator for {{ x }}",
+        "variables": [{"name": "x"}],
+        "labels": ["Not A Label!"],  # refused after the version (and its document) were written
+    }
+    r = await api.post("/api/v1/prompts", json=body)
+    assert r.status_code == 422, r.text
+    assert await doc_count(api) == before
+    assert await hits(api, "zanzibarian quokka") == []
+
+
+async def test_concurrent_writers_all_indexed(api: Api) -> None:
+    async def create(i: int) -> None:
+        body = {
+            "name": f"load/p{i}",
+            "template": f"Describe the color number{i} {{{{ x }}}}",
+            "variables": [{"name": "x"}],
+        }
+        r = await api.post("/api/v1/prompts", json=body)
+        assert r.status_code == 201, r.text
+        r = await api.post(
+            f"/api/v1/prompts/load/p{i}/versions",
+            json={"template": f"Paint wall{i} {{{{ x }}}}", "variables": [{"name": "x"}]},
+        )
+        assert r.status_code == 201, r.text
+
+    await asyncio.gather(*(create(i) for i in range(12)))
+    async with api.app.state.runtime.db.transaction() as session:
+        versions = (
+            await session.execute(
+                select(func.count())
+                .select_from(SearchDocument)
+                .where(SearchDocument.prompt_name.like("load/%"))
+            )
+        ).scalar_one()
+    assert versions == 24
+    for i in (0, 7, 11):
+        assert await hits(api, f"wall{i}", mode="text") == [f"default:load/p{i}"]
+        assert await hits(api, f"number{i}", mode="text") == []  # superseded text
+    semantic = await hits(api, "paint a wall", mode="semantic", limit=50)
+    assert sum(h.startswith("default:load/") for h in semantic) == 12
+
+
+async def test_restart_catches_up_stale_corrupt_or_missing_index(db_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "server-a"
+    api, client, lifespan = await open_api(db_url, tmp_path, data_dir=data)
+    try:
+        assert await hits(api, "customer support reply", mode="semantic")  # builds and saves the index
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+    files = list((data / "search-index").glob("*.usearch"))
+    assert files, "the vector index is persisted"
+    # another process writes while server A is down
+    other, client2, lifespan2 = await open_api(db_url, tmp_path, data_dir=tmp_path / "server-b")
+    try:
+        r = await other.post(
+            "/api/v1/prompts",
+            json={"name": "late/arrival", "template": "Write a haiku about autumn leaves falling."},
+        )
+        assert r.status_code == 201, r.text
+    finally:
+        await client2.aclose()
+        await lifespan2.__aexit__(None, None, None)
+    # A starts again from its stale file: the new prompt is found by meaning
+    api, client, lifespan = await open_api(db_url, tmp_path, data_dir=data)
+    try:
+        assert (await hits(api, "a short poem about fall foliage", mode="semantic"))[
+            0
+        ] == "default:late/arrival"
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+    # a corrupt file is rebuilt from the rows; documents deleted by hand are written again at start
+    for f in files:
+        f.write_bytes(b"not an index")
+    async with api.app.state.runtime.db.transaction(write=True) as session:
+        await session.execute(delete(SearchDocument).where(SearchDocument.prompt_name == "late/arrival"))
+    api, client, lifespan = await open_api(db_url, tmp_path, data_dir=data)
+    try:
+        assert (await hits(api, "a short poem about fall foliage", mode="semantic"))[
+            0
+        ] == "default:late/arrival"
+        assert await hits(api, "haiku", mode="text") == ["default:late/arrival"]
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
