@@ -65,8 +65,13 @@ async def test_text_semantic_and_hybrid_search(api: Api) -> None:
     # hybrid ranks the right prompt first for natural language and for keywords
     assert (await names(api, "prompt that writes database queries from questions"))[0] == "eng/sql-writer"
     assert (await names(api, "ticket summary"))[0] == "support/ticket-summary"
-    # a typo still finds it by meaning (subword vectors)
-    assert "support/refund-reply" in (await names(api, "refnud emial", mode="semantic"))[:2]
+    # misspelled words are corrected against the words the project's prompts use
+    r = await api.get("/api/v1/search", params={"q": "refnud emial", "mode": "text"})
+    assert r.json()["corrections"] == {"refnud": "refund", "emial": "email"}
+    assert r.json()["items"][0]["name"] == "support/refund-reply"
+    assert (await names(api, "polite refnud emial"))[0] == "support/refund-reply"
+    r = await api.get("/api/v1/search", params={"q": "refund email"})
+    assert r.json()["corrections"] == {}
 
 
 async def test_filters_paging_and_errors(api: Api) -> None:

@@ -94,6 +94,7 @@ async def search(
     return SearchOut(
         query=q,
         mode=page.mode,
+        corrections=page.corrections,
         total=page.total,
         items=[
             SearchHitOut(

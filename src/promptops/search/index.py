@@ -15,13 +15,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.db import utcnow
 from promptops.search.embed import embedder, to_bytes
-from promptops.search.models import SearchDocument
+from promptops.search.models import SearchDocument, SearchTerm
 
 _WORDS = re.compile(r"[/_.\-:]+")
+_TERM = re.compile(r"[^\W\d_]{3,64}", re.UNICODE)  # words of letters, for the vocabulary
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,26 @@ async def index_prompt(session: AsyncSession, prompt: PromptState, new: Sequence
                 .values(labels=" ".join(sorted(labels)))
                 .execution_options(synchronize_session=False)
             )
-    if session.get_bind().dialect.name == "sqlite":
+    dialect = session.get_bind().dialect.name
+    await _add_terms(
+        session,
+        dialect,
+        prompt.project_id,
+        [name_words(prompt.name), prompt.description, " ".join(prompt.tags)]
+        + [body_text(v.template, v.messages) for v in new],
+    )
+    if dialect == "sqlite":
         await _refresh_fts(session, prompt.prompt_id)
+
+
+async def _add_terms(session: AsyncSession, dialect: str, project_id: str, texts: Sequence[str]) -> None:
+    terms = sorted({t.lower() for text_ in texts for t in _TERM.findall(text_)})
+    if not terms:
+        return
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    for start in range(0, len(terms), 500):
+        rows = [{"project_id": project_id, "term": t} for t in terms[start : start + 500]]
+        await session.execute(insert(SearchTerm).values(rows).on_conflict_do_nothing())
 
 
 async def _refresh_fts(session: AsyncSession, prompt_id: str) -> None:

@@ -50,3 +50,13 @@ class SearchDocument(Base):
     embedding_model: Mapped[str] = mapped_column(String(64))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SearchTerm(Base):
+    """Every word the project's prompts have used (names, descriptions, text): the vocabulary that misspelled
+    query words are corrected against. Only added to (a word no prompt uses any more costs nothing)."""
+
+    __tablename__ = "search_terms"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -41,6 +41,9 @@ class SearchHitOut(PromptRefOut):
 class SearchOut(ApiOut):
     query: str
     mode: str
+    corrections: dict[str, str] = Field(
+        description="Query words no prompt uses, with the closest word prompts do use (searched as well)"
+    )
     total: int = Field(description="Prompts found (up to 100 per ranking)")
     items: list[SearchHitOut]
 

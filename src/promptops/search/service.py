@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from rapidfuzz.distance import DamerauLevenshtein
 from sqlalchemy import Select, bindparam, func, literal_column, or_, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +24,7 @@ from promptops.auth.principal import Principal
 from promptops.errors import NotFound, ValidationProblem
 from promptops.governance.rbac import Permission, has_permission
 from promptops.search.embed import embedder, from_bytes
-from promptops.search.models import SearchDocument
+from promptops.search.models import SearchDocument, SearchTerm
 from promptops.search.vectors import indexes
 from promptops.tenancy import service as tenancy
 
@@ -76,6 +77,7 @@ class SearchPage:
     hits: list[Hit]
     total: int  # candidates found (capped at CANDIDATES per ranking)
     mode: Mode
+    corrections: dict[str, str] = field(default_factory=dict)  # misspelled query word -> the word searched
 
 
 # --- scope ----------------------------------------------------------------------------------------------------
@@ -176,6 +178,56 @@ async def _text_ranking(
     stmt = select(d, rank.label("rank")).where(tsv.op("@@")(query))
     stmt = _filtered(stmt, projects, filters).order_by(rank.desc(), d.prompt_name).limit(limit)
     return [(row[0], float(row[1])) for row in await session.execute(stmt)]
+
+
+# --- misspelled words -----------------------------------------------------------------------------------------
+
+
+def _max_edits(term: str) -> int:
+    return 1 if len(term) <= 6 else 2
+
+
+async def corrections(session: AsyncSession, terms: list[str], projects: Sequence[str]) -> dict[str, str]:
+    """Query words no prompt of these projects uses, mapped to the closest word that one does (same first
+    letter, at most 1 edit for words up to 6 letters, 2 for longer ones; transpositions count as one)."""
+    candidates = [t for t in terms if len(t) >= 4 and t.isalpha()]
+    if not candidates:
+        return {}
+    t = SearchTerm
+    known = set(
+        (
+            await session.execute(
+                select(t.term).where(t.project_id.in_(list(projects)), t.term.in_(candidates)).distinct()
+            )
+        ).scalars()
+    )
+    fixed: dict[str, str] = {}
+    for term in candidates:
+        if term in known:
+            continue
+        edits = _max_edits(term)
+        lo, hi = term[0], chr(ord(term[0]) + 1)
+        rows = (
+            await session.execute(
+                select(t.term)
+                .where(
+                    t.project_id.in_(list(projects)),
+                    t.term >= lo,
+                    t.term < hi,
+                    func.length(t.term).between(len(term) - edits, len(term) + edits),
+                )
+                .distinct()
+                .limit(20000)
+            )
+        ).scalars()
+        best: tuple[int, str] | None = None
+        for word in rows:
+            distance = DamerauLevenshtein.distance(term, word, score_cutoff=edits)
+            if distance <= edits and (best is None or (distance, word) < best):
+                best = (distance, word)
+        if best is not None:
+            fixed[term] = best[1]
+    return fixed
 
 
 # --- vectors --------------------------------------------------------------------------------------------------
@@ -280,6 +332,9 @@ async def search(
     if not terms:
         raise ValidationProblem("Search for at least one word ('q')", code="empty_query")
     projects = await readable_projects(session, principal, filters.projects)
+    fixed = await corrections(session, terms, list(projects)) if mode != "semantic" else {}
+    if fixed:  # the corrected word is searched as well as the one typed (which may be a real word too)
+        terms = terms + [w for w in fixed.values() if w not in terms]
     text_hits: list[tuple[SearchDocument, float]] = []
     vector_hits: list[tuple[SearchDocument, float]] = []
     if mode in ("hybrid", "text"):
@@ -287,7 +342,8 @@ async def search(
             await _text_ranking(session, terms, list(projects), filters, CANDIDATES * 3)
         )
     if mode in ("hybrid", "semantic"):
-        vector = embedder().embed([query])[0]
+        corrected = " ".join(fixed.get(t, t) for t in terms_of(query)) if fixed else query
+        vector = embedder().embed([corrected])[0]
         vector_hits = await _vector_ranking(session, vector, list(projects), filters, CANDIDATES)
         if mode == "hybrid":
             vector_hits = [(d, s) for d, s in vector_hits if s >= MIN_SIMILARITY]
@@ -307,7 +363,7 @@ async def search(
         hit.score = round(hit.score * RRF_K, 6)  # 1.0 = ranked first by one method
         source = hit.doc.body if any(_matches(hit.doc.body, terms)) else hit.doc.description or hit.doc.body
         hit.snippet = snippet(source, terms)
-    return SearchPage(page, len(ordered), mode)
+    return SearchPage(page, len(ordered), mode, fixed)
 
 
 def _matches(text_: str, terms: Sequence[str]) -> list[bool]:

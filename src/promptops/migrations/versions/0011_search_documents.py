@@ -1,4 +1,5 @@
-"""search_documents: one row per prompt version for full-text and semantic search
+"""search_documents: one row per prompt version for full-text and semantic search; search_terms: the words
+each project's prompts use, for correcting misspelled query words
 
 SQLite gets an FTS5 table (``search_fts``, rowid = the document's vector key, Porter stemming, its own copy of
 the text for snippets); PostgreSQL a stored
@@ -75,6 +76,16 @@ def upgrade() -> None:
     op.create_index("ix_search_documents_project_changed", "search_documents", ["project_id", "changed_at"])
     op.create_index("ix_search_documents_prompt", "search_documents", ["prompt_id"])
     op.create_index("ix_search_documents_vector_key", "search_documents", ["vector_key"], unique=True)
+    op.create_table(
+        "search_terms",
+        sa.Column(
+            "project_id",
+            sa.String(length=40),
+            sa.ForeignKey("projects.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("term", sa.String(length=64), primary_key=True),
+    )
     if op.get_bind().dialect.name == "sqlite":
         op.execute(
             "CREATE VIRTUAL TABLE search_fts USING fts5("
@@ -98,4 +109,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TABLE IF EXISTS search_fts")
+    op.drop_table("search_terms")
     op.drop_table("search_documents")
