@@ -291,6 +291,22 @@ async def test_search_and_show_card(api: Api) -> None:
     assert "not found" in missing["text"].lower()
 
 
+async def test_user_text_is_escaped_for_mrkdwn(api: Api) -> None:
+    # Slack reads <...> as links/mentions and & as an entity: a prompt's own text must not become markup
+    await add_prompt(
+        api,
+        "html/one",
+        template="Answer in <b>bold</b> if a < b & c {{ ticket }}",
+        description="<!channel> & co",
+    )
+    await link_admin(api)
+    text = text_of(await command(api, "show html/one@staging"))
+    assert "&lt;b&gt;bold&lt;/b&gt; if a &lt; b &amp; c" in text and "&lt;!channel&gt; &amp; co" in text
+    assert "<!channel>" not in text and "<b>" not in text
+    found = text_of(await command(api, "search html"))
+    assert "&lt;!channel&gt;" in found and "<!channel>" not in found
+
+
 async def test_long_template_card_stays_within_block_kit_limits(api: Api) -> None:
     await add_prompt(api, "long/one", template="word " * 5000 + "{{ ticket }}", description="d" * 1900)
     await link_admin(api)

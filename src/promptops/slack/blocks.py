@@ -10,6 +10,11 @@ MAX_HEADER_TEXT = 150
 MAX_CONTEXT_ELEMENTS = 10
 
 
+def escape(text: str) -> str:
+    """User text inside mrkdwn: Slack reads ``&``, ``<`` and ``>`` as markup (links, mentions) unless escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -24,7 +29,7 @@ def section(markdown: str) -> dict[str, Any]:
 
 def code(text: str) -> dict[str, Any]:
     """A preformatted section: the text clipped so the fence still fits the section limit."""
-    return section("```" + clip(text.replace("```", "'''"), MAX_SECTION_TEXT - 6) + "```")
+    return section("```" + escape(clip(text.replace("```", "'''"), MAX_SECTION_TEXT - 40)) + "```")
 
 
 def context(*parts: str) -> dict[str, Any]:

@@ -94,9 +94,14 @@ async def search(runtime: Runtime, principal: Principal, words: list[str]) -> di
             session, principal, registry.PromptFilter(query=query), limit=SEARCH_LIMIT
         )
     if not prompts:
-        return bk.reply(f"No prompt matches {query!r}." if query else "This project has no prompts yet.")
-    lines = [f"• *{p.name}* (v{p.latest_version}) {bk.clip(p.description, 120)}".rstrip() for p in prompts]
-    title = f"Prompts matching {query!r}" if query else "Prompts"
+        return bk.reply(
+            f"No prompt matches {bk.escape(repr(query))}." if query else "This project has no prompts yet."
+        )
+    lines = [
+        f"• *{p.name}* (v{p.latest_version}) {bk.escape(bk.clip(p.description, 120))}".rstrip()
+        for p in prompts
+    ]
+    title = f"Prompts matching {bk.escape(repr(query))}" if query else "Prompts"
     return bk.message(title, [bk.section(f"*{title}*\n" + "\n".join(lines))])
 
 
@@ -116,7 +121,7 @@ async def search_shared(
                 session, reader, registry.PromptFilter(query=query), limit=SEARCH_LIMIT - len(found)
             )
             found.extend(
-                f"• *{p.name}* ({project}, v{p.latest_version}) {bk.clip(p.description, 120)}".rstrip()
+                f"• *{p.name}* ({bk.escape(project)}, v{p.latest_version}) {bk.escape(bk.clip(p.description, 120))}".rstrip()
                 for p in prompts
             )
     link_hint = (
@@ -127,11 +132,11 @@ async def search_shared(
         return bk.reply(f"No PromptOps project shares its prompts with this workspace. {link_hint}")
     if not found:
         return bk.reply(
-            f"No shared prompt matches {query!r}. {link_hint}"
+            f"No shared prompt matches {bk.escape(repr(query))}. {link_hint}"
             if query
             else f"No shared prompts yet. {link_hint}"
         )
-    title = f"Shared prompts matching {query!r}" if query else "Shared prompts"
+    title = f"Shared prompts matching {bk.escape(repr(query))}" if query else "Shared prompts"
     return bk.message(title, [bk.section(f"*{title}*\n" + "\n".join(found)), bk.context(link_hint)])
 
 
@@ -160,7 +165,7 @@ async def card(runtime: Runtime, principal: Principal, ref: str) -> dict[str, An
     url = f"{runtime.settings.slack_web_url.rstrip('/')}/prompts/{prompt.name}"
     blocks = [
         bk.header(f"{prompt.name} v{version.version}"),
-        bk.section(bk.clip(prompt.description, 500) or "_no description_"),
+        bk.section(bk.escape(bk.clip(prompt.description, 500)) or "_no description_"),
         bk.code(bk.clip(body, EXCERPT_CHARS)),
         bk.context(
             f"*Labels:* {labels}",
@@ -191,7 +196,7 @@ async def run(runtime: Runtime, principal: Principal, words: list[str]) -> dict[
     played = await playground.run(runtime, principal, body)
     outcome = played.outcomes[0]
     if outcome.error is not None:
-        return bk.reply(f":x: {outcome.error.title}: {outcome.error.detail}")
+        return bk.reply(f":x: {bk.escape(outcome.error.title)}: {bk.escape(outcome.error.detail)}")
     facts = (
         f"*Model:* {outcome.target.provider}/{outcome.target.model}",
         f"*Cost:* ${outcome.cost_usd:.6f}",
@@ -214,7 +219,7 @@ async def share(runtime: Runtime, principal: Principal, words: list[str]) -> tup
 
 
 def problem_reply(exc: ProblemError) -> dict[str, Any]:
-    return bk.reply(f":warning: {exc.title}: {exc.detail}")
+    return bk.reply(f":warning: {bk.escape(exc.title)}: {bk.escape(exc.detail)}")
 
 
 async def login(runtime: Runtime, invocation: Invocation) -> dict[str, Any]:

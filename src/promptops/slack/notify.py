@@ -98,7 +98,7 @@ def notice(event: AuditEvent) -> dict[str, Any]:
         text = (
             f":label: *{data.get('name')}@{data.get('label')}* {verb[event.event_type]}: "
             f"{before} → v{data.get('version')} by {event.actor_name}"
-            + (f" ({data['reason']})" if data.get("reason") else "")
+            + (f" ({bk.escape(str(data['reason']))})" if data.get("reason") else "")
         )
     return bk.message(text, [bk.section(text)], in_channel=True)
 
