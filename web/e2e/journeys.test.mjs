@@ -14,7 +14,7 @@ test("an engineer signs in, creates a prompt, ships it with a reviewed label mov
   await page.getByRole("table", { name: "Prompts" }).waitFor();
   await expectAccessible(page, "library");
   await screenshot(page, "library");
-  await page.getByLabel("Search").fill("sentiment");
+  await page.getByLabel("Search", { exact: true }).fill("sentiment");
   await page.getByRole("link", { name: "sentiment/few-shot" }).waitFor();
   await page.waitForFunction(() => !document.body.innerText.includes("support/reply"));
 

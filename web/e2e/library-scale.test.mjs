@@ -61,11 +61,11 @@ test("the library stays responsive with 10,000 prompts", async () => {
   assert.equal(await table.getByRole("row").count(), 51); // header + one page of 50
 
   const search = await timed(
-    () => page.getByLabel("Search").pressSequentially("p09999", { delay: 30 }),
+    () => page.getByLabel("Search", { exact: true }).pressSequentially("p09999", { delay: 30 }),
     () => table.getByRole("link", { name: "scale/accounts/p09999" }).waitFor(),
   );
   assert.equal(await table.getByRole("row").count(), 2);
-  await page.getByLabel("Search").fill("");
+  await page.getByLabel("Search", { exact: true }).fill("");
   await table.getByRole("link", { name: /^scale\// }).first().waitFor();
 
   const tag = await timed(

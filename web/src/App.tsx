@@ -24,6 +24,8 @@ const OptimizePage = lazy(() => import("./pages/OptimizePage"));
 const OptimizationPage = lazy(() => import("./pages/OptimizationPage"));
 const AnnotationsPage = lazy(() => import("./pages/AnnotationsPage"));
 const DashboardsPage = lazy(() => import("./pages/DashboardsPage"));
+const SearchPage = lazy(() => import("./pages/SearchPage"));
+const DuplicatesPage = lazy(() => import("./pages/DuplicatesPage"));
 
 function Loading() {
   return (
@@ -60,6 +62,8 @@ export const router = createBrowserRouter([
     children: [
       { path: "/", element: <LibraryPage /> },
       { path: "/prompts/*", element: <PromptPage /> },
+      { path: "/search", element: <SearchPage /> },
+      { path: "/search/duplicates", element: <DuplicatesPage /> },
       { path: "/datasets", element: <DatasetsPage /> },
       { path: "/datasets/*", element: <DatasetDetail /> },
       { path: "/runs", element: <RunsPage /> },

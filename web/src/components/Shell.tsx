@@ -15,6 +15,7 @@ import { type ReactNode } from "react";
 import { Link, useLocation } from "react-router";
 import { api, setCurrentProject, unwrap } from "../api/client";
 import { useMe, useSignOut } from "../auth";
+import { GlobalSearch } from "./GlobalSearch";
 
 // Each page with the permission it needs (links a role cannot use are not shown; the server still checks).
 const NAV = [
@@ -66,9 +67,12 @@ export function Shell({ children }: { children: ReactNode }) {
     <AppShell header={{ height: 56 }} navbar={{ width: 200, breakpoint: "sm" }} padding="md">
       <AppShell.Header>
         <Group h="100%" px="md" justify="space-between">
-          <Text fw={700} component={Link} to="/">
-            PromptOps
-          </Text>
+          <Group gap="lg" wrap="nowrap">
+            <Text fw={700} component={Link} to="/">
+              PromptOps
+            </Text>
+            {me.permissions.includes("prompt:read") && <GlobalSearch />}
+          </Group>
           <Group gap="sm">
             <ProjectSwitcher />
             <Text size="sm" data-testid="whoami">
@@ -97,7 +101,7 @@ export function Shell({ children }: { children: ReactNode }) {
             component={Link}
             to={item.to}
             label={item.label}
-            active={item.to === "/" ? location.pathname === "/" || location.pathname.startsWith("/prompts") : location.pathname.startsWith(item.to)}
+            active={item.to === "/" ? location.pathname === "/" || /^\/(prompts|search)(\/|$)/.test(location.pathname) : location.pathname.startsWith(item.to)}
           />
         ))}
       </AppShell.Navbar>

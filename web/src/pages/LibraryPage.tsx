@@ -23,7 +23,7 @@ import { api, unwrap } from "../api/client";
 import { useCan } from "../auth";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { Pager, useCursorPages } from "../components/Paging";
-import { promptUrl } from "../paths";
+import { promptUrl, type SavedState } from "../paths";
 import { useUrlFilters } from "../urlFilters";
 import { TableHead } from "../components/TableHead";
 
@@ -71,7 +71,9 @@ function CreatePromptModal({ opened, onClose }: { opened: boolean; onClose: () =
     onSuccess: async (created) => {
       await client.invalidateQueries({ queryKey: ["prompts"] });
       onClose();
-      navigate(promptUrl(created.prompt.name));
+      // The prompt page warns when the new prompt means nearly the same as one that exists.
+      const saved: SavedState = { name: created.prompt.name, version: created.version.version, nearDuplicates: created.nearDuplicates ?? [] };
+      navigate(promptUrl(created.prompt.name), { state: { saved } });
     },
   });
   function submit(event: FormEvent) {
@@ -137,11 +139,16 @@ export default function LibraryPage() {
         <Title order={1} size="h2">
           Prompts
         </Title>
-        <Tooltip label="Your role cannot create prompts" disabled={canWrite}>
-          <Button onClick={() => setCreating(true)} disabled={!canWrite}>
-            New prompt
+        <Group gap="xs">
+          <Button component={Link} to="/search/duplicates" variant="default">
+            Duplicates
           </Button>
-        </Tooltip>
+          <Tooltip label="Your role cannot create prompts" disabled={canWrite}>
+            <Button onClick={() => setCreating(true)} disabled={!canWrite}>
+              New prompt
+            </Button>
+          </Tooltip>
+        </Group>
       </Group>
       <Group align="end">
         <TextInput

@@ -16,8 +16,8 @@ import {
   Tooltip,
 } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { lazy, Suspense, useState } from "react";
-import { Link, useParams, useSearchParams } from "react-router";
+import { lazy, Suspense, useEffect, useState } from "react";
+import { Link, useLocation, useParams, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { useCan } from "../auth";
 import { SEVERITY_COLOR } from "../colors";
@@ -26,8 +26,10 @@ import { ErrorNotice } from "../components/ErrorNotice";
 import { EvalHistory } from "../components/EvalHistory";
 import { FeedbackSummary } from "../components/FeedbackSummary";
 import { Lineage } from "../components/Lineage";
+import { NearDuplicateWarning } from "../components/NearDuplicates";
+import { SimilarPrompts } from "../components/SimilarPrompts";
 import { TableHead } from "../components/TableHead";
-import { optimizeUrl, playgroundUrl } from "../paths";
+import { optimizeUrl, playgroundUrl, savedState, type SavedState } from "../paths";
 
 type Version = Schemas["VersionOut"];
 
@@ -374,6 +376,13 @@ export default function PromptPage() {
   const { resolved, versions, labels, history } = usePromptQueries(name);
   const [picked, setPicked] = useState(0);
   const canWrite = useCan("prompt:write");
+  // The last save's near-duplicate warning: from the editor below, or from the new-prompt dialog (history state).
+  const location = useLocation();
+  const [saved, setSaved] = useState<SavedState | null>(() => savedState(location.state));
+  useEffect(() => {
+    const carried = savedState(location.state);
+    if (carried) setSaved(carried);
+  }, [location.key, location.state]);
   if (resolved.isLoading) return <Loader role="status" aria-label="Loading" />;
   if (resolved.error) return <ErrorNotice error={resolved.error} />;
   const prompt = resolved.data!.prompt;
@@ -396,6 +405,10 @@ export default function PromptPage() {
           <PromptActions name={prompt.name} version={resolved.data!.version.version} />
         </Group>
       </Group>
+      {saved && saved.name === prompt.name && (
+        <NearDuplicateWarning name={saved.name} version={saved.version} duplicates={saved.nearDuplicates} onClose={() => setSaved(null)} />
+      )}
+      <SimilarPrompts name={prompt.name} />
       <Tabs value={tab} onChange={(value) => setParams({ tab: value ?? "versions" }, { replace: true })}>
         <Tabs.List>
           <Tabs.Tab value="versions">Versions ({prompt.latestVersion})</Tabs.Tab>
@@ -432,8 +445,9 @@ export default function PromptPage() {
               <VersionEditor
                 name={name}
                 base={resolved.data!.version}
-                onSaved={(number) => {
-                  setPicked(number);
+                onSaved={(result) => {
+                  setSaved(result);
+                  setPicked(result.version);
                   setParams({ tab: "versions" }, { replace: true });
                 }}
               />

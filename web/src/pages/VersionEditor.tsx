@@ -27,6 +27,7 @@ import { SEVERITY_COLOR } from "../colors";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { TemplateEditor } from "../components/TemplateEditor";
 import { TableHead } from "../components/TableHead";
+import type { SavedState } from "../paths";
 import { usedNames } from "../templateNames";
 
 type Version = Schemas["VersionOut"];
@@ -63,7 +64,7 @@ function parseDefault(variable: Variable): unknown {
   }
 }
 
-export default function VersionEditor({ name, base, onSaved }: { name: string; base: Version; onSaved: (n: number) => void }) {
+export default function VersionEditor({ name, base, onSaved }: { name: string; base: Version; onSaved: (saved: SavedState) => void }) {
   const start = useMemo(() => fromVersion(base), [base]);
   const [kind, setKind] = useState(start.kind);
   const [template, setTemplate] = useState(start.template);
@@ -135,7 +136,7 @@ export default function VersionEditor({ name, base, onSaved }: { name: string; b
     onSuccess: async (created) => {
       setSaved(true);
       await client.invalidateQueries({ queryKey: ["prompt", name] });
-      onSaved(created.version.version);
+      onSaved({ name: created.prompt.name, version: created.version.version, nearDuplicates: created.nearDuplicates ?? [] });
     },
   });
 
