@@ -137,16 +137,25 @@ async def test_similar_and_near_duplicates(api: Api) -> None:
     r = await api.post("/api/v1/prompts", json=twin)
     assert r.status_code == 201, r.text
     near = r.json()["nearDuplicates"]
-    assert [n["name"] for n in near] == ["support/refund-reply"] and near[0]["similarity"] >= 0.9
+    assert [n["name"] for n in near] == ["support/refund-reply"] and near[0]["duplicateScore"] >= 0.26
     r = await api.get("/api/v1/prompts/cs/refund-email/similar")
     assert r.status_code == 200, r.text
     items = r.json()["items"]
-    assert items[0]["name"] == "support/refund-reply" and items[0]["similarity"] >= 0.9
+    assert items[0]["name"] == "support/refund-reply" and items[0]["duplicate"] is True
+    assert items[0]["similarity"] >= 0.9 and items[0]["duplicateScore"] >= 0.26
+    assert not any(i["duplicate"] for i in items[1:])
     assert "cs/refund-email" not in [i["name"] for i in items]
     r = await api.get("/api/v1/search/duplicates")
     assert r.status_code == 200, r.text
     clusters = r.json()["clusters"]
-    assert [sorted(p["name"] for p in c["prompts"]) for c in clusters] == [
+    groups = [sorted(p["name"] for p in c["prompts"]) for c in clusters]
+    # the copy pairs with its original; the example prompts' few-shot and zero-shot sentiment prompts (the
+    # same instruction, one with examples) are grouped too; the other seeded prompts are not
+    assert ["cs/refund-email", "support/refund-reply"] in groups
+    assert ["sentiment/few-shot", "sentiment/zero-shot"] in groups and len(groups) == 2
+    assert all(c["score"] >= 0.26 for c in clusters)
+    r = await api.get("/api/v1/search/duplicates", params={"threshold": 0.7})
+    assert [sorted(p["name"] for p in c["prompts"]) for c in r.json()["clusters"]] == [
         ["cs/refund-email", "support/refund-reply"]
     ]
     assert (await api.get("/api/v1/prompts/nope/similar")).status_code == 404

@@ -23,11 +23,11 @@ def test_search_similar_and_duplicates(cli: Cli) -> None:
     assert cli.json("search", "refund", "--mode", "text", "--tag", "nope", "--json")["items"] == []
 
     similar = cli.json("prompts", "similar", "cs/refund", "--json")
-    assert similar["items"][0]["name"] == "cs/refund-copy" and similar["items"][0]["similarity"] >= 0.9
+    assert similar["items"][0]["name"] == "cs/refund-copy" and similar["items"][0]["duplicate"] is True
     assert "cs/refund-copy" in cli.ok("prompts", "similar", "cs/refund").stdout
 
     clusters = cli.json("prompts", "duplicates", "--json")["clusters"]
-    assert [sorted(p["name"] for p in c["prompts"]) for c in clusters] == [["cs/refund", "cs/refund-copy"]]
+    assert ["cs/refund", "cs/refund-copy"] in [sorted(p["name"] for p in c["prompts"]) for c in clusters]
     assert "cs/refund-copy@1" in cli.ok("prompts", "duplicates").stdout
 
     bad = cli.run("search", "refund", "--mode", "fuzzy")

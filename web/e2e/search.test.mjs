@@ -143,10 +143,10 @@ test("a user searches prompts, opens one, sees similar prompts, is warned of nea
   const names = await cluster.getByRole("link").allTextContents();
   assert.deepEqual([...names].sort(), ["support/ticket-sorter", "support/triage"]);
   await expectAccessible(page, "duplicates");
-  // At a 98% floor they are no longer grouped.
-  await page.getByRole("textbox", { name: "Similarity" }).or(page.getByRole("combobox", { name: "Similarity" })).click();
-  await page.getByRole("option", { name: "98% or more" }).click();
-  await page.waitForURL(/threshold=0\.98/);
+  // At a very strict floor they are no longer grouped.
+  await page.getByRole("textbox", { name: "Duplicate score" }).or(page.getByRole("combobox", { name: "Duplicate score" })).click();
+  await page.getByRole("option", { name: "0.70 (very strict)" }).click();
+  await page.waitForURL(/threshold=0\.7/);
   await page.getByTestId("no-duplicates").waitFor();
   await context.close();
 });

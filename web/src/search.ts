@@ -134,9 +134,16 @@ function isEditable(target: EventTarget | null): boolean {
   return element.isContentEditable === true || element.closest(TYPING) !== null;
 }
 
-/** The duplicates view's similarity floor from the address: 0.5–1 (what the server takes), else 0.9. */
+/** The server's default duplicate score (meaning and shared words, 0–1) from which prompts are grouped. */
+export const DEFAULT_THRESHOLD = 0.26;
+/** The duplicates view's score floor from the address: 0.05–1 (what the server takes), else the default. */
 export function readThreshold(value: string | null): number {
   const parsed = value === null || value.trim() === "" ? Number.NaN : Number(value);
-  return Number.isFinite(parsed) && parsed >= 0.5 && parsed <= 1 ? parsed : 0.9;
+  return Number.isFinite(parsed) && parsed >= 0.05 && parsed <= 1 ? parsed : DEFAULT_THRESHOLD;
 }
-export const THRESHOLDS = [0.8, 0.85, 0.9, 0.95, 0.98];
+export const THRESHOLDS = [0.2, DEFAULT_THRESHOLD, 0.35, 0.5, 0.7];
+/** How strict a duplicate-score floor is, in words. */
+export function thresholdLabel(threshold: number): string {
+  const name = threshold < DEFAULT_THRESHOLD ? "loose" : threshold === DEFAULT_THRESHOLD ? "default" : threshold < 0.5 ? "strict" : "very strict";
+  return `${threshold.toFixed(2)} (${name})`;
+}

@@ -111,9 +111,16 @@ def similar(
         output.echo(f"No prompt is at least {min_similarity:.0%} similar to {data['prompt']['name']}.")
         return
     output.table(
-        ["Similarity", "Prompt", "Version", "Project", "Description"],
+        ["Similarity", "Duplicate?", "Prompt", "Version", "Project", "Description"],
         [
-            [f"{s['similarity']:.0%}", s["name"], s["version"], s["project"], s["description"]]
+            [
+                f"{s['similarity']:.0%}",
+                f"yes ({s['duplicateScore']:.2f})" if s["duplicate"] else f"no ({s['duplicateScore']:.2f})",
+                s["name"],
+                s["version"],
+                s["project"],
+                s["description"],
+            ]
             for s in data["items"]
         ],
     )
@@ -122,8 +129,8 @@ def similar(
 def duplicates(
     threshold: Annotated[
         float,
-        typer.Option("--threshold", min=0.5, max=1.0, help="Similarity from which prompts are duplicates."),
-    ] = 0.9,
+        typer.Option("--threshold", min=0.05, max=1.0, help="Duplicate score from which prompts are linked."),
+    ] = 0.26,
     as_json: JsonFlag = False,
 ) -> None:
     """Groups of prompts in this project whose latest versions are near-duplicates of each other."""
@@ -132,12 +139,12 @@ def duplicates(
         output.print_json(data)
         return
     if not data["clusters"]:
-        output.echo(f"No near-duplicates at {threshold:.0%} similarity.")
+        output.echo(f"No near-duplicates at a duplicate score of {threshold:g}.")
         return
     output.table(
-        ["Cluster", "Similarity", "Prompts"],
+        ["Cluster", "Score", "Prompts"],
         [
-            [i, f"{c['similarity']:.0%}", [f"{p['name']}@{p['version']}" for p in c["prompts"]]]
+            [i, f"{c['score']:.2f}", [f"{p['name']}@{p['version']}" for p in c["prompts"]]]
             for i, c in enumerate(data["clusters"], start=1)
         ],
     )

@@ -6,12 +6,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import Convertor, register_url_convertor
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
 from promptops.errors import ValidationProblem
+from promptops.experiments import service as experiments
+from promptops.experiments.schemas import ExperimentTagOut
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
 from promptops.pagination import PageLimit
@@ -38,6 +41,7 @@ from promptops.registry.schemas import (
     PreviewOut,
     PromptOut,
     PromptPage,
+    PromptSavedOut,
     PushOut,
     PushPromptIn,
     RenderedVersionRef,
@@ -45,7 +49,6 @@ from promptops.registry.schemas import (
     RenderOut,
     ResolvedOut,
     RollbackIn,
-    SavedOut,
     SetLabelIn,
     UpdatePromptIn,
     VersionOut,
@@ -139,11 +142,11 @@ def resolved_from(r: service.Resolved) -> ResolvedOut:
 
 async def saved_out(
     session: AsyncSession, principal: Principal, prompt: Prompt, version: PromptVersion
-) -> SavedOut:
+) -> PromptSavedOut:
     """The saved prompt and version, with the project's near-duplicates of the new text."""
     resolved = await resolved_out(session, prompt, version, f"version:{version.version}")
     near = await search_service.near_duplicates(session, principal, version.id)
-    return SavedOut(
+    return PromptSavedOut(
         **dict(resolved),
         near_duplicates=[
             NearDuplicateOut(
@@ -152,6 +155,7 @@ async def saved_out(
                 version=n.doc.version,
                 version_id=n.doc.version_id,
                 similarity=n.similarity,
+                duplicate_score=n.duplicate_score,
             )
             for n in near
         ],
@@ -183,9 +187,11 @@ def _move_out(move: service.LabelMove) -> LabelMoveOut:
     )
 
 
-@router.post("", status_code=201, response_model=SavedOut, summary="Create a prompt with its first version")
+@router.post(
+    "", status_code=201, response_model=PromptSavedOut, summary="Create a prompt with its first version"
+)
 @idempotent
-async def create_prompt(body: CreatePromptIn, request: Request, principal: Writer) -> SavedOut:
+async def create_prompt(body: CreatePromptIn, request: Request, principal: Writer) -> PromptSavedOut:
     db = runtime_of(request).db
     checked = await service.check_version(db, principal, body)  # before the write transaction opens
     async with db.transaction(write=True) as session:
@@ -241,9 +247,13 @@ async def list_prompts(
     )
 
 
-@router.post("/{name:prompt}/versions", status_code=201, response_model=SavedOut, summary="Add a version")
+@router.post(
+    "/{name:prompt}/versions", status_code=201, response_model=PromptSavedOut, summary="Add a version"
+)
 @idempotent
-async def create_version(name: Ref, body: CreateVersionIn, request: Request, principal: Writer) -> SavedOut:
+async def create_version(
+    name: Ref, body: CreateVersionIn, request: Request, principal: Writer
+) -> PromptSavedOut:
     db = runtime_of(request).db
     checked = await service.check_version(db, principal, body)  # before the write transaction opens
     async with db.transaction(write=True) as session:
@@ -535,27 +545,84 @@ async def similar(
     return SimilarListOut(
         prompt=PromptRefOut(**search_api.ref_out(doc, here[doc.project_id])),
         items=[
-            SimilarOut(**search_api.ref_out(s.doc, s.project_name), similarity=s.similarity) for s in found
+            SimilarOut(
+                **search_api.ref_out(s.doc, s.project_name),
+                similarity=s.similarity,
+                duplicate_score=s.duplicate_score,
+                duplicate=s.duplicate,
+            )
+            for s in found
         ],
     )
 
 
-@router.get("/{name:prompt}", response_model=ResolvedOut, summary="Resolve name, name@label or name@3")
+class ResolvedInExperimentOut(ResolvedOut):
+    experiment: ExperimentTagOut | None = Field(
+        default=None,
+        description="With `unit`: the running experiment on the label and the unit's (sticky) arm; absent when "
+        "no experiment runs there",
+    )
+
+
+@router.get(
+    "/{name:prompt}", response_model=ResolvedInExperimentOut, summary="Resolve name, name@label or name@3"
+)
 async def resolve(
     name: Ref,
     request: Request,
     principal: Reader,
     label: Annotated[str | None, Query(max_length=63)] = None,
     version: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
+    unit: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="A user or session id: when an experiment runs on the label, the unit's arm is served",
+        ),
+    ] = None,
 ) -> Response:
-    resolved = await service.resolve_cached(
-        runtime_of(request).db, principal, name, label=label, version=version
-    )
+    db = runtime_of(request).db
+    resolved = await service.resolve_cached(db, principal, name, label=label, version=version)
+    if unit is not None and resolved.how.startswith("label:") and resolved.how != "label:latest":
+        body = await _experiment_answer(request, principal, resolved, resolved.how[len("label:") :], unit)
+        if body is not None:
+            return Response(body, media_type="application/json")
     # The hot path: the finished JSON is kept with the cache entry, so a cache hit builds nothing.
     body = resolved.answers.get("rest")
     if body is None:
         body = resolved.answers["rest"] = resolved_from(resolved).model_dump_json(by_alias=True).encode()
     return Response(body, media_type="application/json")
+
+
+async def _experiment_answer(
+    request: Request, principal: Principal, resolved: service.Resolved, label: str, unit: str
+) -> bytes | None:
+    """The unit's arm of the experiment running on (prompt, label), as the finished JSON; None without one.
+    The exposure is queued in memory (written in bulk), and the JSON is kept with the arm version's cache
+    entry, so a repeat costs a hash, a dict lookup and two cache hits."""
+    runtime = runtime_of(request)
+    assignment = await experiments.assignment_for(
+        runtime.db, principal.project_id, resolved.prompt.id, label, unit
+    )
+    if assignment is None:
+        return None
+    arm = assignment.arm
+    if assignment.exposed:
+        runtime.exposures.record(assignment.experiment_id, assignment.unit_hash, arm.name)
+    served = resolved
+    if arm.version_id != resolved.version.id:
+        served = await service.resolve_cached(runtime.db, principal, resolved.prompt.id, version=arm.version)
+    key = f"experiment:{assignment.experiment_id}:{arm.name}:{label}"
+    body = served.answers.get(key)
+    if body is None:
+        out = ResolvedInExperimentOut(
+            **dict(resolved_from(served)),
+            experiment=ExperimentTagOut(id=assignment.experiment_id, arm=arm.name, model=arm.model),
+        )
+        out.resolved_by = f"label:{label}"
+        body = served.answers[key] = out.model_dump_json(by_alias=True).encode()
+    return body
 
 
 # --- lint -----------------------------------------------------------------------------------------------------

@@ -217,13 +217,17 @@ class NearDuplicateOut(ApiOut):
     version: int
     version_id: str
     similarity: float = Field(description="Cosine similarity of the two versions' text vectors (0-1)")
+    duplicate_score: float = Field(
+        description="0.4 x similarity + 0.6 x the share of stemmed words the texts have in common (0-1)"
+    )
 
 
-class SavedOut(ResolvedOut):
+class PromptSavedOut(ResolvedOut):
     near_duplicates: list[NearDuplicateOut] = Field(
         default_factory=list,
-        description="Other prompts of the project whose latest version means nearly the same (similarity >= "
-        "0.9), most similar first: a hint that the prompt may already exist; the save is not blocked",
+        description="Other prompts of the project whose latest version is probably the same instruction "
+        "(duplicate score >= 0.26), most alike first: a hint that the prompt may already exist; the save is "
+        "not blocked",
     )
 
 

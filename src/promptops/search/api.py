@@ -118,7 +118,10 @@ async def search(
 async def duplicates(
     request: Request,
     principal: Reader,
-    threshold: Annotated[float, Query(ge=0.5, le=1.0)] = service.DUPLICATE_SIMILARITY,
+    threshold: Annotated[
+        float,
+        Query(ge=0.05, le=1.0, description="Duplicate score from which prompts are linked (default 0.26)"),
+    ] = service.DUPLICATE_SCORE,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DuplicatesOut:
     async with runtime_of(request).db.transaction() as session:
@@ -129,7 +132,7 @@ async def duplicates(
         threshold=threshold,
         clusters=[
             DuplicateClusterOut(
-                similarity=c.similarity,
+                score=c.score,
                 prompts=[PromptRefOut(**ref_out(m, name)) for m in c.members],
             )
             for c in clusters

@@ -50,6 +50,10 @@ class SearchOut(ApiOut):
 
 class SimilarOut(PromptRefOut):
     similarity: float = Field(description="Cosine similarity of the two latest versions' text vectors (0-1)")
+    duplicate_score: float = Field(
+        description="0.4 x similarity + 0.6 x the share of stemmed words the two texts have in common (0-1)"
+    )
+    duplicate: bool = Field(description="duplicateScore >= 0.26: probably the same instruction reworded")
 
 
 class SimilarListOut(ApiOut):
@@ -58,7 +62,7 @@ class SimilarListOut(ApiOut):
 
 
 class DuplicateClusterOut(ApiOut):
-    similarity: float = Field(description="The lowest similarity of the pairs that joined this cluster")
+    score: float = Field(description="The lowest duplicate score of the pairs that joined this cluster")
     prompts: list[PromptRefOut]
 
 

@@ -9,7 +9,6 @@ import { PromptLink } from "./PromptLink";
 
 const SHOWN = 5;
 /** From here on the server also warns on save: worth a second look. */
-const NEAR_DUPLICATE = 0.9;
 
 /** The prompts of this project whose latest version means about the same as this one's, most similar first. */
 export function SimilarPrompts({ name }: { name: string }) {
@@ -37,7 +36,7 @@ export function SimilarPrompts({ name }: { name: string }) {
               <Text span size="sm">
                 {percent(item.similarity)} similar
               </Text>
-              {item.similarity >= NEAR_DUPLICATE && (
+              {item.duplicate && (
                 <Badge size="sm" color={SEVERITY_COLOR.warning}>
                   near duplicate
                 </Badge>

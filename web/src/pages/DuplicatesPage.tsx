@@ -1,5 +1,5 @@
 // Groups of prompts in the current project whose latest versions mean nearly the same: candidates to merge,
-// archive or tell apart. The similarity floor is in the address (?threshold=0.9).
+// archive or tell apart. The duplicate-score floor is in the address (?threshold=0.35; default 0.26).
 import { Anchor, Badge, Button, Group, Loader, Paper, Select, Stack, Table, Text, Title } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { Link, useSearchParams } from "react-router";
@@ -7,7 +7,7 @@ import { api, unwrap } from "../api/client";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { TableHead } from "../components/TableHead";
 import { promptUrl } from "../paths";
-import { THRESHOLDS, percent, readThreshold } from "../search";
+import { DEFAULT_THRESHOLD, THRESHOLDS, readThreshold, thresholdLabel } from "../search";
 
 export default function DuplicatesPage() {
   const [params, setParams] = useSearchParams();
@@ -17,7 +17,7 @@ export default function DuplicatesPage() {
     queryFn: () => unwrap(api.GET("/api/v1/search/duplicates", { params: { query: { threshold } } })),
     placeholderData: keepPreviousData,
   });
-  const choices = [...new Set([...THRESHOLDS, threshold])].sort((a, b) => a - b).map((t) => ({ value: String(t), label: `${percent(t)} or more` }));
+  const choices = [...new Set([...THRESHOLDS, threshold])].sort((a, b) => a - b).map((t) => ({ value: String(t), label: thresholdLabel(t) }));
   const clusters = duplicates.data?.clusters ?? [];
 
   return (
@@ -31,23 +31,23 @@ export default function DuplicatesPage() {
         </Button>
       </Group>
       <Text>
-        Prompts of this project whose latest versions mean nearly the same, in groups. Keep one and archive the others, or make the difference
-        clear in their names and descriptions.
+        Prompts of this project whose latest versions are probably the same instruction reworded, in groups (the duplicate score blends their
+        meaning with the words they share). Keep one and archive the others, or make the difference clear in their names and descriptions.
       </Text>
       <Group align="end">
         <Select
-          label="Similarity"
+          label="Duplicate score"
           data={choices}
           value={String(threshold)}
           allowDeselect={false}
-          onChange={(value) => setParams(value && Number(value) !== 0.9 ? { threshold: value } : {}, { replace: true })}
+          onChange={(value) => setParams(value && Number(value) !== DEFAULT_THRESHOLD ? { threshold: value } : {}, { replace: true })}
           w={180}
         />
         {duplicates.isFetching && <Loader size="sm" role="status" aria-label="Loading" />}
       </Group>
       <ErrorNotice error={duplicates.error} title="Duplicates could not be found" />
       {duplicates.data && clusters.length === 0 && (
-        <Text data-testid="no-duplicates">No prompts of this project are {percent(threshold)} or more similar to each other.</Text>
+        <Text data-testid="no-duplicates">No prompts of this project reach a duplicate score of {threshold.toFixed(2)} with each other.</Text>
       )}
       {clusters.length > 0 && (
         <Text size="sm" role="status">
@@ -55,7 +55,7 @@ export default function DuplicatesPage() {
         </Text>
       )}
       {clusters.map((cluster, index) => {
-        const title = `Group ${index + 1}: ${cluster.prompts.length} prompts, ${percent(cluster.similarity)} or more similar`;
+        const title = `Group ${index + 1}: ${cluster.prompts.length} prompts, duplicate score ${cluster.score.toFixed(2)} or more`;
         return (
           <Paper key={cluster.prompts.map((p) => p.promptId).join(",")} withBorder p="sm" component="section" aria-label={title} data-testid="duplicate-cluster">
             <Title order={2} size="h5" mb="xs">

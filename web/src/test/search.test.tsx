@@ -21,6 +21,7 @@ import {
   rangeText,
   readSearch,
   readThreshold,
+  thresholdLabel,
   searchHref,
 } from "../search";
 
@@ -124,11 +125,14 @@ describe("wordings", () => {
   });
 
   it("reads the duplicates threshold within what the server takes", () => {
-    expect(readThreshold(null)).toBe(0.9);
-    expect(readThreshold("0.85")).toBe(0.85);
-    expect(readThreshold("0.2")).toBe(0.9);
-    expect(readThreshold("abc")).toBe(0.9);
-    expect(readThreshold("")).toBe(0.9);
+    expect(readThreshold(null)).toBe(0.26);
+    expect(readThreshold("0.35")).toBe(0.35);
+    expect(readThreshold("0.01")).toBe(0.26);
+    expect(readThreshold("1.5")).toBe(0.26);
+    expect(readThreshold("abc")).toBe(0.26);
+    expect(readThreshold("")).toBe(0.26);
+    expect(thresholdLabel(0.26)).toBe("0.26 (default)");
+    expect(thresholdLabel(0.7)).toBe("0.70 (very strict)");
   });
 
   it("trusts only a well-formed saved state from history", () => {
@@ -204,7 +208,7 @@ describe("NearDuplicateWarning", () => {
           <NearDuplicateWarning
             name="support/new"
             version={1}
-            duplicates={[{ promptId: "p1", name: "support/triage", version: 3, versionId: "v3", similarity: 0.9412 }]}
+            duplicates={[{ promptId: "p1", name: "support/triage", version: 3, versionId: "v3", similarity: 0.9412, duplicateScore: 0.61 }]}
             onClose={onClose}
           />
         </MemoryRouter>
