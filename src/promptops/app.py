@@ -22,6 +22,7 @@ from promptops.datasets.api import router as datasets_router
 from promptops.errors import ProblemError
 from promptops.evals.api import router as evals_router
 from promptops.evals.import_api import router as promptfoo_import_router
+from promptops.experiments.api import router as experiments_router
 from promptops.feedback.api import annotations_router
 from promptops.feedback.api import router as feedback_router
 from promptops.gateway.api import GatewayBodyLimit, install_gateway, serving
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         feedback_router,
         annotations_router,
         optimizations_router,
+        experiments_router,
         analytics_router,
         slack_router,  # /slack/commands, /slack/events, /slack/interactions (Slack-signed)
         slack_links_router,

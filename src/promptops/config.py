@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     resolve_cache_ttl_seconds: float = Field(
         default=1.0, ge=0, description="In-process cache of resolved prompts and model lookups; 0 disables."
     )
+    experiment_guardrail_interval_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Outcome events trigger an experiment's guardrail check at most this often (per process).",
+    )
     database_read_pool_size: int = Field(
         default=20,
         ge=1,

@@ -27,6 +27,7 @@ PREFIXES = {
     "annotation": "ann",
     "optimization": "opt",
     "candidate": "cnd",
+    "experiment": "exp",
 }
 
 

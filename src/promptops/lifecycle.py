@@ -14,6 +14,8 @@ from promptops.bootstrap import bootstrap, print_credentials
 from promptops.config import Settings
 from promptops.crypto import SecretBox, load_master_secret
 from promptops.db import Database
+from promptops.experiments import service as experiments_service
+from promptops.experiments.recorder import ExposureRecorder
 from promptops.jobs import build_job_queue
 from promptops.logging import log
 from promptops.migrate import upgrade
@@ -34,9 +36,12 @@ def build_runtime(settings: Settings) -> Runtime:
     box = SecretBox(load_master_secret(settings.secret_key, settings.data_dir), settings.previous_secret_keys)
     recorder = RunRecorder(db)
     caller = ModelCaller(settings, db, box, recorder, ttl=settings.resolve_cache_ttl_seconds)
-    runtime = Runtime(settings=settings, db=db, box=box, recorder=recorder, caller=caller)
+    runtime = Runtime(
+        settings=settings, db=db, box=box, recorder=recorder, caller=caller, exposures=ExposureRecorder(db)
+    )
     runtime.jobs = build_job_queue(runtime)
     registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
+    experiments_service.running_cache.ttl = settings.resolve_cache_ttl_seconds
     runtime.api_key_cache.ttl = settings.api_key_cache_ttl_seconds
     template_limits.configure(settings)  # these settings' PROMPTOPS_TEMPLATE_* values, not the environment's
     search_indexes.configure(settings.data_dir / "search-index")  # vector indexes persisted between runs
@@ -63,6 +68,7 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
         log.info("search_index_backfilled", versions=indexed)
     preload_adapters()
     runtime.recorder.start()
+    runtime.exposures.start()
     await runtime.jobs.start()
     log.info("started", database=db.dialect, version=__version__)
     # Move everything built at start-up out of the collector's view: full collections then scan only
@@ -74,6 +80,7 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
     finally:
         await runtime.jobs.stop()
         await runtime.recorder.stop()
+        await runtime.exposures.stop()
         search_indexes.save_all()
         await runtime.caller.aclose()
         await db.dispose()

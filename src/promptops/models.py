@@ -6,6 +6,7 @@ from promptops.auth import models as auth_models
 from promptops.datasets import models as dataset_models
 from promptops.db import Base
 from promptops.evals import models as eval_models
+from promptops.experiments import models as experiment_models
 from promptops.feedback import models as feedback_models
 from promptops.governance import models as governance_models
 from promptops.idempotency import IdempotencyRecord
@@ -24,6 +25,7 @@ __all__ = [
     "auth_models",
     "dataset_models",
     "eval_models",
+    "experiment_models",
     "feedback_models",
     "governance_models",
     "metadata",

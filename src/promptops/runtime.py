@@ -13,6 +13,7 @@ from promptops.crypto import SecretBox
 from promptops.db import Database
 
 if TYPE_CHECKING:  # built by promptops.lifecycle.build_runtime; this module stays below the features
+    from promptops.experiments.recorder import ExposureRecorder
     from promptops.jobs.base import JobQueue
     from promptops.providers.calls import ModelCaller
     from promptops.runs.recorder import RunRecorder
@@ -25,6 +26,8 @@ class Runtime:
     box: SecretBox
     recorder: RunRecorder
     caller: ModelCaller
+    # Experiment exposures seen by resolves, written in bulk (promptops.experiments.recorder).
+    exposures: ExposureRecorder
     # Durable background jobs (promptops.jobs); build_runtime sets the configured backend.
     jobs: JobQueue = field(default_factory=lambda: UnstartedQueue())
     # Authenticated API keys by key digest (see promptops.auth.deps); per server, dropped on revocation.

@@ -45,3 +45,11 @@ def test_statuses_the_rules_cannot_see(tmp_path: Path) -> None:
     assert {"429", "502", "504"} <= responses["post", "/api/v1/playground/run"].keys()
     assert {"200", "201"} <= responses["post", "/api/v1/datasets/{name}/import"].keys()
     assert "text/plain" in responses["get", "/metrics"]["200"]["content"]
+
+
+def test_every_schema_has_its_own_name(tmp_path: Path) -> None:
+    # Two Pydantic models with one class name make FastAPI publish "promptops__pkg__schemas__Name" for both:
+    # the generated TypeScript types (web UI, SDK) then lose the plain name and stop compiling.
+    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path), migrate=False)
+    names = list(app.openapi()["components"]["schemas"])
+    assert [n for n in names if "__" in n] == []

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from promptops.cli import admin, audit, datasets, evals, feedback, models, output, promptopt, prompts
 from promptops.cli import config as cfg
+from promptops.cli import experiments as experiments_cli
 from promptops.cli import gateway as gateway_cli
 from promptops.cli import optimize as optimize_cli
 from promptops.cli import search as search_cli
@@ -68,6 +69,7 @@ app.add_typer(feedback.annotate_app, name="annotate")
 app.command("generate")(promptopt.generate)
 app.command("refine")(promptopt.refine)
 app.add_typer(optimize_cli.app, name="optimize")
+app.add_typer(experiments_cli.app, name="experiments")
 app.command("gateway")(gateway_cli.gateway)
 app.command("slack")(slack_cli.slack)
 app.command("search")(search_cli.search)

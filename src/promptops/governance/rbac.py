@@ -45,6 +45,9 @@ class Permission(StrEnum):
     FEEDBACK_READ = "feedback:read"
     FEEDBACK_WRITE = "feedback:write"
     ANNOTATION_MANAGE = "annotation:manage"
+    EXPERIMENT_READ = "experiment:read"
+    EXPERIMENT_MANAGE = "experiment:manage"  # create, start, pause, resume, stop, ship live experiments
+    EXPERIMENT_TRACK = "experiment:track"  # post outcome events of an experiment (from an application)
 
 
 P = Permission
@@ -56,6 +59,7 @@ _VIEWER = {
     P.EVAL_READ,
     P.FEEDBACK_READ,
     P.DATASET_READ,
+    P.EXPERIMENT_READ,
 }
 # QA analysts rate and comment (feedback), fill and work the annotation queue, curate test datasets and
 # run evaluations against them.
@@ -70,6 +74,8 @@ _ENGINEER = _QA | {
     P.GATEWAY_CALL,
     P.EVAL_RUN,
     P.PROMPT_OPTIMIZE,
+    P.EXPERIMENT_MANAGE,
+    P.EXPERIMENT_TRACK,
 }
 _COMPLIANCE = _VIEWER | {P.AUDIT_READ, P.AUDIT_VERIFY, P.APIKEY_READ}
 _ADMIN = set(Permission)
