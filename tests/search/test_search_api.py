@@ -84,6 +84,15 @@ async def test_filters_paging_and_errors(api: Api) -> None:
     assert r.status_code == 200, r.text
     production = await names(api, "support", mode="text", label="production")
     assert "support/ticket-summary" in production and "support/refund-reply" not in production
+    # the label's version is found when a newer version is the latest
+    r = await api.post(
+        "/api/v1/prompts/support/ticket-summary/versions",
+        json={"template": "Give the gist of {{ ticket }} in one line.", "variables": [{"name": "ticket"}]},
+    )
+    assert r.status_code == 201, r.text
+    r = await api.get("/api/v1/search", params={"q": "bullet points", "mode": "text", "label": "production"})
+    assert [(h["name"], h["version"]) for h in r.json()["items"]] == [("support/ticket-summary", 1)]
+    assert "support/ticket-summary" not in await names(api, "bullet points", mode="text")
     first = await names(api, "support ticket refund", mode="text", limit=1)
     second = await names(api, "support ticket refund", mode="text", limit=1, offset=1)
     assert len(first) == len(second) == 1 and first != second

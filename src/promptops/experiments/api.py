@@ -29,6 +29,7 @@ from promptops.experiments.schemas import (
 )
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
+from promptops.logging import log
 from promptops.pagination import IdCursor, PageLimit, PromptFilter
 from promptops.runtime import Runtime, runtime_of
 
@@ -184,9 +185,18 @@ async def record_events(
         await service.record_events(session, principal, experiment_id, events)
     paused: list[str] = []
     if service.guardrail_check_due(experiment_id, runtime.settings.experiment_guardrail_interval_seconds):
-        await runtime.exposures.flush()
-        async with runtime.db.transaction(write=True) as session:
-            paused = await service.enforce_guardrails(session, principal, experiment_id)
+        # The events are stored: a failing check must not turn their answer into an error (a retry would count
+        # them twice). It runs again with the next events or on demand (POST .../guardrails/check).
+        try:
+            await runtime.exposures.flush()
+            async with runtime.db.transaction(write=True) as session:
+                paused = await service.enforce_guardrails(session, principal, experiment_id)
+        except Exception as exc:
+            log.warning(
+                "experiment_guardrail_check_failed",
+                experiment_id=experiment_id,
+                error_type=type(exc).__name__,
+            )
         if paused:
             service.invalidate(principal.project_id)
     return EventsOut(accepted=len(events), paused_arms=paused)

@@ -130,13 +130,17 @@ class ShipIn(ApiModel):
     reason: str = Field(default="", max_length=500)
 
 
+MAX_EVENT_VALUE = 1e9
+
+
 class EventIn(ApiModel):
     unit: str = Field(
         min_length=1, max_length=200, description="The unit (user or session id) of the resolve"
     )
     metric: str = Field(max_length=64, pattern=METRIC_PATTERN)
     value: float = Field(
-        default=1.0, description="0 or 1 for a conversion metric; any finite number otherwise"
+        default=1.0,
+        description=f"0 or 1 for a conversion metric; a number within +-{MAX_EVENT_VALUE:g} otherwise",
     )
 
     @field_validator("value", mode="before")
@@ -144,6 +148,8 @@ class EventIn(ApiModel):
     def _value(cls, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ValueError("value must be a finite number")
+        if abs(value) > MAX_EVENT_VALUE:  # sums of squares must stay far from the database's float range
+            raise ValueError(f"value must be within +-{MAX_EVENT_VALUE:g}")
         return float(value)
 
 

@@ -12,6 +12,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
+from promptops.db import Database
 from promptops.errors import ValidationProblem
 from promptops.experiments import service as experiments
 from promptops.experiments.schemas import ExperimentTagOut
@@ -140,12 +141,11 @@ def resolved_from(r: service.Resolved) -> ResolvedOut:
     )
 
 
-async def saved_out(
-    session: AsyncSession, principal: Principal, prompt: Prompt, version: PromptVersion
-) -> PromptSavedOut:
-    """The saved prompt and version, with the project's near-duplicates of the new text."""
-    resolved = await resolved_out(session, prompt, version, f"version:{version.version}")
-    near = await search_service.near_duplicates(session, principal, version.id)
+async def saved_out(db: Database, principal: Principal, resolved: ResolvedOut) -> PromptSavedOut:
+    """The saved prompt and version (committed), with the project's near-duplicates of the new text: read in
+    a transaction of its own, so the shared vector index only ever learns committed rows."""
+    async with db.transaction() as session:
+        near = await search_service.near_duplicates(session, principal, resolved.version.id)
     return PromptSavedOut(
         **dict(resolved),
         near_duplicates=[
@@ -196,7 +196,8 @@ async def create_prompt(body: CreatePromptIn, request: Request, principal: Write
     checked = await service.check_version(db, principal, body)  # before the write transaction opens
     async with db.transaction(write=True) as session:
         prompt, version = await service.create_prompt(session, principal, body, checked=checked)
-        return await saved_out(session, principal, prompt, version)
+        resolved = await resolved_out(session, prompt, version, f"version:{version.version}")
+    return await saved_out(db, principal, resolved)
 
 
 @router.get("", response_model=PromptPage, summary="List prompts")
@@ -258,7 +259,8 @@ async def create_version(
     checked = await service.check_version(db, principal, body)  # before the write transaction opens
     async with db.transaction(write=True) as session:
         prompt, version = await service.create_version(session, principal, name, body, checked=checked)
-        return await saved_out(session, principal, prompt, version)
+        resolved = await resolved_out(session, prompt, version, f"version:{version.version}")
+    return await saved_out(db, principal, resolved)
 
 
 @router.get("/{name:prompt}/versions", response_model=VersionPage, summary="List versions, newest first")

@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased
 
@@ -35,6 +36,7 @@ from promptops.errors import Conflict, NotFound, ProblemError, ValidationProblem
 from promptops.governance import audit
 from promptops.governance.rbac import Permission
 from promptops.ids import has_prefix, new_id
+from promptops.logging import log
 from promptops.pagination import (
     decode_cursor,
     decode_int_cursor,
@@ -96,7 +98,12 @@ def _version_text(version: PromptVersion) -> search_index.VersionText:
     )
 
 
-async def _index(session: AsyncSession, prompt: Prompt, new: Sequence[PromptVersion] = ()) -> None:
+async def _index(
+    session: AsyncSession,
+    prompt: Prompt,
+    new: Sequence[PromptVersion] = (),
+    scope: search_index.Scope = "all",
+) -> None:
     """Bring the search index's documents of ``prompt`` up to date, in the caller's transaction."""
     labels: dict[str, list[str]] = {}
     for label in (await labels_of_prompt(session, prompt.id)).values():
@@ -112,7 +119,7 @@ async def _index(session: AsyncSession, prompt: Prompt, new: Sequence[PromptVers
         updated_at=prompt.updated_at,
         labels=labels,
     )
-    await search_index.index_prompt(session, state, [_version_text(v) for v in new])
+    await search_index.index_prompt(session, state, [_version_text(v) for v in new], scope=scope)
 
 
 # --- lookups --------------------------------------------------------------------------------------------------
@@ -550,7 +557,7 @@ async def _add_version(
     prompt.updated_at = version.created_at
     session.add(version)
     await session.flush()
-    await _index(session, prompt, [version])
+    await _index(session, prompt, [version], "version")
     await audit.record(
         session,
         principal,
@@ -806,7 +813,7 @@ async def _move_label(
         )
     )
     await session.flush()
-    await _index(session, prompt)
+    await _index(session, prompt, scope="labels")
     data = {
         "name": prompt.name,
         "label": label,
@@ -869,7 +876,7 @@ async def delete_label(session: AsyncSession, principal: Principal, name: str, l
         principal.require(Permission.LABEL_DEPLOY)
     await session.delete(current)
     await session.flush()
-    await _index(session, prompt)
+    await _index(session, prompt, scope="labels")
     session.add(
         LabelEvent(
             id=new_id("label_event"),
@@ -1523,33 +1530,47 @@ async def index_missing_versions(db: Database, batch: int = 200) -> int:
             return 0
     indexed, after = 0, ""
     while True:
-        async with db.transaction(write=True) as session:
-            prompts = (
-                (
-                    await session.execute(
-                        select(Prompt).where(Prompt.id > after).order_by(Prompt.id).limit(batch)
-                    )
+        try:
+            found, after = await _index_batch(db, after, batch)
+        except (
+            IntegrityError
+        ):  # another process (server, worker, gateway) indexed this batch at the same time
+            log.info("search_backfill_batch_taken", after=after)
+            found, after = await _index_batch(db, after, batch, skip=True)
+        if found < 0:
+            return indexed
+        indexed += found
+
+
+async def _index_batch(db: Database, after: str, batch: int, *, skip: bool = False) -> tuple[int, str]:
+    """Index the missing versions of the ``batch`` prompts after id ``after``: (versions indexed or -1 when
+    there are no prompts left, the last prompt id); ``skip`` only moves past them."""
+    indexed = 0
+    async with db.transaction(write=True) as session:
+        prompts = (
+            (await session.execute(select(Prompt).where(Prompt.id > after).order_by(Prompt.id).limit(batch)))
+            .scalars()
+            .all()
+        )
+        if not prompts:
+            return -1, after
+        if skip:
+            return 0, prompts[-1].id
+        rows = (
+            (
+                await session.execute(
+                    select(PromptVersion)
+                    .where(PromptVersion.prompt_id.in_([p.id for p in prompts]))
+                    .order_by(PromptVersion.version)
                 )
-                .scalars()
-                .all()
             )
-            if not prompts:
-                return indexed
-            rows = (
-                (
-                    await session.execute(
-                        select(PromptVersion)
-                        .where(PromptVersion.prompt_id.in_([p.id for p in prompts]))
-                        .order_by(PromptVersion.version)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            have = await search_service.indexed_versions(session, [v.id for v in rows])
-            for prompt in prompts:
-                missing = [v for v in rows if v.prompt_id == prompt.id and v.id not in have]
-                if missing:
-                    await _index(session, prompt, missing)
-                    indexed += len(missing)
-            after = prompts[-1].id
+            .scalars()
+            .all()
+        )
+        have = await search_service.indexed_versions(session, [v.id for v in rows])
+        for prompt in prompts:
+            missing = [v for v in rows if v.prompt_id == prompt.id and v.id not in have]
+            if missing:
+                await _index(session, prompt, missing)
+                indexed += len(missing)
+    return indexed, prompts[-1].id

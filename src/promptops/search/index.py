@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from promptops.db import utcnow
 from promptops.search.embed import embedder, to_bytes
 from promptops.search.models import SearchDocument, SearchTerm
 
+Scope = Literal["all", "version", "labels"]
 _WORDS = re.compile(r"[/_.\-:]+")
 _TERM = re.compile(r"[^\W\d_]{3,64}", re.UNICODE)  # words of letters, for the vocabulary
 
@@ -81,8 +82,12 @@ def embedding_text(description: str, body: str) -> str:
     return f"{description}\n{body}" if description else body
 
 
-async def index_prompt(session: AsyncSession, prompt: PromptState, new: Sequence[VersionText] = ()) -> None:
-    """Add documents for ``new`` versions and bring the prompt-level fields of all its documents up to date."""
+async def index_prompt(
+    session: AsyncSession, prompt: PromptState, new: Sequence[VersionText] = (), *, scope: Scope = "all"
+) -> None:
+    """Add documents for ``new`` versions and bring the others up to date: ``all`` their prompt-level fields
+    (name, description, tags, archived) and labels; ``version`` only which one is the latest (a new version);
+    ``labels`` only the labels (a label move). Unchanged documents are not rewritten."""
     now = utcnow()
     model = embedder()
     if new:
@@ -102,7 +107,7 @@ async def index_prompt(session: AsyncSession, prompt: PromptState, new: Sequence
                     archived=prompt.archived,
                     description=prompt.description,
                     tags=" ".join(prompt.tags),
-                    labels="",
+                    labels=" ".join(sorted(prompt.labels.get(version.version_id, ()))),
                     body=body,
                     variables=" ".join(version.variables),
                     commit_message=version.commit_message,
@@ -118,31 +123,50 @@ async def index_prompt(session: AsyncSession, prompt: PromptState, new: Sequence
             )
         await session.flush()
     doc = SearchDocument
-    await session.execute(
-        update(doc)
-        .where(doc.prompt_id == prompt.prompt_id)
-        .values(
-            prompt_name=prompt.name,
-            name_words=name_words(prompt.name),
-            latest=doc.version == prompt.latest_version,
-            archived=prompt.archived,
-            description=prompt.description,
-            tags=" ".join(prompt.tags),
-            labels="",
-            updated_at=prompt.updated_at,
-            changed_at=now,
+    dialect = session.get_bind().dialect.name
+    if scope == "all":
+        await session.execute(
+            update(doc)
+            .where(doc.prompt_id == prompt.prompt_id)
+            .values(
+                prompt_name=prompt.name,
+                name_words=name_words(prompt.name),
+                latest=doc.version == prompt.latest_version,
+                archived=prompt.archived,
+                description=prompt.description,
+                tags=" ".join(prompt.tags),
+                updated_at=prompt.updated_at,
+                changed_at=now,
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    for version_id, labels in prompt.labels.items():
-        if labels:
+    elif scope == "version":  # the version before the new one is not the latest any more
+        await session.execute(
+            update(doc)
+            .where(
+                doc.prompt_id == prompt.prompt_id, doc.latest.is_(True), doc.version != prompt.latest_version
+            )
+            .values(latest=False, changed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    touched = {v.version_id for v in new}
+    if scope in ("all", "labels"):
+        had = set(
+            (
+                await session.execute(
+                    select(doc.version_id).where(doc.prompt_id == prompt.prompt_id, doc.labels != "")
+                )
+            ).scalars()
+        )
+        wanted = {vid: " ".join(sorted(labels)) for vid, labels in prompt.labels.items() if labels}
+        for version_id in had | set(wanted):
             await session.execute(
                 update(doc)
-                .where(doc.version_id == version_id)
-                .values(labels=" ".join(sorted(labels)))
+                .where(doc.version_id == version_id, doc.prompt_id == prompt.prompt_id)
+                .values(labels=wanted.get(version_id, ""))
                 .execution_options(synchronize_session=False)
             )
-    dialect = session.get_bind().dialect.name
+        touched |= had | set(wanted)
     await _add_terms(
         session,
         dialect,
@@ -151,7 +175,7 @@ async def index_prompt(session: AsyncSession, prompt: PromptState, new: Sequence
         + [body_text(v.template, v.messages) for v in new],
     )
     if dialect == "sqlite":
-        await _refresh_fts(session, prompt.prompt_id)
+        await _refresh_fts(session, prompt.prompt_id, None if scope == "all" else sorted(touched))
 
 
 async def _add_terms(session: AsyncSession, dialect: str, project_id: str, texts: Sequence[str]) -> None:
@@ -164,20 +188,35 @@ async def _add_terms(session: AsyncSession, dialect: str, project_id: str, texts
         await session.execute(insert(SearchTerm).values(rows).on_conflict_do_nothing())
 
 
-async def _refresh_fts(session: AsyncSession, prompt_id: str) -> None:
-    """SQLite: the prompt's rows of the FTS5 table (rowid = vector key) written again from its documents."""
-    await session.execute(
-        text(
-            "DELETE FROM search_fts WHERE rowid IN "
-            "(SELECT vector_key FROM search_documents WHERE prompt_id = :prompt_id)"
-        ),
-        {"prompt_id": prompt_id},
-    )
-    await session.execute(
-        text(
-            "INSERT INTO search_fts(rowid, name, description, tags, labels, body, variables, commit_message) "
-            "SELECT vector_key, name_words, description, tags, labels, body, variables, commit_message "
-            "FROM search_documents WHERE prompt_id = :prompt_id"
-        ),
-        {"prompt_id": prompt_id},
-    )
+_FTS_INSERT_SELECT = (
+    "INSERT INTO search_fts(rowid, project_id, name, description, tags, labels, body, variables, commit_message) "
+    "SELECT vector_key, project_id, name_words, description, tags, labels, body, variables, commit_message "
+    "FROM search_documents WHERE prompt_id = :prompt_id"
+)
+_FTS_DELETE = {
+    False: text(
+        "DELETE FROM search_fts WHERE rowid IN "
+        "(SELECT vector_key FROM search_documents WHERE prompt_id = :prompt_id)"
+    ),
+    True: text(
+        "DELETE FROM search_fts WHERE rowid IN "
+        "(SELECT vector_key FROM search_documents WHERE prompt_id = :prompt_id AND version_id IN :ids)"
+    ).bindparams(bindparam("ids", expanding=True)),
+}
+_FTS_INSERT = {
+    False: text(_FTS_INSERT_SELECT),
+    True: text(_FTS_INSERT_SELECT + " AND version_id IN :ids").bindparams(bindparam("ids", expanding=True)),
+}
+
+
+async def _refresh_fts(session: AsyncSession, prompt_id: str, version_ids: Sequence[str] | None) -> None:
+    """SQLite: rows of the FTS5 table (rowid = vector key) written again from their documents: the prompt's
+    ``version_ids`` (``None``: all of the prompt's)."""
+    some = version_ids is not None
+    if some and not version_ids:
+        return
+    params: dict[str, object] = {"prompt_id": prompt_id}
+    if some:
+        params["ids"] = list(version_ids or ())
+    await session.execute(_FTS_DELETE[some], params)
+    await session.execute(_FTS_INSERT[some], params)

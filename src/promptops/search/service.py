@@ -44,6 +44,7 @@ DUPLICATE_SCORE = 0.26
 SIMILAR_CANDIDATES = 50  # nearest by meaning that are scored as duplicates
 CLUSTER_NEIGHBOURS = 10
 _TERM = re.compile(r"\w+", re.UNICODE)
+SNIPPET_WORDS = 5000
 FTS_WINDOW = 5000  # best full-text matches considered before filters (SQLite)
 _FTS = table("search_fts")
 
@@ -117,7 +118,8 @@ async def readable_projects(
 def _filtered(stmt: Select[Any], projects: Sequence[str], filters: Filters) -> Select[Any]:
     d = SearchDocument
     stmt = stmt.where(d.project_id.in_(list(projects)), d.archived.is_(False))
-    if not filters.all_versions:
+    # a label names its own version (production may be v3 while v4 is the latest)
+    if not filters.all_versions and not any(label != "latest" for label in filters.labels):
         stmt = stmt.where(d.latest.is_(True))
     for tag in filters.tags:
         stmt = stmt.where((" " + d.tags + " ").contains(f" {tag} ", autoescape=True))
@@ -165,10 +167,11 @@ async def _text_ranking(
         matched = (
             select(
                 literal_column("rowid").label("key"),
-                literal_column("bm25(search_fts, 10.0, 4.0, 4.0, 2.0, 1.0, 2.0, 1.0)").label("rank"),
+                literal_column("bm25(search_fts, 0.0, 10.0, 4.0, 4.0, 2.0, 1.0, 2.0, 1.0)").label("rank"),
             )
             .select_from(_FTS)
             .where(text("search_fts MATCH :match").bindparams(match=" OR ".join(quoted)))
+            .where(literal_column("search_fts.project_id").in_(list(projects)))  # before the window's limit
             .order_by(literal_column("rank"))
             .limit(FTS_WINDOW)
             .subquery()
@@ -268,21 +271,23 @@ def _stem(term: str) -> str:
 
 
 def snippet(text_: str, terms: Sequence[str], width: int = 28) -> list[Segment]:
-    """The window of ``width`` words of ``text_`` holding most query terms, the matching words marked."""
-    words = re.split(r"(\s+)", text_.strip())
-    tokens = [(i, w) for i, w in enumerate(words) if w and not w.isspace()]
+    """The window of ``width`` words of ``text_`` holding most query terms, the matching words marked (looked
+    for in the first SNIPPET_WORDS words: a long template costs no more than that)."""
+    words = text_.split(maxsplit=SNIPPET_WORDS)[:SNIPPET_WORDS]
+    tokens = list(enumerate(words))
     if not tokens:
         return []
-    stems = [_stem(t) for t in terms]
+    stems = tuple(_stem(t) for t in terms)
 
     def hit(word: str) -> bool:
-        lowered = word.lower()
-        return any(w.startswith(s) for s in stems for w in _TERM.findall(lowered))
+        return any(w.startswith(stems) for w in _TERM.findall(word.lower()))
 
     marks = [hit(w) for _, w in tokens]
-    best, best_count = 0, -1
-    for start in range(0, max(1, len(tokens) - width + 1)):
-        count = sum(marks[start : start + width])
+    # the best window by a running sum (one pass, whatever the width)
+    count = sum(marks[:width])
+    best, best_count = 0, count
+    for start in range(1, max(1, len(tokens) - width + 1)):
+        count += marks[start + width - 1] - marks[start - 1]
         if count > best_count:
             best, best_count = start, count
     window = tokens[best : best + width]

@@ -89,7 +89,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute(
             "CREATE VIRTUAL TABLE search_fts USING fts5("
-            "name, description, tags, labels, body, variables, commit_message, "
+            "project_id UNINDEXED, name, description, tags, labels, body, variables, commit_message, "
             "tokenize='porter unicode61 remove_diacritics 2')"
         )
     else:
