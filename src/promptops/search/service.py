@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from rapidfuzz.distance import DamerauLevenshtein
 from sqlalchemy import Select, bindparam, func, literal_column, or_, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
 
 from promptops.auth.principal import Principal
 from promptops.errors import NotFound, ValidationProblem
@@ -44,8 +45,61 @@ DUPLICATE_SCORE = 0.26
 SIMILAR_CANDIDATES = 50  # nearest by meaning that are scored as duplicates
 CLUSTER_NEIGHBOURS = 10
 _TERM = re.compile(r"\w+", re.UNICODE)
+QUERY_STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "this",
+        "those",
+        "to",
+        "up",
+        "us",
+        "we",
+        "what",
+        "when",
+        "which",
+        "who",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
+)
 SNIPPET_WORDS = 5000
-FTS_WINDOW = 5000  # best full-text matches considered before filters (SQLite)
+FTS_WINDOW = 1000  # best full-text matches considered before filters (SQLite)
 _FTS = table("search_fts")
 
 
@@ -154,9 +208,13 @@ async def _text_ranking(
     session: AsyncSession, terms: list[str], projects: Sequence[str], filters: Filters, limit: int
 ) -> list[tuple[SearchDocument, float]]:
     """Documents matching any term, best first (more matched terms, rarer terms, name > description > text)."""
+    # Function words match nearly every prompt: ranking them costs much and adds nothing (PostgreSQL's english
+    # configuration drops them too). A query made only of them keeps them.
+    terms = [t for t in terms if t not in QUERY_STOPWORDS] or terms
     if not terms:
         return []
     d = SearchDocument
+    light = load_only(d.version_id, d.prompt_id, d.project_id, d.vector_key, d.prompt_name)
     if session.get_bind().dialect.name == "sqlite":
         # quoted terms are literal (no FTS5 syntax from users); the last one also matches as a prefix
         quoted = [f'"{t}"' for t in terms[:-1]] + [
@@ -176,14 +234,14 @@ async def _text_ranking(
             .limit(FTS_WINDOW)
             .subquery()
         )
-        stmt = select(d, matched.c.rank).join(matched, matched.c.key == d.vector_key)
+        stmt = select(d, matched.c.rank).options(light).join(matched, matched.c.key == d.vector_key)
         stmt = _filtered(stmt, projects, filters).order_by(matched.c.rank, d.prompt_name).limit(limit)
         return [(row[0], -float(row[1])) for row in await session.execute(stmt)]
     tsquery = " | ".join([t for t in terms[:-1]] + [f"{terms[-1]}:*" if len(terms[-1]) >= 3 else terms[-1]])
     query = func.to_tsquery(literal_column("'english'::regconfig"), bindparam("tsq", tsquery))
     tsv: Any = literal_column("search_documents.tsv")
     rank = func.ts_rank_cd(tsv, query, 1)  # normalised by document length
-    stmt = select(d, rank.label("rank")).where(tsv.op("@@")(query))
+    stmt = select(d, rank.label("rank")).options(light).where(tsv.op("@@")(query))
     stmt = _filtered(stmt, projects, filters).order_by(rank.desc(), d.prompt_name).limit(limit)
     return [(row[0], float(row[1])) for row in await session.execute(stmt)]
 
@@ -242,8 +300,16 @@ async def corrections(session: AsyncSession, terms: list[str], projects: Sequenc
 
 
 async def _vector_ranking(
-    session: AsyncSession, vector: NDArray[np.float32], projects: Sequence[str], filters: Filters, limit: int
+    session: AsyncSession,
+    vector: NDArray[np.float32],
+    projects: Sequence[str],
+    filters: Filters,
+    limit: int,
+    *,
+    full: bool = False,
 ) -> list[tuple[SearchDocument, float]]:
+    """The nearest latest versions by meaning, best first; ``full`` loads whole documents (else only what a
+    ranking needs: the search loads its page's documents afterwards)."""
     found: list[tuple[int, float]] = []
     for project_id in projects:
         index = await indexes.current(session, project_id)
@@ -251,12 +317,16 @@ async def _vector_ranking(
     if not found:
         return []
     scores = dict(found)
-    rows = (
-        await session.execute(
-            _filtered(select(SearchDocument), projects, filters).where(
-                SearchDocument.vector_key.in_(list(scores))
-            )
+    d = SearchDocument
+    stmt = (
+        select(d)
+        if full
+        else select(d).options(
+            load_only(d.version_id, d.prompt_id, d.project_id, d.vector_key, d.prompt_name)
         )
+    )
+    rows = (
+        await session.execute(_filtered(stmt, projects, filters).where(d.vector_key.in_(list(scores))))
     ).scalars()
     # the vector index holds latest versions only; with all_versions the latest stands for its prompt
     ranked = sorted(((doc, scores[doc.vector_key]) for doc in rows), key=lambda p: (-p[1], p[0].prompt_name))
@@ -369,6 +439,19 @@ async def search(
         hit.score += 1.0 / (RRF_K + rank)
     ordered = sorted(hits.values(), key=lambda h: (-h.score, h.doc.prompt_name, h.doc.project_id))
     page = ordered[offset : offset + limit]
+    if page:  # the rankings loaded only ids and names: the page's documents in full
+        full = {
+            doc.version_id: doc
+            for doc in (
+                await session.execute(
+                    select(SearchDocument)
+                    .where(SearchDocument.version_id.in_([h.doc.version_id for h in page]))
+                    .execution_options(populate_existing=True)
+                )
+            ).scalars()
+        }
+        for hit in page:
+            hit.doc = full.get(hit.doc.version_id, hit.doc)
     for hit in page:
         hit.score = round(hit.score * RRF_K, 6)  # 1.0 = ranked first by one method
         source = hit.doc.body if any(_matches(hit.doc.body, terms)) else hit.doc.description or hit.doc.body
@@ -464,7 +547,7 @@ async def _neighbours(
 ) -> list[Similar]:
     """The nearest prompts by meaning (other than ``doc``'s own), scored as duplicates, best score first."""
     ranked = await _vector_ranking(
-        session, from_bytes(doc.embedding), list(projects), Filters(), candidates + 1
+        session, from_bytes(doc.embedding), list(projects), Filters(), candidates + 1, full=True
     )
     found = [
         Similar(

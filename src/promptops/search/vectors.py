@@ -2,8 +2,9 @@
 prompt that is not archived.
 
 The ``search_documents`` rows are the truth; an index is a cache of their vectors that catches up with them
-before every query: rows changed since the index's watermark (less a look-back for transactions that commit
-late) are added, replaced or removed. So a write made by any process (server, worker, gateway) is visible to
+before every query: rows changed since the index's watermark are added, replaced or removed. The watermark is
+the time of the previous read less a look-back (LOOK_BACK, for transactions that commit after they stamped
+their rows, and for writers' clocks that differ a little), so a read costs the changes of about that long. So a write made by any process (server, worker, gateway) is visible to
 the next search everywhere, and a stale index on disk (saved with its watermark) is brought up to date when it
 is loaded instead of being rebuilt. A missing or unreadable file is rebuilt from the rows.
 """
@@ -127,7 +128,8 @@ class VectorIndexes:
 
     async def _catch_up(self, session: AsyncSession, project: ProjectIndex) -> None:
         doc = SearchDocument
-        since = None if project.watermark is None else project.watermark - LOOK_BACK
+        started = utcnow()
+        since = project.watermark
         where = [doc.project_id == project.project_id]
         if since is not None:
             where.append(doc.changed_at >= since)
@@ -156,12 +158,11 @@ class VectorIndexes:
                     project.put(row.vector_key, from_bytes(vectors[row.vector_key]))
                 else:
                     project.drop(row.vector_key)
-        now = utcnow()
-        newest = max((r.changed_at for r in rows), default=None)
-        project.watermark = (
-            max(filter(None, (project.watermark, newest))) if newest or project.watermark else now
-        )
-        horizon = project.watermark - LOOK_BACK
+        # Every row changed before (this read - LOOK_BACK) was committed by the time of this read, and so has been
+        # seen: the next read starts there (a window of recent changes, not the whole history).
+        settled = started - LOOK_BACK
+        project.watermark = settled if project.watermark is None else max(project.watermark, settled)
+        horizon = project.watermark
         project.applied = {
             k: t
             for k, t in {**project.applied, **{r.vector_key: r.changed_at for r in fresh}}.items()
