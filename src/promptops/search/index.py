@@ -183,9 +183,10 @@ async def _add_terms(session: AsyncSession, dialect: str, project_id: str, texts
     if not terms:
         return
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    for start in range(0, len(terms), 500):
-        rows = [{"project_id": project_id, "term": t} for t in terms[start : start + 500]]
-        await session.execute(insert(SearchTerm).values(rows).on_conflict_do_nothing())
+    # one compiled statement, executed for many rows
+    await session.execute(
+        insert(SearchTerm).on_conflict_do_nothing(), [{"project_id": project_id, "term": t} for t in terms]
+    )
 
 
 _FTS_INSERT_SELECT = (

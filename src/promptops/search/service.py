@@ -171,7 +171,9 @@ async def readable_projects(
 
 def _filtered(stmt: Select[Any], projects: Sequence[str], filters: Filters) -> Select[Any]:
     d = SearchDocument
-    stmt = stmt.where(d.project_id.in_(list(projects)), d.archived.is_(False))
+    # coalesce(): the project is checked row by row, never used to pick an index, so a lookup by vector keys
+    # or FTS rowids stays on the unique key index (SQLite without statistics would scan the whole project)
+    stmt = stmt.where(func.coalesce(d.project_id, "").in_(list(projects)), d.archived.is_(False))
     # a label names its own version (production may be v3 while v4 is the latest)
     if not filters.all_versions and not any(label != "latest" for label in filters.labels):
         stmt = stmt.where(d.latest.is_(True))
