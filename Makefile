@@ -94,6 +94,7 @@ bench: install
 	$(VENV)/bin/python bench/unseen.py
 	$(VENV)/bin/python bench/sdk.py
 	$(VENV)/bin/python bench/gateway.py
+	$(VENV)/bin/python bench/search.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build web/dist web/node_modules web/src/api/schema.d.ts \
