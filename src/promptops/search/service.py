@@ -43,6 +43,7 @@ MIN_SIMILARITY = 0.35
 COSINE_WEIGHT = 0.4
 DUPLICATE_SCORE = 0.26
 SIMILAR_CANDIDATES = 50  # nearest by meaning that are scored as duplicates
+SAVE_CANDIDATES = 10  # on every save, fewer: a copy is among the nearest by meaning
 CLUSTER_NEIGHBOURS = 10
 _TERM = re.compile(r"\w+", re.UNICODE)
 QUERY_STOPWORDS = frozenset(
@@ -585,7 +586,7 @@ async def near_duplicates(session: AsyncSession, principal: Principal, version_i
     if doc is None or doc.project_id != principal.project_id:
         return []
     scope = {principal.project_id: principal.project_id}
-    return [s for s in await _neighbours(session, doc, scope, SIMILAR_CANDIDATES) if s.duplicate][:5]
+    return [s for s in await _neighbours(session, doc, scope, SAVE_CANDIDATES) if s.duplicate][:5]
 
 
 @dataclass(frozen=True)
