@@ -6,9 +6,11 @@ route, which asks :func:`promptops.experiments.service.assignment_for`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
@@ -125,26 +127,34 @@ async def start(experiment_id: str, request: Request, principal: Manager) -> Exp
     return _changed(runtime, view)
 
 
+async def _transition(
+    request: Request,
+    principal: Principal,
+    change: Callable[[AsyncSession, Principal, str, str], Awaitable[service.ExperimentView]],
+    experiment_id: str,
+    body: ReasonIn | None,
+) -> ExperimentOut:
+    """Pause, resume or stop: one write transaction, then the cache drop and the answer."""
+    runtime = runtime_of(request)
+    async with runtime.db.transaction(write=True) as session:
+        view = await change(session, principal, experiment_id, (body or ReasonIn()).reason)
+    return _changed(runtime, view)
+
+
 @router.post(
     "/{experiment_id}/pause", response_model=ExperimentOut, summary="Pause (the label serves its version)"
 )
 async def pause(
     experiment_id: str, request: Request, principal: Manager, body: ReasonIn | None = None
 ) -> ExperimentOut:
-    runtime = runtime_of(request)
-    async with runtime.db.transaction(write=True) as session:
-        view = await service.pause(session, principal, experiment_id, (body or ReasonIn()).reason)
-    return _changed(runtime, view)
+    return await _transition(request, principal, service.pause, experiment_id, body)
 
 
 @router.post("/{experiment_id}/resume", response_model=ExperimentOut, summary="Resume a paused experiment")
 async def resume(
     experiment_id: str, request: Request, principal: Manager, body: ReasonIn | None = None
 ) -> ExperimentOut:
-    runtime = runtime_of(request)
-    async with runtime.db.transaction(write=True) as session:
-        view = await service.resume(session, principal, experiment_id, (body or ReasonIn()).reason)
-    return _changed(runtime, view)
+    return await _transition(request, principal, service.resume, experiment_id, body)
 
 
 @router.post(
@@ -153,10 +163,7 @@ async def resume(
 async def stop(
     experiment_id: str, request: Request, principal: Manager, body: ReasonIn | None = None
 ) -> ExperimentOut:
-    runtime = runtime_of(request)
-    async with runtime.db.transaction(write=True) as session:
-        view = await service.stop(session, principal, experiment_id, (body or ReasonIn()).reason)
-    return _changed(runtime, view)
+    return await _transition(request, principal, service.stop, experiment_id, body)
 
 
 @router.post(

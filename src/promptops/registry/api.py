@@ -540,12 +540,11 @@ async def similar(
     projects: search_api.Projects = None,
 ) -> SimilarListOut:
     async with runtime_of(request).db.transaction() as session:
-        doc, found = await search_service.similar(
+        doc, project, found = await search_service.similar(
             session, principal, name, limit=limit, min_similarity=min_similarity, projects=projects or ()
         )
-        here = await search_service.readable_projects(session, principal)
     return SimilarListOut(
-        prompt=PromptRefOut(**search_api.ref_out(doc, here[doc.project_id])),
+        prompt=PromptRefOut(**search_api.ref_out(doc, project)),
         items=[
             SimilarOut(
                 **search_api.ref_out(s.doc, s.project_name),

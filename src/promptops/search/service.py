@@ -144,18 +144,19 @@ class SearchPage:
 # --- scope ----------------------------------------------------------------------------------------------------
 
 
-async def readable_projects(
-    session: AsyncSession, principal: Principal, wanted: Sequence[str] = ()
-) -> dict[str, str]:
-    """Project id -> name of the projects to search: the principal's own by default."""
+async def _readable(session: AsyncSession, principal: Principal) -> dict[str, str]:
+    """Project id -> name of every project whose prompts the principal may read (its own always)."""
     principal.require(Permission.PROMPT_READ)
     mine = {
         project.id: project.name
         for project, role in await tenancy.list_projects(session, principal)
         if has_permission(role, Permission.PROMPT_READ)
     }
-    if principal.project_id not in mine:  # an API key, or the system principal
-        mine[principal.project_id] = mine.get(principal.project_id, principal.project_id)
+    mine.setdefault(principal.project_id, principal.project_id)  # the system principal has no membership
+    return mine
+
+
+def _choose(mine: dict[str, str], principal: Principal, wanted: Sequence[str]) -> dict[str, str]:
     if not wanted:
         return {principal.project_id: mine[principal.project_id]}
     if "*" in wanted:
@@ -168,6 +169,14 @@ async def readable_projects(
             raise NotFound(f"No project {item!r} that you can read", code="project_not_found")
         chosen[pid] = mine[pid]
     return chosen
+
+
+async def readable_projects(
+    session: AsyncSession, principal: Principal, wanted: Sequence[str] = ()
+) -> dict[str, str]:
+    """Project id -> name of the projects to search: the principal's own by default, the named ones, or every
+    readable one for ``*``; a project the principal cannot read is NotFound."""
+    return _choose(await _readable(session, principal), principal, wanted)
 
 
 def _filtered(stmt: Select[Any], projects: Sequence[str], filters: Filters) -> Select[Any]:
@@ -571,13 +580,15 @@ async def similar(
     limit: int = 10,
     min_similarity: float = MIN_SIMILARITY,
     projects: Sequence[str] = (),
-) -> tuple[SearchDocument, list[Similar]]:
+) -> tuple[SearchDocument, str, list[Similar]]:
     """Prompts whose latest text means about the same as this prompt's latest version: the nearest by meaning,
-    ranked by duplicate score (meaning and shared words), those below ``min_similarity`` in meaning left out."""
-    scope = await readable_projects(session, principal, projects)
+    ranked by duplicate score (meaning and shared words), those below ``min_similarity`` in meaning left out.
+    Returns the prompt's document, its project's name and the similar prompts."""
+    mine = await _readable(session, principal)
+    scope = _choose(mine, principal, projects)
     doc = await _latest_doc(session, principal, name_or_id)
     found = await _neighbours(session, doc, scope, max(limit, SIMILAR_CANDIDATES))
-    return doc, [s for s in found if s.similarity >= min_similarity][:limit]
+    return doc, mine[doc.project_id], [s for s in found if s.similarity >= min_similarity][:limit]
 
 
 async def near_duplicates(session: AsyncSession, principal: Principal, version_id: str) -> list[Similar]:
