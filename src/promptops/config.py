@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     run_workers: bool = Field(
         default=True, description="This server process also runs job workers (false: API-only replica)."
     )
+    scheduler: bool = Field(
+        default=True,
+        description="This process runs the periodic tasks (alert checks, schedules, retention) when it runs workers.",
+    )
+    scheduler_tick_seconds: float = Field(
+        default=5.0, ge=0.05, le=3600, description="How often the scheduler looks for due periodic tasks."
+    )
     job_concurrency: int = Field(default=2, ge=1, le=64, description="Jobs run at once per process.")
     job_max_attempts: int = Field(default=3, ge=1, le=100, description="Tries per job before it fails.")
     job_retry_backoff_seconds: float = Field(

@@ -17,6 +17,7 @@ from promptops.db import Database
 from promptops.experiments import service as experiments_service
 from promptops.experiments.recorder import ExposureRecorder
 from promptops.jobs import build_job_queue
+from promptops.jobs.periodic import Scheduler
 from promptops.logging import log
 from promptops.migrate import upgrade
 from promptops.providers.calls import ModelCaller
@@ -70,6 +71,9 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
     runtime.recorder.start()
     runtime.exposures.start()
     await runtime.jobs.start()
+    if settings.scheduler and settings.run_workers:
+        runtime.scheduler = Scheduler(runtime)
+        await runtime.scheduler.start()
     log.info("started", database=db.dialect, version=__version__)
     # Move everything built at start-up out of the collector's view: full collections then scan only
     # request garbage, which removes tens-of-milliseconds pauses from the latency tail.
@@ -78,6 +82,9 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
+        if runtime.scheduler is not None:
+            await runtime.scheduler.stop()
+            runtime.scheduler = None
         await runtime.jobs.stop()
         await runtime.recorder.stop()
         await runtime.exposures.stop()

@@ -10,6 +10,7 @@ from promptops.experiments import models as experiment_models
 from promptops.feedback import models as feedback_models
 from promptops.governance import models as governance_models
 from promptops.idempotency import IdempotencyRecord
+from promptops.jobs import models as job_models
 from promptops.optimize import models as optimize_models
 from promptops.providers import models as provider_models
 from promptops.registry import models as registry_models
@@ -28,6 +29,7 @@ __all__ = [
     "experiment_models",
     "feedback_models",
     "governance_models",
+    "job_models",
     "metadata",
     "optimize_models",
     "provider_models",

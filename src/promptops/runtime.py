@@ -15,6 +15,7 @@ from promptops.db import Database
 if TYPE_CHECKING:  # built by promptops.lifecycle.build_runtime; this module stays below the features
     from promptops.experiments.recorder import ExposureRecorder
     from promptops.jobs.base import JobQueue
+    from promptops.jobs.periodic import Scheduler
     from promptops.providers.calls import ModelCaller
     from promptops.runs.recorder import RunRecorder
 
@@ -30,6 +31,8 @@ class Runtime:
     exposures: ExposureRecorder
     # Durable background jobs (promptops.jobs); build_runtime sets the configured backend.
     jobs: JobQueue = field(default_factory=lambda: UnstartedQueue())
+    # Periodic tasks (promptops.jobs.periodic); set while a process that runs workers is running.
+    scheduler: Scheduler | None = None
     # Authenticated API keys by key digest (see promptops.auth.deps); per server, dropped on revocation.
     api_key_cache: TTLCache[Any] = field(default_factory=lambda: TTLCache(ttl=0))
 

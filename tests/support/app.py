@@ -133,6 +133,9 @@ def make_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
         # The built web UI (web/dist) is served only where a test asks for it (tests/ops/test_web.py): a test
         # app must not depend on whether `make web` ran.
         "web_dir": tmp_path / "no-web-ui",
+        # Periodic tasks run only where a test drives them (promptops.jobs.periodic.run_now / run_due) or asks
+        # for the loop (scheduler=True): a round firing in the middle of a test would race with its requests.
+        "scheduler": False,
     }
     values.update(overrides)
     return Settings(**values)
