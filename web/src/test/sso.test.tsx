@@ -1,0 +1,99 @@
+import { MantineProvider } from "@mantine/core";
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { render, screen } from "@testing-library/react";
+import type { ReactNode } from "react";
+import { MemoryRouter, Route, Routes } from "react-router";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import LoginPage from "../pages/LoginPage";
+import { safeNext } from "../pages/login/SsoSignIn";
+
+// The API client keeps the fetch it found on import: install one this file answers (see search.test.tsx).
+const network = vi.hoisted(() => {
+  const state: { handler: ((request: Request) => Promise<Response>) | null } = { handler: null };
+  const NodeRequest = globalThis.Request;
+  class PageRequest extends NodeRequest {
+    constructor(input: RequestInfo | URL, init?: RequestInit) {
+      super(typeof input === "string" ? new URL(input, "http://localhost") : input, init);
+    }
+  }
+  globalThis.Request = PageRequest;
+  const nodeFetch = globalThis.fetch;
+  globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit) =>
+    state.handler ? state.handler(new PageRequest(input, init)) : nodeFetch(input, init);
+  return state;
+});
+
+afterEach(() => {
+  network.handler = null;
+});
+
+function json(body: unknown, status = 200) {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+}
+
+function page(entry: string, children: ReactNode = <LoginPage />) {
+  const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+  return render(
+    <MantineProvider>
+      <QueryClientProvider client={client}>
+        <MemoryRouter initialEntries={[entry]}>
+          <Routes>
+            <Route path="/login" element={children} />
+          </Routes>
+        </MemoryRouter>
+      </QueryClientProvider>
+    </MantineProvider>,
+  );
+}
+
+function providers(list: { name: string; displayName: string }[]) {
+  const asked: string[] = [];
+  network.handler = async (request) => {
+    asked.push(new URL(request.url).pathname);
+    return json(list.map((p) => ({ ...p, loginUrl: `/api/v1/auth/sso/${p.name}/login` })));
+  };
+  return asked;
+}
+
+describe("Sign in with SSO", () => {
+  it("offers the organization's provider, returning to the page the user came from", async () => {
+    const asked = providers([{ name: "corp", displayName: "Corp IdP" }]);
+    page("/login?next=%2Fprompts%2Fsupport");
+    const link = await screen.findByRole("link", { name: "Sign in with SSO" });
+    expect(link).toHaveAttribute("href", "/api/v1/auth/sso/corp/login?next=%2Fprompts%2Fsupport");
+    expect(asked).toEqual(["/api/v1/auth/sso/providers"]);
+    expect(screen.getByRole("button", { name: "Sign in" })).toBeInTheDocument(); // passwords still possible
+  });
+
+  it("names each provider when there are several", async () => {
+    providers([
+      { name: "entra", displayName: "Microsoft" },
+      { name: "okta", displayName: "Okta" },
+    ]);
+    page("/login");
+    expect(await screen.findByRole("link", { name: "Sign in with Microsoft" })).toHaveAttribute("href", "/api/v1/auth/sso/entra/login?next=%2F");
+    expect(screen.getByRole("link", { name: "Sign in with Okta" })).toBeInTheDocument();
+  });
+
+  it("shows no SSO button without providers", async () => {
+    const asked = providers([]);
+    page("/login");
+    await vi.waitFor(() => expect(asked).toHaveLength(1));
+    expect(screen.queryByRole("link", { name: /SSO/ })).toBeNull();
+  });
+
+  it("explains why the identity provider's answer was refused", async () => {
+    providers([{ name: "corp", displayName: "Corp" }]);
+    page("/login?ssoError=sso_no_role");
+    expect(await screen.findByText(/no project gives your groups a role/)).toBeInTheDocument();
+    expect(await screen.findByRole("link", { name: "Sign in with SSO" })).toBeInTheDocument();
+  });
+
+  it("never returns to another site", () => {
+    expect(safeNext("//evil.example.com")).toBe("/");
+    expect(safeNext("/\\evil.example.com")).toBe("/");
+    expect(safeNext("https://evil.example.com")).toBe("/");
+    expect(safeNext("/prompts")).toBe("/prompts");
+    expect(safeNext(null)).toBe("/");
+  });
+});
