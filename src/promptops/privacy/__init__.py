@@ -1,0 +1,1 @@
+"""GDPR tooling: data subject access exports, erasure by crypto-shredding, retention policies."""
