@@ -1,0 +1,1 @@
+"""Production monitoring: per-version metrics over time, online evaluation and drift detection."""
