@@ -1,0 +1,1 @@
+"""Alerts: rules evaluated on a schedule, deduplicated alerts with history, notification channels."""
