@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
+from promptops.search.embed import embedder, to_bytes
+from promptops.search.index import embedding_label, embedding_text
 from promptops.search.models import SearchDocument
 from tests.support.app import ADMIN_KEY, Api, open_api
 from tests.support.tenancy import B_SECRET, make_project_b
@@ -148,3 +150,54 @@ async def test_restart_catches_up_stale_corrupt_or_missing_index(db_url: str, tm
     finally:
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+async def test_vectors_follow_description_and_recipe(db_url: str, tmp_path: Path) -> None:
+    """A new description is embedded again in the same write; vectors of an older model or text recipe are
+    embedded again at start-up."""
+    data = tmp_path / "server"
+    api, client, lifespan = await open_api(db_url, tmp_path, data_dir=data)
+    try:
+        body = {
+            "name": "notes/plain",
+            "template": "Rewrite {{ text }} more briefly.",
+            "description": "Shorter",
+        }
+        assert (await api.post("/api/v1/prompts", json=body)).status_code == 201
+        before = await stored_vector(api, "notes/plain")
+        r = await api.patch("/api/v1/prompts/notes/plain", json={"description": "Stargazing telescope guide"})
+        assert r.status_code == 200, r.text
+        after = await stored_vector(api, "notes/plain")
+        expected = embedder().embed(
+            [embedding_text("Stargazing telescope guide", "Rewrite {{ text }} more briefly.", "notes/plain")]
+        )[0]
+        assert after != before and after == to_bytes(expected)
+        assert "default:notes/plain" in await hits(api, "stargazing telescope", mode="semantic")
+        async with api.app.state.runtime.db.transaction(write=True) as session:  # vectors of an older recipe
+            await session.execute(
+                update(SearchDocument).values(embedding_model="old", embedding=b"\0" * 1024)
+            )
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+    api, client, lifespan = await open_api(db_url, tmp_path, data_dir=data)
+    try:
+        async with api.app.state.runtime.db.transaction() as session:
+            labels = set((await session.execute(select(SearchDocument.embedding_model))).scalars())
+        assert labels == {embedding_label(embedder().name)}
+        assert await stored_vector(api, "notes/plain") == to_bytes(expected)
+        assert "default:notes/plain" in await hits(api, "stargazing telescope", mode="semantic")
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def stored_vector(api: Api, name: str) -> bytes:
+    async with api.app.state.runtime.db.transaction() as session:
+        return (
+            await session.execute(
+                select(SearchDocument.embedding).where(
+                    SearchDocument.prompt_name == name, SearchDocument.latest
+                )
+            )
+        ).scalar_one()

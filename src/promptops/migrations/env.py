@@ -17,14 +17,19 @@ config = context.config
 
 def _include_name(name: str | None, type_: str, _parents: object) -> bool:
     """Autogenerate compares our models only: procrastinate's tables come from migration 0004 (its own SQL); the
-    search index's SQLite FTS5 tables, its PostgreSQL tsvector column and indexes from 0011 (raw SQL too)."""
+    search index's SQLite FTS5 tables, its PostgreSQL tsvector column and indexes from 0011 and 0021 (raw SQL
+    too)."""
     name = name or ""
     if type_ == "table":
         return not name.startswith(("procrastinate_", "search_fts"))
     if type_ == "column":
         return name != "tsv"
     if type_ == "index":
-        return name not in ("ix_search_documents_tsv", "ix_search_documents_name_trgm")
+        return name not in (
+            "ix_search_documents_tsv",
+            "ix_search_documents_name_trgm",
+            "ix_search_documents_tsv_latest",
+        )
     return True
 
 

@@ -12,14 +12,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from promptops.db import utcnow
+from promptops.db import Database, utcnow
 from promptops.search.embed import embedder, to_bytes
 from promptops.search.models import SearchDocument, SearchTerm
 
@@ -77,9 +77,21 @@ def body_text(template: str | None, messages: Sequence[Mapping[str, Any]] | None
     return "\n".join(lines)
 
 
-def embedding_text(description: str, body: str) -> str:
-    """What a version's vector is made from: its instruction text, after the prompt's description."""
-    return f"{description}\n{body}" if description else body
+def embedding_text(description: str, body: str, name: str = "") -> str:
+    """What a vector is made from: the words of the prompt's ``name`` (for the index: a name says what a prompt
+    is for, and searches name it), its description, then its instruction text. Duplicate scores compare
+    content vectors made without the name (service.content_vectors)."""
+    head = "\n".join(part for part in (_WORDS.sub(" ", name).strip(), description) if part)
+    return f"{head}\n{body}" if head else body
+
+
+# Stored with each vector: the model and the recipe of its text (embedding_text). Documents with another value
+# are embedded again at start-up (refresh_embeddings), so a new recipe reaches existing prompts.
+RECIPE = "name-desc-text"
+
+
+def embedding_label(model_name: str) -> str:
+    return f"{model_name}:{RECIPE}"
 
 
 async def index_prompt(
@@ -92,7 +104,7 @@ async def index_prompt(
     model = embedder()
     if new:
         bodies = [body_text(v.template, v.messages) for v in new]
-        vectors = model.embed([embedding_text(prompt.description, b) for b in bodies])
+        vectors = model.embed([embedding_text(prompt.description, b, prompt.name) for b in bodies])
         for version, body, vector in zip(new, bodies, vectors, strict=True):
             session.add(
                 SearchDocument(
@@ -116,7 +128,7 @@ async def index_prompt(
                     content_hash=version.content_hash,
                     created_at=version.created_at,
                     updated_at=prompt.updated_at,
-                    embedding_model=model.name,
+                    embedding_model=embedding_label(model.name),
                     embedding=to_bytes(vector),
                     changed_at=now,
                 )
@@ -125,6 +137,7 @@ async def index_prompt(
     doc = SearchDocument
     dialect = session.get_bind().dialect.name
     if scope == "all":
+        await _reembed_renamed(session, prompt, now)
         await session.execute(
             update(doc)
             .where(doc.prompt_id == prompt.prompt_id)
@@ -178,6 +191,73 @@ async def index_prompt(
         await _refresh_fts(session, prompt.prompt_id, None if scope == "all" else sorted(touched))
 
 
+_DOCS = cast(Table, SearchDocument.__table__)
+_SET_VECTOR = (
+    update(_DOCS)
+    .where(_DOCS.c.version_id == bindparam("b_version_id"))
+    .values(
+        embedding=bindparam("b_embedding"),
+        embedding_model=bindparam("b_label"),
+        changed_at=bindparam("b_now"),
+    )
+)
+
+
+async def _reembed_renamed(session: AsyncSession, prompt: PromptState, now: datetime) -> None:
+    """Vectors of the prompt's documents made from another name or description, made again."""
+    doc = SearchDocument
+    rows = (
+        await session.execute(
+            select(doc.version_id, doc.body).where(
+                doc.prompt_id == prompt.prompt_id,
+                or_(doc.prompt_name != prompt.name, doc.description != prompt.description),
+            )
+        )
+    ).all()
+    if not rows:
+        return
+    model = embedder()
+    vectors = model.embed([embedding_text(prompt.description, row.body, prompt.name) for row in rows])
+    label = embedding_label(model.name)
+    await session.execute(
+        _SET_VECTOR,
+        [
+            {"b_version_id": row.version_id, "b_embedding": to_bytes(v), "b_label": label, "b_now": now}
+            for row, v in zip(rows, vectors, strict=True)
+        ],
+    )
+
+
+async def refresh_embeddings(db: Database, batch: int = 500) -> int:
+    """Embed again every document whose vector was made by another model or text recipe (see RECIPE), in
+    transactions of ``batch``; returns how many. The vector indexes pick the new vectors up like any change.
+    Cheap when none is stale (one query)."""
+    model = embedder()
+    label = embedding_label(model.name)
+    done = 0
+    while True:
+        async with db.transaction(write=True) as session:
+            rows = (
+                await session.execute(
+                    select(_DOCS.c.version_id, _DOCS.c.prompt_name, _DOCS.c.description, _DOCS.c.body)
+                    .where(_DOCS.c.embedding_model != label)
+                    .limit(batch)
+                )
+            ).all()
+            if not rows:
+                return done
+            vectors = model.embed([embedding_text(r.description, r.body, r.prompt_name) for r in rows])
+            now = utcnow()
+            await session.execute(
+                _SET_VECTOR,
+                [
+                    {"b_version_id": r.version_id, "b_embedding": to_bytes(v), "b_label": label, "b_now": now}
+                    for r, v in zip(rows, vectors, strict=True)
+                ],
+            )
+        done += len(rows)
+
+
 async def _add_terms(session: AsyncSession, dialect: str, project_id: str, texts: Sequence[str]) -> None:
     terms = sorted({t.lower() for text_ in texts for t in _TERM.findall(text_)})
     if not terms:
@@ -190,7 +270,7 @@ async def _add_terms(session: AsyncSession, dialect: str, project_id: str, texts
 
 
 _FTS_INSERT_SELECT = (
-    "INSERT INTO search_fts(rowid, project_id, name, description, tags, labels, body, variables, commit_message) "
+    "INSERT INTO {table}(rowid, project_id, name, description, tags, labels, body, variables, commit_message) "
     "SELECT vector_key, project_id, name_words, description, tags, labels, body, variables, commit_message "
     "FROM search_documents WHERE prompt_id = :prompt_id"
 )
@@ -205,18 +285,29 @@ _FTS_DELETE = {
     ).bindparams(bindparam("ids", expanding=True)),
 }
 _FTS_INSERT = {
-    False: text(_FTS_INSERT_SELECT),
-    True: text(_FTS_INSERT_SELECT + " AND version_id IN :ids").bindparams(bindparam("ids", expanding=True)),
+    False: text(_FTS_INSERT_SELECT.format(table="search_fts")),
+    True: text(_FTS_INSERT_SELECT.format(table="search_fts") + " AND version_id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    ),
 }
+# the latest, non-archived document of the prompt (what a default search reads; migration 0021)
+_LATEST_DELETE = text(
+    "DELETE FROM search_fts_latest WHERE rowid IN "
+    "(SELECT vector_key FROM search_documents WHERE prompt_id = :prompt_id)"
+)
+_LATEST_INSERT = text(_FTS_INSERT_SELECT.format(table="search_fts_latest") + " AND latest AND NOT archived")
 
 
 async def _refresh_fts(session: AsyncSession, prompt_id: str, version_ids: Sequence[str] | None) -> None:
-    """SQLite: rows of the FTS5 table (rowid = vector key) written again from their documents: the prompt's
-    ``version_ids`` (``None``: all of the prompt's)."""
+    """SQLite: rows of the FTS5 tables (rowid = vector key) written again from their documents: in
+    ``search_fts`` the prompt's ``version_ids`` (``None``: all of the prompt's), in ``search_fts_latest`` the
+    prompt's one latest, non-archived document."""
+    params: dict[str, object] = {"prompt_id": prompt_id}
+    await session.execute(_LATEST_DELETE, params)
+    await session.execute(_LATEST_INSERT, params)
     some = version_ids is not None
     if some and not version_ids:
         return
-    params: dict[str, object] = {"prompt_id": prompt_id}
     if some:
         params["ids"] = list(version_ids or ())
     await session.execute(_FTS_DELETE[some], params)

@@ -1,7 +1,9 @@
 """The search index: one document per prompt version, kept in the transaction of every registry write.
 
-Full text: on SQLite an FTS5 table (``search_fts``, created by the migration) holds the same words; on PostgreSQL
-the ``tsv`` column (a stored generated ``tsvector`` with a GIN index, also created by the migration) does. The
+Full text: on SQLite an FTS5 table (``search_fts``, created by the migration) holds the same words, and a second
+one (``search_fts_latest``, migration 0021) only each prompt's latest, non-archived document, which default
+searches read; on PostgreSQL the ``tsv`` column (a stored generated ``tsvector`` with a GIN index, and a partial
+GIN index over the latest, non-archived rows) does. The
 vector of each version's text is stored here too; the approximate-nearest-neighbour index in memory (and on disk)
 is built from these rows and catches up with them, so the database stays the one source of truth.
 """

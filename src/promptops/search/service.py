@@ -12,19 +12,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 from rapidfuzz.distance import DamerauLevenshtein
 from sqlalchemy import Select, bindparam, func, literal_column, or_, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import load_only
+from sqlalchemy.orm import defer
 
 from promptops.auth.principal import Principal
 from promptops.errors import NotFound, ValidationProblem
 from promptops.governance.rbac import Permission, has_permission
 from promptops.search.embed import clean, embedder, from_bytes
+from promptops.search.index import embedding_text
 from promptops.search.models import SearchDocument, SearchTerm
 from promptops.search.vectors import indexes
 from promptops.tenancy import service as tenancy
@@ -33,10 +34,17 @@ Mode = Literal["hybrid", "text", "semantic"]
 MODES: tuple[Mode, ...] = ("hybrid", "text", "semantic")
 MAX_QUERY_CHARS = 1000
 MAX_TERMS = 32
+# Reciprocal rank fusion: score = TEXT_WEIGHT / (RRF_K + text rank) + SEMANTIC_WEIGHT / (RRF_K + semantic rank).
 RRF_K = 60
+TEXT_WEIGHT = 1.0
+SEMANTIC_WEIGHT = 1.0
 CANDIDATES = 100  # per ranking, before fusion and paging
-# Below this cosine similarity a vector neighbour is not offered on its own (hybrid), nor reported as similar.
+# Below this cosine similarity a prompt is not reported as similar (default of /similar's minSimilarity).
 MIN_SIMILARITY = 0.35
+# Below this cosine a vector neighbour is not fused into a hybrid ranking. Chosen by 5-fold cross-validation over
+# the queries of bench/data/similarity with RRF_K and the weights fixed at the usual 60 and 1 (0.25 in four
+# folds; held-out recall@5 0.908 against 0.898 at 0.35): bench/search.py measures it again.
+HYBRID_MIN_SIMILARITY = 0.25
 # Duplicate score = COSINE_WEIGHT * vector cosine + (1 - COSINE_WEIGHT) * shared stemmed words (Jaccard). On the
 # hand-labelled pairs of bench/data/similarity, 5-fold cross-validation chose the threshold 0.256-0.261 in every
 # fold (held-out accuracy 0.92 against 0.89 for the cosine alone); bench/search.py measures it again.
@@ -101,7 +109,7 @@ QUERY_STOPWORDS = frozenset(
 )
 SNIPPET_WORDS = 5000
 FTS_WINDOW = 1000  # best full-text matches considered before filters (SQLite)
-_FTS = table("search_fts")
+_FTS = {False: table("search_fts"), True: table("search_fts_latest")}  # True: latest, non-archived only
 
 
 @dataclass(frozen=True)
@@ -122,15 +130,31 @@ class Segment:
     match: bool
 
 
+class Ref(NamedTuple):
+    """What a ranking needs of a document (the page's documents are loaded in full afterwards)."""
+
+    version_id: str
+    prompt_id: str
+    project_id: str
+    prompt_name: str
+
+
 @dataclass
 class Hit:
-    doc: SearchDocument
+    ref: Ref
     project_name: str
     score: float = 0.0
     text_rank: int | None = None
     semantic_rank: int | None = None
     similarity: float | None = None
     snippet: list[Segment] = field(default_factory=list)
+    loaded: SearchDocument | None = None  # the whole document, loaded for the page's hits
+
+    @property
+    def doc(self) -> SearchDocument:
+        if self.loaded is None:
+            raise LookupError(f"The document of {self.ref.prompt_name} was not loaded")
+        return self.loaded
 
 
 @dataclass(frozen=True)
@@ -179,19 +203,25 @@ async def readable_projects(
     return _choose(await _readable(session, principal), principal, wanted)
 
 
+def latest_only(filters: Filters) -> bool:
+    """Whether only each prompt's latest version is searched: unless every version is asked for or a label
+    (a label names its own version: production may be v3 while v4 is the latest)."""
+    return not filters.all_versions and all(label == "latest" for label in filters.labels)
+
+
 def _filtered(stmt: Select[Any], projects: Sequence[str], filters: Filters) -> Select[Any]:
     d = SearchDocument
     # coalesce(): the project is checked row by row, never used to pick an index, so a lookup by vector keys
-    # or FTS rowids stays on the unique key index (SQLite without statistics would scan the whole project)
-    stmt = stmt.where(func.coalesce(d.project_id, "").in_(list(projects)), d.archived.is_(False))
-    # a label names its own version (production may be v3 while v4 is the latest)
-    if not filters.all_versions and not any(label != "latest" for label in filters.labels):
-        stmt = stmt.where(d.latest.is_(True))
+    # or FTS rowids stays on the unique key index (SQLite without statistics would scan the whole project).
+    # Plain boolean predicates (not "IS true"): PostgreSQL matches them to the partial index of migration 0021.
+    stmt = stmt.where(func.coalesce(d.project_id, "").in_(list(projects)), ~d.archived)
+    if latest_only(filters):
+        stmt = stmt.where(d.latest)
     for tag in filters.tags:
         stmt = stmt.where((" " + d.tags + " ").contains(f" {tag} ", autoescape=True))
     for label in filters.labels:
         if label == "latest":
-            stmt = stmt.where(d.latest.is_(True))
+            stmt = stmt.where(d.latest)
         else:
             stmt = stmt.where((" " + d.labels + " ").contains(f" {label} ", autoescape=True))
     if filters.model:
@@ -216,9 +246,14 @@ def terms_of(query: str) -> list[str]:
     return terms[:MAX_TERMS]
 
 
+def _ref_columns() -> tuple[Any, ...]:
+    d = SearchDocument
+    return (d.version_id, d.prompt_id, d.project_id, d.prompt_name)
+
+
 async def _text_ranking(
     session: AsyncSession, terms: list[str], projects: Sequence[str], filters: Filters, limit: int
-) -> list[tuple[SearchDocument, float]]:
+) -> list[tuple[Ref, float]]:
     """Documents matching any term, best first (more matched terms, rarer terms, name > description > text)."""
     # Function words match nearly every prompt: ranking them costs much and adds nothing (PostgreSQL's english
     # configuration drops them too). A query made only of them keeps them.
@@ -226,36 +261,37 @@ async def _text_ranking(
     if not terms:
         return []
     d = SearchDocument
-    light = load_only(d.version_id, d.prompt_id, d.project_id, d.vector_key, d.prompt_name)
     if session.get_bind().dialect.name == "sqlite":
         # quoted terms are literal (no FTS5 syntax from users); the last one also matches as a prefix
         quoted = [f'"{t}"' for t in terms[:-1]] + [
             f'"{terms[-1]}"*' if len(terms[-1]) >= 3 else f'"{terms[-1]}"'
         ]
         # FTS5 ranks inside its own query (bm25: name 10, description 4, tags 4, labels 2, text 1, variables 2,
-        # commit message 1); the documents' filters apply to that ranked list.
+        # commit message 1); the documents' filters apply to that ranked list. A search of latest versions reads
+        # the FTS table of only those (migration 0021): ranking cost follows the prompts, not every version.
+        fts = _FTS[latest_only(filters)]
         matched = (
             select(
                 literal_column("rowid").label("key"),
-                literal_column("bm25(search_fts, 0.0, 10.0, 4.0, 4.0, 2.0, 1.0, 2.0, 1.0)").label("rank"),
+                literal_column(f"bm25({fts.name}, 0.0, 10.0, 4.0, 4.0, 2.0, 1.0, 2.0, 1.0)").label("rank"),
             )
-            .select_from(_FTS)
-            .where(text("search_fts MATCH :match").bindparams(match=" OR ".join(quoted)))
-            .where(literal_column("search_fts.project_id").in_(list(projects)))  # before the window's limit
+            .select_from(fts)
+            .where(text(f"{fts.name} MATCH :match").bindparams(match=" OR ".join(quoted)))
+            .where(literal_column(f"{fts.name}.project_id").in_(list(projects)))  # before the window's limit
             .order_by(literal_column("rank"))
             .limit(FTS_WINDOW)
             .subquery()
         )
-        stmt = select(d, matched.c.rank).options(light).join(matched, matched.c.key == d.vector_key)
+        stmt = select(*_ref_columns(), matched.c.rank).join(matched, matched.c.key == d.vector_key)
         stmt = _filtered(stmt, projects, filters).order_by(matched.c.rank, d.prompt_name).limit(limit)
-        return [(row[0], -float(row[1])) for row in await session.execute(stmt)]
+        return [(Ref(*row[:4]), -float(row[4])) for row in await session.execute(stmt)]
     tsquery = " | ".join([t for t in terms[:-1]] + [f"{terms[-1]}:*" if len(terms[-1]) >= 3 else terms[-1]])
     query = func.to_tsquery(literal_column("'english'::regconfig"), bindparam("tsq", tsquery))
     tsv: Any = literal_column("search_documents.tsv")
     rank = func.ts_rank_cd(tsv, query, 1)  # normalised by document length
-    stmt = select(d, rank.label("rank")).options(light).where(tsv.op("@@")(query))
+    stmt = select(*_ref_columns(), rank.label("rank")).where(tsv.op("@@")(query))
     stmt = _filtered(stmt, projects, filters).order_by(rank.desc(), d.prompt_name).limit(limit)
-    return [(row[0], float(row[1])) for row in await session.execute(stmt)]
+    return [(Ref(*row[:4]), float(row[4])) for row in await session.execute(stmt)]
 
 
 # --- misspelled words -----------------------------------------------------------------------------------------
@@ -311,38 +347,51 @@ async def corrections(session: AsyncSession, terms: list[str], projects: Sequenc
 # --- vectors --------------------------------------------------------------------------------------------------
 
 
+async def _nearest(
+    session: AsyncSession, vector: NDArray[np.float32], projects: Sequence[str], count: int
+) -> dict[int, float]:
+    """Vector key -> cosine of the ``count`` nearest latest versions of each project (approximate)."""
+    found: dict[int, float] = {}
+    for project_id in projects:
+        index = await indexes.current(session, project_id)
+        found.update(index.search(vector, count))
+    return found
+
+
 async def _vector_ranking(
     session: AsyncSession,
     vector: NDArray[np.float32],
     projects: Sequence[str],
     filters: Filters,
     limit: int,
-    *,
-    full: bool = False,
-) -> list[tuple[SearchDocument, float]]:
-    """The nearest latest versions by meaning, best first; ``full`` loads whole documents (else only what a
-    ranking needs: the search loads its page's documents afterwards)."""
-    found: list[tuple[int, float]] = []
-    for project_id in projects:
-        index = await indexes.current(session, project_id)
-        found.extend(index.search(vector, limit * 2))
-    if not found:
+) -> list[tuple[Ref, float]]:
+    """The nearest latest versions by meaning that pass the filters, best first."""
+    scores = await _nearest(session, vector, projects, limit * 2)
+    if not scores:
         return []
-    scores = dict(found)
     d = SearchDocument
-    stmt = (
-        select(d)
-        if full
-        else select(d).options(
-            load_only(d.version_id, d.prompt_id, d.project_id, d.vector_key, d.prompt_name)
-        )
+    stmt = _filtered(select(*_ref_columns(), d.vector_key), projects, filters).where(
+        d.vector_key.in_(list(scores))
     )
-    rows = (
-        await session.execute(_filtered(stmt, projects, filters).where(d.vector_key.in_(list(scores))))
-    ).scalars()
+    rows = await session.execute(stmt)
     # the vector index holds latest versions only; with all_versions the latest stands for its prompt
-    ranked = sorted(((doc, scores[doc.vector_key]) for doc in rows), key=lambda p: (-p[1], p[0].prompt_name))
+    ranked = sorted(((Ref(*r[:4]), scores[r[4]]) for r in rows), key=lambda p: (-p[1], p[0].prompt_name))
     return ranked[:limit]
+
+
+_query_vectors: dict[str, NDArray[np.float32]] = {}
+QUERY_CACHE = 2048  # query texts whose vector is kept (the same searches come back: paging, typing, retries)
+
+
+def query_vector(text_: str) -> NDArray[np.float32]:
+    """The vector of a search text, from a small in-process cache (oldest entries dropped first)."""
+    found = _query_vectors.get(text_)
+    if found is None:
+        found = embedder().embed([text_])[0]
+        if len(_query_vectors) >= QUERY_CACHE:
+            _query_vectors.pop(next(iter(_query_vectors)))
+        _query_vectors[text_] = found
+    return found
 
 
 # --- snippets -------------------------------------------------------------------------------------------------
@@ -359,12 +408,14 @@ def snippet(text_: str, terms: Sequence[str], width: int = 28) -> list[Segment]:
     tokens = list(enumerate(words))
     if not tokens:
         return []
-    stems = tuple(_stem(t) for t in terms)
-
-    def hit(word: str) -> bool:
-        return any(w.startswith(stems) for w in _TERM.findall(word.lower()))
-
-    marks = [hit(w) for _, w in tokens]
+    # a word matches when one of its runs of word characters starts with a term's stem (one compiled pattern)
+    starts = re.compile(
+        r"(?<!\w)(?:"
+        + "|".join(re.escape(_stem(t)) for t in sorted(set(terms), key=len, reverse=True))
+        + ")",
+        re.IGNORECASE,
+    )
+    marks = [starts.search(w) is not None for _, w in tokens]
     # the best window by a running sum (one pass, whatever the width)
     count = sum(marks[:width])
     best, best_count = 0, count
@@ -392,7 +443,7 @@ def snippet(text_: str, terms: Sequence[str], width: int = 28) -> list[Segment]:
 # --- search ---------------------------------------------------------------------------------------------------
 
 
-def _best_per_prompt(ranking: list[tuple[SearchDocument, float]]) -> list[tuple[SearchDocument, float]]:
+def _best_per_prompt(ranking: list[tuple[Ref, float]]) -> list[tuple[Ref, float]]:
     seen: set[str] = set()
     out = []
     for doc, score in ranking:
@@ -427,46 +478,52 @@ async def search(
     fixed = await corrections(session, terms, list(projects)) if mode != "semantic" else {}
     if fixed:  # the corrected word is searched as well as the one typed (which may be a real word too)
         terms = terms + [w for w in fixed.values() if w not in terms]
-    text_hits: list[tuple[SearchDocument, float]] = []
-    vector_hits: list[tuple[SearchDocument, float]] = []
+    text_hits: list[tuple[Ref, float]] = []
+    vector_hits: list[tuple[Ref, float]] = []
     if mode in ("hybrid", "text"):
         text_hits = _best_per_prompt(
             await _text_ranking(session, terms, list(projects), filters, CANDIDATES * 3)
         )
     if mode in ("hybrid", "semantic"):
         corrected = " ".join(fixed.get(t, t) for t in terms_of(query)) if fixed else query
-        vector = embedder().embed([corrected])[0]
-        vector_hits = await _vector_ranking(session, vector, list(projects), filters, CANDIDATES)
+        vector_hits = await _vector_ranking(
+            session, query_vector(corrected), list(projects), filters, CANDIDATES
+        )
         if mode == "hybrid":
-            vector_hits = [(d, s) for d, s in vector_hits if s >= MIN_SIMILARITY]
+            vector_hits = [(d, s) for d, s in vector_hits if s >= HYBRID_MIN_SIMILARITY]
     hits: dict[str, Hit] = {}
-    for rank, (doc, _score) in enumerate(text_hits[:CANDIDATES], start=1):
-        hit = hits.setdefault(doc.prompt_id, Hit(doc, projects[doc.project_id]))
+    for rank, (ref, _score) in enumerate(text_hits[:CANDIDATES], start=1):
+        hit = hits.setdefault(ref.prompt_id, Hit(ref, projects[ref.project_id]))
         hit.text_rank = rank
-        hit.score += 1.0 / (RRF_K + rank)
-    for rank, (doc, similarity) in enumerate(vector_hits, start=1):
-        hit = hits.setdefault(doc.prompt_id, Hit(doc, projects[doc.project_id]))
+        hit.score += TEXT_WEIGHT / (RRF_K + rank)
+    for rank, (ref, similarity) in enumerate(vector_hits, start=1):
+        hit = hits.setdefault(ref.prompt_id, Hit(ref, projects[ref.project_id]))
         hit.semantic_rank = rank
         hit.similarity = round(similarity, 4)
-        hit.score += 1.0 / (RRF_K + rank)
-    ordered = sorted(hits.values(), key=lambda h: (-h.score, h.doc.prompt_name, h.doc.project_id))
+        hit.score += SEMANTIC_WEIGHT / (RRF_K + rank)
+    ordered = sorted(hits.values(), key=lambda h: (-h.score, h.ref.prompt_name, h.ref.project_id))
     page = ordered[offset : offset + limit]
-    if page:  # the rankings loaded only ids and names: the page's documents in full
+    if page:  # the rankings read only ids and names: the page's documents in full (not their vectors)
+        d = SearchDocument
         full = {
             doc.version_id: doc
             for doc in (
                 await session.execute(
-                    select(SearchDocument)
-                    .where(SearchDocument.version_id.in_([h.doc.version_id for h in page]))
-                    .execution_options(populate_existing=True)
+                    select(d)
+                    .options(defer(d.embedding))
+                    .where(d.version_id.in_([h.ref.version_id for h in page]))
                 )
             ).scalars()
         }
         for hit in page:
-            hit.doc = full.get(hit.doc.version_id, hit.doc)
+            hit.loaded = full.get(hit.ref.version_id)
+        page = [hit for hit in page if hit.loaded is not None]  # gone since the ranking (a concurrent delete)
+    weights = {"text": TEXT_WEIGHT, "semantic": SEMANTIC_WEIGHT}
+    top = weights.get(mode, max(weights.values())) / (RRF_K + 1)
     for hit in page:
-        hit.score = round(hit.score * RRF_K, 6)  # 1.0 = ranked first by one method
-        source = hit.doc.body if any(_matches(hit.doc.body, terms)) else hit.doc.description or hit.doc.body
+        hit.score = round(hit.score / top, 6)  # 1.0 = ranked first by the method that weighs most
+        body = hit.doc.body
+        source = body if any(_matches(body, terms)) else hit.doc.description or body
         hit.snippet = snippet(source, terms)
     return SearchPage(page, len(ordered), mode, fixed)
 
@@ -519,13 +576,33 @@ def word_stems(text_: str) -> frozenset[str]:
     return frozenset(w[:5] for w in _WORD.findall(clean(text_).lower()) if w not in _STOP)
 
 
-def duplicate_score(a: SearchDocument, b: SearchDocument, cosine: float) -> float:
-    """How likely two prompts are the same instruction reworded: the meaning of their text (vector cosine)
-    blended with the words they share (Jaccard of stemmed words of description and text). Measured on
-    bench/data/similarity (bench/search.py): a pair is a near-duplicate from DUPLICATE_SCORE."""
-    words_a = word_stems(f"{a.description} {a.body}")
-    words_b = word_stems(f"{b.description} {b.body}")
-    jaccard = len(words_a & words_b) / len(words_a | words_b) if words_a | words_b else 0.0
+def content_text(doc: SearchDocument) -> str:
+    """What two prompts are compared on: their instruction (description and text), not their names (a copy is
+    usually saved under another name)."""
+    return embedding_text(doc.description, doc.body)
+
+
+def content_vectors(docs: Sequence[SearchDocument]) -> NDArray[np.float32]:
+    """The vectors of the documents' content (the index's vectors carry their names too: for search)."""
+    return embedder().embed([content_text(doc) for doc in docs])
+
+
+def duplicate_score(
+    a: SearchDocument, b: SearchDocument, cosine: float, stems: dict[str, frozenset[str]] | None = None
+) -> float:
+    """How likely two prompts are the same instruction reworded: the meaning of their content (cosine of
+    content vectors) blended with the words they share (Jaccard of stemmed words of description and text).
+    Measured on bench/data/similarity (bench/search.py): a pair is a near-duplicate from DUPLICATE_SCORE.
+    ``stems`` caches the words of documents by version id (when one document is compared with many)."""
+    cache = {} if stems is None else stems
+    words = []
+    for doc in (a, b):
+        found = cache.get(doc.version_id)
+        if found is None:
+            found = cache[doc.version_id] = word_stems(content_text(doc))
+        words.append(found)
+    union = words[0] | words[1]
+    jaccard = len(words[0] & words[1]) / len(union) if union else 0.0
     return COSINE_WEIGHT * max(cosine, 0.0) + (1 - COSINE_WEIGHT) * jaccard
 
 
@@ -533,7 +610,7 @@ def duplicate_score(a: SearchDocument, b: SearchDocument, cosine: float) -> floa
 class Similar:
     doc: SearchDocument
     project_name: str
-    similarity: float  # cosine of the text vectors
+    similarity: float  # cosine of the content vectors (description and text)
     duplicate_score: float
 
     @property
@@ -545,7 +622,7 @@ async def _latest_doc(session: AsyncSession, principal: Principal, name_or_id: s
     d = SearchDocument
     stmt = select(d).where(
         d.project_id == principal.project_id,
-        d.latest.is_(True),
+        d.latest,
         or_(d.prompt_name == name_or_id, d.prompt_id == name_or_id),
     )
     found = (await session.execute(stmt)).scalars().first()
@@ -558,15 +635,32 @@ async def _neighbours(
     session: AsyncSession, doc: SearchDocument, projects: dict[str, str], candidates: int
 ) -> list[Similar]:
     """The nearest prompts by meaning (other than ``doc``'s own), scored as duplicates, best score first."""
-    ranked = await _vector_ranking(
-        session, from_bytes(doc.embedding), list(projects), Filters(), candidates + 1, full=True
-    )
+    scores = await _nearest(session, from_bytes(doc.embedding), list(projects), 2 * (candidates + 1))
+    if not scores:
+        return []
+    d = SearchDocument
+    rows = (
+        await session.execute(
+            _filtered(select(d), list(projects), Filters()).where(d.vector_key.in_(list(scores)))
+        )
+    ).scalars()
+    others = sorted(
+        (other for other in rows if other.prompt_id != doc.prompt_id),
+        key=lambda o: (-scores[o.vector_key], o.prompt_name),
+    )[:candidates]
+    if not others:
+        return []
+    vectors = content_vectors([doc, *others])
+    cosines = vectors[1:] @ vectors[0]
+    stems: dict[str, frozenset[str]] = {}
     found = [
         Similar(
-            other, projects[other.project_id], round(score, 4), round(duplicate_score(doc, other, score), 4)
+            other,
+            projects[other.project_id],
+            round(float(cosine), 4),
+            round(duplicate_score(doc, other, float(cosine), stems), 4),
         )
-        for other, score in ranked
-        if other.prompt_id != doc.prompt_id
+        for other, cosine in zip(others, cosines, strict=True)
     ]
     found.sort(key=lambda s: (-s.duplicate_score, -s.similarity, s.doc.prompt_name))
     return found
@@ -618,17 +712,13 @@ async def duplicate_clusters(
     index = await indexes.current(session, principal.project_id)
     d = SearchDocument
     docs = (
-        (
-            await session.execute(
-                select(d).where(
-                    d.project_id == principal.project_id, d.latest.is_(True), d.archived.is_(False)
-                )
-            )
-        )
+        (await session.execute(select(d).where(d.project_id == principal.project_id, d.latest, ~d.archived)))
         .scalars()
         .all()
     )
     by_key = {doc.vector_key: doc for doc in docs}
+    content = {doc.vector_key: vector for doc, vector in zip(docs, content_vectors(docs), strict=True)}
+    stems: dict[str, frozenset[str]] = {}
     parent = {k: k for k in by_key}
     weakest: dict[int, float] = {}
 
@@ -639,11 +729,12 @@ async def duplicate_clusters(
         return k
 
     for doc in docs:
-        for key, cosine in index.search(from_bytes(doc.embedding), CLUSTER_NEIGHBOURS + 1):
+        for key, _ in index.search(from_bytes(doc.embedding), CLUSTER_NEIGHBOURS + 1):
             other = by_key.get(key)
             if other is None or key == doc.vector_key:
                 continue
-            score = duplicate_score(doc, other, cosine)
+            cosine = float(content[key] @ content[doc.vector_key])
+            score = duplicate_score(doc, other, cosine, stems)
             if score < threshold:
                 continue
             a, b = root(doc.vector_key), root(key)
