@@ -5,7 +5,7 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint layers typecheck bench install clean web web-test chromium sdk-ts sdk-ts-test vscode vscode-test
+.PHONY: run test lint layers typecheck bench install clean web web-test chromium sdk-ts sdk-ts-test vscode vscode-test test-idp
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
@@ -15,6 +15,13 @@ install:
 	@$(MAKE) --no-print-directory web
 	@$(MAKE) --no-print-directory sdk-ts
 	@$(MAKE) --no-print-directory vscode
+	@$(MAKE) --no-print-directory test-idp
+
+# The OpenID Connect provider the SSO tests start (tests/support/oidc_idp: panva/oidc-provider from npm).
+test-idp:
+	@command -v npm >/dev/null || { echo "node 20 + npm are needed for the SSO tests' OIDC provider (tests/support/oidc_idp)"; exit 1; }
+	@if [ ! -f tests/support/oidc_idp/node_modules/.package-lock.json ] || [ tests/support/oidc_idp/package-lock.json -nt tests/support/oidc_idp/node_modules/.package-lock.json ]; then \
+		cd tests/support/oidc_idp && npm ci --no-audit --no-fund --loglevel=error; fi
 
 # The web UI (web/): npm ci when the lock changed, the API client generated from the server's OpenAPI
 # document, then type-check + build into web/dist (served at / by `promptops serve`) within the JS budget.
@@ -95,8 +102,9 @@ bench: install
 	$(VENV)/bin/python bench/sdk.py
 	$(VENV)/bin/python bench/gateway.py
 	$(VENV)/bin/python bench/search.py
+	$(VENV)/bin/python bench/experiments.py --pg --json bench/results/experiments.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build web/dist web/node_modules web/src/api/schema.d.ts \
 		sdk/typescript/dist sdk/typescript/node_modules sdk/typescript/src/schema.d.ts \
-		integrations/vscode/dist integrations/vscode/node_modules integrations/vscode/*.vsix
+		integrations/vscode/dist integrations/vscode/node_modules integrations/vscode/*.vsix tests/support/oidc_idp/node_modules

@@ -9,5 +9,6 @@ export default defineConfig({
   plugins: [react()],
   server: { proxy: { "/api": api } },
   build: { outDir: "dist", sourcemap: false, manifest: true, chunkSizeWarningLimit: 600 },
-  test: { environment: "jsdom", setupFiles: ["src/test/setup.ts"], include: ["src/**/*.test.tsx", "src/**/*.test.ts"] },
+  // A generous per-test timeout: user-event typing in jsdom is slow on a loaded 2-core CI machine.
+  test: { environment: "jsdom", setupFiles: ["src/test/setup.ts"], include: ["src/**/*.test.tsx", "src/**/*.test.ts"], testTimeout: 30_000 },
 });

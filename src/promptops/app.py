@@ -12,9 +12,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from promptops import __version__
+from promptops.alerts.api import channels_router as alert_channels_router
+from promptops.alerts.api import router as alerts_router
+from promptops.alerts.api import rules_router as alert_rules_router
 from promptops.allow_header import allowed_methods
 from promptops.analytics.api import router as analytics_router
 from promptops.auth.api import auth_router, keys_router, members_router
+from promptops.auth.sso.api import admin_router as sso_admin_router
+from promptops.auth.sso.api import login_router as sso_login_router
 from promptops.config import Settings, get_settings
 from promptops.context import current_request_id
 from promptops.contract_api import router as promptopt_router
@@ -22,6 +27,7 @@ from promptops.datasets.api import router as datasets_router
 from promptops.errors import ProblemError
 from promptops.evals.api import router as evals_router
 from promptops.evals.import_api import router as promptfoo_import_router
+from promptops.evals.schedules.api import router as eval_schedules_router
 from promptops.experiments.api import router as experiments_router
 from promptops.feedback.api import annotations_router
 from promptops.feedback.api import router as feedback_router
@@ -30,18 +36,23 @@ from promptops.governance.api import router as audit_router
 from promptops.lifecycle import build_runtime
 from promptops.logging import configure_logging
 from promptops.middleware import Metrics, RequestContextMiddleware
+from promptops.monitoring.api import router as monitoring_router
 from promptops.openapi import install_openapi
 from promptops.ops.api import router as ops_router
 from promptops.ops.docs import install_docs
 from promptops.ops.web import install_web
 from promptops.optimize.api import router as optimizations_router
+from promptops.packs.api import router as packs_router
 from promptops.playground.api import router as playground_router
+from promptops.privacy.api import router as privacy_router
 from promptops.providers.api import models_router
 from promptops.providers.api import router as providers_router
 from promptops.registry.api import lint_router, preview_router
 from promptops.registry.api import router as prompts_router
+from promptops.registry.approvals.api import router as approvals_router
 from promptops.runs.api import router as runs_router
 from promptops.search.api import router as search_router
+from promptops.security_headers import SecurityHeaders
 from promptops.slack.api import links_router as slack_links_router
 from promptops.slack.api import router as slack_router
 from promptops.tenancy.api import router as projects_router
@@ -61,7 +72,9 @@ def _problem_response(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return _problem_response(exc.to_problem(request.url.path), exc.status)
+        wait = exc.extra.get("retryAfterSeconds") if exc.status == 429 else None
+        headers = {"Retry-After": str(int(wait))} if isinstance(wait, int | float) else None
+        return _problem_response(exc.to_problem(request.url.path), exc.status, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -135,14 +148,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     for router in (
         ops_router,
         auth_router,
+        sso_login_router,
+        sso_admin_router,
         projects_router,
         members_router,
         keys_router,
         search_router,
         prompts_router,
+        approvals_router,
         lint_router,
         preview_router,
         audit_router,
+        privacy_router,
         promptopt_router,
         providers_router,
         models_router,
@@ -150,12 +167,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         playground_router,
         evals_router,
         promptfoo_import_router,
+        eval_schedules_router,
         datasets_router,
         feedback_router,
         annotations_router,
         optimizations_router,
         experiments_router,
+        packs_router,
         analytics_router,
+        monitoring_router,
+        alerts_router,
+        alert_rules_router,
+        alert_channels_router,
         slack_router,  # /slack/commands, /slack/events, /slack/interactions (Slack-signed)
         slack_links_router,
     ):
@@ -169,6 +192,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         max_upload_bytes=settings.max_upload_bytes,
         metrics=app.state.metrics,
     )
+    app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)  # CSP, nosniff, no framing (+HSTS)
     app.add_middleware(GatewayBodyLimit, limit=settings.gateway_max_body_bytes)  # outermost: wire-shaped 413
     return app
 

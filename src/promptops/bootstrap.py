@@ -96,12 +96,12 @@ async def bootstrap(runtime: Runtime) -> BootstrapResult | None:
             session.add(
                 Membership(id=new_id("membership"), project_id=project.id, user_id=user.id, role=Role.ADMIN)
             )
-            await audit.record(session, system, "UserCreated", data={"userId": user.id, "email": user.email})
+            await audit.record(session, system, "UserCreated", data={"userId": user.id})
             await audit.record(
                 session,
                 system,
                 "MemberAdded",
-                data={"userId": user.id, "email": user.email, "role": Role.ADMIN.value},
+                data={"userId": user.id, "role": Role.ADMIN.value},
             )
             _key, raw_key = await auth.create_api_key(
                 session, system, "bootstrap-admin", Role.ADMIN, raw_key=settings.bootstrap_admin_key

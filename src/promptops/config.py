@@ -121,6 +121,28 @@ class Settings(BaseSettings):
     run_workers: bool = Field(
         default=True, description="This server process also runs job workers (false: API-only replica)."
     )
+    password_min_length: int = Field(default=8, ge=8, le=256, description="Shortest password accepted.")
+    password_min_score: int = Field(
+        default=3, ge=0, le=4, description="Least zxcvbn strength (0-4) a new password needs; 0: length only."
+    )
+    login_max_failures: int = Field(
+        default=5, ge=0, le=1000, description="Failed logins for one email that lock it (0: never locks)."
+    )
+    login_ip_max_failures: int = Field(
+        default=50,
+        ge=0,
+        le=100_000,
+        description="Failed logins from one client address that lock it (0: never).",
+    )
+    login_lockout_minutes: float = Field(
+        default=15,
+        gt=0,
+        le=7 * 24 * 60,
+        description="Window for counting failures, and how long a lock lasts.",
+    )
+    api_key_max_days: int = Field(
+        default=0, ge=0, le=3650, description="> 0: every new API key must expire within this many days."
+    )
     scheduler: bool = Field(
         default=True,
         description="This process runs the periodic tasks (alert checks, schedules, retention) when it runs workers.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
@@ -34,6 +34,8 @@ from promptops.optimize.contract.schemas import (
     RefineCandidateOut,
 )
 from promptops.registry import service as registry
+from promptops.registry.approvals import api as approvals_api
+from promptops.registry.approvals.gate import PendingApproval
 from promptops.runtime import runtime_of
 
 router = APIRouter(prefix="/api/prompt", tags=["promptopt contract"])
@@ -164,8 +166,15 @@ async def contract_feedback(
         return feedback_out(await feedback.submit_contract(session, principal, body))
 
 
-@router.post("/rollback", response_model=RollbackResult, summary="Restore a previous prompt version")
-async def contract_rollback(body: RollbackRequest, request: Request, principal: Deployer) -> RollbackResult:
+@router.post(
+    "/rollback",
+    response_model=RollbackResult,
+    responses=approvals_api.GATED,  # type: ignore[arg-type]
+    summary="Restore a previous prompt version (202 with an approval request when the label's rules ask one)",
+)
+async def contract_rollback(
+    body: RollbackRequest, request: Request, principal: Deployer
+) -> RollbackResult | Response:
     async with runtime_of(request).db.transaction(write=True) as session:
         move = await registry.rollback(
             session,
@@ -177,6 +186,8 @@ async def contract_rollback(body: RollbackRequest, request: Request, principal: 
             reason=body.reason,
             approver=body.approver,
         )
+        if isinstance(move, PendingApproval):
+            return await approvals_api.pending_response(session, move)
     return RollbackResult(
         prompt_id=move.prompt.id,
         name=move.prompt.name,

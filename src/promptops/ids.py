@@ -28,6 +28,22 @@ PREFIXES = {
     "optimization": "opt",
     "candidate": "cnd",
     "experiment": "exp",
+    "audit_checkpoint": "ckp",
+    "pack_import": "pki",
+    "eval_schedule": "evs",
+    "eval_schedule_run": "esr",
+    "alert_rule": "alr",
+    "alert": "alt",
+    "alert_event": "ale",
+    "alert_channel": "ach",
+    "alert_delivery": "ald",
+    "online_eval_config": "oec",
+    "online_eval": "oev",
+    "approval": "apr",
+    "approval_decision": "apd",
+    "sso_provider": "ssp",
+    "sso_mapping": "ssm",
+    "sso_identity": "ssi",
 }
 
 

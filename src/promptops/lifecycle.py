@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from promptops import __version__
+from promptops.auth import hardening
 from promptops.bootstrap import bootstrap, print_credentials
 from promptops.config import Settings
 from promptops.crypto import SecretBox, load_master_secret
@@ -20,12 +21,15 @@ from promptops.jobs import build_job_queue
 from promptops.jobs.periodic import Scheduler
 from promptops.logging import log
 from promptops.migrate import upgrade
+from promptops.personal import vault as personal_vault
+from promptops.privacy.legacy import seal_plaintext as seal_plaintext_personal_data
 from promptops.providers.calls import ModelCaller
 from promptops.providers.factory import preload_adapters
 from promptops.providers.service import rotate_secrets
 from promptops.registry import service as registry_service
 from promptops.runs.recorder import RunRecorder
 from promptops.runtime import Runtime
+from promptops.search.index import refresh_embeddings as search_refresh_embeddings
 from promptops.search.vectors import indexes as search_indexes
 from promptops.templates import limits as template_limits
 
@@ -35,6 +39,7 @@ def build_runtime(settings: Settings) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url, read_pool_size=settings.database_read_pool_size)
     box = SecretBox(load_master_secret(settings.secret_key, settings.data_dir), settings.previous_secret_keys)
+    personal_vault.configure(settings.effective_database_url, box)  # per-subject keys of personal data
     recorder = RunRecorder(db)
     caller = ModelCaller(settings, db, box, recorder, ttl=settings.resolve_cache_ttl_seconds)
     runtime = Runtime(
@@ -44,6 +49,7 @@ def build_runtime(settings: Settings) -> Runtime:
     registry_service.resolve_cache.ttl = settings.resolve_cache_ttl_seconds
     experiments_service.running_cache.ttl = settings.resolve_cache_ttl_seconds
     runtime.api_key_cache.ttl = settings.api_key_cache_ttl_seconds
+    hardening.configure(settings)  # password policy, login lockout, API key expiry policy
     template_limits.configure(settings)  # these settings' PROMPTOPS_TEMPLATE_* values, not the environment's
     search_indexes.configure(settings.data_dir / "search-index")  # vector indexes persisted between runs
     return runtime
@@ -62,11 +68,17 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
             print_credentials(created, settings)
     async with db.transaction(write=True) as session:
         rotated = await rotate_secrets(session, runtime.box)
+    sealed_users, sealed_feedback = await seal_plaintext_personal_data(db)
+    if sealed_users or sealed_feedback:
+        log.info("personal_data_sealed", users=sealed_users, feedback=sealed_feedback)
     if rotated:
         log.info("secrets_rotated", count=rotated, key_id=runtime.box.current_kid)
     indexed = await registry_service.index_missing_versions(db)
     if indexed:
         log.info("search_index_backfilled", versions=indexed)
+    reembedded = await search_refresh_embeddings(db)  # vectors from an older model or text recipe
+    if reembedded:
+        log.info("search_vectors_refreshed", versions=reembedded)
     preload_adapters()
     runtime.recorder.start()
     runtime.exposures.start()

@@ -47,7 +47,9 @@ class Metrics:
 
 
 # Dataset uploads and promptfoo imports (a config with its test files) carry files.
-UPLOAD_PATH_RE = re.compile(r"^/api/v1/(?:datasets(?:/.+/(?:import|versions))?|evals/import/promptfoo)$")
+UPLOAD_PATH_RE = re.compile(
+    r"^/api/v1/(?:datasets(?:/.+/(?:import|versions))?|evals/import/promptfoo|packs/import)$"
+)
 
 
 class RequestContextMiddleware:

@@ -48,8 +48,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 # What each problem status means here, with its most common codes (the full table: docs/api.md section 1.5).
 DESCRIPTIONS = {
+    400: "A bad single sign-on callback: `sso_state_invalid`, `sso_state_expired`, `sso_browser_mismatch`",
     401: "Not authenticated: `unauthenticated`, `invalid_authorization`, `invalid_credentials`, "
-    "`api_key_revoked`, `api_key_expired`, `session_invalid`, `user_disabled`",
+    "`api_key_revoked`, `api_key_expired`, `session_invalid`, `user_disabled`, `sso_required`, `sso_*`",
     403: "Not allowed: `permission_denied`, `csrf_failed`, `no_membership`, `user_required`",
     404: "A named resource does not exist in the project (`prompt_not_found`, `version_not_found`, "
     "`label_not_found`, `project_not_found`, ... `not_found`)",
@@ -58,9 +59,11 @@ DESCRIPTIONS = {
     413: "`payload_too_large`: the body exceeds the configured limit",
     422: "`validation_error` (schema validation, with `errors[]`) or a business rule "
     "(`invalid_prompt_name`, `invalid_cursor`, `ambiguous_selector`, template errors, ...)",
-    429: "`provider_rate_limited`: the model provider asked to slow down (`retryAfter`)",
+    429: "`provider_rate_limited`: the model provider asked to slow down (`retryAfter`); `login_locked`: too many "
+    "failed logins (`Retry-After`)",
     500: "`internal_error`: an unexpected server error (quote `requestId`)",
-    502: "The model provider failed: `provider_auth_failed`, `provider_unavailable`, `provider_error`",
+    502: "The model provider failed: `provider_auth_failed`, `provider_unavailable`, `provider_error`; or the "
+    "identity provider could not be reached: `sso_idp_unavailable`",
     503: "`not_ready`: the database is not reachable",
     504: "`provider_timeout`: the model provider did not answer in time",
 }
@@ -87,8 +90,15 @@ MODEL_CALL_STATUSES = (422, 429, 502, 504)
 # Statuses that the rules below cannot see from an operation's shape.
 EXTRA_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/readyz"): (503,),
-    ("post", "/api/v1/auth/login"): (401,),  # invalid_credentials
+    ("post", "/api/v1/auth/login"): (401, 429),  # invalid_credentials, totp_*; login_locked
+    ("get", "/api/v1/auth/totp"): (422,),  # not_a_session: two-factor settings belong to a user session
+    ("post", "/api/v1/auth/totp"): (422,),  # not_a_session
+    ("post", "/api/v1/privacy/retention/apply"): (422,),
     ("post", "/api/v1/auth/logout"): (422,),  # not_a_session: logout with an API key
+    ("get", "/api/v1/auth/sso/{provider}/login"): (502,),  # sso_idp_unavailable
+    # sso_state_*, the ID token and claim checks, sso_account_exists, sso_idp_unavailable
+    ("get", "/api/v1/auth/sso/{provider}/callback"): (400, 401, 409, 502),
+    ("post", "/api/v1/sso/providers"): (502,),  # sso_idp_unavailable: the issuer's discovery failed
     ("post", "/api/v1/playground/run"): MODEL_CALL_STATUSES,
     ("post", "/api/prompt/evaluate"): MODEL_CALL_STATUSES,
     ("post", "/api/prompt/generate"): MODEL_CALL_STATUSES,

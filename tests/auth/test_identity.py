@@ -144,8 +144,11 @@ async def test_logout_revokes_the_session(api: Api) -> None:
     assert (await api.get("/api/v1/auth/me", other)).status_code == 200  # other sessions stay valid
     # an API key is not a session
     assert problem(await api.post("/api/v1/auth/logout")) == (422, "not_a_session")
-    r = await api.get("/api/prompt/audit", params={"eventType": "UserLoggedOut"})
+    # sign-ins and sign-outs are kept in the organization's chain (not the project's)
+    r = await api.get("/api/v1/audit", params={"eventType": "UserLoggedOut", "chain": "org"})
     assert [e["user"] for e in r.json()["events"]] == [ADMIN_EMAIL]
+    r = await api.get("/api/prompt/audit", params={"eventType": "UserLoggedOut"})
+    assert r.json()["events"] == []
 
 
 async def test_me_reports_principal_role_and_permissions(api: Api) -> None:
@@ -300,8 +303,11 @@ async def test_members_add_duplicate_and_change_role(api: Api) -> None:
 
     r = await api.patch(f"/api/v1/members/{member['userId']}", json={"role": "PromptEngineer"})
     assert r.status_code == 200 and r.json()["role"] == "PromptEngineer", r.text
+    # The open session ended with the role change; the next login carries the new role.
+    assert problem(await api.get("/api/v1/auth/me", token)) == (401, "session_invalid")
+    token = (await login(api, "new.member@example.com", "member-pass-1")).json()["token"]
     me = (await api.get("/api/v1/auth/me", token)).json()
-    assert me["role"] == "PromptEngineer"  # the role applies to the open session at once
+    assert me["role"] == "PromptEngineer"
     assert "label:deploy" in me["permissions"]
     r = await api.patch(f"/api/v1/members/{member['userId']}", json={"role": "PromptEngineer"})
     assert r.status_code == 200
@@ -339,7 +345,7 @@ async def test_last_admin_cannot_be_removed_or_demoted(api: Api) -> None:
     members = {m["userId"]: m["role"] for m in (await api.get("/api/v1/members")).json()}
     assert members[admin_id] == "PromptOpsAdmin"
 
-    r = await add_member(api, "second-admin@example.com", "PromptOpsAdmin", "second-admin-1")
+    r = await add_member(api, "second-admin@example.com", "PromptOpsAdmin", "second-admin-pass-2")
     second = r.json()["userId"]
     r = await api.patch(f"/api/v1/members/{admin_id}", json={"role": "Viewer"})
     assert r.status_code == 200 and r.json()["role"] == "Viewer"

@@ -9,7 +9,15 @@ from promptops.app import create_app
 from promptops.openapi import PROBLEM_JSON, PROBLEM_REF
 from tests.support.app import make_settings
 
-PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("post", "/api/v1/auth/login")}
+PUBLIC = {
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("post", "/api/v1/auth/login"),
+    ("get", "/api/v1/auth/sso/providers"),
+    ("get", "/api/v1/auth/sso/{provider}/login"),
+    ("get", "/api/v1/auth/sso/{provider}/callback"),
+}
 
 
 def _operations(tmp_path: Path) -> list[tuple[str, str, dict[str, Any]]]:

@@ -41,7 +41,15 @@ async def test_lifecycle_sticky_resolve_and_audit(api: Api) -> None:
     assert created["status"] == "draft"
     assert [a["name"] for a in created["arms"]] == ["control", "b"]
     assert [a["share"] for a in created["arms"]] == [0.25, 0.75]
-    assert [m["name"] for m in created["metrics"]] == ["conversion", "error", "latency_ms"]
+    assert [m["name"] for m in created["metrics"]] == [
+        "conversion",
+        "error",
+        "latency_ms",
+        "run.error",
+        "run.latency_ms",
+        "run.cost_usd",
+        "feedback.score",
+    ]
 
     # a draft changes nothing
     assert "experiment" not in await resolve(api, "u-1")

@@ -83,12 +83,9 @@ async def test_contract_feedback_stores_the_seed_payload(api: Api) -> None:
     events = await audit_events(api, "FeedbackSubmitted", promptId=prompt_id)
     first = events[-1]
     assert first["promptId"] == prompt_id and first["user"].startswith("apikey:")
-    assert {k: first["data"][k] for k in ("promptId", "user", "score", "notes")} == {
-        "promptId": prompt_id,
-        "user": "qa.lead@example.com",
-        "score": 4.0,
-        "notes": "Clear and correct",
-    }
+    # ... with personal data pseudonymized: the data subject's id as user, a keyed digest of the notes.
+    assert {k: first["data"][k] for k in ("promptId", "score")} == {"promptId": prompt_id, "score": 4.0}
+    assert first["data"]["user"].startswith("eus_") and first["data"]["notes"].startswith("hmac-sha256:")
     assert first["data"]["feedbackId"] == body["id"] and first["data"]["versionId"] == production
 
 

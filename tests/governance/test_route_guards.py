@@ -33,6 +33,10 @@ EXPECTED_PUBLIC = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("POST", "/api/v1/auth/login"),
+    # Single sign-on: which providers exist (for the login page), starting a login, and the provider's redirect.
+    ("GET", "/api/v1/auth/sso/providers"),
+    ("GET", "/api/v1/auth/sso/{provider}/login"),
+    ("GET", "/api/v1/auth/sso/{provider}/callback"),
     # Slack signs these requests (promptops.slack.verify); a bad or missing signature is a 401
     ("POST", "/slack/commands"),
     ("POST", "/slack/events"),

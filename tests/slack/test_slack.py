@@ -124,9 +124,11 @@ async def link_admin(api: Api, slack_user: str = "U0001") -> None:
 
 
 async def member(api: Api, email: str, role: str) -> str:
-    r = await api.post("/api/v1/members", json={"email": email, "role": role, "password": "password-123"})
+    r = await api.post(
+        "/api/v1/members", json={"email": email, "role": role, "password": "slack-member-password-1"}
+    )
     assert r.status_code == 201, r.text
-    return await session_token(api, email, "password-123")
+    return await session_token(api, email, "slack-member-password-1")
 
 
 async def add_prompt(api: Api, name: str = "support/triage", **extra: Any) -> None:

@@ -26,7 +26,7 @@ function freePort() {
   });
 }
 
-export async function startServer() {
+export async function startServer(extraEnv = {}) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "promptops-e2e-"));
   const bin = process.env.PROMPTOPS_BIN ?? join(ROOT, ".venv", "bin", "promptops");
@@ -37,6 +37,7 @@ export async function startServer() {
       PROMPTOPS_BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password,
       PROMPTOPS_BOOTSTRAP_ADMIN_KEY: ADMIN_KEY,
       PROMPTOPS_LOG_LEVEL: "WARNING",
+      ...extraEnv,
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -96,7 +97,7 @@ export async function seriousViolations(page) {
     const ended = Promise.all(finite.map((a) => a.finished.catch(() => undefined)));
     return Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000))]);
   });
-  await page.addScriptTag({ content: AXE });
+  await page.evaluate(AXE); // over the DevTools protocol: the UI's CSP refuses inline scripts
   const violations = await page.evaluate(async () => {
     const result = await window.axe.run(document, {
       runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
@@ -114,11 +115,11 @@ export async function expectAccessible(page, where) {
 
 /** One real server and one browser for the tests of a file: `const env = useServerAndBrowser(setUp?);` at the
  * top, then `env.server.url` and `env.browser` inside the tests. `setUp(base)` runs once the server is up (data
- * every test of the file needs, made through the API). */
-export function useServerAndBrowser(setUp) {
+ * every test of the file needs, made through the API); `serverEnv`: extra PROMPTOPS_* settings of the server. */
+export function useServerAndBrowser(setUp, serverEnv = {}) {
   const env = { server: null, browser: null };
   before(async () => {
-    env.server = await startServer();
+    env.server = await startServer(serverEnv);
     env.browser = await launch();
     await setUp?.(env.server.url);
   });

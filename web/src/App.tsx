@@ -24,8 +24,14 @@ const OptimizePage = lazy(() => import("./pages/OptimizePage"));
 const OptimizationPage = lazy(() => import("./pages/OptimizationPage"));
 const AnnotationsPage = lazy(() => import("./pages/AnnotationsPage"));
 const DashboardsPage = lazy(() => import("./pages/DashboardsPage"));
+const MonitoringPage = lazy(() => import("./pages/MonitoringPage"));
+const AlertsPage = lazy(() => import("./pages/AlertsPage"));
+const ExperimentsPage = lazy(() => import("./pages/ExperimentsPage"));
+const ExperimentDetail = lazy(() => import("./pages/ExperimentsPage").then((m) => ({ default: m.ExperimentDetail })));
 const SearchPage = lazy(() => import("./pages/SearchPage"));
 const DuplicatesPage = lazy(() => import("./pages/DuplicatesPage"));
+const ApprovalsPage = lazy(() => import("./pages/ApprovalsPage"));
+const ApprovalDetail = lazy(() => import("./pages/ApprovalsPage").then((m) => ({ default: m.ApprovalDetail })));
 
 function Loading() {
   return (
@@ -76,6 +82,12 @@ export const router = createBrowserRouter([
       { path: "/optimize/:optimizationId", element: <OptimizationPage /> },
       { path: "/annotations", element: <AnnotationsPage /> },
       { path: "/dashboards", element: <DashboardsPage /> },
+      { path: "/monitoring", element: <MonitoringPage /> },
+      { path: "/alerts", element: <AlertsPage /> },
+      { path: "/experiments", element: <ExperimentsPage /> },
+      { path: "/experiments/:experimentId", element: <ExperimentDetail /> },
+      { path: "/approvals", element: <ApprovalsPage /> },
+      { path: "/approvals/:requestId", element: <ApprovalDetail /> },
       { path: "/audit", element: <AuditPage /> },
       { path: "/settings", element: <SettingsPage /> },
       { path: "*", element: <NotFoundPage /> },

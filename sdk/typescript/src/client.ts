@@ -31,6 +31,8 @@ export interface PromptOpsOptions {
   onError?: (error: unknown) => void;
   /** A `fetch` to use instead of the global one. */
   fetch?: typeof fetch;
+  /** Units whose experiment arm is kept in memory at most (least recently fetched dropped first). Default 10,000. */
+  unitCacheSize?: number;
 }
 
 export interface GetPromptOptions {
@@ -43,6 +45,10 @@ export interface GetPromptOptions {
   fallback?: FallbackInput;
   /** Overrides the client's `cacheTtlMs` for this prompt. */
   cacheTtlMs?: number;
+  /** A user or session id (1–200 characters), with `label`: when an experiment runs on the label, the unit's
+   * sticky arm is served. Cached per unit (never another unit's arm); a label without an experiment is fetched
+   * once for every unit per TTL. */
+  unit?: string;
 }
 
 export interface CacheStats {
@@ -142,6 +148,15 @@ function keyOf(name: string, options: GetPromptOptions): string {
   return `${name}${selector}`;
 }
 
+/** The unit a call is about: only with a label (a version number or the newest version is the same for all). */
+function unitOf(options: GetPromptOptions): string | null {
+  if (options.unit === undefined) return null;
+  if (typeof options.unit !== "string" || options.unit.length < 1 || options.unit.length > 200) {
+    throw new TypeError("unit must be a string of 1-200 characters");
+  }
+  return options.label !== undefined ? options.unit : null;
+}
+
 /**
  * The PromptOps client: `getPrompt` (cached, stale-while-revalidate), `trace`/`record` (batched background
  * sender), `flush` and `shutdown`. Works in Node 20+ and browsers; it only needs `fetch`.
@@ -155,6 +170,11 @@ export class PromptOps {
   readonly #onError: (error: unknown) => void;
   readonly #cache = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<Prompt>>();
+  /** Answers for a unit on a label where an experiment runs, least recently stored first (bounded). */
+  readonly #units = new Map<string, Entry>();
+  readonly #unitCacheSize: number;
+  /** label key -> when a fetch with a unit last said no experiment runs there (ms since the epoch). */
+  readonly #noExperiment = new Map<string, number>();
   readonly #sender: RunSender;
   readonly #cacheStats: CacheStats = {
     hits: 0,
@@ -181,6 +201,7 @@ export class PromptOps {
       fetch: (input, init) => fetchImpl(input, init),
     };
     this.#ttl = options.cacheTtlMs ?? 60_000;
+    this.#unitCacheSize = Math.max(1, options.unitCacheSize ?? 10_000);
     this.#retryAfter = options.retryAfterMs ?? 5_000;
     this.#store = options.store ?? null;
     this.#onError = options.onError ?? (() => {});
@@ -204,6 +225,8 @@ export class PromptOps {
    */
   async getPrompt(name: string, options: GetPromptOptions = {}): Promise<Prompt> {
     const key = keyOf(name, options);
+    const unit = unitOf(options);
+    if (unit !== null) return this.#forUnit(key, unit, name, options);
     const entry = this.#cache.get(key);
     if (entry) {
       if (Date.now() < entry.freshUntil) {
@@ -237,6 +260,47 @@ export class PromptOps {
   /** Drops every cached prompt from memory (the persisted store is left alone). */
   clearCache(): void {
     this.#cache.clear();
+    this.#units.clear();
+    this.#noExperiment.clear();
+  }
+
+  /** `getPrompt` with a unit on a label (see `GetPromptOptions.unit`). */
+  async #forUnit(labelKey: string, unit: string, name: string, options: GetPromptOptions): Promise<Prompt> {
+    const now = Date.now();
+    const ttl = options.cacheTtlMs ?? this.#ttl;
+    const said = this.#noExperiment.get(labelKey);
+    const labelEntry = this.#cache.get(labelKey);
+    if (said !== undefined && now - said < ttl && labelEntry && now < labelEntry.freshUntil) {
+      this.#cacheStats.hits++;
+      return labelEntry.prompt;
+    }
+    const key = JSON.stringify([labelKey, unit]);
+    const entry = this.#units.get(key);
+    if (entry) {
+      if (now < entry.freshUntil) {
+        this.#cacheStats.hits++;
+      } else {
+        this.#cacheStats.staleHits++;
+        if (!this.#inflight.has(key)) {
+          this.#load(key, name, options, unit).catch((error: unknown) => {
+            this.#cacheStats.refreshErrors++;
+            entry.freshUntil = Date.now() + this.#retryAfter;
+            this.#onError(error);
+          });
+        }
+      }
+      return entry.prompt;
+    }
+    this.#cacheStats.misses++;
+    try {
+      return await this.#load(key, name, options, unit);
+    } catch (error) {
+      if (!(error instanceof PromptOpsError) || !error.retryable) throw error;
+      // unreachable: the label's own copy (no experiment), as a call without a unit would get
+      if (labelEntry) return labelEntry.prompt;
+      const { unit: _unit, ...plain } = options;
+      return this.getPrompt(name, plain);
+    }
   }
 
   #remember(key: string, prompt: Prompt, freshUntil: number): Prompt {
@@ -257,8 +321,9 @@ export class PromptOps {
     });
   }
 
-  /** One request per key at a time: concurrent callers share it. */
-  #load(key: string, name: string, options: GetPromptOptions): Promise<Prompt> {
+  /** One request per key at a time: concurrent callers share it. With a unit: the unit's arm, kept per unit, or
+   * (no experiment on the label) the label's version, kept as the label's entry for every unit. */
+  #load(key: string, name: string, options: GetPromptOptions, unit: string | null = null): Promise<Prompt> {
     const running = this.#inflight.get(key);
     if (running) return running;
     const load = (async () => {
@@ -267,15 +332,30 @@ export class PromptOps {
         const query = new URLSearchParams();
         if (options.label !== undefined) query.set("label", options.label);
         if (options.version !== undefined) query.set("version", String(options.version));
+        if (unit !== null) query.set("unit", unit);
         const qs = query.size ? `?${query}` : "";
         const resolved = await requestJson<Resolved>(this.#http, "GET", promptPath(name, qs));
         const fetchedAt = Date.now();
-        const prompt = Prompt.fromResolved(this, resolved, fetchedAt);
+        const prompt = Prompt.fromResolved(this, resolved, fetchedAt, unit);
         // A version number always means the same content: it never goes stale.
         const ttl = options.version !== undefined ? Infinity : (options.cacheTtlMs ?? this.#ttl);
-        this.#remember(key, prompt, fetchedAt + ttl);
-        if (this.#store) {
-          this.#store.set(key, { resolved, fetchedAt }).catch((error: unknown) => {
+        let storeKey: string | null = key;
+        if (unit !== null && prompt.experiment !== null) {
+          this.#units.delete(key);
+          this.#units.set(key, { prompt, freshUntil: fetchedAt + ttl });
+          while (this.#units.size > this.#unitCacheSize) this.#units.delete(this.#units.keys().next().value as string);
+          this.#noExperiment.delete(keyOf(name, options));
+          storeKey = null; // a unit's arm is never persisted (one entry per user would pile up)
+        } else if (unit !== null) {
+          storeKey = keyOf(name, options);
+          this.#noExperiment.set(storeKey, fetchedAt);
+          this.#units.delete(key);
+          this.#remember(storeKey, prompt, fetchedAt + ttl);
+        } else {
+          this.#remember(key, prompt, fetchedAt + ttl);
+        }
+        if (this.#store && storeKey !== null) {
+          this.#store.set(storeKey, { resolved, fetchedAt }).catch((error: unknown) => {
             this.#cacheStats.storeErrors++;
             this.#onError(error);
           });
@@ -384,6 +464,10 @@ export class PromptOps {
     if (prompt && !prompt.isFallback && prompt.versionId) {
       full.prompt ??= prompt.name;
       full.versionId ??= prompt.versionId;
+      if (prompt.experiment && prompt.arm) {
+        full.experimentId ??= prompt.experiment;
+        full.arm ??= prompt.arm;
+      }
     }
     for (const k of Object.keys(full) as Array<keyof RunRecord>) if (full[k] === undefined) delete full[k];
     return this.#sender.enqueue(full) ? (full.id as string) : null;

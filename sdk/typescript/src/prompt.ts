@@ -1,6 +1,7 @@
 import type { components } from "./schema.js";
 
-export type Resolved = components["schemas"]["ResolvedOut"];
+/** The resolve answer; with a `unit` on a label where an experiment runs, it names the unit's arm (`experiment`). */
+export type Resolved = components["schemas"]["ResolvedInExperimentOut"];
 export type Version = components["schemas"]["VersionOut"];
 
 /** A declared template variable (docs/api.md §4.2). */
@@ -75,6 +76,11 @@ export class Prompt {
   /** When the server answered with this version (ms since the epoch); for a fallback, when it was made. */
   readonly fetchedAt: number;
   readonly isFallback: boolean;
+  /** Fetched with a `unit` while an experiment runs on the label: the experiment id and the unit's (sticky) arm;
+   * the version is the arm's, and `modelConfig.model` the arm's model when the arm overrides it. */
+  readonly experiment: string | null;
+  readonly arm: string | null;
+  readonly unit: string | null;
   readonly #renderer: Renderer;
 
   /** @internal */
@@ -94,12 +100,18 @@ export class Prompt {
     this.contentHash = fields.contentHash;
     this.fetchedAt = fields.fetchedAt;
     this.isFallback = fields.isFallback;
+    this.experiment = fields.experiment;
+    this.arm = fields.arm;
+    this.unit = fields.unit;
   }
 
   /** @internal */
-  static fromResolved(renderer: Renderer, resolved: Resolved, fetchedAt: number): Prompt {
+  static fromResolved(renderer: Renderer, resolved: Resolved, fetchedAt: number, unit: string | null = null): Prompt {
     const v = resolved.version;
     const by = resolved.resolvedBy ?? "";
+    const tag = resolved.experiment ?? null;
+    const modelConfig: ModelConfig = { params: {}, ...(v.modelConfig as Partial<ModelConfig>) };
+    if (tag?.model) modelConfig.model = tag.model;
     return new Prompt(renderer, {
       name: resolved.prompt.name,
       promptId: resolved.prompt.id,
@@ -110,11 +122,14 @@ export class Prompt {
       template: v.template ?? null,
       messages: v.messages ? v.messages.map((m) => ({ role: String(m.role), content: String(m.content) })) : null,
       variables: (v.variables ?? []) as unknown as VariableDeclaration[],
-      modelConfig: { params: {}, ...(v.modelConfig as Partial<ModelConfig>) },
+      modelConfig,
       responseSchema: v.responseSchema ?? null,
       contentHash: v.contentHash ?? null,
       fetchedAt,
       isFallback: false,
+      experiment: tag?.id ?? null,
+      arm: tag?.arm ?? null,
+      unit: tag ? unit : null,
     });
   }
 
@@ -146,6 +161,9 @@ export class Prompt {
       contentHash: null,
       fetchedAt: Date.now(),
       isFallback: true,
+      experiment: null,
+      arm: null,
+      unit: null,
     });
   }
 
@@ -166,6 +184,12 @@ export class Prompt {
 
   /** The run fields that attribute a call to this prompt (what tracing and the wrapper send). */
   toJSON(): Record<string, unknown> {
-    return { name: this.name, version: this.version, versionId: this.versionId, label: this.label };
+    return {
+      name: this.name,
+      version: this.version,
+      versionId: this.versionId,
+      label: this.label,
+      ...(this.experiment ? { experiment: this.experiment, arm: this.arm } : {}),
+    };
   }
 }

@@ -33,6 +33,9 @@ export interface RunRecord {
   errorMessage?: string | null;
   traceId?: string | null;
   createdAt?: string;
+  /** The live experiment whose arm served the run, and that arm (set from a prompt fetched with a `unit`). */
+  experimentId?: string | null;
+  arm?: string | null;
 }
 
 export interface TracingOptions {

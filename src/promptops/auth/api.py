@@ -6,8 +6,9 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from promptops.auth import service
+from promptops.auth import hardening, service
 from promptops.auth.deps import CSRF_COOKIE, PUBLIC, SESSION_COOKIE, forget_api_keys, require
 from promptops.auth.models import ApiKey, Membership, User
 from promptops.auth.principal import Principal
@@ -21,10 +22,16 @@ from promptops.auth.schemas import (
     MemberOut,
     MemberUpdateIn,
     MeOut,
+    TotpCodeIn,
+    TotpSetupOut,
+    TotpStateOut,
 )
-from promptops.governance.rbac import ROLE_PERMISSIONS
+from promptops.auth.sso import service as sso_service
+from promptops.errors import NotFound, Unauthenticated, ValidationProblem
+from promptops.governance import audit
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
+from promptops.logging import log
 from promptops.runtime import runtime_of
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -39,10 +46,29 @@ MemberManager = Annotated[Principal, Depends(require(P.MEMBER_MANAGE))]
 async def login(body: LoginIn, request: Request, response: Response) -> LoginOut:
     runtime = runtime_of(request)
     ttl = timedelta(hours=runtime.settings.session_ttl_hours)
-    async with runtime.db.transaction(write=True) as session:
-        token, user_session, principal = await service.login(
-            session, body.email, body.password, ttl, body.project
-        )
+    client = request.client.host if request.client else None
+    await hardening.ensure_login_allowed(runtime.db, body.email, client)  # 429 while locked out
+    try:
+        async with runtime.db.transaction(write=True) as session:
+            # 403 sso_required for members of an "SSO only" organization (the bootstrap admin is the break-glass).
+            break_glass = await sso_service.check_password_login(
+                session, body.email, runtime.settings.bootstrap_admin_email
+            )
+            token, user_session, principal = await service.login(
+                session, body.email, body.password, ttl, body.project
+            )
+            if break_glass:
+                await audit.record(
+                    session, principal, "BreakGlassPasswordLogin", data={"sessionId": user_session.id}
+                )
+            # A second factor, when the user has one: a wrong code rolls the new session back with it.
+            await hardening.check_login_code(session, runtime.box, principal.id, body.totp_code)
+    except Unauthenticated as exc:
+        counted = exc.code in ("invalid_credentials", "invalid_totp")
+        if counted and await hardening.record_login_failure(runtime.db, body.email, client):
+            log.warning("login_locked", client=client)
+        raise
+    await hardening.record_login_success(runtime.db, body.email)
     secure = runtime.settings.cookie_secure
     max_age = int(ttl.total_seconds())
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure)
@@ -79,7 +105,7 @@ async def me(principal: Annotated[Principal, Depends(require(P.PROJECT_READ))]) 
         project_id=principal.project_id,
         org_id=principal.org_id,
         role=principal.role,
-        permissions=sorted(p.value for p in ROLE_PERMISSIONS[principal.role]),
+        permissions=sorted(p.value for p in principal.permissions),
     )
 
 
@@ -100,6 +126,7 @@ async def create_key(body: ApiKeyIn, request: Request, principal: KeyManager) ->
             body.role,
             body.expires_at,
             rate_limit_per_minute=body.rate_limit_per_minute,
+            permissions=body.permissions,
         )
     return ApiKeyCreatedOut(**key_out(key).model_dump(), key=raw)
 
@@ -167,3 +194,76 @@ async def remove_member(user_id: str, request: Request, principal: MemberManager
     async with runtime_of(request).db.transaction(write=True) as session:
         await service.remove_member(session, principal, user_id)
     return Response(status_code=204)
+
+
+# --- two-factor authentication (TOTP) -------------------------------------------------------------------------
+
+
+async def _session_user(session: AsyncSession, principal: Principal) -> User:
+    if principal.kind != "user" or principal.user_id is None:
+        raise ValidationProblem(
+            "Two-factor settings belong to a user: log in with a password first", code="not_a_session"
+        )
+    user = await session.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("User not found", code="user_not_found")
+    return user
+
+
+@auth_router.get("/totp", response_model=TotpStateOut, summary="Whether my account has a second factor")
+async def totp_state(
+    request: Request, principal: Annotated[Principal, Depends(require(P.PROJECT_READ))]
+) -> TotpStateOut:
+    async with runtime_of(request).db.transaction() as session:
+        user = await _session_user(session, principal)
+        row = await hardening.totp_state(session, user.id)
+    return TotpStateOut(
+        enabled=row is not None and row.confirmed_at is not None,
+        pending=row is not None and row.confirmed_at is None,
+        confirmed_at=row.confirmed_at if row else None,
+    )
+
+
+@auth_router.post(
+    "/totp",
+    status_code=201,
+    response_model=TotpSetupOut,
+    summary="Start two-factor set-up: a new TOTP secret (shown once), confirmed by a first code",
+)
+async def totp_setup(
+    request: Request, principal: Annotated[Principal, Depends(require(P.PROJECT_READ))]
+) -> TotpSetupOut:
+    runtime = runtime_of(request)
+    async with runtime.db.transaction(write=True) as session:
+        user = await _session_user(session, principal)
+        secret, uri = await hardening.start_totp(session, runtime.box, user, principal.name)
+    return TotpSetupOut(secret=secret, otpauth_uri=uri)
+
+
+@auth_router.post(
+    "/totp/confirm", response_model=TotpStateOut, summary="Turn two-factor login on with a first code"
+)
+async def totp_confirm(
+    body: TotpCodeIn, request: Request, principal: Annotated[Principal, Depends(require(P.PROJECT_READ))]
+) -> TotpStateOut:
+    runtime = runtime_of(request)
+    async with runtime.db.transaction(write=True) as session:
+        user = await _session_user(session, principal)
+        await hardening.confirm_totp(session, runtime.box, user.id, body.code)
+        await audit.record(session, principal, "TwoFactorEnabled", data={"userId": user.id})
+        row = await hardening.totp_state(session, user.id)
+    return TotpStateOut(enabled=True, pending=False, confirmed_at=row.confirmed_at if row else None)
+
+
+@auth_router.post(
+    "/totp/disable", response_model=TotpStateOut, summary="Turn two-factor login off (needs a current code)"
+)
+async def totp_disable(
+    body: TotpCodeIn, request: Request, principal: Annotated[Principal, Depends(require(P.PROJECT_READ))]
+) -> TotpStateOut:
+    runtime = runtime_of(request)
+    async with runtime.db.transaction(write=True) as session:
+        user = await _session_user(session, principal)
+        await hardening.disable_totp(session, runtime.box, user.id, body.code)
+        await audit.record(session, principal, "TwoFactorDisabled", data={"userId": user.id})
+    return TotpStateOut(enabled=False, pending=False, confirmed_at=None)

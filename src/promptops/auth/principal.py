@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from promptops.governance.rbac import Permission, Role, ensure_permission, has_permission
+from promptops.errors import Forbidden
+from promptops.governance.rbac import ROLE_PERMISSIONS, Permission, Role, ensure_permission, has_permission
 
 
 @dataclass(frozen=True)
@@ -18,12 +19,26 @@ class Principal:
     role: Role
     user_id: str | None = None
     session_id: str | None = None
+    # An API key limited to part of its role (read-only, say): only these permissions; None: the whole role.
+    scopes: frozenset[Permission] | None = None
 
     def can(self, permission: Permission) -> bool:
-        return has_permission(self.role, permission)
+        return has_permission(self.role, permission) and (self.scopes is None or permission in self.scopes)
 
     def require(self, permission: Permission) -> None:
         ensure_permission(self.role, permission)
+        if self.scopes is not None and permission not in self.scopes:
+            raise Forbidden(
+                f"This API key is limited to {len(self.scopes)} permission(s) and lacks {permission.value}",
+                code="permission_denied",
+                permission=permission.value,
+            )
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        """What this principal may do: its role's permissions, narrowed by the key's scopes."""
+        granted = ROLE_PERMISSIONS.get(self.role, frozenset())
+        return granted if self.scopes is None else granted & self.scopes
 
     @property
     def display(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
@@ -16,6 +17,9 @@ class LoginIn(ApiModel):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
     project: str | None = Field(default=None, max_length=100)
+    totp_code: str | None = Field(
+        default=None, max_length=12, description="The current two-factor code, for accounts that have one"
+    )
 
 
 class LoginOut(ApiOut):
@@ -51,6 +55,12 @@ class ApiKeyIn(ApiModel):
         description="Gateway requests a minute for this key (0: no limit); null: the project's "
         "gatewayRateLimitPerMinute, else the server's default",
     )
+    permissions: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Limit the key to these permissions of its role (e.g. ['prompt:read']; 'read' stands for "
+        "every read permission of the role); null: everything the role may do",
+    )
 
     @field_validator("expires_at")
     @classmethod
@@ -71,6 +81,9 @@ class ApiKeyOut(ApiOut):
     revoked_at: datetime | None
     rate_limit_per_minute: int | None = Field(
         default=None, description="The key's own gateway rate limit (null: the project's, else the server's)"
+    )
+    permissions: list[str] | None = Field(
+        default=None, description="The permissions the key is limited to (null: everything its role may do)"
     )
 
 
@@ -97,3 +110,20 @@ class MemberOut(ApiOut):
     role: Role
     project_id: str
     created_at: datetime
+
+
+class TotpCodeIn(ApiModel):
+    code: str = Field(
+        min_length=6, max_length=12, description="A current 6-digit code from the authenticator"
+    )
+
+
+class TotpSetupOut(ApiOut):
+    secret: str = Field(description="The base32 secret (shown only here); add it to an authenticator app")
+    otpauth_uri: str = Field(description="The same secret as an otpauth:// URI (render it as a QR code)")
+
+
+class TotpStateOut(ApiOut):
+    enabled: bool
+    pending: bool = Field(description="Set-up started but not yet confirmed with a code")
+    confirmed_at: datetime | None = None

@@ -5,19 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from promptops.auth.models import ApiKey, Membership, User, UserSession
-from promptops.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from promptops.auth import hardening
+from promptops.auth.models import ApiKey, Membership, User, UserSession, UserTotp
+from promptops.auth.passwords import hash_password, verify_password
 from promptops.auth.principal import Principal
+from promptops.auth.sso.models import SsoIdentity
 from promptops.auth.tokens import digest, is_api_key, new_api_key, new_session_token
 from promptops.db import utcnow
 from promptops.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationProblem
 from promptops.governance import audit
-from promptops.governance.rbac import Role, parse_role
+from promptops.governance.rbac import Permission, Role, parse_role
 from promptops.ids import new_id
+from promptops.personal import vault
 from promptops.tenancy.models import Project
 from promptops.tenancy.service import scoped
 
@@ -65,6 +69,7 @@ def authenticate_api_key(session: Session, raw_key: str) -> KeyAuth:
         project_id=key.project_id,
         org_id=org_id,
         role=Role(key.role),
+        scopes=frozenset(Permission(p) for p in key.permissions) if key.permissions is not None else None,
     )
     needs_touch = key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION
     return KeyAuth(principal, key.id, key.expires_at, needs_touch)
@@ -88,6 +93,7 @@ async def authenticate_session(
     user = await session.get(User, user_session.user_id)
     if user is None or not user.is_active:
         raise Unauthenticated("User is disabled", code="user_disabled")
+    await reveal_users(session, [user])
     principal = await user_principal(session, user, project_ref, session_id=user_session.id)
     return principal, user_session
 
@@ -95,6 +101,8 @@ async def authenticate_session(
 async def user_principal(
     session: AsyncSession, user: User, project_ref: str | None, *, session_id: str | None = None
 ) -> Principal:
+    if vault.is_sealed(user.email):
+        await reveal_users(session, [user])
     stmt = (
         select(Membership, Project)
         .join(Project, Project.id == Membership.project_id)
@@ -124,9 +132,7 @@ async def login(
     session: AsyncSession, email: str, password: str, ttl: timedelta, project_ref: str | None = None
 ) -> tuple[str, UserSession, Principal]:
     """Check a password and open a session; returns the bearer token (shown once) and the session row."""
-    user = (
-        await session.execute(select(User).where(User.email == email.strip().lower()))
-    ).scalar_one_or_none()
+    user = await user_by_email(session, email.strip().lower())
     if (
         not verify_password(user.password_hash if user else None, password)
         or user is None
@@ -169,6 +175,7 @@ async def create_api_key(
     *,
     raw_key: str | None = None,
     rate_limit_per_minute: int | None = None,
+    permissions: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key bound to the principal's project; returns the row and the key (its only appearance).
 
@@ -176,6 +183,10 @@ async def create_api_key(
     parsed_role = parse_role(role)
     if expires_at is not None and expires_at <= utcnow():
         raise ValidationProblem("expiresAt must be in the future", code="invalid_expiry")
+    if principal.kind != "system":  # the bootstrap key is the operator's own, set in the environment
+        hardening.check_key_expiry(expires_at)
+    scopes = hardening.key_scopes(parsed_role, permissions)
+    hardening.check_not_broader(principal.scopes, parsed_role, scopes)
     if rate_limit_per_minute is not None and not 0 <= rate_limit_per_minute <= 1_000_000:
         raise ValidationProblem(
             "rateLimitPerMinute must be between 0 (no limit) and 1000000", code="invalid_rate_limit"
@@ -199,6 +210,7 @@ async def create_api_key(
         created_by=principal.id,
         expires_at=expires_at,
         rate_limit_per_minute=rate_limit_per_minute,
+        permissions=scopes,
     )
     session.add(key)
     await session.flush()
@@ -213,6 +225,7 @@ async def create_api_key(
             "prefix": prefix,
             "expiresAt": expires_at.isoformat() if expires_at else None,
             "rateLimitPerMinute": rate_limit_per_minute,
+            "permissions": scopes,
         },
     )
     return key, raw_key
@@ -252,34 +265,131 @@ def normalize_email(email: str) -> str:
     return email
 
 
-def check_password_strength(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationProblem(
-            f"Password must be at least {MIN_PASSWORD_LENGTH} characters", code="weak_password"
-        )
+def check_password_strength(password: str, *, email: str = "", name: str = "") -> None:
+    """422 ``weak_password`` unless the password meets the policy (promptops.auth.hardening)."""
+    hardening.check_password_policy(password, email=email, name=name)
 
 
 async def create_user(session: AsyncSession, email: str, password: str | None, name: str = "") -> User:
     email = normalize_email(email)
-    if (await session.execute(select(User.id).where(User.email == email))).first() is not None:
+    email_hash = await email_lookup_hash(session, email)
+    if (await session.execute(select(User.id).where(User.email_hash == email_hash))).first() is not None:
         raise Conflict(f"A user with email {email} already exists", code="user_exists")
     if password is not None:
-        check_password_strength(password)
+        check_password_strength(password, email=email, name=name)
+    user_id = new_id("user")
     user = User(
-        id=new_id("user"), email=email, name=name, password_hash=hash_password(password) if password else None
+        id=user_id,
+        email=await vault.seal(session, user_id, email, kind="user"),
+        email_hash=email_hash,
+        name=await vault.seal(session, user_id, name, kind="user"),
+        password_hash=hash_password(password) if password else None,
     )
     session.add(user)
     await session.flush()
+    set_committed_value(user, "email", email)
+    set_committed_value(user, "name", name)
     return user
+
+
+# --- personal fields (sealed under the user's key; see promptops.personal.vault) -------------------------------
+
+
+async def email_lookup_hash(session: AsyncSession, email: str) -> str:
+    return await vault.lookup_hash(session, "email\x00" + email)
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    """The user with this (normalized) email, found by its keyed hash; its personal fields revealed."""
+    user = (
+        await session.execute(select(User).where(User.email_hash == await email_lookup_hash(session, email)))
+    ).scalar_one_or_none()
+    if user is not None:
+        await reveal_users(session, [user])
+    return user
+
+
+async def reveal_users(session: AsyncSession, users: list[User]) -> None:
+    """Replace the sealed email and name of loaded users by their plaintext (``[erased]`` once erased).
+
+    Set as the committed value, so a later flush never writes the plaintext back.
+    """
+    plain = await vault.reveal_many(session, [v for u in users for v in (u.email, u.name)])
+    for user in users:
+        set_committed_value(user, "email", plain.get(user.email, user.email))
+        set_committed_value(user, "name", plain.get(user.name, user.name) if user.name else "")
+
+
+async def seal_plaintext_users(session: AsyncSession) -> int:
+    """Seal the users still holding a plaintext email and name (rows written before personal-data
+    encryption: migration 0019 leaves them for the first start, which has the master key); the count."""
+    users = list((await session.execute(select(User).where(User.email_hash.is_(None)))).scalars())
+    sealed = 0
+    for user in users:
+        if vault.is_sealed(user.email):
+            continue  # an erased user: its hash was dropped on purpose
+        email = user.email.strip().lower()
+        user.email_hash = await email_lookup_hash(session, email)
+        user.email = await vault.seal(session, user.id, email, kind="user")
+        if user.name and not vault.is_sealed(user.name):
+            user.name = await vault.seal(session, user.id, user.name, kind="user")
+        sealed += 1
+    await session.flush()
+    return sealed
+
+
+async def member_user(
+    session: AsyncSession, principal: Principal, user_id: str
+) -> tuple[User, list[Membership]]:
+    """A user who is a member of the principal's project, revealed, with that membership; 404 otherwise."""
+    membership, user = await _membership(session, principal, user_id)
+    return user, [membership]
+
+
+async def erase_user_account(session: AsyncSession, user_id: str) -> int:
+    """After the user's key was shredded: disable the account, drop what could still identify or log it in
+    (email lookup hash, password hash) and revoke its sessions; the number of sessions revoked."""
+    user = await session.get(User, user_id)
+    if user is None:
+        return 0
+    user.is_active = False
+    user.email_hash = None
+    user.password_hash = None
+    open_sessions = list(
+        (
+            await session.execute(
+                select(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+            )
+        ).scalars()
+    )
+    for user_session in open_sessions:
+        user_session.revoked_at = utcnow()
+    # Nothing may sign in to the erased account again: its second factor and its SSO links go too (the same
+    # identity provider subject signing in later gets a new account).
+    await session.execute(delete(UserTotp).where(UserTotp.user_id == user_id))
+    await session.execute(delete(SsoIdentity).where(SsoIdentity.user_id == user_id))
+    await session.flush()
+    return len(open_sessions)
+
+
+async def user_display_names(session: AsyncSession, user_ids: list[str]) -> dict[str, str]:
+    """Each user's email for display (``[erased]`` once erased); unknown ids are left out."""
+    if not user_ids:
+        return {}
+    users = list((await session.execute(select(User).where(User.id.in_(set(user_ids))))).scalars())
+    await reveal_users(session, users)
+    return {u.id: u.email for u in users}
 
 
 async def list_members(session: AsyncSession, principal: Principal) -> list[tuple[Membership, User]]:
     rows = await session.execute(
         scoped(
             select(Membership, User).join(User, User.id == Membership.user_id), Membership, principal
-        ).order_by(User.email)
+        ).order_by(Membership.created_at)
     )
-    return [(m, u) for m, u in rows]
+    pairs = [(m, u) for m, u in rows]
+    await reveal_users(session, [u for _, u in pairs])
+    return sorted(pairs, key=lambda pair: pair[1].email)
 
 
 async def add_member(
@@ -293,7 +403,7 @@ async def add_member(
     """Add a user to the principal's project, creating the user (with ``password``) if new."""
     parsed_role = parse_role(role)
     email = normalize_email(email)
-    user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
+    user = await user_by_email(session, email)
     created = False
     if user is None:
         if password is None:
@@ -320,10 +430,9 @@ async def add_member(
     session.add(membership)
     await session.flush()
     if created:
-        await audit.record(session, principal, "UserCreated", data={"userId": user.id, "email": email})
-    await audit.record(
-        session, principal, "MemberAdded", data={"userId": user.id, "email": email, "role": parsed_role.value}
-    )
+        await audit.record(session, principal, "UserCreated", data={"userId": user.id})
+    # Audit events carry user ids, never emails: the chain must not hold personal data (erasure).
+    await audit.record(session, principal, "MemberAdded", data={"userId": user.id, "role": parsed_role.value})
     return membership, user
 
 
@@ -337,6 +446,7 @@ async def _membership(session: AsyncSession, principal: Principal, user_id: str)
     ).one_or_none()
     if row is None:
         raise NotFound(f"Member {user_id} not found in this project", code="member_not_found")
+    await reveal_users(session, [row[1]])
     return row[0], row[1]
 
 
@@ -367,18 +477,24 @@ async def change_member_role(
         await _ensure_other_admin(session, principal.project_id, user_id)
     previous = membership.role
     membership.role = parsed_role.value
+    revoked = await hardening.revoke_sessions(
+        session, user_id
+    )  # a session must not keep the old role's rights
     await audit.record(
         session,
         principal,
         "MemberRoleChanged",
-        data={"userId": user_id, "email": user.email, "from": previous, "to": parsed_role.value},
+        data={"userId": user_id, "from": previous, "to": parsed_role.value, "sessionsRevoked": revoked},
     )
     return membership, user
 
 
 async def remove_member(session: AsyncSession, principal: Principal, user_id: str) -> None:
-    membership, user = await _membership(session, principal, user_id)
+    membership, _user = await _membership(session, principal, user_id)
     if membership.role == Role.ADMIN.value:
         await _ensure_other_admin(session, principal.project_id, user_id)
     await session.delete(membership)
-    await audit.record(session, principal, "MemberRemoved", data={"userId": user_id, "email": user.email})
+    revoked = await hardening.revoke_sessions(session, user_id)
+    await audit.record(
+        session, principal, "MemberRemoved", data={"userId": user_id, "sessionsRevoked": revoked}
+    )

@@ -37,10 +37,22 @@ def create_key(
             help="Gateway requests a minute for this key (0: no limit); default: the project's limit.",
         ),
     ] = None,
+    permission: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--permission",
+            help="Limit the key to this permission of its role (repeatable), e.g. prompt:read.",
+        ),
+    ] = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Limit the key to the read permissions of its role.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key; the key is printed once and cannot be shown again."""
     body: dict[str, Any] = {"name": name, "role": role}
+    if permission or read_only:
+        body["permissions"] = [*(permission or []), *(["read"] if read_only else [])]
     if expires_in_days is not None:
         body["expiresAt"] = (datetime.now(UTC) + timedelta(days=expires_in_days)).isoformat()
     if rate_limit_per_minute is not None:
@@ -51,8 +63,9 @@ def create_key(
         output.print_json(created)
         return
     expires = output.short_time(created["expiresAt"]) or "never"
+    limited = f", limited to {', '.join(created['permissions'])}" if created.get("permissions") else ""
     output.secret(
-        f"API key {created['name']} ({created['id']}, role {created['role']}, expires {expires})",
+        f"API key {created['name']} ({created['id']}, role {created['role']}{limited}, expires {expires})",
         created["key"],
         "Store this key now: it is shown only this once and the server keeps only its hash.",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as json_module
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -178,6 +178,26 @@ class ApiClient:
                 f"{_reason(exc)}; is the server running ('promptops serve') and is the URL right?",
                 "connection_failed",
             )
+
+    def download(self, path: str, target: BinaryIO, **params: Any) -> int:
+        """GET ``path`` and write the body to ``target`` as it arrives (large exports); the bytes written."""
+        clean = {k: v for k, v in params.items() if v is not None}
+        written = 0
+        try:
+            with self._http.stream("GET", path, params=clean or None, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise problem_error(response)
+                for chunk in response.iter_bytes():
+                    target.write(chunk)
+                    written += len(chunk)
+        except httpx.ConnectError as exc:
+            raise CliError(
+                f"Cannot connect to the PromptOps server at {self.url}",
+                f"{_reason(exc)}; is the server running ('promptops serve') and is the URL right?",
+                "connection_failed",
+            )
+        return written
 
     def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` with query parameters (``None`` values are left out)."""

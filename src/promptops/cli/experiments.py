@@ -1,4 +1,5 @@
-"""``promptops experiments``: create, list, show, start, pause, resume, stop, ship and read live experiments."""
+"""``promptops experiments``: create (A/B or bandit), list, show, start, pause, resume, stop, ship, reallocate
+and read live experiments."""
 
 from __future__ import annotations
 
@@ -66,6 +67,16 @@ def _show(item: dict[str, Any]) -> None:
             ("Name", item["name"]),
             ("Prompt", f"{item['promptName']}@{item['label']}"),
             ("Status", item["status"]),
+            ("Mode", item.get("mode", "ab")),
+            (
+                "Bandit",
+                (
+                    f"metric {b['metric']}, every {b['intervalSeconds']} s, floor {b['floor']:g}"
+                    f", next {output.short_time(b['nextAllocationAt']) or '-'}"
+                )
+                if (b := item.get("bandit"))
+                else None,
+            ),
             ("Alpha", item["alpha"]),
             (
                 "Metrics",
@@ -129,9 +140,22 @@ def create(
     alpha: Annotated[float, typer.Option(help="False-positive rate of the sequential test.")] = 0.05,
     description: Annotated[str, typer.Option("--description", "-d")] = "",
     start: Annotated[bool, typer.Option("--start", help="Start it right away.")] = False,
+    bandit: Annotated[
+        bool, typer.Option("--bandit", help="Thompson sampling: new units go to the arms likely best.")
+    ] = False,
+    bandit_metric: Annotated[
+        str | None,
+        typer.Option("--bandit-metric", help="The metric the bandit optimises (default: primary)."),
+    ] = None,
+    interval: Annotated[
+        int | None, typer.Option("--interval", help="Bandit: recompute the allocation every N seconds (60+).")
+    ] = None,
+    floor: Annotated[
+        float | None, typer.Option("--floor", help="Bandit: least share each live arm keeps (0-0.2).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create a draft experiment on PROMPT's LABEL (guardrails error and latency_ms are always added)."""
+    """Create a draft experiment on PROMPT's LABEL (guardrails on errors, latency and cost are always added)."""
     body: dict[str, Any] = {
         "name": name or f"{prompt}@{label} test",
         "prompt": prompt,
@@ -140,6 +164,10 @@ def create(
         "alpha": alpha,
         "description": description,
     }
+    settings = {"metric": bandit_metric, "intervalSeconds": interval, "floor": floor}
+    if bandit or any(v is not None for v in settings.values()):
+        body["mode"] = "bandit"
+        body["bandit"] = {k: v for k, v in settings.items() if v is not None}
     if metric:
         body["metrics"] = [parse_metric(m) for m in metric]
     with client() as api:
@@ -240,7 +268,32 @@ def ship(
     """Move the label to ARM's version (a deployment for production) and end the experiment."""
     with client() as api:
         item = api.post(_path(experiment_id, "ship"), {"arm": arm, "reason": reason})
+    if item.get("pendingApproval"):
+        _print(
+            item,
+            as_json,
+            f"{item['promptName']}@{item['label']} needs approval: request {item['pendingApproval']} was made; "
+            "ship again once it is approved.",
+        )
+        return
     _print(item, as_json, f"Shipped arm {arm}: {item['promptName']}@{item['label']} now serves its version.")
+
+
+@app.command("reallocate")
+def reallocate(
+    experiment_id: Annotated[str, typer.Argument(help="exp_ id of a bandit")], as_json: JsonFlag = False
+) -> None:
+    """Recompute a bandit's allocation now from the outcomes so far (it also runs on its schedule)."""
+    with client() as api:
+        found = api.post(_path(experiment_id, "allocation"))
+    if as_json:
+        output.print_json(found)
+        return
+    allocation = found["allocation"]
+    output.echo(
+        f"Allocation {allocation['seq']} of {experiment_id}: "
+        + ", ".join(f"{a['name']} {a['share']:.1%}" for a in allocation["arms"])
+    )
 
 
 def _num(value: float | None, digits: int = 4) -> str | None:
@@ -295,6 +348,32 @@ def results(experiment_id: Annotated[str, typer.Argument(help="exp_ id")], as_js
             ["arm", "n", "mean", "95% CI", "difference", "always-valid CI", "p", "significant"],
             rows,
             title=title,
+        )
+    bandit = found.get("bandit")
+    if bandit:
+        output.fields(
+            [
+                ("Bandit metric", f"{bandit['metric']} ({bandit['kind']}, {bandit['direction']} is better)"),
+                ("Best arm", bandit["bestArm"]),
+                ("Regret", f"{_num(bandit['regret'])} ({_num(bandit['regretPerUnit'])} per unit)"),
+            ]
+        )
+        history = bandit["allocation"][-20:]
+        names = [a["name"] for a in history[-1]["arms"]] if history else []
+        output.table(
+            ["#", "at", "reason", "units", "regret", *names],
+            [
+                [
+                    row["seq"],
+                    output.short_time(row["computedAt"]),
+                    row["reason"],
+                    row["exposures"],
+                    _num(row["regret"]),
+                    *[f"{a['share']:.1%}" for a in row["arms"]],
+                ]
+                for row in history
+            ],
+            title="Allocation over time (latest 20)",
         )
     for violation in found["guardrailViolations"]:
         output.warn(

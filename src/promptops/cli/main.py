@@ -14,12 +14,19 @@ import typer
 from typer.core import TyperGroup
 
 from promptops.cli import admin, audit, datasets, evals, feedback, models, output, promptopt, prompts
+from promptops.cli import alerts as alerts_cli
+from promptops.cli import approvals as approvals_cli
 from promptops.cli import config as cfg
+from promptops.cli import eval_schedules as eval_schedules_cli
 from promptops.cli import experiments as experiments_cli
 from promptops.cli import gateway as gateway_cli
+from promptops.cli import monitor as monitor_cli
 from promptops.cli import optimize as optimize_cli
+from promptops.cli import packs as packs_cli
+from promptops.cli import privacy as privacy_cli
 from promptops.cli import search as search_cli
 from promptops.cli import slack as slack_cli
+from promptops.cli import sso as sso_cli
 from promptops.cli.client import ApiClient, CliError
 from promptops.cli.common import JsonFlag, client
 from promptops.cli.lint import lint as lint_command
@@ -61,6 +68,7 @@ app.add_typer(models.providers_app, name="providers")
 app.add_typer(models.models_app, name="models")
 app.add_typer(models.runs_app, name="runs")
 app.add_typer(datasets.app, name="datasets")
+evals.app.add_typer(eval_schedules_cli.app, name="schedule")
 app.add_typer(evals.app, name="eval")
 app.command("run")(models.run)
 app.command("lint")(lint_command)
@@ -70,9 +78,15 @@ app.command("generate")(promptopt.generate)
 app.command("refine")(promptopt.refine)
 app.add_typer(optimize_cli.app, name="optimize")
 app.add_typer(experiments_cli.app, name="experiments")
+app.add_typer(alerts_cli.app, name="alerts")
+app.add_typer(monitor_cli.app, name="monitor")
+app.add_typer(approvals_cli.app, name="approvals")
+app.add_typer(packs_cli.app, name="packs")
+app.add_typer(privacy_cli.app, name="privacy")
 app.command("gateway")(gateway_cli.gateway)
 app.command("slack")(slack_cli.slack)
 app.command("search")(search_cli.search)
+app.add_typer(sso_cli.app, name="sso")
 
 
 @app.command()
@@ -155,6 +169,12 @@ def login(
     project: Annotated[
         str | None, typer.Option(help="Project (name or id) for user sessions; sent as X-Project.")
     ] = None,
+    totp_code: Annotated[
+        str | None,
+        typer.Option(
+            "--totp-code", help="Two-factor code, for accounts that have one (prompted for when needed)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check credentials against the server and store them in the config file (mode 0600)."""
@@ -165,10 +185,15 @@ def login(
     if email is not None:
         if password is None:
             password = typer.prompt("Password", hide_input=True)
+        body = {"email": email, "password": password, "project": project, "totpCode": totp_code}
         with ApiClient(base) as anonymous:
-            session = anonymous.post(
-                "/api/v1/auth/login", {"email": email, "password": password, "project": project}
-            )
+            try:
+                session = anonymous.post("/api/v1/auth/login", body)
+            except CliError as exc:
+                if exc.code != "totp_required" or totp_code is not None:
+                    raise
+                body["totpCode"] = typer.prompt("Two-factor code")
+                session = anonymous.post("/api/v1/auth/login", body)
         token = str(session["token"])
     else:
         token = key or typer.prompt("API key", hide_input=True)

@@ -538,9 +538,23 @@ def set_label(
     if as_json:
         output.print_json(move)
         return
+    if _approval_requested(move):
+        return
     was = f" (was {move['previousVersion']})" if move["previousVersion"] is not None else ""
     kind = " [deployment]" if move["deployed"] else ""
     output.echo(f"{move['name']}: {move['label']} → version {move['version']}{was}{kind}")
+
+
+def _approval_requested(answer: dict[str, Any]) -> bool:
+    """Say so when the label is gated and the move became an approval request (the server answered 202)."""
+    if "status" not in answer or "required" not in answer:
+        return False
+    output.echo(
+        f"{answer['promptName']}: moving {answer['label']} to version {answer['version']} needs "
+        f"{answer['required']} approval(s) from {', '.join(answer['roles'])}: request {answer['id']} "
+        f"({answer['status']}). See 'promptops approvals show {answer['id']}'."
+    )
+    return True
 
 
 @app.command()
@@ -571,6 +585,8 @@ def rollback(
         )
     if as_json:
         output.print_json(move)
+        return
+    if _approval_requested(move):
         return
     output.echo(
         f"Rolled back {move['name']}: {move['label']} → version {move['version']} (was {move['previousVersion']})"

@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
 from promptops.experiments import service
 from promptops.experiments.schemas import (
+    AllocationOut,
+    AllocationRunOut,
     ArmOut,
+    BanditOut,
     EventsIn,
     EventsOut,
     ExperimentIn,
@@ -28,6 +31,7 @@ from promptops.experiments.schemas import (
     ReasonIn,
     ResultsOut,
     ShipIn,
+    metric_source,
 )
 from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
@@ -54,6 +58,17 @@ def experiment_out(view: service.ExperimentView) -> ExperimentOut:
         label=e.label,
         status=e.status,
         alpha=e.alpha,
+        mode=e.mode,
+        bandit=(
+            BanditOut(
+                metric=settings["metric"],
+                interval_seconds=settings["intervalSeconds"],
+                floor=settings["floor"],
+                next_allocation_at=e.next_allocation_at,
+            )
+            if (settings := service.bandit_settings(e)) is not None
+            else None
+        ),
         arms=[
             ArmOut(
                 name=a.name,
@@ -68,7 +83,7 @@ def experiment_out(view: service.ExperimentView) -> ExperimentOut:
             )
             for a in view.arms
         ],
-        metrics=[MetricOut.model_validate(m) for m in e.metrics],
+        metrics=[MetricOut.model_validate({**m, "source": metric_source(m["name"])}) for m in e.metrics],
         shipped_arm=e.shipped_arm,
         created_by=e.created_by,
         created_at=e.created_at,
@@ -171,11 +186,19 @@ async def stop(
     response_model=ExperimentOut,
     summary="Move the label to an arm's version (the registry's label path) and end the experiment",
 )
-async def ship(experiment_id: str, body: ShipIn, request: Request, principal: Manager) -> ExperimentOut:
+async def ship(
+    experiment_id: str, body: ShipIn, request: Request, response: Response, principal: Manager
+) -> ExperimentOut:
+    """On a label gated by approvals the move becomes an approval request: 202, ``pendingApproval`` names it and
+    the experiment keeps running; ship again once it is approved."""
     runtime = runtime_of(request)
     async with runtime.db.transaction(write=True) as session:
-        view, _ = await service.ship(session, principal, experiment_id, body.arm, body.reason)
-    return _changed(runtime, view)
+        view, move = await service.ship(session, principal, experiment_id, body.arm, body.reason)
+    out = _changed(runtime, view)
+    if not isinstance(move, service.registry.LabelMove):
+        response.status_code = 202
+        out.pending_approval = move.request.id
+    return out
 
 
 @router.post(
@@ -222,6 +245,20 @@ async def check_guardrails(experiment_id: str, request: Request, principal: Mana
     if paused:
         service.invalidate(principal.project_id)
     return GuardrailCheckOut(paused_arms=paused)
+
+
+@router.post(
+    "/{experiment_id}/allocation",
+    response_model=AllocationRunOut,
+    summary="Recompute a bandit's allocation now (Thompson sampling on its metric)",
+)
+async def reallocate(experiment_id: str, request: Request, principal: Manager) -> AllocationRunOut:
+    runtime = runtime_of(request)
+    await runtime.exposures.flush()
+    async with runtime.db.transaction(write=True) as session:
+        found = await service.reallocate(session, principal, experiment_id, reason="manual")
+    service.invalidate(principal.project_id)
+    return AllocationRunOut(allocation=AllocationOut.model_validate(found, from_attributes=True))
 
 
 @router.get(

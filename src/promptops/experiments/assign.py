@@ -1,7 +1,9 @@
 """Deterministic, sticky assignment: a unit's arm is a weighted bucket of sha256(salt ":" unit).
 
-Nothing is stored to decide an arm, so every process (and every restart, replica or SDK that knows the salt)
-gives a unit the same arm. Weights are fixed once an experiment starts, so the buckets never move.
+Nothing is stored to decide an arm of an A/B experiment, so every process (and every restart, replica or SDK
+that knows the salt) gives a unit the same arm. Weights are fixed once an A/B experiment starts, so the buckets
+never move. A bandit's weights move with each allocation: a unit seen before keeps the arm it was first served
+(its exposure row, :func:`assign_known`), and a new unit falls in the buckets of the current allocation.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class ActiveExperiment:
     salt: str
     arms: tuple[ActiveArm, ...]
     bounds: tuple[float, ...]
+    mode: str = "ab"
 
 
 @dataclass(frozen=True)
@@ -74,5 +77,26 @@ def assign(experiment: ActiveExperiment, unit: str) -> Assignment:
     hashed = unit_hash(experiment.salt, unit)
     arm = experiment.arms[arm_index(experiment.bounds, hashed)]
     if arm.paused:
+        return Assignment(experiment.id, experiment.arms[0], hashed, exposed=False)
+    return Assignment(experiment.id, arm, hashed, exposed=True)
+
+
+def live_bounds(arms: Sequence[ActiveArm], weights: Sequence[float]) -> tuple[float, ...]:
+    """A bandit's buckets for new units: paused arms get none (all paused: everything to the control)."""
+    live = [0.0 if arm.paused else weight for arm, weight in zip(arms, weights, strict=True)]
+    if sum(live) <= 0:
+        live = [1.0] + [0.0] * (len(arms) - 1)
+    return cumulative(live)
+
+
+def new_arm(experiment: ActiveExperiment, hashed: str) -> ActiveArm:
+    """The arm a bandit serves a unit it has not seen (by the current allocation)."""
+    return experiment.arms[arm_index(experiment.bounds, hashed)]
+
+
+def assign_known(experiment: ActiveExperiment, hashed: str, arm_name: str) -> Assignment:
+    """A bandit's answer for a unit whose arm is known; a paused (or removed) arm's units get the control."""
+    arm = next((a for a in experiment.arms if a.name == arm_name), None)
+    if arm is None or arm.paused:
         return Assignment(experiment.id, experiment.arms[0], hashed, exposed=False)
     return Assignment(experiment.id, arm, hashed, exposed=True)

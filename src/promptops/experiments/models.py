@@ -41,6 +41,11 @@ class Experiment(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # "ab": fixed weights; "bandit": the arms' weights are the current allocation (Thompson sampling)
+    mode: Mapped[str] = mapped_column(String(10), default="ab", server_default="ab")
+    # bandit settings {metric, intervalSeconds, floor}; None for "ab"
+    bandit: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
+    next_allocation_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ExperimentArm(Base):
@@ -57,7 +62,7 @@ class ExperimentArm(Base):
     version_id: Mapped[str] = mapped_column(String(40))
     version: Mapped[int] = mapped_column(Integer)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    weight: Mapped[float] = mapped_column(Float)
+    weight: Mapped[float] = mapped_column(Float)  # a bandit's current share
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     paused_reason: Mapped[str] = mapped_column(String(500), default="")
 
@@ -92,3 +97,36 @@ class ExperimentOutcome(Base):
     total: Mapped[float] = mapped_column(Float, default=0.0)
     maximum: Mapped[float] = mapped_column(Float, default=0.0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ExperimentAllocation(Base):
+    """One allocation of a bandit experiment: what each arm's share was set to, when and from what.
+    ``arms``: [{name, share, exposures, n, mean, probabilityBest}] in arm order; ``regret``: the estimated
+    cumulative regret (outcome lost against always serving the best arm) at that time."""
+
+    __tablename__ = "experiment_allocations"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reason: Mapped[str] = mapped_column(String(20))  # start | scheduled | manual
+    exposures: Mapped[int] = mapped_column(Integer, default=0)
+    regret: Mapped[float | None] = mapped_column(Float, nullable=True)
+    arms: Mapped[list] = mapped_column(JSONType, default=list)
+
+
+class ExperimentSnapshot(Base):
+    """The primary metric of a running experiment as the periodic task saw it: ``arms`` [{arm, n, mean, ciLow,
+    ciHigh}] in arm order, so the results can show each arm's interval over time."""
+
+    __tablename__ = "experiment_snapshots"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64))
+    exposures: Mapped[int] = mapped_column(Integer, default=0)
+    arms: Mapped[list] = mapped_column(JSONType, default=list)

@@ -59,6 +59,10 @@ class ExposureRecorder:
         if len(self._pending) >= MAX_BATCH or not self._wake.is_set():
             self._wake.set()
 
+    def pending_arm(self, experiment_id: str, unit_hash: str) -> str | None:
+        """The arm of an exposure queued here and not written yet (a bandit's sticky lookup)."""
+        return self._pending.get((experiment_id, unit_hash))
+
     @property
     def pending(self) -> int:
         return len(self._pending)

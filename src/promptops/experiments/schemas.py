@@ -22,6 +22,27 @@ MAX_WEIGHT = 1000.0
 ExperimentStatus = Literal["draft", "running", "paused", "stopped", "shipped"]
 MetricKind = Literal["conversion", "continuous"]
 Direction = Literal["increase", "decrease"]
+ExperimentMode = Literal["ab", "bandit"]
+MetricSource = Literal["events", "runs", "feedback"]
+
+# Metrics the platform measures itself, from the runs served an arm's version (and their feedback):
+# name -> (kind, direction). They are not posted as events.
+PLATFORM_METRICS: dict[str, tuple[str, str]] = {
+    "run.error": ("conversion", "decrease"),
+    "run.latency_ms": ("continuous", "decrease"),
+    "run.cost_usd": ("continuous", "decrease"),
+    "feedback.score": ("continuous", "increase"),
+    "feedback.thumbs": ("continuous", "increase"),
+}
+
+
+def metric_source(name: str) -> str:
+    """Where a metric's values come from: posted events, the arm's runs, or the feedback on those runs."""
+    if name.startswith("run."):
+        return "runs"
+    if name.startswith("feedback."):
+        return "feedback"
+    return "events"
 
 
 class ArmIn(ApiModel):
@@ -74,11 +95,48 @@ class MetricIn(ApiModel):
     direction: Direction = Field(default="increase", description="Which way is better")
     guardrail: bool = Field(default=False, description="Pause an arm that is significantly worse on it")
 
+    @model_validator(mode="after")
+    def _platform(self) -> MetricIn:
+        if metric_source(self.name) == "events":
+            return self
+        known = PLATFORM_METRICS.get(self.name)
+        if known is None:
+            raise ValueError(
+                f"unknown platform metric {self.name!r}: 'run.' and 'feedback.' names are measured by PromptOps; "
+                f"known: {', '.join(PLATFORM_METRICS)}"
+            )
+        self.kind, self.direction = known  # type: ignore[assignment]
+        return self
+
 
 DEFAULT_GUARDRAILS = (
     MetricIn(name="error", kind="conversion", direction="decrease", guardrail=True),
     MetricIn(name="latency_ms", kind="continuous", direction="decrease", guardrail=True),
+    MetricIn(name="run.error", guardrail=True),
+    MetricIn(name="run.latency_ms", guardrail=True),
+    MetricIn(name="run.cost_usd", guardrail=True),
+    MetricIn(name="feedback.score"),
 )
+
+MIN_ALLOCATION_INTERVAL, MAX_ALLOCATION_INTERVAL = 60, 7 * 24 * 3600
+
+
+class BanditIn(ApiModel):
+    """Bandit settings: the metric Thompson sampling optimises, how often the allocation is recomputed, and
+    the least share every live arm keeps."""
+
+    metric: str | None = Field(
+        default=None, max_length=64, pattern=METRIC_PATTERN, description="Default: the primary metric"
+    )
+    interval_seconds: int = Field(
+        default=3600,
+        ge=MIN_ALLOCATION_INTERVAL,
+        le=MAX_ALLOCATION_INTERVAL,
+        description="Recompute the allocation this often (seconds)",
+    )
+    floor: float = Field(
+        default=0.0, ge=0.0, le=0.2, description="Least share of new units every live arm keeps (exploration)"
+    )
 
 
 class ExperimentIn(ApiModel):
@@ -97,6 +155,11 @@ class ExperimentIn(ApiModel):
         description="The first is the primary metric; guardrails 'error' and 'latency_ms' are always added",
     )
     alpha: float = Field(default=0.05, gt=0, le=0.2, description="False-positive rate of the sequential test")
+    mode: ExperimentMode = Field(
+        default="ab",
+        description="'ab': fixed weights; 'bandit': Thompson sampling moves new units to the arms likely best",
+    )
+    bandit: BanditIn | None = Field(default=None, description="With mode 'bandit' (defaults apply)")
 
     @field_validator("label")
     @classmethod
@@ -116,6 +179,18 @@ class ExperimentIn(ApiModel):
             raise ValueError("metric names must be unique")
         if not self.metrics:
             raise ValueError("give at least one metric")
+        if self.mode == "ab" and self.bandit is not None:
+            raise ValueError("'bandit' settings need mode 'bandit'")
+        if self.mode == "bandit":
+            self.bandit = self.bandit or BanditIn()
+            known = metric_names + [g.name for g in DEFAULT_GUARDRAILS if g.name not in metric_names]
+            if self.bandit.metric is None:
+                self.bandit.metric = metric_names[0]
+            elif self.bandit.metric not in known:
+                raise ValueError(
+                    f"bandit metric {self.bandit.metric!r} is not a metric of this experiment: "
+                    + ", ".join(known)
+                )
         return self
 
 
@@ -208,6 +283,14 @@ class MetricOut(ApiOut):
     kind: MetricKind
     direction: Direction
     guardrail: bool
+    source: MetricSource = Field(description="events posted by the app, the arm's runs, or their feedback")
+
+
+class BanditOut(ApiOut):
+    metric: str
+    interval_seconds: int
+    floor: float
+    next_allocation_at: datetime | None
 
 
 class ExperimentOut(ApiOut):
@@ -219,9 +302,14 @@ class ExperimentOut(ApiOut):
     label: str
     status: ExperimentStatus
     alpha: float
+    mode: ExperimentMode
+    bandit: BanditOut | None
     arms: list[ArmOut]
     metrics: list[MetricOut]
     shipped_arm: str | None
+    pending_approval: str | None = Field(
+        default=None, description="On ship to a label gated by approvals: the approval request made"
+    )
     created_by: str | None
     created_at: datetime
     updated_at: datetime
@@ -239,6 +327,12 @@ class EventsOut(ApiOut):
     paused_arms: list[str] = Field(description="Arms a guardrail check run after these events paused")
 
 
+class AllocationRunOut(ApiOut):
+    """``POST /api/v1/experiments/{id}/allocation``: the allocation just computed."""
+
+    allocation: AllocationOut
+
+
 class GuardrailCheckOut(ApiOut):
     paused_arms: list[str] = Field(description="Arms paused by this check (empty when none is worse)")
 
@@ -253,7 +347,10 @@ class ExperimentTagOut(ApiOut):
 
 class ArmMetricOut(ApiOut):
     arm: str
-    n: int = Field(description="Units: exposed units for a conversion, units that reported for continuous")
+    n: int = Field(
+        description="Units: exposed units for a conversion, units that reported for continuous; runs (or "
+        "feedback records) for a platform metric"
+    )
     mean: float | None
     ci_low: float | None
     ci_high: float | None
@@ -278,6 +375,7 @@ class MetricResultOut(ApiOut):
     kind: MetricKind
     direction: Direction
     guardrail: bool
+    source: MetricSource
     arms: list[ArmMetricOut]
     comparisons: list[ArmComparisonOut]
 
@@ -292,6 +390,9 @@ class ArmExposureOut(ApiOut):
 
 
 class SampleRatioOut(ApiOut):
+    since: datetime | None = Field(
+        description="A bandit's check counts the units first exposed since its current allocation"
+    )
     chi_square: float | None
     p_value: float | None
     mismatch: bool
@@ -306,9 +407,57 @@ class GuardrailOut(ApiOut):
     p_value: float | None
 
 
+class BanditArmOut(ApiOut):
+    name: str
+    share: float = Field(description="Share of new units")
+    probability_best: float = Field(description="Posterior chance that this arm is the best")
+    mean: float | None = Field(description="Posterior mean of the bandit metric")
+    n: int
+    exposures: int
+
+
+class AllocationOut(ApiOut):
+    seq: int
+    computed_at: datetime
+    reason: str = Field(description="start | scheduled | manual")
+    exposures: int
+    regret: float | None = Field(description="Estimated cumulative regret at that time (the metric's unit)")
+    arms: list[BanditArmOut]
+
+
+class BanditResultsOut(ApiOut):
+    metric: str
+    kind: MetricKind
+    direction: Direction
+    best_arm: str | None
+    regret: float | None = Field(
+        description="Estimated cumulative regret now: sum over arms of units x (best posterior mean - the arm's)"
+    )
+    regret_per_unit: float | None
+    allocation: list[AllocationOut] = Field(
+        description="Every allocation, oldest first (allocation over time)"
+    )
+
+
+class SnapshotArmOut(ApiOut):
+    arm: str
+    n: int
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class SnapshotOut(ApiOut):
+    taken_at: datetime
+    metric: str
+    exposures: int
+    arms: list[SnapshotArmOut]
+
+
 class ResultsOut(ApiOut):
     experiment_id: str
     status: ExperimentStatus
+    mode: ExperimentMode
     alpha: float
     test: str
     computed_at: datetime
@@ -317,3 +466,7 @@ class ResultsOut(ApiOut):
     metrics: list[MetricResultOut]
     sample_ratio: SampleRatioOut
     guardrail_violations: list[GuardrailOut]
+    bandit: BanditResultsOut | None
+    timeline: list[SnapshotOut] = Field(
+        description="The primary metric per arm as the periodic task saw it (every 15 min at most while running)"
+    )

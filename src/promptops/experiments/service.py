@@ -7,16 +7,27 @@ outcome events for the unit; results compare every arm with the control (:mod:`p
 Guardrail metrics (``error``, ``latency_ms`` by default) pause an arm that is significantly worse. Shipping
 moves the label to the chosen arm's version through the registry's own label path (permission, lint gate,
 ``PromptDeployed``). Every change appends an audit event in the caller's transaction.
+
+A ``bandit`` experiment (:mod:`promptops.experiments.bandit`) keeps its arms' weights as the current
+allocation: :func:`reallocate` recomputes them by Thompson sampling on the bandit metric (every
+``bandit.intervalSeconds`` from the periodic task ``experiments.tick``, or on demand) and stores each allocation
+(``experiment_allocations``). A unit keeps the arm it was first served (its exposure); new units follow the
+current allocation.
+
+Metrics come from three sources: outcome events the application posts, the runs made with an arm's version
+(``run.error``, ``run.latency_ms``, ``run.cost_usd``: runs tagged with the experiment and arm by the gateway or
+an SDK trace with a unit, plus untagged runs of a version only one arm serves, made while the experiment ran),
+and the feedback on those runs (``feedback.score``, ``feedback.thumbs``). Guardrails use all three.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Float, case, cast, func, select
@@ -28,25 +39,45 @@ from promptops.auth.principal import Principal, system_principal
 from promptops.cache import TTLCache
 from promptops.db import Database, utcnow
 from promptops.errors import Conflict, NotFound, ValidationProblem
+from promptops.experiments import bandit as thompson
 from promptops.experiments import stats
 from promptops.experiments.assign import (
     ActiveArm,
     ActiveExperiment,
     Assignment,
     assign,
+    assign_known,
     cumulative,
+    live_bounds,
+    new_arm,
     unit_hash,
 )
-from promptops.experiments.models import Experiment, ExperimentArm, ExperimentExposure, ExperimentOutcome
-from promptops.experiments.schemas import DEFAULT_GUARDRAILS, EventIn, ExperimentIn, MetricIn
+from promptops.experiments.models import (
+    Experiment,
+    ExperimentAllocation,
+    ExperimentArm,
+    ExperimentExposure,
+    ExperimentOutcome,
+    ExperimentSnapshot,
+)
+from promptops.experiments.schemas import (
+    DEFAULT_GUARDRAILS,
+    EventIn,
+    ExperimentIn,
+    MetricIn,
+    metric_source,
+)
+from promptops.feedback import service as feedback
 from promptops.governance import audit
 from promptops.governance.rbac import Permission
 from promptops.ids import new_id
 from promptops.pagination import fetch_page, id_cursor
 from promptops.registry import service as registry
+from promptops.runs import service as runs
 from promptops.tenancy.service import get_scoped, scoped
 
 if TYPE_CHECKING:
+    from promptops.registry.approvals.gate import PendingApproval
     from promptops.registry.models import PromptVersion
 
 ACTIVE = ("running", "paused")
@@ -90,13 +121,16 @@ def _load_running(session: Session, project_id: str) -> dict[tuple[str, str], Ac
     found: dict[tuple[str, str], ActiveExperiment] = {}
     for e in experiments:
         its = arms[e.id]
+        active = tuple(ActiveArm(a.name, a.version_id, a.version, a.model, a.paused) for a in its)
+        weights = [a.weight for a in its]
         found[(e.prompt_id, e.label)] = ActiveExperiment(
             id=e.id,
             prompt_id=e.prompt_id,
             label=e.label,
             salt=e.salt,
-            arms=tuple(ActiveArm(a.name, a.version_id, a.version, a.model, a.paused) for a in its),
-            bounds=cumulative([a.weight for a in its]),
+            arms=active,
+            bounds=live_bounds(active, weights) if e.mode == "bandit" else cumulative(weights),
+            mode=e.mode,
         )
     return found
 
@@ -112,12 +146,50 @@ async def running_experiment(
     return (await running_cache.get_or_load(project_id, load)).get((prompt_id, label))
 
 
+# A bandit's units seen by this process: (experiment id, unit hash) -> arm (their exposures are the record).
+BANDIT_UNITS_MAX = 200_000
+_bandit_units: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+
+def _remember(key: tuple[str, str], arm: str) -> None:
+    _bandit_units[key] = arm
+    if len(_bandit_units) > BANDIT_UNITS_MAX:
+        _bandit_units.popitem(last=False)
+
+
 async def assignment_for(
-    db: Database, project_id: str, prompt_id: str, label: str, unit: str
+    db: Database,
+    project_id: str,
+    prompt_id: str,
+    label: str,
+    unit: str,
+    pending: Callable[[str, str], str | None] | None = None,
 ) -> Assignment | None:
-    """The arm ``unit`` gets when resolving (prompt, label), or None when no experiment runs there."""
+    """The arm ``unit`` gets when resolving (prompt, label), or None when no experiment runs there.
+
+    A/B: the unit's hash bucket (no I/O). Bandit: the arm the unit was first served (this process's memory,
+    an exposure still queued here (``pending``), else its exposure row: one primary-key read for a unit this
+    process has not seen), or for a new unit the bucket of the current allocation."""
     experiment = await running_experiment(db, project_id, prompt_id, label)
-    return assign(experiment, unit) if experiment is not None else None
+    if experiment is None:
+        return None
+    if experiment.mode != "bandit":
+        return assign(experiment, unit)
+    hashed = unit_hash(experiment.salt, unit)
+    key = (experiment.id, hashed)
+    arm_name = _bandit_units.get(key) or (pending(*key) if pending is not None else None)
+    if arm_name is None:
+        arm_name = await db.read(
+            lambda session: session.execute(
+                select(ExperimentExposure.arm).where(
+                    ExperimentExposure.experiment_id == experiment.id, ExperimentExposure.unit_hash == hashed
+                )
+            ).scalar_one_or_none()
+        )
+    if arm_name is None:
+        arm_name = new_arm(experiment, hashed).name
+    _remember(key, arm_name)
+    return assign_known(experiment, hashed, arm_name)
 
 
 # --- create, read ------------------------------------------------------------------------------------------------
@@ -178,6 +250,8 @@ async def create(session: AsyncSession, principal: Principal, body: ExperimentIn
         metrics=_metrics(body.metrics),
         alpha=body.alpha,
         created_by=principal.id,
+        mode=body.mode,
+        bandit=body.bandit.model_dump(by_alias=True) if body.bandit is not None else None,
     )
     session.add(experiment)
     arms: list[ExperimentArm] = []
@@ -217,6 +291,8 @@ async def create(session: AsyncSession, principal: Principal, body: ExperimentIn
             ],
             "metrics": [m["name"] for m in experiment.metrics],
             "alpha": experiment.alpha,
+            "mode": experiment.mode,
+            **({"bandit": experiment.bandit} if experiment.bandit else {}),
         },
     )
     return ExperimentView(experiment, arms)
@@ -352,6 +428,32 @@ async def start(session: AsyncSession, principal: Principal, experiment_id: str)
     now = utcnow()
     e.status, e.active_key, e.started_at, e.updated_at = "running", key, now, now
     await session.flush()  # the unique active_key index settles a concurrent start
+    if e.mode == "bandit":
+        total = sum(a.weight for a in view.arms) or 1.0
+        for arm in view.arms:
+            arm.weight = arm.weight / total
+        session.add(
+            ExperimentAllocation(
+                experiment_id=e.id,
+                seq=0,
+                computed_at=now,
+                reason="start",
+                exposures=0,
+                regret=None,
+                arms=[
+                    {
+                        "name": a.name,
+                        "share": a.weight,
+                        "probabilityBest": None,
+                        "mean": None,
+                        "n": 0,
+                        "exposures": 0,
+                    }
+                    for a in view.arms
+                ],
+            )
+        )
+        e.next_allocation_at = now + timedelta(seconds=_bandit_settings(e)["intervalSeconds"])
     await _audit(
         session,
         principal,
@@ -413,7 +515,7 @@ async def stop(
 
 async def ship(
     session: AsyncSession, principal: Principal, experiment_id: str, arm_name: str, reason: str = ""
-) -> tuple[ExperimentView, registry.LabelMove]:
+) -> tuple[ExperimentView, registry.LabelMove | PendingApproval]:
     """Point the label at ``arm_name``'s version through the registry's label path (its permission, lint gate
     and ``PromptDeployed``/``LabelMoved`` event), then mark the experiment shipped (``ExperimentShipped``)."""
     view = await _lock(session, principal, experiment_id)
@@ -440,6 +542,21 @@ async def ship(
         version_id=arm.version_id,
         reason=reason or f"experiment {e.id}: ship arm {arm.name}",
     )
+    if not isinstance(move, registry.LabelMove):
+        # the label is gated by approvals: the move is a request; the experiment ends when it is shipped again
+        # after the approval (or stopped)
+        await _audit(
+            session,
+            principal,
+            "ExperimentShipRequested",
+            view,
+            arm=arm.name,
+            versionId=arm.version_id,
+            version=arm.version,
+            approvalRequestId=move.request.id,
+            reason=reason or None,
+        )
+        return view, move
     _end(view, "shipped")
     e.shipped_arm = arm.name
     await _audit(
@@ -475,6 +592,12 @@ async def record_events(
     sums: dict[tuple[str, str], list[float]] = {}
     for position, event in enumerate(events):
         kind = kinds.get(event.metric)
+        if metric_source(event.metric) != "events":
+            raise ValidationProblem(
+                f"events[{position}]: {event.metric!r} is measured by PromptOps from the arm's runs and their "
+                "feedback; it is not posted as an event",
+                code="platform_metric",
+            )
         if kind is None:
             raise ValidationProblem(
                 f"events[{position}]: unknown metric {event.metric!r}; this experiment measures "
@@ -559,6 +682,7 @@ class MetricResult:
     kind: str
     direction: str
     guardrail: bool
+    source: str
     arms: list[ArmMetric]
     comparisons: list[ComparisonResult]
 
@@ -575,6 +699,7 @@ class ArmExposure:
 
 @dataclass(frozen=True)
 class SampleRatioResult:
+    since: datetime | None
     chi_square: float | None
     p_value: float | None
     mismatch: bool
@@ -591,9 +716,58 @@ class GuardrailViolation:
 
 
 @dataclass(frozen=True)
+class BanditArm:
+    name: str
+    share: float
+    probability_best: float
+    mean: float | None
+    n: int
+    exposures: int
+
+
+@dataclass(frozen=True)
+class AllocationView:
+    seq: int
+    computed_at: datetime
+    reason: str
+    exposures: int
+    regret: float | None
+    arms: list[BanditArm]
+
+
+@dataclass(frozen=True)
+class BanditResults:
+    metric: str
+    kind: str
+    direction: str
+    best_arm: str | None
+    regret: float | None
+    regret_per_unit: float | None
+    allocation: list[AllocationView]
+
+
+@dataclass(frozen=True)
+class SnapshotArm:
+    arm: str
+    n: int
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken_at: datetime
+    metric: str
+    exposures: int
+    arms: list[SnapshotArm]
+
+
+@dataclass(frozen=True)
 class Results:
     experiment_id: str
     status: str
+    mode: str
     alpha: float
     test: str
     computed_at: datetime
@@ -602,6 +776,8 @@ class Results:
     metrics: list[MetricResult]
     sample_ratio: SampleRatioResult
     guardrail_violations: list[GuardrailViolation] = field(default_factory=list)
+    bandit: BanditResults | None = None
+    timeline: list[Snapshot] = field(default_factory=list)
 
 
 async def _summaries(
@@ -641,27 +817,95 @@ async def _summaries(
     return exposures, summaries
 
 
+RUN_METRICS = ("run.error", "run.latency_ms", "run.cost_usd")
+FEEDBACK_METRICS = ("feedback.score", "feedback.thumbs")
+
+
+async def _platform_summaries(
+    session: AsyncSession, principal: Principal, view: ExperimentView
+) -> dict[str, dict[str, stats.Summary]]:
+    """Per platform metric per arm: the summary of its runs (one value per run) or of the feedback on them
+    (one value per feedback record)."""
+    e = view.experiment
+    wanted = {m["name"] for m in e.metrics if metric_source(m["name"]) != "events"}
+    found: dict[str, dict[str, stats.Summary]] = defaultdict(dict)
+    if not wanted or e.started_at is None:
+        return found
+    served: dict[str, int] = defaultdict(int)
+    for a in view.arms:
+        served[a.version_id] += 1
+    version_arms = {a.version_id: a.name for a in view.arms if served[a.version_id] == 1}
+    names = {a.name for a in view.arms}
+    if wanted.intersection(RUN_METRICS):
+        per_arm = await runs.experiment_run_stats(
+            session, principal, e.id, version_arms, e.started_at, e.ended_at
+        )
+        for arm, r in per_arm.items():
+            if arm in names:
+                found["run.error"][arm] = stats.Summary(r.runs, float(r.errors), float(r.errors))
+                found["run.latency_ms"][arm] = stats.Summary(r.runs, r.latency_sum, r.latency_sq)
+                found["run.cost_usd"][arm] = stats.Summary(r.runs, r.cost_sum, r.cost_sq)
+    if wanted.intersection(FEEDBACK_METRICS):
+        attributed = runs.experiment_runs(principal, e.id, version_arms, e.started_at, e.ended_at)
+        for arm, g in (await feedback.scores_by_run_group(session, principal, attributed)).items():
+            if arm in names:
+                found["feedback.score"][arm] = stats.Summary(g.scores, g.score_sum, g.score_sq)
+                found["feedback.thumbs"][arm] = stats.Summary(g.thumbs, g.thumbs_sum, g.thumbs_sq)
+    return found
+
+
+def bandit_settings(e: Experiment) -> dict[str, Any] | None:
+    """A bandit's settings {metric, intervalSeconds, floor}; None for an A/B experiment."""
+    return _bandit_settings(e) if e.mode == "bandit" else None
+
+
+def _bandit_settings(e: Experiment) -> dict[str, Any]:
+    settings = {"metric": e.metrics[0]["name"], "intervalSeconds": 3600, "floor": 0.0}
+    settings.update({k: v for k, v in (e.bandit or {}).items() if v is not None})
+    return settings
+
+
+def _arm_summaries(
+    view: ExperimentView,
+    metric: dict[str, Any],
+    exposures: dict[str, int],
+    summaries: dict[str, dict[str, stats.Summary]],
+) -> dict[str, stats.Summary]:
+    """Every arm's summary of one metric (an arm without data: no units; a conversion metric of events
+    counts its exposed units as not converted)."""
+    per_arm = summaries.get(metric["name"], {})
+    by_exposure = metric["kind"] == "conversion" and metric_source(metric["name"]) == "events"
+    return {
+        a.name: per_arm.get(a.name)
+        or (stats.Summary(exposures.get(a.name, 0), 0.0, 0.0) if by_exposure else stats.Summary(0, 0.0, 0.0))
+        for a in view.arms
+    }
+
+
 def _is_better(direction: str, difference: float | None) -> bool | None:
     if difference is None:
         return None
     return difference > 0 if direction == "increase" else difference < 0
 
 
-async def compute_results(session: AsyncSession, view: ExperimentView) -> Results:
+async def _all_summaries(
+    session: AsyncSession, principal: Principal, view: ExperimentView
+) -> tuple[dict[str, int], dict[str, dict[str, stats.Summary]]]:
+    exposures, summaries = await _summaries(session, view.experiment)
+    merged = dict(summaries)
+    merged.update(await _platform_summaries(session, principal, view))
+    return exposures, merged
+
+
+async def compute_results(session: AsyncSession, principal: Principal, view: ExperimentView) -> Results:
     e = view.experiment
-    exposures, summaries = await _summaries(session, e)
+    exposures, summaries = await _all_summaries(session, principal, view)
     control = view.arms[0]
     metrics: list[MetricResult] = []
     violations: list[GuardrailViolation] = []
     for metric in e.metrics:
         name, kind, direction = metric["name"], metric["kind"], metric["direction"]
-        per_arm = summaries.get(name, {})
-        empty = stats.Summary(0, 0.0, 0.0)
-        arm_summaries = {
-            a.name: per_arm.get(a.name)
-            or (stats.Summary(exposures.get(a.name, 0), 0.0, 0.0) if kind == "conversion" else empty)
-            for a in view.arms
-        }
+        arm_summaries = _arm_summaries(view, metric, exposures, summaries)
         arms_out = []
         for a in view.arms:
             s = arm_summaries[a.name]
@@ -689,13 +933,32 @@ async def compute_results(session: AsyncSession, view: ExperimentView) -> Result
             if metric.get("guardrail") and c.significant and better is False:
                 violations.append(GuardrailViolation(a.name, name, c.difference, c.p_value))
         metrics.append(
-            MetricResult(name, kind, direction, bool(metric.get("guardrail")), arms_out, comparisons)
+            MetricResult(
+                name,
+                kind,
+                direction,
+                bool(metric.get("guardrail")),
+                metric_source(name),
+                arms_out,
+                comparisons,
+            )
         )
     live = [a for a in view.arms if not a.paused]
-    srm = stats.sample_ratio([exposures.get(a.name, 0) for a in live], [a.weight for a in live])
+    since: datetime | None = None
+    counted = exposures
+    bandit_results: BanditResults | None = None
+    if e.mode == "bandit":
+        history = await _allocations(session, e.id)
+        since = history[-1].computed_at if history else e.started_at
+        if since is not None:  # units first seen under the current allocation should follow its shares
+            counted = await _exposures_since(session, e.id, since)
+        live = [a for a in live if a.weight > 0]
+        bandit_results = _bandit_results(view, exposures, summaries, history)
+    srm = stats.sample_ratio([counted.get(a.name, 0) for a in live], [a.weight for a in live])
     return Results(
         experiment_id=e.id,
         status=e.status,
+        mode=e.mode,
         alpha=e.alpha,
         test=TEST_NAME,
         computed_at=utcnow(),
@@ -706,16 +969,231 @@ async def compute_results(session: AsyncSession, view: ExperimentView) -> Result
         ],
         metrics=metrics,
         sample_ratio=SampleRatioResult(
-            srm.chi_square, srm.p_value, srm.mismatch, stats.SRM_P, [a.name for a in live]
+            since, srm.chi_square, srm.p_value, srm.mismatch, stats.SRM_P, [a.name for a in live]
         ),
         guardrail_violations=violations,
+        bandit=bandit_results,
+        timeline=await _timeline(session, e.id),
     )
+
+
+# --- the primary metric over time --------------------------------------------------------------------------------
+
+SNAPSHOT_EVERY = timedelta(minutes=15)
+MAX_SNAPSHOTS = 500
+
+
+async def _timeline(session: AsyncSession, experiment_id: str) -> list[Snapshot]:
+    rows = await session.execute(
+        select(ExperimentSnapshot)
+        .where(ExperimentSnapshot.experiment_id == experiment_id)
+        .order_by(ExperimentSnapshot.taken_at.desc())
+        .limit(MAX_SNAPSHOTS)
+    )
+    return [
+        Snapshot(
+            taken_at=row.taken_at,
+            metric=row.metric,
+            exposures=row.exposures,
+            arms=[
+                SnapshotArm(a["arm"], int(a["n"]), a.get("mean"), a.get("ciLow"), a.get("ciHigh"))
+                for a in row.arms
+            ],
+        )
+        for row in reversed(list(rows.scalars()))
+    ]
+
+
+async def snapshot_if_due(session: AsyncSession, principal: Principal, experiment_id: str) -> bool:
+    """Keep the primary metric's per-arm means and intervals, at most every :data:`SNAPSHOT_EVERY` (the results'
+    ``timeline``). True when one was taken."""
+    view = await get_experiment(session, principal, experiment_id)
+    e = view.experiment
+    now = utcnow()
+    last = (
+        await session.execute(
+            select(func.max(ExperimentSnapshot.taken_at)).where(ExperimentSnapshot.experiment_id == e.id)
+        )
+    ).scalar_one_or_none()
+    if e.status != "running" or (last is not None and now - last < SNAPSHOT_EVERY):
+        return False
+    found = await compute_results(session, principal, view)
+    primary = found.metrics[0]
+    session.add(
+        ExperimentSnapshot(
+            experiment_id=e.id,
+            taken_at=now,
+            metric=primary.name,
+            exposures=found.exposures,
+            arms=[
+                {"arm": a.arm, "n": a.n, "mean": a.mean, "ciLow": a.ci_low, "ciHigh": a.ci_high}
+                for a in primary.arms
+            ],
+        )
+    )
+    return True
+
+
+# --- bandit allocation -------------------------------------------------------------------------------------------
+
+MAX_HISTORY = 1000
+
+
+async def _allocations(session: AsyncSession, experiment_id: str) -> list[ExperimentAllocation]:
+    """The latest :data:`MAX_HISTORY` allocations, oldest first."""
+    rows = await session.execute(
+        select(ExperimentAllocation)
+        .where(ExperimentAllocation.experiment_id == experiment_id)
+        .order_by(ExperimentAllocation.seq.desc())
+        .limit(MAX_HISTORY)
+    )
+    return list(reversed(list(rows.scalars())))
+
+
+async def _exposures_since(session: AsyncSession, experiment_id: str, since: datetime) -> dict[str, int]:
+    counted = await session.execute(
+        select(ExperimentExposure.arm, func.count())
+        .where(ExperimentExposure.experiment_id == experiment_id, ExperimentExposure.first_at >= since)
+        .group_by(ExperimentExposure.arm)
+    )
+    return {arm: int(n) for arm, n in counted.all()}
+
+
+def _bandit_allocation(
+    view: ExperimentView,
+    exposures: dict[str, int],
+    summaries: dict[str, dict[str, stats.Summary]],
+    seed: int,
+) -> tuple[dict[str, Any], thompson.Allocation]:
+    e = view.experiment
+    settings = _bandit_settings(e)
+    metric = next((m for m in e.metrics if m["name"] == settings["metric"]), e.metrics[0])
+    arm_summaries = _arm_summaries(view, metric, exposures, summaries)
+    data = [
+        thompson.ArmData(
+            a.name,
+            arm_summaries[a.name].n,
+            arm_summaries[a.name].total,
+            arm_summaries[a.name].total_sq,
+            not a.paused,
+        )
+        for a in view.arms
+    ]
+    found = thompson.allocate(
+        data, kind=metric["kind"], direction=metric["direction"], floor=settings["floor"], seed=seed
+    )
+    return metric, found
+
+
+def _bandit_results(
+    view: ExperimentView,
+    exposures: dict[str, int],
+    summaries: dict[str, dict[str, stats.Summary]],
+    history: list[ExperimentAllocation],
+) -> BanditResults:
+    e = view.experiment
+    metric, now = _bandit_allocation(
+        view, exposures, summaries, thompson.seed_of(e.id, sum(exposures.values()))
+    )
+    units = sum(exposures.values())
+    return BanditResults(
+        metric=metric["name"],
+        kind=metric["kind"],
+        direction=metric["direction"],
+        best_arm=now.best,
+        regret=now.regret,
+        regret_per_unit=now.regret / units if now.regret is not None and units else None,
+        allocation=[
+            AllocationView(
+                seq=row.seq,
+                computed_at=row.computed_at,
+                reason=row.reason,
+                exposures=row.exposures,
+                regret=row.regret,
+                arms=[
+                    BanditArm(
+                        name=a["name"],
+                        share=float(a["share"]),
+                        probability_best=float(a.get("probabilityBest") or 0.0),
+                        mean=a.get("mean"),
+                        n=int(a.get("n") or 0),
+                        exposures=int(a.get("exposures") or 0),
+                    )
+                    for a in row.arms
+                ],
+            )
+            for row in history
+        ],
+    )
+
+
+async def reallocate(
+    session: AsyncSession, principal: Principal, experiment_id: str, reason: str = "manual"
+) -> AllocationView:
+    """Recompute a bandit's allocation from the outcomes so far (Thompson sampling), set the arms' weights to
+    it and store it (``ExperimentAllocated``). New units follow it; units seen before keep their arm."""
+    view = await _lock(session, principal, experiment_id)
+    e = view.experiment
+    if e.mode != "bandit":
+        raise Conflict(
+            f"Experiment {e.id} is an A/B experiment with fixed weights; only a bandit is reallocated",
+            code="not_a_bandit",
+        )
+    if e.status not in ACTIVE:
+        raise _conflict(view, "reallocate", list(ACTIVE))
+    exposures, summaries = await _all_summaries(session, principal, view)
+    last = (
+        await session.execute(
+            select(func.max(ExperimentAllocation.seq)).where(ExperimentAllocation.experiment_id == e.id)
+        )
+    ).scalar_one_or_none()
+    seq = 0 if last is None else int(last) + 1
+    _, found = _bandit_allocation(view, exposures, summaries, thompson.seed_of(e.id, seq))
+    now = utcnow()
+    arms_out: list[dict[str, Any]] = []
+    for arm, allocated in zip(view.arms, found.arms, strict=True):
+        arm.weight = allocated.share
+        arms_out.append(
+            {
+                "name": arm.name,
+                "share": allocated.share,
+                "probabilityBest": allocated.probability_best,
+                "mean": allocated.mean,
+                "n": allocated.n,
+                "exposures": exposures.get(arm.name, 0),
+            }
+        )
+    row = ExperimentAllocation(
+        experiment_id=e.id,
+        seq=seq,
+        computed_at=now,
+        reason=reason,
+        exposures=sum(exposures.values()),
+        regret=found.regret,
+        arms=arms_out,
+    )
+    session.add(row)
+    e.next_allocation_at = now + timedelta(seconds=int(_bandit_settings(e)["intervalSeconds"]))
+    e.updated_at = now
+    await session.flush()
+    await _audit(
+        session,
+        principal,
+        "ExperimentAllocated",
+        view,
+        seq=seq,
+        reason=reason,
+        shares={str(a["name"]): round(float(a["share"]), 6) for a in arms_out},
+        regret=found.regret,
+    )
+    invalidate(e.project_id)
+    return _bandit_results(view, exposures, summaries, [row]).allocation[0]
 
 
 async def results(session: AsyncSession, principal: Principal, experiment_id: str) -> Results:
     """Per-arm means and intervals, differences against the control with the always-valid test, the
     sample-ratio check and the guardrail violations (as of the exposures written so far)."""
-    return await compute_results(session, await get_experiment(session, principal, experiment_id))
+    return await compute_results(session, principal, await get_experiment(session, principal, experiment_id))
 
 
 # --- guardrails --------------------------------------------------------------------------------------------------
@@ -741,7 +1219,7 @@ async def enforce_guardrails(session: AsyncSession, principal: Principal, experi
     e = view.experiment
     if e.status != "running":
         return []
-    found = await compute_results(session, view)
+    found = await compute_results(session, principal, view)
     system = system_principal(e.project_id, principal.org_id)
     paused: list[str] = []
     for violation in found.guardrail_violations:

@@ -16,6 +16,7 @@ class Feedback(Base):
         Index("ix_feedback_project_version", "project_id", "version_id"),
         Index("ix_feedback_project_created", "project_id", "created_at"),
         Index("ix_feedback_run", "run_id"),
+        Index("ix_feedback_project_subject", "project_id", "subject_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -24,8 +25,11 @@ class Feedback(Base):
     version_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     eval_result_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    # the "user" of the seed's FeedbackPayload (who the feedback is from, as given); actor_id is who sent it
-    user: Mapped[str] = mapped_column(String(200), default="")
+    # the "user" of the seed's FeedbackPayload (who the feedback is from, as given); actor_id is who sent it.
+    # ``user`` and ``notes`` are sealed under the key of ``subject_id`` (promptops.personal.vault): the end
+    # user named by ``user``, else the acting user.
+    user: Mapped[str] = mapped_column(Text, default="")
+    subject_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     actor_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     source: Mapped[str] = mapped_column(String(20), default="human")  # human | automated | annotation
     score: Mapped[float | None] = mapped_column(Float, nullable=True)  # 1-5 rubric scale

@@ -12,6 +12,11 @@ its prompt and version, a prompt reference resolves to one version. How a refere
 Scores, rubric criteria and thumbs follow the QA rubric of seed 004: 1-5 per score and criterion, +1/-1 thumbs.
 Every record appends a ``FeedbackSubmitted`` audit event (promptId, user, score, notes, ...) in the same
 transaction.
+
+Personal data: ``user`` and ``notes`` are sealed under the key of the record's data subject (the end user the
+``user`` field names, else the acting user; promptops.personal.vault), stored in ``subject_id``. The audit
+event carries the subject id as ``user`` and a keyed digest as ``notes``, so erasing the subject (shredding its
+key) leaves nothing readable and the chain intact. Reads reveal the fields (``[erased]`` once erased).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, exists, func, literal, select, type_coerce
+from sqlalchemy import Float, Select, case, cast, delete, exists, func, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from promptops.auth import service as auth_service
 from promptops.auth.principal import Principal
 from promptops.errors import NotFound, ValidationProblem
 from promptops.evals import service as evals
@@ -43,7 +50,9 @@ from promptops.feedback.schemas import (
 from promptops.governance import audit
 from promptops.ids import has_prefix, new_id
 from promptops.pagination import fetch_page, id_cursor
+from promptops.personal import vault
 from promptops.registry import service as registry
+from promptops.runs.rollup import run_hour
 from promptops.runs.service import get_run
 from promptops.tenancy.service import get_scoped, scoped
 
@@ -129,6 +138,7 @@ async def record_feedback(
 ) -> Feedback:
     """Store one rating of ``subject`` and append its ``FeedbackSubmitted`` event (same transaction)."""
     user = rating.user.strip() or principal.display
+    subject_id, kind = await data_subject(session, principal, rating.user.strip())
     feedback = Feedback(
         id=new_id("feedback"),
         project_id=principal.project_id,
@@ -136,23 +146,24 @@ async def record_feedback(
         version_id=subject.version_id,
         run_id=subject.run_id,
         eval_result_id=subject.eval_result_id,
-        user=user,
+        user=await vault.seal(session, subject_id, user, kind=kind, project_id=principal.project_id),
+        subject_id=subject_id,
         actor_id=principal.id,
         source=source,
         score=rating.score,
         thumbs=rating.thumbs,
         rubric=dict(rating.rubric),
         tags=list(rating.tags),
-        notes=rating.notes,
+        notes=await vault.seal(session, subject_id, rating.notes, kind=kind, project_id=principal.project_id),
     )
     session.add(feedback)
     data: dict[str, Any] = {
         "feedbackId": feedback.id,
         "promptId": subject.prompt_id,
         "versionId": subject.version_id,
-        "user": user,
+        "user": subject_id,  # the data subject, never the name or email itself
         "score": rating.score,
-        "notes": rating.notes,
+        "notes": await vault.digest(session, rating.notes) if rating.notes else "",
         "source": source,
     }
     optional = {
@@ -166,7 +177,80 @@ async def record_feedback(
     data.update(audit_extra or {})
     await audit.record(session, principal, "FeedbackSubmitted", prompt_id=subject.prompt_id, data=data)
     await session.flush()
+    set_committed_value(feedback, "user", user)
+    set_committed_value(feedback, "notes", rating.notes)
     return feedback
+
+
+# --- personal data --------------------------------------------------------------------------------------------
+
+
+async def data_subject(session: AsyncSession, principal: Principal, user: str) -> tuple[str, str]:
+    """(subject id, kind) whose key seals a record: the end user named by ``user``, else the acting user (or,
+    for an API key, the key's name as an end user of the project)."""
+    if not user and principal.kind == "user" and principal.user_id:
+        return principal.user_id, "user"
+    return await vault.end_user_subject(session, principal.project_id, user or principal.display), "end_user"
+
+
+async def subjects_named(session: AsyncSession, principal: Principal, user: str) -> list[str]:
+    """The subject ids a ``user`` filter value may mean: that end user, or the user with that email."""
+    found = [await vault.end_user_subject(session, principal.project_id, user)]
+    if "@" in user:
+        account = await auth_service.user_by_email(session, user.strip().lower())
+        if account is not None:
+            found.append(account.id)
+    return found
+
+
+async def reveal(session: AsyncSession, rows: Sequence[Feedback]) -> list[Feedback]:
+    """Replace the sealed ``user`` and ``notes`` of loaded records by plaintext (``[erased]`` once erased)."""
+    plain = await vault.reveal_many(session, [v for f in rows for v in (f.user, f.notes)])
+    for row in rows:
+        set_committed_value(row, "user", plain.get(row.user, row.user))
+        set_committed_value(row, "notes", plain.get(row.notes, row.notes))
+    return list(rows)
+
+
+async def feedback_of_subject(session: AsyncSession, principal: Principal, subject_id: str) -> list[Feedback]:
+    """Every record of one data subject in the principal's project, oldest first, revealed (DSAR export)."""
+    rows = await session.execute(
+        scoped(select(Feedback), Feedback, principal)
+        .where(Feedback.subject_id == subject_id)
+        .order_by(Feedback.id)
+    )
+    return await reveal(session, list(rows.scalars()))
+
+
+async def delete_feedback_before(session: AsyncSession, project_id: str, cutoff: datetime) -> int:
+    """Delete one project's feedback created before ``cutoff`` (retention); the number deleted."""
+    result = await session.execute(
+        delete(Feedback).where(Feedback.project_id == project_id, Feedback.created_at < cutoff)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def seal_plaintext_feedback(session: AsyncSession, batch: int = 500) -> int:
+    """Seal a batch of records written before personal-data encryption (``subject_id`` NULL); the count."""
+    rows = list(
+        (await session.execute(select(Feedback).where(Feedback.subject_id.is_(None)).limit(batch))).scalars()
+    )
+    for row in rows:
+        subject_id, kind = await _legacy_subject(session, row)
+        row.subject_id = subject_id
+        row.user = await vault.seal(session, subject_id, row.user, kind=kind, project_id=row.project_id)
+        row.notes = await vault.seal(session, subject_id, row.notes, kind=kind, project_id=row.project_id)
+    await session.flush()
+    return len(rows)
+
+
+async def _legacy_subject(session: AsyncSession, row: Feedback) -> tuple[str, str]:
+    """A pre-encryption record sent by a user with their own email as ``user`` belongs to that user."""
+    if row.actor_id and has_prefix(row.actor_id, "user"):
+        names = await auth_service.user_display_names(session, [row.actor_id])
+        if names.get(row.actor_id) == row.user:
+            return row.actor_id, "user"
+    return await vault.end_user_subject(session, row.project_id, row.user), "end_user"
 
 
 async def submit_contract(session: AsyncSession, principal: Principal, payload: FeedbackPayload) -> Feedback:
@@ -192,7 +276,7 @@ async def submit(session: AsyncSession, principal: Principal, body: FeedbackIn) 
 
 
 async def get_feedback(session: AsyncSession, principal: Principal, feedback_id: str) -> Feedback:
-    return await get_scoped(
+    found = await get_scoped(
         session,
         principal,
         Feedback,
@@ -200,6 +284,7 @@ async def get_feedback(session: AsyncSession, principal: Principal, feedback_id:
         missing=f"Feedback {feedback_id} not found",
         code="feedback_not_found",
     )
+    return (await reveal(session, [found]))[0]
 
 
 def _has_tag(session: AsyncSession, stmt: Select[Any], tag: str) -> Select[Any]:
@@ -236,11 +321,12 @@ async def list_feedback(
         (Feedback.version_id, version_id),
         (Feedback.run_id, run_id),
         (Feedback.eval_result_id, eval_result_id),
-        (Feedback.user, user),
         (Feedback.source, source),
     ):
         if value:
             stmt = stmt.where(column == value)
+    if user:
+        stmt = stmt.where(Feedback.subject_id.in_(await subjects_named(session, principal, user.strip())))
     if tag:
         stmt = _has_tag(session, stmt, tag)
     if min_score is not None:
@@ -253,7 +339,10 @@ async def list_feedback(
         stmt = stmt.where(Feedback.created_at < until)
     if cursor:
         stmt = stmt.where(Feedback.id < id_cursor(cursor, "feedback"))
-    return await fetch_page(session, stmt.order_by(Feedback.id.desc()), limit, lambda row: row.id)
+    rows, next_cursor = await fetch_page(
+        session, stmt.order_by(Feedback.id.desc()), limit, lambda row: row.id
+    )
+    return await reveal(session, rows), next_cursor
 
 
 async def recent_feedback(
@@ -278,7 +367,7 @@ async def recent_feedback(
     if with_notes:
         stmt = stmt.where(Feedback.notes != "")
     rows = await session.execute(stmt.order_by(Feedback.id.desc()).limit(max(1, min(limit, 1000))))
-    return list(rows.scalars())
+    return await reveal(session, list(rows.scalars()))
 
 
 # --- aggregates -----------------------------------------------------------------------------------------------
@@ -437,3 +526,94 @@ async def prompt_summary(
     return FeedbackSummaryOut(
         prompt_id=prompt_id, name=name, overall=FeedbackAggregate(**overall.result()), versions=versions
     )
+
+
+@dataclass(frozen=True)
+class ScoreBucket:
+    """Feedback on one version in one hour: how many records, how many carry a 1-5 score, their sum, thumbs."""
+
+    hour: int  # hours since the Unix epoch (UTC)
+    version_id: str
+    count: int
+    scored: int
+    score_sum: float
+    thumbs_up: int
+    thumbs_down: int
+
+
+async def score_buckets(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    prompt_id: str,
+    since: datetime,
+    until: datetime,
+    version_ids: Sequence[str] | None = None,
+) -> list[ScoreBucket]:
+    """Feedback on a prompt's versions summed per (hour, version) in the database (for monitoring charts):
+    one row per hour and version that has feedback in [since, until)."""
+    hour = run_hour(session.get_bind().dialect.name, Feedback.created_at).label("hour")
+    stmt = scoped(
+        select(
+            hour,
+            Feedback.version_id,
+            func.count(),
+            func.count(Feedback.score),
+            func.coalesce(func.sum(Feedback.score), 0.0),
+            func.sum(case((Feedback.thumbs == 1, 1), else_=0)),
+            func.sum(case((Feedback.thumbs == -1, 1), else_=0)),
+        ),
+        Feedback,
+        principal,
+    ).where(Feedback.prompt_id == prompt_id, Feedback.created_at >= since, Feedback.created_at < until)
+    if version_ids is not None:
+        stmt = stmt.where(Feedback.version_id.in_(list(version_ids)))
+    rows = (await session.execute(stmt.group_by(hour, Feedback.version_id))).all()
+    return [
+        ScoreBucket(int(h), v or "", int(n), int(s), float(total or 0.0), int(up or 0), int(down or 0))
+        for h, v, n, s, total, up, down in rows
+    ]
+
+
+@dataclass(frozen=True)
+class GroupScores:
+    """Feedback on a group of runs: scores (1-5) and thumbs (+1/-1) with their counts and sums of squares."""
+
+    scores: int = 0
+    score_sum: float = 0.0
+    score_sq: float = 0.0
+    thumbs: int = 0
+    thumbs_sum: float = 0.0
+    thumbs_sq: float = 0.0
+
+
+async def scores_by_run_group(
+    session: AsyncSession, principal: Principal, runs: Select[Any]
+) -> dict[str, GroupScores]:
+    """Feedback on runs grouped as ``runs`` says: a ``select(run_id, arm)`` (e.g. an experiment's runs per arm,
+    from the runs engine); every feedback record on a run counts once for the run's group."""
+    grouped = runs.subquery()
+    score = Feedback.score
+    thumbs = cast(Feedback.thumbs, Float)
+    rows = await session.execute(
+        scoped(
+            select(
+                grouped.c.arm,
+                func.count(score),
+                func.sum(score),
+                func.sum(score * score),
+                func.count(Feedback.thumbs),
+                func.sum(thumbs),
+                func.sum(thumbs * thumbs),
+            ),
+            Feedback,
+            principal,
+        )
+        .join(grouped, grouped.c.run_id == Feedback.run_id)
+        .group_by(grouped.c.arm)
+    )
+    return {
+        str(arm): GroupScores(int(n), float(s or 0), float(sq or 0), int(tn), float(ts or 0), float(tsq or 0))
+        for arm, n, s, sq, tn, ts, tsq in rows.all()
+        if arm is not None
+    }

@@ -23,7 +23,16 @@ from promptops.auth.principal import Principal
 from promptops.errors import ProblemError
 from promptops.gateway import translate, upstream
 from promptops.gateway.fingerprint import SAMPLE_CHARS, template_text
-from promptops.gateway.service import CACHE_HEADER, MAX_CACHE_TTL_SECONDS, PROMPT_HEADER, Call, Gateway
+from promptops.gateway.service import (
+    CACHE_HEADER,
+    EXPERIMENT_HEADER,
+    MAX_CACHE_TTL_SECONDS,
+    PROMPT_HEADER,
+    UNIT_HEADER,
+    Call,
+    Gateway,
+    unit_of,
+)
 from promptops.gateway.streams import read_anthropic, read_openai
 from promptops.gateway.wire import GatewayError, Wire, error_response, wire_of
 from promptops.governance.rbac import Permission as P
@@ -138,9 +147,12 @@ async def _serve(request: Request, principal: Principal, kind: str, path: str) -
     await gw.check_limits(principal, wire)
     body = await _body(request, gw, wire)
     fallbacks = _fallback_models(request, body, wire)
+    unit = unit_of(request.headers.get(UNIT_HEADER), body)
+    attribution = await gw.attribute(principal, request.headers.get(PROMPT_HEADER), body, unit)
+    if attribution.arm_model is not None:  # the unit's arm serves the same prompt on another model
+        body["model"] = attribution.arm_model
     # Every model is routed before any call, so a misspelt fallback is a 404 now rather than after an outage.
     routes = [await gw.route(principal, model, wire) for model in [body.get("model"), *fallbacks]]
-    attribution = await gw.attribute(principal, request.headers.get(PROMPT_HEADER), body)
     stream = bool(body.get("stream"))
     cache_ttl = None if stream or kind == "embedding" else _cache_ttl(request, gw, wire)
     for position, route in enumerate(routes):
@@ -159,6 +171,8 @@ async def _serve(request: Request, principal: Principal, kind: str, path: str) -
     if position > 0:
         response.headers[FALLBACK_HEADER] = _UNSAFE_HEADER_CHARS.sub("?", str(body.get("model")))[:200]
     response.headers[RUN_HEADER] = call.run_id
+    if attribution.experiment_id is not None:
+        response.headers[EXPERIMENT_HEADER] = f"{attribution.experiment_id}/{attribution.arm}"
     if attribution.warning:
         response.headers[WARNING_HEADER] = _UNSAFE_HEADER_CHARS.sub("?", attribution.warning)[:500]
     return response

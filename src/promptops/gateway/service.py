@@ -19,6 +19,7 @@ from promptops.auth.principal import Principal
 from promptops.cache import TTLCache
 from promptops.db import utcnow
 from promptops.errors import NotFound, ProblemError
+from promptops.experiments import service as experiments
 from promptops.gateway.fingerprint import fingerprint, template_text
 from promptops.gateway.http import Pool
 from promptops.gateway.limits import (
@@ -48,6 +49,11 @@ from promptops.runtime import Runtime
 from promptops.tenancy import service as tenancy
 
 PROMPT_HEADER = "x-promptops-prompt"
+# The experiment unit (user or session id) of a call; else the OpenAI body's ``user``, else Anthropic's
+# ``metadata.user_id``. With a prompt reference by label, an experiment running there serves the unit's arm.
+UNIT_HEADER = "x-promptops-unit"
+EXPERIMENT_HEADER = "x-promptops-experiment"  # on the answer: "<experiment id>/<arm>"
+MAX_UNIT_CHARS = 200
 CACHE_HEADER = "x-promptops-cache"  # opt-in response cache: seconds to keep the answer
 METADATA_KEY = "promptops_prompt"
 SSRF_RECHECK_SECONDS = 30.0
@@ -86,6 +92,23 @@ class Attribution:
     version_id: str | None = None
     fingerprint: str | None = None
     warning: str | None = None
+    label: str | None = None  # the label the prompt reference resolved by (an experiment may run there)
+    experiment_id: str | None = None
+    arm: str | None = None
+    arm_model: str | None = None  # the arm's model override: the call goes to this model
+
+
+def unit_of(header: str | None, body: dict[str, Any]) -> str | None:
+    """The call's experiment unit: the ``X-PromptOps-Unit`` header, else the OpenAI ``user`` field, else the
+    Anthropic ``metadata.user_id`` (a value of 1-200 characters; anything else is no unit)."""
+    candidates: list[Any] = [header, body.get("user")]
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        candidates.append(metadata.get("user_id"))
+    for value in candidates:
+        if isinstance(value, str) and value.strip() and len(value) <= MAX_UNIT_CHARS:
+            return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -368,9 +391,13 @@ class Gateway:
 
     # --- attribution -----------------------------------------------------------------------------------------
 
-    async def attribute(self, principal: Principal, header: str | None, body: dict[str, Any]) -> Attribution:
+    async def attribute(
+        self, principal: Principal, header: str | None, body: dict[str, Any], unit: str | None = None
+    ) -> Attribution:
         """The prompt a call belongs to: ``X-PromptOps-Prompt``, else ``metadata.promptops_prompt`` (removed
-        from the body: upstreams may refuse unknown metadata), else a fingerprint of its template text."""
+        from the body: upstreams may refuse unknown metadata), else a fingerprint of its template text. With a
+        ``unit`` and a reference by label (``name@production``) on which an experiment runs: the unit's arm
+        (its version, and its model when the arm overrides it); the exposure is recorded."""
         ref = header
         metadata = body.get("metadata")
         if isinstance(metadata, dict) and METADATA_KEY in metadata:
@@ -386,13 +413,38 @@ class Gateway:
                     resolved = await registry.resolve_cached(self.runtime.db, principal, ref)
                 except ProblemError as exc:
                     return Attribution(warning=f"prompt {ref!r} not attributed: {exc.detail}")
-                return Attribution(resolved.prompt.id, resolved.version.id)
+                how = resolved.how
+                label = how[len("label:") :] if how.startswith("label:") and how != "label:latest" else None
+                return Attribution(resolved.prompt.id, resolved.version.id, label=label)
 
             found = await self._prompts.get_or_load((principal.project_id, ref), load)
+            if found.prompt_id is not None and found.label is not None and unit is not None:
+                return await self._arm_of(principal, found, unit)
             if found.prompt_id is not None:
                 return found
             return Attribution(fingerprint=fingerprint(template_text(body)), warning=found.warning)
         return Attribution(fingerprint=fingerprint(template_text(body)))
+
+    async def _arm_of(self, principal: Principal, found: Attribution, unit: str) -> Attribution:
+        assert found.prompt_id is not None and found.label is not None
+        exposures = self.runtime.exposures
+        assignment = await experiments.assignment_for(
+            self.runtime.db, principal.project_id, found.prompt_id, found.label, unit, exposures.pending_arm
+        )
+        if assignment is None:
+            return found
+        arm = assignment.arm
+        if assignment.exposed:
+            exposures.record(assignment.experiment_id, assignment.unit_hash, arm.name)
+        return Attribution(
+            found.prompt_id,
+            arm.version_id,
+            warning=found.warning,
+            label=found.label,
+            experiment_id=assignment.experiment_id,
+            arm=arm.name,
+            arm_model=arm.model,
+        )
 
     # --- response cache (the provider layer's table, keyed by the exact upstream request) ----------------------
 
@@ -464,6 +516,8 @@ class Gateway:
                 "prompt_id": call.attribution.prompt_id,
                 "version_id": call.attribution.version_id,
                 "fingerprint": call.attribution.fingerprint,
+                "experiment_id": call.attribution.experiment_id,
+                "experiment_arm": call.attribution.arm,
                 "provider": connection.name,
                 "provider_type": connection.type,
                 "model": call.route.model,
@@ -501,6 +555,8 @@ class Gateway:
 
         run.source = "gateway"
         run.fingerprint = call.attribution.fingerprint
+        run.experiment_id = call.attribution.experiment_id
+        run.experiment_arm = call.attribution.arm
         record = record_of(run)
         self.outbox.append(record)
         self.limits.add(call.principal.project_id, float(run.cost_usd or 0.0))

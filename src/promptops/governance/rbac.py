@@ -48,6 +48,23 @@ class Permission(StrEnum):
     EXPERIMENT_READ = "experiment:read"
     EXPERIMENT_MANAGE = "experiment:manage"  # create, start, pause, resume, stop, ship live experiments
     EXPERIMENT_TRACK = "experiment:track"  # post outcome events of an experiment (from an application)
+    ALERT_READ = "alert:read"  # see alerts with their history, alert rules, channels and the delivery log
+    ALERT_MANAGE = "alert:manage"  # acknowledge/resolve alerts; create, change, delete rules and channels
+    MONITORING_MANAGE = (
+        "monitoring:manage"  # configure online evaluation (sample rate, scorers) of production runs
+    )
+    PRIVACY_READ = "privacy:read"  # see the project's retention policy
+    PRIVACY_EXPORT = "privacy:export"  # find a data subject and export everything about it (DSAR)
+    PRIVACY_ERASE = "privacy:erase"  # erase a data subject (crypto-shredding)
+    RETENTION_MANAGE = "retention:manage"  # set and apply the project's retention policy
+    APPROVAL_READ = "approval:read"  # see approval requests of gated labels (with diff, lint, evaluation)
+    APPROVAL_REVIEW = "approval:review"  # approve or reject them (the label's rule names which roles count)
+    APPROVAL_OVERRIDE = "approval:override"  # move a gated label without the approvals, with a note
+    SSO_READ = "sso:read"  # see the organization's SSO providers, policy and the project's role mappings
+    SSO_MANAGE = "sso:manage"  # configure SSO providers, the project's role mappings and "SSO only"
+    AUDIT_KEY_MANAGE = "auditkey:manage"  # rotate the organization's audit/pack signing key
+    PACK_EXPORT = "pack:export"  # export prompts (and datasets) as a template pack signed by the organization
+    PACK_IMPORT = "pack:import"  # preview and import template packs (creates prompts, versions, datasets)
 
 
 P = Permission
@@ -60,10 +77,12 @@ _VIEWER = {
     P.FEEDBACK_READ,
     P.DATASET_READ,
     P.EXPERIMENT_READ,
+    P.APPROVAL_READ,
+    P.ALERT_READ,
 }
 # QA analysts rate and comment (feedback), fill and work the annotation queue, curate test datasets and
 # run evaluations against them.
-_QA = _VIEWER | {P.FEEDBACK_WRITE, P.ANNOTATION_MANAGE, P.DATASET_WRITE, P.EVAL_RUN}
+_QA = _VIEWER | {P.FEEDBACK_WRITE, P.ANNOTATION_MANAGE, P.DATASET_WRITE, P.EVAL_RUN, P.APPROVAL_REVIEW}
 _ENGINEER = _QA | {
     P.PROMPT_WRITE,
     P.LABEL_WRITE,
@@ -76,8 +95,22 @@ _ENGINEER = _QA | {
     P.PROMPT_OPTIMIZE,
     P.EXPERIMENT_MANAGE,
     P.EXPERIMENT_TRACK,
+    P.MONITORING_MANAGE,
+    P.ALERT_MANAGE,
+    P.PACK_EXPORT,
+    P.PACK_IMPORT,
 }
-_COMPLIANCE = _VIEWER | {P.AUDIT_READ, P.AUDIT_VERIFY, P.APIKEY_READ}
+_COMPLIANCE = _VIEWER | {
+    P.AUDIT_READ,
+    P.AUDIT_VERIFY,
+    P.APIKEY_READ,
+    P.PRIVACY_READ,
+    P.PRIVACY_EXPORT,
+    P.PRIVACY_ERASE,
+    P.RETENTION_MANAGE,
+    P.APPROVAL_REVIEW,
+    P.SSO_READ,
+}
 _ADMIN = set(Permission)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

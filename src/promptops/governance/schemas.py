@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -20,7 +20,7 @@ class AuditEventRecord(ApiOut):
     timestamp: datetime
     id: str
     seq: int
-    project_id: str
+    project_id: str | None = Field(description="The project (for an organization-chain event: the actor's)")
     actor_type: str
     actor_id: str | None
     request_id: str | None
@@ -47,6 +47,46 @@ class VerifyOut(ApiOut):
     events_checked: int
     last_seq: int
     problems: list[ChainProblemOut]
+
+
+AuditChain = Literal["project", "org"]
+
+
+class AuditPublicKeyOut(ApiOut):
+    key_id: str = Field(description="First 16 hex digits of SHA-256 over the raw public key")
+    algorithm: str
+    public_key: str = Field(description="Base64 of the 32 raw Ed25519 public-key bytes")
+    public_key_pem: str
+    valid_from: datetime
+    valid_until: datetime | None = Field(description="When it was replaced; null for the current key")
+    current: bool
+
+
+class AuditPublicKeysOut(ApiOut):
+    org_id: str
+    keys: list[AuditPublicKeyOut]
+
+
+class AuditCheckpointIn(ApiModel):
+    chain: AuditChain = Field(default="project", description="project: your project's chain; org: sign-ins")
+
+
+class AuditCheckpointOut(ApiOut):
+    id: str
+    chain: str
+    chain_id: str
+    org_id: str
+    seq: int
+    head_hash: str
+    signed_at: datetime
+    key_id: str
+    signature: str
+    trigger: str
+
+
+class AuditCheckpointPage(ApiOut):
+    checkpoints: list[AuditCheckpointOut]
+    next_cursor: str | None
 
 
 class RollbackRequest(ApiModel):

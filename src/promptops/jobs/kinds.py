@@ -11,6 +11,13 @@ import importlib
 JOB_MODULES: list[str] = [
     "promptops.evals.engine",  # kind "eval"
     "promptops.optimize.engine",  # kind "optimize"
+    "promptops.monitoring.online",  # kind "online_eval", periodic "monitoring.online-sample"
+    "promptops.governance.signing",  # periodic "audit.checkpoint" (signed checkpoints of the audit chains)
+    "promptops.auth.hardening",  # periodic "auth.login-throttle-cleanup"
+    "promptops.experiments.tasks",  # periodic "experiments.tick" (bandit allocation, run guardrails)
+    "promptops.privacy.retention",  # periodic "privacy.retention" (retention policies, hourly)
+    "promptops.evals.schedules.service",  # periodic "evals.schedules" (regression schedules: fire, conclude)
+    "promptops.alerts.service",  # periodic "alerts.evaluate" (alert rules), "alerts.deliver" (notifications)
 ]
 
 

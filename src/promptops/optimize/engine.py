@@ -505,7 +505,7 @@ async def _finish(
     if label and new_version is not None and improvement > 0 and verdict.get("significant"):
         try:
             async with runtime.db.transaction(write=True) as session:
-                await registry.set_label(
+                moved = await registry.set_label(
                     session,
                     principal,
                     prompt_name,
@@ -513,7 +513,16 @@ async def _finish(
                     version_id=new_version.id,
                     reason=f"optimization {optimization_id}: {improvement:+.0f} points on validation",
                 )
-            promotion = {"label": label, "promoted": True}
+            if isinstance(moved, registry.LabelMove):
+                promotion = {"label": label, "promoted": True}
+            else:  # the label is gated by approvals: the promotion waits for reviewers
+                promotion = {
+                    "label": label,
+                    "promoted": False,
+                    "code": "approval_requested",
+                    "approvalRequestId": moved.request.id,
+                    "detail": f"the label needs approvals; request {moved.request.id} waits for review",
+                }
         except ProblemError as error:
             promotion = {"label": label, "promoted": False, "code": error.code, "detail": error.detail}
     elif label:

@@ -20,6 +20,9 @@ from promptops.governance.rbac import Permission as P
 from promptops.idempotency import idempotent
 from promptops.pagination import PageLimit
 from promptops.registry import service
+from promptops.registry.approvals import api as approvals_api
+from promptops.registry.approvals import service as approvals
+from promptops.registry.approvals.gate import PendingApproval
 from promptops.registry.models import Prompt, PromptVersion
 from promptops.registry.refs import ROUTE_REF_REGEX
 from promptops.registry.schemas import (
@@ -143,11 +146,14 @@ def resolved_from(r: service.Resolved) -> ResolvedOut:
 
 async def saved_out(db: Database, principal: Principal, resolved: ResolvedOut) -> PromptSavedOut:
     """The saved prompt and version (committed), with the project's near-duplicates of the new text: read in
-    a transaction of its own, so the shared vector index only ever learns committed rows."""
+    a transaction of its own, so the shared vector index only ever learns committed rows; and the approval
+    requests its gated ``labels`` became."""
     async with db.transaction() as session:
         near = await search_service.near_duplicates(session, principal, resolved.version.id)
+        pending = await approvals.open_for_version(session, principal, resolved.version.id)
     return PromptSavedOut(
         **dict(resolved),
+        pending_approvals=[approvals_api.request_ref(r) for r in pending],
         near_duplicates=[
             NearDuplicateOut(
                 prompt_id=n.doc.prompt_id,
@@ -362,12 +368,26 @@ async def history(
     ]
 
 
+GATED = approvals_api.GATED
+
+
+async def _moved_or_pending(
+    session: AsyncSession, outcome: service.LabelMove | PendingApproval
+) -> LabelMoveOut | Response:
+    if isinstance(outcome, PendingApproval):
+        return await approvals_api.pending_response(session, outcome)
+    return _move_out(outcome)
+
+
 @router.put(
-    "/{name:prompt}/labels/{label}", response_model=LabelMoveOut, summary="Point a label at a version"
+    "/{name:prompt}/labels/{label}",
+    response_model=LabelMoveOut,
+    responses=GATED,  # type: ignore[arg-type]
+    summary="Point a label at a version (202 with an approval request on a gated label)",
 )
 async def set_label(
     name: Ref, label: str, body: SetLabelIn, request: Request, principal: Labeller
-) -> LabelMoveOut:
+) -> LabelMoveOut | Response:
     async with runtime_of(request).db.transaction(write=True) as session:
         move = await service.set_label(
             session,
@@ -378,7 +398,7 @@ async def set_label(
             version_id=body.version_id,
             reason=body.reason,
         )
-    return _move_out(move)
+        return await _moved_or_pending(session, move)
 
 
 @router.delete("/{name:prompt}/labels/{label}", status_code=204, summary="Remove a label")
@@ -389,11 +409,14 @@ async def delete_label(name: Ref, label: str, request: Request, principal: Label
 
 
 @router.post(
-    "/{name:prompt}/labels/{label}/rollback", response_model=LabelMoveOut, summary="Roll a label back"
+    "/{name:prompt}/labels/{label}/rollback",
+    response_model=LabelMoveOut,
+    responses=GATED,  # type: ignore[arg-type]
+    summary="Roll a label back (on a gated label the project's rollback mode decides: move or request)",
 )
 async def rollback_label(
     name: Ref, label: str, body: RollbackIn, request: Request, principal: Deployer
-) -> LabelMoveOut:
+) -> LabelMoveOut | Response:
     async with runtime_of(request).db.transaction(write=True) as session:
         move = await service.rollback(
             session,
@@ -404,7 +427,7 @@ async def rollback_label(
             reason=body.reason,
             approver=body.approver,
         )
-    return _move_out(move)
+        return await _moved_or_pending(session, move)
 
 
 @router.post("/{name:prompt}/render", response_model=RenderOut, summary="Render a version with variables")
@@ -505,8 +528,10 @@ async def push_prompt(
     async with db.transaction(write=not dry_run) as session:
         pushed = await service.push_prompt(session, principal, body, checked=checked, dry_run=dry_run)
         resolved = None
+        pending = []
         if pushed.prompt is not None and pushed.version is not None and not dry_run:
             resolved = await resolved_out(session, pushed.prompt, pushed.version, f"version:{pushed.number}")
+            pending = await approvals.open_for_version(session, principal, pushed.version.id)
     return PushOut(
         action=pushed.action,
         dry_run=dry_run,
@@ -514,6 +539,7 @@ async def push_prompt(
         name=name,
         version=pushed.number,
         resolved=resolved,
+        pending_approvals=[approvals_api.request_ref(r) for r in pending],
     )
 
 
@@ -604,7 +630,7 @@ async def _experiment_answer(
     entry, so a repeat costs a hash, a dict lookup and two cache hits."""
     runtime = runtime_of(request)
     assignment = await experiments.assignment_for(
-        runtime.db, principal.project_id, resolved.prompt.id, label, unit
+        runtime.db, principal.project_id, resolved.prompt.id, label, unit, runtime.exposures.pending_arm
     )
     if assignment is None:
         return None

@@ -222,7 +222,22 @@ class NearDuplicateOut(ApiOut):
     )
 
 
+class ApprovalRequestRef(ApiOut):
+    """An approval request a save opened instead of moving a gated label (see /api/v1/approvals)."""
+
+    id: str
+    label: str
+    version: int
+    required: int
+    status: str
+
+
 class PromptSavedOut(ResolvedOut):
+    pending_approvals: list[ApprovalRequestRef] = Field(
+        default_factory=list,
+        description="Labels asked for (``labels``) that the project gates with approvals: each became an "
+        "approval request instead of moving",
+    )
     near_duplicates: list[NearDuplicateOut] = Field(
         default_factory=list,
         description="Other prompts of the project whose latest version is probably the same instruction "
@@ -242,6 +257,10 @@ class PushOut(ApiOut):
     version: int = Field(description="The version current after the push (new or existing)")
     resolved: ResolvedOut | None = Field(
         description="The prompt and its current version after the push (null on a dry run)"
+    )
+    pending_approvals: list[ApprovalRequestRef] = Field(
+        default_factory=list,
+        description="Labels of the file that the project gates with approvals: each became an approval request",
     )
 
 

@@ -46,6 +46,9 @@ from promptops.pagination import (
     invalid_cursor,
 )
 from promptops.providers import service as providers
+from promptops.registry.approvals import gate as approval_gate
+from promptops.registry.approvals import rules as approval_rules
+from promptops.registry.approvals.gate import PendingApproval
 from promptops.registry.hashing import content_hash
 from promptops.registry.models import LabelEvent, Prompt, PromptLabel, PromptTag, PromptVersion
 from promptops.registry.refs import parse_ref, validate_prompt_name
@@ -767,12 +770,19 @@ async def _move_label(
     action: str,
     reason: str = "",
     approver: str | None = None,
-) -> LabelMove:
+    grant: approval_gate.Grant | None = None,
+) -> LabelMove | PendingApproval:
+    """The one place a label moves. A label the project gates with approvals (``settings.approvals``) is not
+    moved: the move becomes an approval request (:class:`PendingApproval`), unless ``grant`` (made only by the
+    approvals service for an approved or overridden request) covers exactly this move, or a rollback takes the
+    project's rollback fast path."""
     check_label_name(label)
-    principal.require(Permission.LABEL_WRITE)
+    granted = grant is not None and grant.covers(prompt.id, label, version.id)
     deployable = label in await deployable_labels(session, prompt.project_id)
-    if deployable:
-        principal.require(Permission.LABEL_DEPLOY)
+    if not granted:  # an approved request was checked when it was made, and by its reviewers
+        principal.require(Permission.LABEL_WRITE)
+        if deployable:
+            principal.require(Permission.LABEL_DEPLOY)
     await _check_lint_gate(session, principal, prompt, label, version)
     current = (
         await session.execute(
@@ -782,6 +792,23 @@ async def _move_label(
         )
     ).scalar_one_or_none()
     previous = await session.get(PromptVersion, current.version_id) if current else None
+    fast_path = None
+    if not granted:
+        rule, fast_path = await approval_gate.needs_request(
+            session, principal, prompt, label, version, current.version_id if current else None, action=action
+        )
+        if rule is not None:
+            return await approval_gate.open_request(
+                session,
+                principal,
+                rule,
+                prompt=prompt,
+                label=label,
+                version=version,
+                previous=previous,
+                action=action,
+                reason=reason,
+            )
     now = utcnow()
     if current is None:
         session.add(
@@ -824,11 +851,22 @@ async def _move_label(
         "deployRef": f"{prompt.name}@{label}",
         "reason": reason,
     }
+    if grant is not None and granted:
+        data["approvalRequestId"] = grant.request_id
+        data["approval"] = grant.kind
+        data["approvers"] = list(grant.approvers)
+    elif fast_path is not None:
+        data["approval"] = f"rollbackFastPath:{fast_path}"
     if action == "rollback":
         event = "RollbackTriggered"
-        data["approver"] = approver or principal.display
+        data["approver"] = approver or (
+            ", ".join(grant.approvers) if granted and grant else audit.actor_name(principal)
+        )
     else:
         event = "PromptDeployed" if deployable else "LabelMoved"
+        if deployable:  # seed 004 §12: PromptDeployed {promptId, user, deployRef}
+            data["promptId"] = prompt.id
+            data["user"] = audit.actor_name(principal)  # a user by id: no personal data in the chain
     await audit.record(session, principal, event, prompt_id=prompt.id, data=data)
     return LabelMove(prompt, label, version, previous, deployable)
 
@@ -842,8 +880,9 @@ async def set_label(
     version: int | None = None,
     version_id: str | None = None,
     reason: str = "",
-) -> LabelMove:
-    """Point ``label`` at a version (a deployment when the label is deployable, e.g. production)."""
+) -> LabelMove | PendingApproval:
+    """Point ``label`` at a version (a deployment when the label is deployable, e.g. production); on a label
+    the project gates with approvals the move becomes an approval request (:class:`PendingApproval`)."""
     if label == "latest":
         raise ValidationProblem(
             "'latest' is derived (the newest version) and cannot be set", code="invalid_label"
@@ -874,6 +913,13 @@ async def delete_label(session: AsyncSession, principal: Principal, name: str, l
         raise _no_label(prompt.name, label)
     if label in await deployable_labels(session, prompt.project_id):
         principal.require(Permission.LABEL_DEPLOY)
+    if (await approval_rules.approval_policy(session, prompt.project_id)).rule_for(label) is not None:
+        raise Conflict(
+            f"Label {label!r} is gated by approvals and cannot be removed; a project admin may first take it out "
+            "of settings.approvals.labels (an audited change)",
+            code="label_gated",
+            label=label,
+        )
     await session.delete(current)
     await session.flush()
     await _index(session, prompt, scope="labels")
@@ -910,8 +956,9 @@ async def rollback(
     to_version_id: str | None = None,
     reason: str = "",
     approver: str | None = None,
-) -> LabelMove:
-    """Move ``label`` back: to a named version, or else to where it pointed before its last move."""
+) -> LabelMove | PendingApproval:
+    """Move ``label`` back: to a named version, or else to where it pointed before its last move. On a label
+    gated by approvals the project's rollback mode decides whether it moves now or becomes a request."""
     prompt = await _lock_prompt(session, principal, name)
     current = (
         await session.execute(
@@ -948,6 +995,21 @@ async def rollback(
     move = await _move_label(
         session, principal, prompt, label, target, action="rollback", reason=reason, approver=approver
     )
+    _invalidate(principal.project_id)
+    return move
+
+
+async def apply_grant(
+    session: AsyncSession, principal: Principal, grant: approval_gate.Grant, *, action: str, reason: str
+) -> LabelMove:
+    """Move the label an approved or overridden request names (called by the approvals service only)."""
+    prompt = await _lock_prompt(session, principal, grant.prompt_id)
+    version = await get_version_by_id(session, principal, grant.version_id)
+    move = await _move_label(
+        session, principal, prompt, grant.label, version, action=action, reason=reason, grant=grant
+    )
+    if not isinstance(move, LabelMove):  # the grant covers this very move, so the gate cannot ask again
+        raise Conflict("The approved move was not applied", code="approval_not_applied")
     _invalidate(principal.project_id)
     return move
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from promptops.auth.deps import require
 from promptops.auth.principal import Principal
 from promptops.errors import Conflict, ProblemError, ValidationProblem
+from promptops.experiments import service as experiments
 from promptops.governance.rbac import Permission as P
 from promptops.pagination import IdCursor, PageLimit, PromptFilter, Since, Until, VersionIdFilter
 from promptops.registry import service as registry
@@ -71,6 +72,32 @@ async def get_run(run_id: str, request: Request, principal: Reader) -> RunOut:
         return RunOut.model_validate(await service.get_run(session, principal, run_id))
 
 
+async def _check_arm(
+    session: AsyncSession,
+    principal: Principal,
+    experiment_id: str,
+    arm: str,
+    index: int,
+    arms: dict[str, set[str]],
+) -> None:
+    """A run tagged with an experiment names an experiment of this project and one of its arms."""
+    if experiment_id not in arms:
+        try:
+            view = await experiments.get_experiment(session, principal, experiment_id)
+        except ProblemError as problem:
+            problem.detail = f"Run {index}: {problem.detail}"
+            problem.extra["index"] = index
+            raise
+        arms[experiment_id] = {a.name for a in view.arms}
+    if arm not in arms[experiment_id]:
+        raise ValidationProblem(
+            f"Run {index}: experiment {experiment_id} has no arm {arm!r}; its arms: "
+            + ", ".join(sorted(arms[experiment_id])),
+            code="unknown_arm",
+            index=index,
+        )
+
+
 async def _attribution(
     session: AsyncSession,
     principal: Principal,
@@ -124,9 +151,12 @@ async def ingest_runs(body: RunBatchIn, request: Request, principal: Writer) -> 
     try:
         async with runtime_of(request).db.transaction(write=True) as session:
             seen: dict[tuple[str, ...], tuple[str | None, str | None]] = {}
+            arms: dict[str, set[str]] = {}
             items = []
             for index, run in enumerate(body.runs):
                 prompt_id, version_id = await _attribution(session, principal, run, index, seen)
+                if run.experiment_id is not None and run.arm is not None:
+                    await _check_arm(session, principal, run.experiment_id, run.arm, index, arms)
                 items.append(service.IngestItem(run, prompt_id, version_id))
             result = await service.ingest_runs(session, principal, items)
     except IntegrityError:

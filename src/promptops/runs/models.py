@@ -15,8 +15,11 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_project_created", "project_id", "created_at"),
         Index("ix_runs_project_prompt", "project_id", "prompt_id"),
+        # a prompt's runs in a time range (monitoring's drift samples); added by migration 0014
+        Index("ix_runs_project_prompt_created", "project_id", "prompt_id", "created_at"),
         Index("ix_runs_project_version", "project_id", "version_id"),
         Index("ix_runs_project_fingerprint", "project_id", "fingerprint"),
+        Index("ix_runs_experiment", "experiment_id", "experiment_arm"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -50,6 +53,9 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Gateway calls without a registry prompt: hash of the normalised system/first message (gateway.fingerprint).
     fingerprint: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # A run served an experiment's arm (a gateway call or SDK trace with a unit): the experiment and arm.
+    experiment_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    experiment_arm: Mapped[str | None] = mapped_column(String(63), nullable=True)
 
 
 # Upper bounds (ms) of the latency histogram kept per rollup row: 10 ms doubling to ~164 s, the last bucket open.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from promptops.schemas import ApiModel, ApiOut, SmallJson, _json_size_limit
 
@@ -37,6 +37,8 @@ class RunOut(ApiOut):
     trace_id: str | None
     actor_id: str | None
     created_at: datetime
+    experiment_id: str | None = Field(default=None, description="The live experiment whose arm served it")
+    experiment_arm: str | None = None
 
 
 class RunPage(ApiOut):
@@ -77,6 +79,16 @@ class RunIn(ApiModel):
     error_message: str | None = Field(default=None, max_length=2000)
     trace_id: str | None = Field(default=None, max_length=64)
     created_at: datetime | None = None
+    experiment_id: str | None = Field(
+        default=None, max_length=40, description="The live experiment whose arm served this run (with 'arm')"
+    )
+    arm: str | None = Field(default=None, max_length=63, description="That experiment's arm")
+
+    @model_validator(mode="after")
+    def _experiment_pair(self) -> RunIn:
+        if (self.experiment_id is None) != (self.arm is None):
+            raise ValueError("give 'experimentId' and 'arm' together")
+        return self
 
     @field_validator("input")
     @classmethod

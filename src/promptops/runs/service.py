@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, delete, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
@@ -82,6 +82,19 @@ async def get_run(session: AsyncSession, principal: Principal, run_id: str) -> R
 async def runs_by_id(session: AsyncSession, principal: Principal, run_ids: Iterable[str]) -> dict[str, Run]:
     """The principal's project's runs with these ids; unknown ids are left out."""
     return await get_scoped_many(session, principal, Run, run_ids)
+
+
+async def runs_of_actor(session: AsyncSession, principal: Principal, actor_id: str, limit: int) -> list[Run]:
+    """The newest ``limit`` runs one user or key made in the principal's project (privacy exports)."""
+    stmt = scoped(select(Run), Run, principal).where(Run.actor_id == actor_id)
+    return list((await session.execute(stmt.order_by(Run.id.desc()).limit(limit))).scalars())
+
+
+async def delete_runs_before(session: AsyncSession, project_id: str, cutoff: datetime) -> int:
+    """Delete one project's runs created before ``cutoff`` (retention); the number deleted. The hourly and
+    daily rollups keep their sums: analytics over deleted runs stay, the runs' content does not."""
+    result = await session.execute(delete(Run).where(Run.project_id == project_id, Run.created_at < cutoff))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 # --- recording runs made elsewhere (SDK traces) ---------------------------------------------------------------
@@ -203,6 +216,8 @@ async def ingest_runs(
                 trace_id=body.trace_id,
                 actor_id=principal.id,
                 created_at=created_at,
+                experiment_id=body.experiment_id,
+                experiment_arm=body.arm,
             )
         )
     if runs:
@@ -277,3 +292,109 @@ async def fingerprint_groups(
             )
         )
     return found
+
+
+# --- runs of a live experiment's arms (the experiments feature's run metrics) ------------------------------------
+
+
+@dataclass(frozen=True)
+class ArmRunStats:
+    """Sums over the runs attributed to one arm: counts, errors, latency and cost with their squares."""
+
+    runs: int = 0
+    errors: int = 0
+    latency_sum: float = 0.0
+    latency_sq: float = 0.0
+    cost_sum: float = 0.0
+    cost_sq: float = 0.0
+
+
+def experiment_runs(
+    principal: Principal,
+    experiment_id: str,
+    version_arms: dict[str, str],
+    since: datetime,
+    until: datetime | None,
+) -> Select[Any]:
+    """``select(run id, arm)`` of the runs that count for an experiment's arms: the runs tagged with the
+    experiment (a gateway call or SDK trace with a unit), and untagged runs of an arm's version (``version_arms``:
+    version id -> arm, for versions only one arm serves) made while the experiment ran."""
+    tagged: Select[Any] = scoped(
+        cast(Select[Any], select(Run.id.label("run_id"), Run.experiment_arm.label("arm"))), Run, principal
+    ).where(Run.experiment_id == experiment_id)
+    if not version_arms:
+        return tagged
+    untagged = scoped(
+        select(Run.id.label("run_id"), case(version_arms, value=Run.version_id).label("arm")), Run, principal
+    ).where(
+        Run.experiment_id.is_(None),
+        Run.version_id.in_(sorted(version_arms)),
+        Run.created_at >= since,
+    )
+    if until is not None:
+        untagged = untagged.where(Run.created_at < until)
+    return cast(Select[Any], union_all(tagged, untagged))
+
+
+async def experiment_run_stats(
+    session: AsyncSession,
+    principal: Principal,
+    experiment_id: str,
+    version_arms: dict[str, str],
+    since: datetime,
+    until: datetime | None,
+) -> dict[str, ArmRunStats]:
+    """Per arm, the sums of the runs :func:`experiment_runs` attributes to it (arms without runs left out)."""
+    attributed = experiment_runs(principal, experiment_id, version_arms, since, until).subquery()
+    error = case((Run.status == "error", 1), else_=0)
+    rows = await session.execute(
+        select(
+            attributed.c.arm,
+            func.count(),
+            func.sum(error),
+            func.sum(Run.latency_ms),
+            func.sum(Run.latency_ms * Run.latency_ms),
+            func.sum(Run.cost_usd),
+            func.sum(Run.cost_usd * Run.cost_usd),
+        )
+        .join(Run, Run.id == attributed.c.run_id)
+        .group_by(attributed.c.arm)
+    )
+    return {
+        str(arm): ArmRunStats(
+            int(n),
+            int(errors or 0),
+            float(lat or 0),
+            float(lat_sq or 0),
+            float(cost or 0),
+            float(cost_sq or 0),
+        )
+        for arm, n, errors, lat, lat_sq, cost, cost_sq in rows.all()
+        if arm is not None
+    }
+
+
+# --- a prompt's runs in a time range (monitoring's drift samples) ---------------------------------------------
+
+
+async def sample_runs(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    prompt_id: str,
+    since: datetime,
+    until: datetime,
+    limit: int,
+    version_ids: Iterable[str] | None = None,
+    sources: Iterable[str] | None = None,
+) -> list[Run]:
+    """The newest ``limit`` runs of a prompt created in [since, until), optionally of some versions and sources
+    (read along the index on (project, prompt, created_at), so a window costs the same in a table of any size)."""
+    stmt = scoped(select(Run), Run, principal).where(
+        Run.prompt_id == prompt_id, Run.created_at >= since, Run.created_at < until
+    )
+    if version_ids is not None:
+        stmt = stmt.where(Run.version_id.in_(sorted(set(version_ids))))
+    if sources is not None:
+        stmt = stmt.where(Run.source.in_(sorted(set(sources))))
+    return list((await session.execute(stmt.order_by(Run.created_at.desc()).limit(limit))).scalars())

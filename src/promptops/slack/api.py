@@ -77,10 +77,27 @@ async def events(request: Request, background: BackgroundTasks) -> Any:
     return Response(status_code=204)
 
 
-@router.post("/interactions", summary="Interactivity payloads (Slack-signed; buttons are links for now)")
-async def interactions(request: Request) -> Response:
-    form_of(await signed_body(request))
-    return Response(status_code=204)
+@router.post(
+    "/interactions", summary="Interactivity payloads (Slack-signed): approval Approve / Reject buttons"
+)
+async def interactions(request: Request, background: BackgroundTasks) -> Response:
+    """Link buttons need nothing; an approval button decides as the linked user, and the answer goes to the
+    payload's response_url once the response has been sent."""
+    raw = form_of(await signed_body(request)).get("payload")
+    if raw is None:
+        return Response(status_code=204)
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ValidationProblem("The interaction payload is not JSON", code="slack_bad_request") from None
+    if not isinstance(payload, dict):
+        raise ValidationProblem("The interaction payload is not an object", code="slack_bad_request")
+    runtime = runtime_of(request)
+    answer = await handling.handle_interaction(runtime, payload)
+    response_url = payload.get("response_url")
+    if answer is not None and isinstance(response_url, str) and len(response_url) <= handling.MAX_TEXT:
+        background.add_task(handling.respond, runtime, response_url, answer)
+    return Response(status_code=200 if answer is not None else 204)
 
 
 class LinkIn(ApiModel):

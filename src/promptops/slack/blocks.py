@@ -48,6 +48,22 @@ def link_button(label: str, url: str) -> dict[str, Any]:
     }
 
 
+def action_buttons(*buttons: tuple[str, str, str, str | None]) -> dict[str, Any]:
+    """An actions block of interactive buttons: (text, action_id, value, style ``primary``/``danger``/None)."""
+    elements = []
+    for text, action_id, value, style in buttons[:25]:
+        button: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": clip(text, 75)},
+            "action_id": clip(action_id, 255),
+            "value": clip(value, 2000),
+        }
+        if style:
+            button["style"] = style
+        elements.append(button)
+    return {"type": "actions", "elements": elements}
+
+
 def message(text: str, blocks: list[dict[str, Any]], *, in_channel: bool = False) -> dict[str, Any]:
     """A slash-command answer or chat.postMessage body; blocks beyond Slack's limit are dropped."""
     return {

@@ -21,6 +21,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from promptops.auth.principal import Principal
 from promptops.errors import ProblemError, ValidationProblem
 from promptops.governance.rbac import Permission as P
+from promptops.registry.approvals import service as approvals
 from promptops.runtime import Runtime
 from promptops.slack import blocks as bk
 from promptops.slack import commands, notify, service
@@ -148,6 +149,46 @@ async def answer_command(runtime: Runtime, invocation: commands.Invocation, defe
         return await _dispatch(runtime, invocation, defer)
     except ProblemError as exc:  # answered to the Slack user, who cannot see HTTP errors
         return commands.problem_reply(exc)
+
+
+async def handle_interaction(runtime: Runtime, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A ``block_actions`` payload from an approval notice's Approve / Reject button: the decision is made as
+    the clicking Slack user's linked PromptOps account, under the same rules as the API (role, four eyes, once).
+    The answer (for the payload's response_url) says what happened; None for actions this bot does not own."""
+    if payload.get("type") != "block_actions":
+        return None
+    actions = payload.get("actions")
+    user = payload.get("user")
+    team = payload.get("team")
+    if (
+        not isinstance(actions, list)
+        or not actions
+        or not isinstance(actions[0], dict)
+        or not isinstance(user, dict)
+    ):
+        return None  # nothing this bot acts on (link buttons send no action of ours)
+    action_id, request_id = str(actions[0].get("action_id", "")), str(actions[0].get("value", ""))[:40]
+    if action_id not in (notify.APPROVE_ACTION, notify.REJECT_ACTION):
+        return None
+    team_id = str((team.get("id") if isinstance(team, dict) else None) or user.get("team_id") or "")[:MAX_ID]
+    principal = await service.principal_of(runtime.db, team_id, str(user.get("id", ""))[:MAX_ID])
+    if principal is None:
+        return bk.reply(UNLINKED)
+    approve = action_id == notify.APPROVE_ACTION
+    try:
+        async with runtime.db.transaction(write=True) as session:
+            if approve:
+                view = await approvals.approve(session, principal, request_id, "approved in Slack")
+            else:
+                view = await approvals.reject(session, principal, request_id, "rejected in Slack")
+    except ProblemError as exc:
+        return commands.problem_reply(exc)
+    r = view.request
+    state = f"{r.status} ({view.approvals}/{r.required} approvals)"
+    if view.move is not None:
+        state += f"; {r.prompt_name}@{r.label} now serves v{view.move.version.version}"
+    verb = "approved" if approve else "rejected"
+    return bk.reply(f":white_check_mark: You {verb} request `{r.id}`: {state}.")
 
 
 EventOutcome = Literal["handled", "repeated", "ignored"]

@@ -27,6 +27,7 @@ from promptops.db import utcnow
 from promptops.governance import audit
 from promptops.governance.models import AuditEvent
 from promptops.registry import service as registry
+from promptops.registry.approvals import rules as approval_rules
 from promptops.runtime import Runtime
 from promptops.slack import blocks as bk
 from promptops.slack.models import SlackChannel
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 LABEL_MOVES = ("PromptDeployed", "LabelMoved", "RollbackTriggered")
 EVALUATED = "PromptEvaluated"
+APPROVAL_REQUESTED = "ApprovalRequested"  # with Approve / Reject buttons (slack.handling.handle_interaction)
+APPROVE_ACTION = "approval_approve"
+REJECT_ACTION = "approval_reject"
 BATCH = 20
 
 
@@ -69,14 +73,20 @@ async def set_channel(
 
 
 async def protected_labels(session: AsyncSession, project_id: str) -> frozenset[str]:
-    """The project's protected labels: deployable ones and those lint guards (read when the notices go out)."""
+    """The project's protected labels: deployable ones, those lint guards and those gated by approvals (read when
+    the notices go out)."""
     lint = await registry.lint_config(session, project_id)
-    return await registry.deployable_labels(session, project_id) | frozenset(lint.block_on_labels)
+    gated = (await approval_rules.approval_policy(session, project_id)).rules
+    return (
+        await registry.deployable_labels(session, project_id)
+        | frozenset(lint.block_on_labels)
+        | frozenset(gated)
+    )
 
 
 def worth_a_notice(event: AuditEvent, protected: frozenset[str]) -> bool:
     """Finished evaluations, and moves (sets, deployments, rollbacks) of protected labels."""
-    if event.event_type == EVALUATED:
+    if event.event_type in (EVALUATED, APPROVAL_REQUESTED):
         return True
     if event.event_type not in LABEL_MOVES:
         return False
@@ -84,8 +94,29 @@ def worth_a_notice(event: AuditEvent, protected: frozenset[str]) -> bool:
     return event.event_type == "PromptDeployed" or (event.data or {}).get("label") in protected
 
 
+def approval_notice(event: AuditEvent) -> dict[str, Any]:
+    """A new approval request, with buttons that approve or reject it as the clicking user's linked account."""
+    data = event.data or {}
+    before = f"v{data['baseVersion']}" if data.get("baseVersion") else "none"
+    text = (
+        f":raising_hand: *{data.get('name')}@{data.get('label')}*: {event.actor_name} asks to move it "
+        f"{before} → v{data.get('version')} ({data.get('required')} approval(s) from "
+        f"{', '.join(str(r) for r in data.get('roles') or [])})"
+        + (f": {bk.escape(str(data['reason']))}" if data.get("reason") else "")
+    )
+    request_id = str(data.get("requestId", ""))
+    buttons = bk.action_buttons(
+        ("Approve", APPROVE_ACTION, request_id, "primary"), ("Reject", REJECT_ACTION, request_id, "danger")
+    )
+    return bk.message(
+        text, [bk.section(text), bk.context(f"Request `{request_id}`"), buttons], in_channel=True
+    )
+
+
 def notice(event: AuditEvent) -> dict[str, Any]:
     data = event.data or {}
+    if event.event_type == APPROVAL_REQUESTED:
+        return approval_notice(event)
     if event.event_type == EVALUATED:
         text = (
             f":bar_chart: Evaluation finished for `{data.get('promptId')}`: pass rate "

@@ -46,11 +46,57 @@ class LintSettingsIn(ApiModel):
         return self
 
 
+class ApprovalRuleIn(ApiModel):
+    """How many approvals a label needs, and from which roles."""
+
+    required: int = Field(default=1, ge=1, le=10, strict=True, description="Approvals needed (1-10)")
+    roles: list[Role] = Field(
+        default_factory=lambda: [Role.PROMPT_ENGINEER, Role.ADMIN],
+        min_length=1,
+        max_length=5,
+        description="Roles whose approvals count (each must hold approval:review)",
+    )
+
+    @field_validator("roles")
+    @classmethod
+    def _reviewing_roles(cls, value: list[Role]) -> list[Role]:
+        from promptops.governance.rbac import Permission, has_permission
+
+        cannot = [r.value for r in value if not has_permission(r, Permission.APPROVAL_REVIEW)]
+        if cannot:
+            raise ValueError(f"role(s) {', '.join(cannot)} cannot review (they lack approval:review)")
+        return sorted(set(value), key=lambda r: r.value)
+
+
+class ApprovalSettingsIn(ApiModel):
+    """``settings.approvals``: labels whose moves need approvals, and the rollback fast path."""
+
+    labels: dict[str, ApprovalRuleIn] = Field(
+        default_factory=dict, max_length=20, description="Gated labels and their rules"
+    )
+    rollback: Literal["previousVersion", "sameAsForward", "admins"] = Field(
+        default="previousVersion",
+        description="previousVersion: a rollback to a version that held the label before needs no approval; "
+        "sameAsForward: rollbacks need the same approvals as any move; admins: admins roll back at once",
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: dict[str, ApprovalRuleIn]) -> dict[str, ApprovalRuleIn]:
+        from promptops.registry.schemas import validate_label_list
+
+        validate_label_list(list(value))
+        return value
+
+
 class ProjectSettingsIn(ApiModel):
     deployable_labels: list[str] | None = Field(
         default=None, max_length=20, description="Labels whose moves are deployments (need label:deploy)"
     )
     lint: LintSettingsIn | None = Field(default=None, description="Prompt lint configuration")
+    approvals: ApprovalSettingsIn | None = Field(
+        default=None, description="Labels that need approvals before a version may take them"
+    )
     gateway_rate_limit_per_minute: int | None = Field(
         default=None,
         ge=0,

@@ -134,7 +134,7 @@ async def create_project(
         session,
         principal,
         "MemberAdded",
-        data={"userId": principal.user_id, "email": principal.name, "role": Role.ADMIN.value},
+        data={"userId": principal.user_id, "role": Role.ADMIN.value},
         project_id=project.id,
     )
     return project
@@ -164,3 +164,12 @@ async def update_project(
             session, principal, "ProjectUpdated", data={"projectId": project.id, "changes": changes}
         )
     return project
+
+
+async def project_org_ids(session: AsyncSession, project_ids: Iterable[str]) -> dict[str, str]:
+    """project id -> its organization's id (for work the server does on a project's behalf)."""
+    ids = sorted(set(project_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(Project.id, Project.org_id).where(Project.id.in_(ids)))
+    return {str(pid): str(org) for pid, org in rows.all()}

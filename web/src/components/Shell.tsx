@@ -8,12 +8,14 @@ import {
   Select,
   Text,
   Tooltip,
+  VisuallyHidden,
   useMantineColorScheme,
 } from "@mantine/core";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { type ReactNode } from "react";
 import { Link, useLocation } from "react-router";
 import { api, setCurrentProject, unwrap } from "../api/client";
+import { awaitsDecisionOf } from "../approvals";
 import { useMe, useSignOut } from "../auth";
 import { GlobalSearch } from "./GlobalSearch";
 
@@ -27,6 +29,10 @@ const NAV = [
   { to: "/annotations", label: "Annotation queue", permission: "feedback:read" },
   { to: "/runs", label: "Runs", permission: "run:read" },
   { to: "/dashboards", label: "Dashboards", permission: "run:read" },
+  { to: "/monitoring", label: "Monitoring", permission: "run:read" },
+  { to: "/alerts", label: "Alerts", permission: "alert:read" },
+  { to: "/experiments", label: "Experiments", permission: "experiment:read" },
+  { to: "/approvals", label: "Approvals", permission: "approval:read" },
   { to: "/audit", label: "Audit log", permission: "audit:read" },
   { to: "/settings", label: "Settings", permission: "member:read" },
 ];
@@ -55,6 +61,27 @@ function ProjectSwitcher() {
         void client.invalidateQueries();
       }}
     />
+  );
+}
+
+/** How many open approval requests wait for the signed-in reviewer's decision (one small query, refreshed each
+ * minute and after every decision). */
+function ApprovalCount() {
+  const me = useMe();
+  const open = useQuery({
+    queryKey: ["approvals", "awaiting"],
+    queryFn: () => unwrap(api.GET("/api/v1/approvals", { params: { query: { status: "open", limit: 100 } } })),
+    enabled: me.permissions.includes("approval:review"),
+    refetchInterval: 60_000,
+    staleTime: 30_000,
+  });
+  const count = (open.data?.items ?? []).filter((r) => awaitsDecisionOf(r, me)).length;
+  if (count === 0) return null;
+  return (
+    <Badge size="sm" color="blue.9" data-testid="approvals-waiting">
+      {count}
+      <VisuallyHidden> waiting for your decision</VisuallyHidden>
+    </Badge>
   );
 }
 
@@ -101,6 +128,7 @@ export function Shell({ children }: { children: ReactNode }) {
             component={Link}
             to={item.to}
             label={item.label}
+            rightSection={item.to === "/approvals" ? <ApprovalCount /> : undefined}
             active={item.to === "/" ? location.pathname === "/" || /^\/(prompts|search)(\/|$)/.test(location.pathname) : location.pathname.startsWith(item.to)}
           />
         ))}

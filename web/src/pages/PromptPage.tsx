@@ -19,6 +19,8 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useEffect, useState } from "react";
 import { Link, useLocation, useParams, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
+import { isApprovalRequest, type ApprovalRequest } from "../approvals";
+import { ApprovalNotice } from "../components/ApprovalNotice";
 import { useCan } from "../auth";
 import { SEVERITY_COLOR } from "../colors";
 import { DiffView } from "../components/DiffView";
@@ -157,7 +159,10 @@ function VersionsTab({ versions, onPick, picked }: { versions: Version[]; picked
   );
 }
 
-function MoveLabel({ name, versions, current }: { name: string; versions: Version[]; current: Record<string, number> }) {
+/** A label move answered 202 on a label gated by approvals: the request it became (shown as a notice). */
+type OnPending = (request: ApprovalRequest | null) => void;
+
+function MoveLabel({ name, versions, current, onPending }: { name: string; versions: Version[]; current: Record<string, number>; onPending: OnPending }) {
   const [label, setLabel] = useState("");
   const [target, setTarget] = useState<string | null>(null);
   const [reason, setReason] = useState("");
@@ -173,9 +178,10 @@ function MoveLabel({ name, versions, current }: { name: string; versions: Versio
           body: { version: Number(target), reason },
         }),
       ),
-    onSuccess: async () => {
+    onSuccess: async (answer) => {
       setReviewing(false);
       setReason("");
+      onPending(isApprovalRequest(answer) ? answer : null);
       await client.invalidateQueries({ queryKey: ["prompt", name] });
     },
   });
@@ -225,7 +231,7 @@ function MoveLabel({ name, versions, current }: { name: string; versions: Versio
   );
 }
 
-function RollbackButton({ name, label }: { name: string; label: Schemas["LabelOut"] }) {
+function RollbackButton({ name, label, onPending }: { name: string; label: Schemas["LabelOut"]; onPending: OnPending }) {
   const [open, setOpen] = useState(false);
   const [reason, setReason] = useState("");
   const client = useQueryClient();
@@ -244,8 +250,9 @@ function RollbackButton({ name, label }: { name: string; label: Schemas["LabelOu
           body: { reason },
         }),
       ),
-    onSuccess: async () => {
+    onSuccess: async (answer) => {
       setOpen(false);
+      onPending(isApprovalRequest(answer) ? answer : null);
       await client.invalidateQueries({ queryKey: ["prompt", name] });
     },
   });
@@ -282,8 +289,10 @@ function LabelsTab({ name, versions, labels, history }: { name: string; versions
   const canMove = useCan("label:write");
   const canDeploy = useCan("label:deploy");
   const current = Object.fromEntries(labels.map((l) => [l.name, l.version]));
+  const [pending, setPending] = useState<ApprovalRequest | null>(null);
   return (
     <Stack>
+      {pending && <ApprovalNotice request={pending} onClose={() => setPending(null)} />}
       <Table aria-label="Labels">
         <TableHead columns={["Label", "Version", "Updated", "Actions"]} />
         <Table.Tbody>
@@ -296,7 +305,7 @@ function LabelsTab({ name, versions, labels, history }: { name: string; versions
               <Table.Td>{new Date(label.updatedAt).toLocaleString()}</Table.Td>
               <Table.Td>
                 {(label.deployable ? canDeploy : canMove) ? (
-                  <RollbackButton name={name} label={label} />
+                  <RollbackButton name={name} label={label} onPending={setPending} />
                 ) : (
                   <Tooltip label="Your role cannot move this label">
                     <Button size="compact-sm" variant="default" disabled>
@@ -309,7 +318,7 @@ function LabelsTab({ name, versions, labels, history }: { name: string; versions
           ))}
         </Table.Tbody>
       </Table>
-      {canMove ? <MoveLabel name={name} versions={versions} current={current} /> : <Text c="dimmed">Your role can read labels but not move them.</Text>}
+      {canMove ? <MoveLabel name={name} versions={versions} current={current} onPending={setPending} /> : <Text c="dimmed">Your role can read labels but not move them.</Text>}
       <Title order={2} size="h4">
         History
       </Title>

@@ -22,10 +22,11 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
-import { useCan } from "../auth";
+import { useCan, useMe } from "../auth";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { TableHead } from "../components/TableHead";
 import { LabelAndLintPolicy, ModelPrices } from "./settings/ProjectPolicy";
+import { TwoFactor } from "./settings/TwoFactor";
 
 const ROLES: Schemas["MeOut"]["role"][] = ["Viewer", "QAAnalyst", "PromptEngineer", "PromptOpsAdmin", "ComplianceOfficer"];
 type Role = Schemas["MeOut"]["role"];
@@ -274,6 +275,7 @@ export default function SettingsPage() {
     { value: "providers", label: "Providers", allowed: useCan("provider:manage"), body: <Providers /> },
     { value: "models", label: "Model prices", allowed: useCan("prompt:read"), body: <ModelPrices /> },
     { value: "policy", label: "Labels and lint", allowed: useCan("project:read"), body: <LabelAndLintPolicy /> },
+    { value: "security", label: "My sign-in", allowed: useMe().kind === "user", body: <TwoFactor /> },
   ].filter((t) => t.allowed);
   const tab = params.get("tab") ?? tabs[0]?.value ?? "members";
   return (

@@ -10,6 +10,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,15 @@ from promptops_sdk._template import Included, references
 # Includes fetched for one prompt at most (the server's depth limit applies when rendering).
 MAX_INCLUDES = 64
 
-Key = tuple[str, str | None, int | None]
+# (name, label, version, unit): the unit only with a label (an experiment may serve it its own arm)
+Key = tuple[str, str | None, int | None, str | None]
 # A fetch plan yields the path to GET and receives the response.
 Plan = Generator[str, httpx.Response, Prompt]
 
 
-def prompt_path(ref: str) -> str:
-    return "/api/v1/prompts/" + quote(ref, safe="/@")
+def prompt_path(ref: str, unit: str | None = None) -> str:
+    path = "/api/v1/prompts/" + quote(ref, safe="/@")
+    return path + "?unit=" + quote(unit, safe="") if unit is not None else path
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -73,11 +76,16 @@ def _included(ref: str, response: httpx.Response) -> Included:
     )
 
 
-def fetch_plan(name: str, label: str | None, version: int | None) -> Plan:
-    """GET the version, then every include it (transitively) references, breadth first; the :class:`Prompt`."""
+def fetch_plan(name: str, label: str | None, version: int | None, unit: str | None = None) -> Plan:
+    """GET the version (the ``unit``'s arm when an experiment runs on the label), then every include it
+    (transitively) references, breadth first; the :class:`Prompt`."""
     selector = f"@{version}" if version is not None else (f"@{label}" if label else "")
-    resolved = check((yield prompt_path(name + selector)))
+    resolved = check((yield prompt_path(name + selector, unit)))
     body = resolved["version"]
+    tag = resolved.get("experiment") or None
+    model_config = dict(body.get("modelConfig") or {})
+    if tag and tag.get("model"):
+        model_config["model"] = tag["model"]
     sources = (
         [body.get("template") or ""]
         if body["kind"] == "text"
@@ -99,12 +107,15 @@ def fetch_plan(name: str, label: str | None, version: int | None) -> Plan:
         template=body.get("template"),
         messages=tuple(body["messages"]) if body.get("messages") is not None else None,
         variables=tuple(body.get("variables") or ()),
-        model_config=dict(body.get("modelConfig") or {}),
+        model_config=model_config,
         version=body["version"],
         version_id=body["id"],
         prompt_id=resolved["prompt"]["id"],
         label=label,
         includes=includes,
+        experiment=tag["id"] if tag else None,
+        arm=tag["arm"] if tag else None,
+        unit=unit,
     )
 
 
@@ -115,11 +126,13 @@ class Entry:
 
 
 class MemoryCache:
-    """Prompts by (name, label, version) with their fetch time; which keys are being refreshed (single flight)."""
+    """Prompts by key with their fetch time; which keys are being refreshed (single flight). With
+    ``max_entries`` the least recently stored entries are dropped beyond it (the per-unit cache)."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, max_entries: int | None = None) -> None:
         self.ttl = ttl
-        self._entries: dict[Key, Entry] = {}
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Key, Entry] = OrderedDict()
         self._refreshing: set[Key] = set()
         self._lock = threading.Lock()
 
@@ -131,7 +144,11 @@ class MemoryCache:
         return entry.prompt, time.monotonic() - entry.fetched_at >= self.ttl
 
     def put(self, key: Key, prompt: Prompt, *, stale: bool = False) -> None:
-        self._entries[key] = Entry(prompt, time.monotonic() - (self.ttl if stale else 0.0))
+        with self._lock:
+            self._entries[key] = Entry(prompt, time.monotonic() - (self.ttl if stale else 0.0))
+            self._entries.move_to_end(key)
+            while self.max_entries is not None and len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
 
     def claim_refresh(self, key: Key) -> bool:
         """True for the one caller that should refresh ``key`` now; False while a refresh is running."""
@@ -163,15 +180,16 @@ class DiskCache:
 
     def _path(self, key: Key) -> Path:
         assert self.directory is not None
-        digest = hashlib.sha256(json.dumps([self._scope, *key]).encode()).hexdigest()[:32]
+        # (name, label, version) only: per-unit answers are never written (one file per user would pile up)
+        digest = hashlib.sha256(json.dumps([self._scope, *key[:3]]).encode()).hexdigest()[:32]
         return self.directory / f"prompt-{digest}.json"
 
     def save(self, key: Key, prompt: Prompt) -> None:
-        if self.directory is None:
+        if self.directory is None or key[3] is not None:
             return
         with contextlib.suppress(OSError):
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            data = json.dumps({"key": list(key), "prompt": prompt.to_dict()}).encode()
+            data = json.dumps({"key": list(key[:3]), "prompt": prompt.to_dict()}).encode()
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "wb") as handle:

@@ -16,6 +16,10 @@ class Prompt:
 
     ``source`` says where it came from: ``"server"``, ``"disk"`` (the persisted fallback, the server was
     unreachable) or ``"fallback"`` (the ``fallback=`` argument of ``get_prompt``).
+
+    Fetched with a ``unit`` while an experiment runs on the label: ``experiment`` and ``arm`` name the unit's
+    (sticky) arm, ``unit`` the unit; the version is the arm's, and ``model_config["model"]`` the arm's model
+    when the arm overrides it. Traces of the prompt carry the experiment and arm, so the run counts for it.
     """
 
     name: str
@@ -31,6 +35,9 @@ class Prompt:
     includes: Mapping[str, Included] = field(default_factory=dict, repr=False)
     source: str = "server"
     max_depth: int = 5
+    experiment: str | None = None
+    arm: str | None = None
+    unit: str | None = None
 
     @functools.cached_property
     def _renderer(self) -> Renderer:
@@ -72,6 +79,9 @@ class Prompt:
             "promptId": self.prompt_id,
             "label": self.label,
             "maxDepth": self.max_depth,
+            "experiment": self.experiment,
+            "arm": self.arm,
+            "unit": self.unit,
             "includes": {
                 ref: {
                     "promptId": inc.prompt_id,
@@ -118,6 +128,9 @@ class Prompt:
             includes=includes,
             source=source,
             max_depth=int(data.get("maxDepth") or 5),
+            experiment=data.get("experiment"),
+            arm=data.get("arm"),
+            unit=data.get("unit"),
         )
 
     @classmethod

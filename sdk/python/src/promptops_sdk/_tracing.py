@@ -121,6 +121,9 @@ def build_run(
     }
     if getattr(prompt, "version_id", None):
         run["versionId"] = prompt.version_id
+    if getattr(prompt, "experiment", None) and getattr(prompt, "arm", None):
+        run["experimentId"] = prompt.experiment
+        run["arm"] = prompt.arm
     if output is not None:
         run["output"] = (output if isinstance(output, str) else json.dumps(_jsonable(output)))[:MAX_OUTPUT]
     optional = {

@@ -10,6 +10,13 @@
   "disk"``, kept stale so the next call tries the server again in the background), else the ``fallback=``
   (``prompt.source == "fallback"``, not cached), else :class:`~promptops_sdk.UnavailableError`. API errors
   (401, 403, 404 ...) are raised as :class:`~promptops_sdk.ApiError`.
+
+``unit=`` (a user or session id, with ``label=``): when an experiment runs on the label the server answers the
+unit's sticky arm (``prompt.experiment``, ``prompt.arm``). Answers for a unit are cached per unit (at most
+``unit_cache_size`` units, in memory only), so one unit's arm is never served to another. When the server says
+no experiment runs on the label, the label's own entry serves every unit until ``cache_ttl`` passes; after that
+the next call with a unit asks the server again, so an experiment started meanwhile is seen within a TTL.
+If the server is unreachable, a unit gets the label's cached (or disk) copy, without an experiment.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import functools
 import inspect
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -58,6 +66,7 @@ class _Base:
         max_retries: int = 8,
         retry_backoff: float = 0.5,
         tracing: bool = True,
+        unit_cache_size: int = 10_000,
     ) -> None:
         self.url = (url or os.environ.get("PROMPTOPS_URL") or "http://127.0.0.1:8000").rstrip("/")
         api_key = api_key or os.environ.get("PROMPTOPS_API_KEY")
@@ -70,6 +79,9 @@ class _Base:
         self.timeout = timeout
         self.stats = Stats()
         self._memory = MemoryCache(cache_ttl)
+        self._units = MemoryCache(cache_ttl, max_entries=max(1, unit_cache_size))
+        # (name, label) -> when a fetch with a unit last said no experiment runs there (time.monotonic())
+        self._no_experiment: dict[tuple[str, str | None], float] = {}
         directory: Path | None = None
         if cache_dir is None or cache_dir is True:
             directory = default_cache_dir()
@@ -103,30 +115,75 @@ class _Base:
     # --- cache decisions shared by both clients -------------------------------------------------------------
 
     @staticmethod
-    def _key(name: str, label: str | None, version: int | None) -> Key:
+    def _key(name: str, label: str | None, version: int | None, unit: str | None = None) -> Key:
         if label is not None and version is not None:
             raise PromptOpsError("Give label= or version=, not both")
-        return (name, label, version)
+        if unit is not None and (not isinstance(unit, str) or not unit or len(unit) > 200):
+            raise PromptOpsError("unit= must be a string of 1-200 characters")
+        # a unit matters only on a label: a pinned version or the latest is the same for everyone
+        return (name, label, version, unit if label is not None else None)
+
+    def _cache(self, key: Key) -> MemoryCache:
+        return self._units if key[3] is not None else self._memory
+
+    def _label_answer(self, key: Key) -> Prompt | None:
+        """For a unit on a label where, within a TTL, the server said no experiment runs: the label's entry."""
+        if key[3] is None:
+            return None
+        said = self._no_experiment.get((key[0], key[1]))
+        if said is None or time.monotonic() - said >= self._memory.ttl:
+            return None
+        prompt, stale = self._memory.get((key[0], key[1], None, None))
+        if prompt is None or stale:
+            return None
+        self.stats.cache_hits += 1
+        return prompt
 
     def _cached(self, key: Key) -> tuple[Prompt | None, bool]:
         """(cached prompt, whether to refresh it in the background); counts hits and misses."""
-        prompt, stale = self._memory.get(key)
+        label_answer = self._label_answer(key)
+        if label_answer is not None:
+            return label_answer, False
+        prompt, stale = self._cache(key).get(key)
         if prompt is None:
             self.stats.cache_misses += 1
             return None, False
         self.stats.cache_hits += 1
         if stale:
             self.stats.stale_served += 1
-            return prompt, self._memory.claim_refresh(key)
+            return prompt, self._cache(key).claim_refresh(key)
         return prompt, False
 
+    def _learn(self, key: Key, prompt: Prompt) -> None:
+        """Keep a fetched prompt. A unit's answer without an experiment is kept as the label's (serving every
+        unit for a TTL, after which a unit asks again), not as the unit's."""
+        if key[3] is None:
+            self._memory.put(key, prompt)
+            return
+        if prompt.experiment is None:
+            self._no_experiment[(key[0], key[1])] = time.monotonic()
+            self._memory.put((key[0], key[1], None, None), prompt)
+        else:
+            self._no_experiment.pop((key[0], key[1]), None)
+            self._units.put(key, prompt)
+
     def _store(self, key: Key, prompt: Prompt) -> Prompt:
-        self._memory.put(key, prompt)
-        self._disk.save(key, prompt)
+        self._learn(key, prompt)
+        if key[3] is None or prompt.experiment is None:
+            self._disk.save((key[0], key[1], key[2], None), prompt)
         return prompt
+
+    def _release(self, key: Key) -> None:
+        self._cache(key).release_refresh(key)
 
     def _unreachable(self, key: Key, fallback: Fallback, error: Exception) -> Prompt:
         """What a miss answers when the server cannot be reached (see the module docstring)."""
+        if key[3] is not None:  # a unit: the label's own copy, without an experiment
+            held, _ = self._memory.get((key[0], key[1], None, None))
+            if held is not None:
+                self.stats.disk_fallbacks += 1
+                return held
+            key = (key[0], key[1], key[2], None)
         saved = self._disk.load(key)
         if saved is not None:
             self.stats.disk_fallbacks += 1
@@ -140,6 +197,8 @@ class _Base:
     def invalidate(self) -> None:
         """Forget the prompts held in memory (the disk copies stay)."""
         self._memory.clear()
+        self._units.clear()
+        self._no_experiment.clear()
 
     # --- tracing --------------------------------------------------------------------------------------------
 
@@ -256,10 +315,17 @@ class PromptOps(_Base):
                 return done.value
 
     def get_prompt(
-        self, name: str, *, label: str | None = None, version: int | None = None, fallback: Fallback = None
+        self,
+        name: str,
+        *,
+        label: str | None = None,
+        version: int | None = None,
+        unit: str | None = None,
+        fallback: Fallback = None,
     ) -> Prompt:
-        """The prompt version ``name`` (``label=`` or ``version=``, default latest); see the module docstring."""
-        key = self._key(name, label, version)
+        """The prompt version ``name`` (``label=`` or ``version=``, default latest; ``unit=`` for experiments on
+        the label); see the module docstring."""
+        key = self._key(name, label, version, unit)
         prompt, refresh = self._cached(key)
         if prompt is not None:
             if refresh:
@@ -270,7 +336,7 @@ class PromptOps(_Base):
         with self._locks_guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            prompt, _ = self._memory.get(key)  # another thread's fetch may have filled it
+            prompt, _ = self._cache(key).get(key)  # another thread's fetch may have filled it
             if prompt is not None:
                 return prompt
             try:
@@ -285,7 +351,7 @@ class PromptOps(_Base):
         except Exception:
             self.stats.refresh_errors += 1
         finally:
-            self._memory.release_refresh(key)
+            self._release(key)
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Send every queued run now; True when all were handled within ``timeout`` seconds."""
@@ -332,10 +398,16 @@ class AsyncPromptOps(_Base):
                 return done.value
 
     async def get_prompt(
-        self, name: str, *, label: str | None = None, version: int | None = None, fallback: Fallback = None
+        self,
+        name: str,
+        *,
+        label: str | None = None,
+        version: int | None = None,
+        unit: str | None = None,
+        fallback: Fallback = None,
     ) -> Prompt:
         """See :meth:`PromptOps.get_prompt`."""
-        key = self._key(name, label, version)
+        key = self._key(name, label, version, unit)
         prompt, refresh = self._cached(key)
         if prompt is not None:
             if refresh:
@@ -355,8 +427,9 @@ class AsyncPromptOps(_Base):
 
     async def _fetch(self, key: Key) -> Prompt:
         prompt = await self._run(fetch_plan(*key))
-        self._memory.put(key, prompt)
-        await asyncio.to_thread(self._disk.save, key, prompt)
+        self._learn(key, prompt)
+        if key[3] is None or prompt.experiment is None:
+            await asyncio.to_thread(self._disk.save, (key[0], key[1], key[2], None), prompt)
         return prompt
 
     async def _refresh(self, key: Key) -> None:
@@ -366,7 +439,7 @@ class AsyncPromptOps(_Base):
         except Exception:
             self.stats.refresh_errors += 1
         finally:
-            self._memory.release_refresh(key)
+            self._release(key)
 
     async def flush(self, timeout: float | None = 10.0) -> bool:  # noqa: ASYNC109 (the sync client's surface)
         """Send every queued run now (waits in a thread); True when all were handled within ``timeout``."""

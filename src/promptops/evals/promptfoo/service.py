@@ -29,7 +29,7 @@ from promptops.evals.promptfoo.parse import ImportPlan, PromptDraft, parse_confi
 from promptops.evals.promptfoo.schemas import MAX_BUNDLE_BYTES, PromptfooImportIn
 from promptops.evals.schemas import EvalRunIn
 from promptops.governance import audit
-from promptops.governance.rbac import Permission, ensure_permission
+from promptops.governance.rbac import Permission
 from promptops.providers.calls import ModelCaller
 from promptops.registry import service as registry
 from promptops.registry.hashing import content_hash
@@ -219,8 +219,8 @@ async def import_config(
     evaluation in ``session``'s transaction (the caller commits, or rolls back for a dry run, and submits
     the evaluation job after the commit)."""
     if not body.dry_run:
-        ensure_permission(principal.role, Permission.PROMPT_WRITE)
-        ensure_permission(principal.role, Permission.DATASET_WRITE)
+        principal.require(Permission.PROMPT_WRITE)
+        principal.require(Permission.DATASET_WRITE)
     plan = plan_import(body)
     bodies = _prompt_bodies(plan)
     datasets.validate_dataset_name(plan.dataset)

@@ -4,6 +4,8 @@ import { Button, Group, Loader, Modal, Stack, Text, TextInput, Textarea, Tooltip
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, unwrap } from "../../api/client";
+import { isApprovalRequest } from "../../approvals";
+import { ApprovalNotice } from "../../components/ApprovalNotice";
 import { useCan, useMe } from "../../auth";
 import { DiffView } from "../../components/DiffView";
 import { ErrorNotice } from "../../components/ErrorNotice";
@@ -76,7 +78,8 @@ export function PromoteLabel({ promptName, versionId, what, baseVersionId, butto
           {buttonLabel}
         </Button>
       </Group>
-      {move.isSuccess && (
+      {move.isSuccess && isApprovalRequest(move.data) && <ApprovalNotice request={move.data} />}
+      {move.isSuccess && !isApprovalRequest(move.data) && (
         <Text role="status">
           {label} now points at {what}.
         </Text>

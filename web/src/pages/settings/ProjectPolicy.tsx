@@ -1,7 +1,7 @@
 // Project policy in settings: model prices (what cost figures are computed from) and the rules that guard
 // labels — which labels are deployments (need label:deploy), which only take lint-clean versions, and how
 // each lint rule applies in this project.
-import { Badge, Button, Group, Modal, NumberInput, Select, Stack, Switch, Table, TagsInput, Text, TextInput, Title, Tooltip } from "@mantine/core";
+import { Badge, Button, Group, Modal, MultiSelect, NumberInput, Select, Stack, Switch, Table, TagsInput, Text, TextInput, Title, Tooltip } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { api, unwrap, type Schemas } from "../../api/client";
@@ -267,5 +267,176 @@ export function LabelAndLintPolicy() {
   if (error || rules.error) return <ErrorNotice error={error ?? rules.error} />;
   if (isLoading || !rules.data) return <Text size="sm">Loading settings…</Text>;
   if (!project) return <Text size="sm">The current project is not in your project list.</Text>;
-  return <PolicyForm key={project.id} settings={project.settings} rules={rules.data} />;
+  return (
+    <Stack gap="xl">
+      <PolicyForm key={project.id} settings={project.settings} rules={rules.data} />
+      <ApprovalRulesForm key={`approvals-${project.id}`} settings={project.settings} />
+    </Stack>
+  );
+}
+
+type ApprovalSettings = Schemas["ApprovalSettingsIn"];
+type Rollback = NonNullable<ApprovalSettings["rollback"]>;
+type Role = Schemas["Role"];
+type GateRow = { label: string; required: number; roles: Role[] };
+// The roles that hold approval:review (the server refuses a rule naming another).
+const REVIEWER_ROLES: Role[] = ["PromptOpsAdmin", "PromptEngineer", "QAAnalyst", "ComplianceOfficer"];
+const DEFAULT_APPROVER_ROLES: Role[] = ["PromptEngineer", "PromptOpsAdmin"];
+const ROLLBACK_MODES: { value: Rollback; label: string }[] = [
+  { value: "previousVersion", label: "Back to a version the label held before: no approval needed" },
+  { value: "sameAsForward", label: "The same approvals as any move" },
+  { value: "admins", label: "Admins roll back at once; others need approvals" },
+];
+
+/** Approvals on gated labels (settings.approvals): each label with how many approvals it needs and from which
+ * roles, and the rollback fast path. Saved on its own (the server merges top-level settings). */
+function ApprovalRulesForm({ settings }: { settings: Record<string, unknown> }) {
+  const canManage = useCan("project:manage");
+  const client = useQueryClient();
+  const saved = (settings.approvals ?? {}) as ApprovalSettings;
+  const [rows, setRows] = useState<GateRow[]>(() =>
+    Object.entries(saved.labels ?? {}).map(([label, rule]) => ({ label, required: rule.required ?? 1, roles: rule.roles ?? DEFAULT_APPROVER_ROLES })),
+  );
+  const [rollback, setRollback] = useState<Rollback>(saved.rollback ?? "previousVersion");
+  const names = rows.map((r) => r.label.trim());
+  const problem = names.some((n) => !/^[a-z][a-z0-9_-]*$/.test(n))
+    ? "Each gated label needs a name: lowercase letters, digits, - and _"
+    : new Set(names).size !== names.length
+      ? "A label is listed twice"
+      : rows.some((r) => r.roles.length === 0)
+        ? "Each gated label needs at least one role whose approvals count"
+        : null;
+  const save = useMutation({
+    mutationFn: () => {
+      const approvals: ApprovalSettings = {
+        labels: Object.fromEntries(rows.map((r) => [r.label.trim(), { required: r.required, roles: r.roles }])),
+        rollback,
+      };
+      return unwrap(api.PATCH("/api/v1/projects/current", { body: { settings: { approvals } } }));
+    },
+    onSuccess: () => client.invalidateQueries({ queryKey: ["projects"] }),
+  });
+  const locked = !canManage;
+  const update = (index: number, change: Partial<GateRow>) => {
+    save.reset();
+    setRows(rows.map((row, i) => (i === index ? { ...row, ...change } : row)));
+  };
+  const name = (row: GateRow, index: number) => row.label.trim() || `gated label ${index + 1}`;
+  return (
+    <form
+      aria-label="Approval rules"
+      onSubmit={(e: FormEvent) => {
+        e.preventDefault();
+        if (!problem) save.mutate();
+      }}
+    >
+      <Stack>
+        <Title order={2} size="h4">
+          Approvals
+        </Title>
+        <Text size="sm">
+          A move of a gated label becomes an approval request; the label moves once it has enough approvals from members of the chosen roles. Whoever asked
+          for the move or wrote the version cannot approve it; an admin may override with a note.
+        </Text>
+        {rows.length === 0 ? (
+          <Text size="sm">No label needs approvals.</Text>
+        ) : (
+          <Table aria-label="Labels that need approvals">
+            <TableHead columns={["Label", "Approvals needed", "From roles", ""]} />
+            <Table.Tbody>
+              {rows.map((row, index) => (
+                <Table.Tr key={index}>
+                  <Table.Td>
+                    <TextInput aria-label={`Name of gated label ${index + 1}`} value={row.label} maxLength={63} disabled={locked} onChange={(e) => update(index, { label: e.currentTarget.value })} w={180} />
+                  </Table.Td>
+                  <Table.Td>
+                    <NumberInput
+                      aria-label={`Approvals needed for ${name(row, index)}`}
+                      min={1}
+                      max={10}
+                      allowDecimal={false}
+                      clampBehavior="strict"
+                      value={row.required}
+                      disabled={locked}
+                      onChange={(v) => update(index, { required: Math.min(10, Math.max(1, Number(v) || 1)) })}
+                      w={120}
+                    />
+                  </Table.Td>
+                  <Table.Td>
+                    <MultiSelect
+                      aria-label={`Roles whose approvals count for ${name(row, index)}`}
+                      data={REVIEWER_ROLES}
+                      value={row.roles}
+                      disabled={locked}
+                      onChange={(v) => update(index, { roles: v as Role[] })}
+                      miw={280}
+                    />
+                  </Table.Td>
+                  <Table.Td>
+                    {!locked && (
+                      <Button
+                        size="compact-sm"
+                        variant="default"
+                        aria-label={`Remove ${name(row, index)}`}
+                        onClick={() => {
+                          save.reset();
+                          setRows(rows.filter((_, i) => i !== index));
+                        }}
+                      >
+                        Remove
+                      </Button>
+                    )}
+                  </Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        )}
+        {!locked && (
+          <Group>
+            <Button
+              variant="default"
+              disabled={rows.length >= 20}
+              onClick={() => {
+                save.reset();
+                setRows([...rows, { label: rows.some((r) => r.label === "production") ? "" : "production", required: 1, roles: DEFAULT_APPROVER_ROLES }]);
+              }}
+            >
+              Add a gated label
+            </Button>
+          </Group>
+        )}
+        <Select
+          label="Rollback on a gated label"
+          data={ROLLBACK_MODES}
+          value={rollback}
+          allowDeselect={false}
+          disabled={locked}
+          onChange={(v) => {
+            save.reset();
+            setRollback((v ?? "previousVersion") as Rollback);
+          }}
+          w={480}
+        />
+        {problem && rows.length > 0 && !locked && (
+          <Text size="sm" fw={600} role="alert">
+            {problem}
+          </Text>
+        )}
+        <ErrorNotice error={save.error} title="The approval rules were not saved" />
+        {save.isSuccess && (
+          <Text size="sm" role="status">
+            Approval rules saved.
+          </Text>
+        )}
+        {!locked && (
+          <Group>
+            <Button type="submit" loading={save.isPending} disabled={Boolean(problem)}>
+              Save approval rules
+            </Button>
+          </Group>
+        )}
+      </Stack>
+    </form>
+  );
 }
