@@ -35,6 +35,7 @@ from promptops.providers.base import ProviderError
 from promptops.providers.calls import CallContext, CallInput, ModelCaller, Target
 from promptops.providers.service import LOCAL_MODEL, LOCAL_NAME
 from promptops.registry import service as registry
+from promptops.runs.payloads import insert_runs
 from promptops.runs.recorder import collect_runs
 from promptops.runs.rollup import add_runs, stamp_runs
 from promptops.runtime import Runtime
@@ -222,7 +223,7 @@ class ResultWriter:
         async with self.runtime.db.transaction(write=True) as session:
             if runs:
                 stamp_runs(runs)
-                session.add_all(runs)
+                await insert_runs(session, runs)
                 await session.flush()
             inserted: list[str | None] = []
             if results:

@@ -158,7 +158,7 @@ async def _serve(request: Request, principal: Principal, kind: str, path: str) -
     for position, route in enumerate(routes):
         # Each attempt is its own call and run (as in the provider layer), answered only if it is the last
         # resort or it did not fail with a provider error.
-        call = Call(principal, wire, route, attribution, body, started, kind, cache_ttl)
+        call = Call(principal, wire, route, attribution, body, started, kind, cache_ttl, unit=unit)
         last = position == len(routes) - 1
         try:
             response = await _dispatch(gw, call, path, request.headers)

@@ -8,7 +8,8 @@ process replays every segment no live process holds (a crashed process's, or its
 deletes it once every record is stored. A fully drained segment is rotated once it grows past
 ``ROTATE_BYTES``.
 
-Records are the columns of :class:`~promptops.runs.models.Run` (``created_at`` as ISO text).
+Records are the columns of :class:`~promptops.runs.models.Run` (``created_at`` as ISO text), plus the call's
+end user (``end_user``) when it named one: where the project seals run payloads, they are sealed when stored.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from promptops.db import Database
 from promptops.logging import log
 from promptops.runs.models import Run
+from promptops.runs.payloads import seal_rows
 from promptops.runs.rollup import add_runs
 
 BATCH = 500
@@ -39,6 +41,9 @@ DRAIN_DELAY_SECONDS = 0.5
 ROTATE_BYTES = 16 * 1024 * 1024
 MAX_BACKOFF_SECONDS = 5.0
 SUFFIX = ".journal"
+# A record's extra key (not a column): the end user the call named, whose key seals the run's payloads when
+# the project seals them (promptops.runs.payloads).
+END_USER_KEY = "end_user"
 
 
 class OutboxMetrics:
@@ -216,8 +221,11 @@ class Outbox:
         unique = {r["id"]: r for r in records}
         async with self.db.transaction(write=True) as session:
             existing = set((await session.execute(select(Run.id).where(Run.id.in_(list(unique))))).scalars())
-            rows = [row_of(r) for key, r in unique.items() if key not in existing]
+            fresh = [r for key, r in unique.items() if key not in existing]
+            rows = [row_of(r) for r in fresh]
             if rows:
+                # The journal keeps the call's end user beside the columns; it picks the sealing key only.
+                await seal_rows(session, rows, [r.get(END_USER_KEY) for r in fresh])
                 await session.execute(insert(Run), rows)
                 await add_runs(session, [SimpleNamespace(**row) for row in rows])
         self.stored += len(rows)

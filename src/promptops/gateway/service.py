@@ -33,7 +33,7 @@ from promptops.gateway.limits import (
     month_start,
     next_month,
 )
-from promptops.gateway.outbox import Outbox, OutboxMetrics
+from promptops.gateway.outbox import END_USER_KEY, Outbox, OutboxMetrics
 from promptops.gateway.wire import GatewayError, Wire
 from promptops.ids import new_id
 from promptops.logging import log
@@ -162,6 +162,7 @@ class Call:
     kind: str  # chat | completion | embedding | messages
     cache_ttl: int | None = None
     run_id: str = field(default_factory=lambda: new_id("run"))
+    unit: str | None = None  # the end user the call named (seals its run's payloads where the project does)
 
 
 class Gateway:
@@ -542,6 +543,8 @@ class Gateway:
                 "actor_id": call.principal.id,
                 "created_at": utcnow().isoformat(),
             }
+            if call.unit:
+                record[END_USER_KEY] = call.unit
             self.outbox.append(record)
             self.limits.add(call.principal.project_id, cost)
             self.calls.labels(call.wire, "error" if error else "ok").inc()
@@ -558,6 +561,8 @@ class Gateway:
         run.experiment_id = call.attribution.experiment_id
         run.experiment_arm = call.attribution.arm
         record = record_of(run)
+        if call.unit:
+            record[END_USER_KEY] = call.unit
         self.outbox.append(record)
         self.limits.add(call.principal.project_id, float(run.cost_usd or 0.0))
         self.calls.labels(call.wire, run.status).inc()

@@ -24,7 +24,7 @@ import base64
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -191,6 +191,26 @@ async def seal(
     nonce = os.urandom(12)
     sealed = aead.encrypt(nonce, plaintext.encode(), f"{subject_id}.{generation}".encode())
     return f"{TOKEN_VERSION}.{subject_id}.{generation}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+async def sealer(
+    session: AsyncSession, subject_id: str, *, kind: str, project_id: str | None = None
+) -> Callable[[str], str]:
+    """:func:`seal` for many fields of one subject: the key is read (or made) once, the returned function
+    seals without touching the database (a batch of runs costs one key query per subject, not per field)."""
+    generation, aead = await _active_key(session, subject_id, kind, project_id)
+    associated = f"{subject_id}.{generation}".encode()
+
+    def seal_one(plaintext: str) -> str:
+        if plaintext == "":
+            return ""
+        nonce = os.urandom(12)
+        sealed = base64.urlsafe_b64encode(
+            nonce + aead.encrypt(nonce, plaintext.encode(), associated)
+        ).decode()
+        return f"{TOKEN_VERSION}.{subject_id}.{generation}.{sealed}"
+
+    return seal_one
 
 
 async def reveal_many(session: AsyncSession, values: Iterable[str | None]) -> dict[str, str]:

@@ -1,14 +1,16 @@
 """Privacy behaviour: resolve a data subject, export everything about it, erase it, and retention.
 
-Subjects (promptops.personal.vault): a user (``usr_...``) who is a member of the principal's project, or an end
-user of the project (``eus_...``, the pseudonym of a name applications send as feedback's ``user``). Every
-operation stays inside the principal's project: another project's subjects are simply not found.
+Subjects (promptops.personal.vault): a user (``usr_...``) who is a member of the principal's project, an end
+user of the project (``eus_...``, the pseudonym of a name applications send as feedback's ``user`` or as a
+gateway call's end user), or the project's run-payload subject (``rpl_...``, the key of the run payloads that
+name no end user where the project seals them: promptops.runs.payloads). Every operation stays inside the
+principal's project: another project's subjects are simply not found.
 
 Erasure shreds the subject's data key. Every field sealed with it (a user's email and name, the feedback
-``user`` and ``notes`` of that subject) becomes unreadable in the database, its backups and every export, and
-reads answer ``[erased]``; for a user the account is disabled, its email lookup hash and password hash
-dropped and its sessions revoked. Nothing in the audit chain changes (it holds subject ids and digests only),
-so ``audit verify`` still passes.
+``user`` and ``notes`` of that subject, the payloads of runs sealed under it) becomes unreadable in the
+database, its backups and every export, and reads answer ``[erased]``; for a user the account is disabled,
+its email lookup hash and password hash dropped and its sessions revoked. Nothing in the audit chain changes
+(it holds subject ids and digests only), so ``audit verify`` still passes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from promptops.ids import has_prefix
 from promptops.personal import vault
 from promptops.privacy.models import RetentionPolicy
 from promptops.privacy.schemas import RetentionPolicyIn
+from promptops.runs import payloads as run_payloads
 from promptops.runs import service as runs_service
 from promptops.tenancy.service import project_org_ids
 
@@ -40,7 +43,7 @@ EXPORT_LIMIT = 10_000  # rows per section of a subject export (newest kept; the 
 @dataclass(frozen=True)
 class Subject:
     subject_id: str
-    kind: str  # user | end_user
+    kind: str  # user | end_user | runs (the project's run-payload subject)
     known: bool
     erased: bool
 
@@ -55,8 +58,13 @@ async def resolve(session: AsyncSession, principal: Principal, subject_id: str) 
         if state is None or state.project_id != principal.project_id:
             raise NotFound(f"Data subject {subject_id} not found in this project", code="subject_not_found")
         return Subject(subject_id, "end_user", True, state.erased)
+    if subject_id.startswith(run_payloads.PAYLOAD_SUBJECT_PREFIX):
+        if subject_id != run_payloads.payload_subject(principal.project_id):
+            raise NotFound(f"Data subject {subject_id} not found in this project", code="subject_not_found")
+        return Subject(subject_id, run_payloads.PAYLOAD_KIND, state is not None, bool(state and state.erased))
     raise ValidationProblem(
-        f"{subject_id!r} is not a data subject id: expected a user id (usr_...) or an end-user id (eus_...)",
+        f"{subject_id!r} is not a data subject id: expected a user id (usr_...), an end-user id (eus_...) or "
+        "this project's run-payload id (rpl_...)",
         code="invalid_subject_id",
     )
 
@@ -93,7 +101,6 @@ async def export(session: AsyncSession, principal: Principal, subject_id: str) -
     truncated: list[str] = []
     account: dict[str, Any] | None = None
     memberships: list[dict[str, Any]] = []
-    runs: list[dict[str, Any]] = []
     if subject.kind == "user":
         user, member_rows = await auth_service.member_user(session, principal, subject_id)
         account = {
@@ -108,21 +115,25 @@ async def export(session: AsyncSession, principal: Principal, subject_id: str) -
             for m in member_rows
         ]
         run_rows = await runs_service.runs_of_actor(session, principal, subject_id, EXPORT_LIMIT + 1)
-        runs = [
-            {
-                "id": r.id,
-                "createdAt": r.created_at.isoformat(),
-                "promptId": r.prompt_id,
-                "versionId": r.version_id,
-                "provider": r.provider,
-                "model": r.model,
-                "source": r.source,
-                "status": r.status,
-                "input": r.input,
-                "output": r.output,
-            }
-            for r in _cut(run_rows, "runs", truncated)
-        ]
+    else:  # an end user's (or the project's) runs: those whose payloads are sealed under the subject
+        run_rows = await runs_service.runs_of_subject(session, principal, subject_id, EXPORT_LIMIT + 1)
+    runs = [
+        {
+            "id": r.id,
+            "createdAt": r.created_at.isoformat(),
+            "promptId": r.prompt_id,
+            "versionId": r.version_id,
+            "provider": r.provider,
+            "model": r.model,
+            "source": r.source,
+            "status": r.status,
+            "input": r.input,
+            "output": r.output,
+            "toolCalls": r.tool_calls,
+            "errorMessage": r.error_message,
+        }
+        for r in _cut(run_rows, "runs", truncated)
+    ]
     feedback = [
         {
             "id": f.id,

@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from promptops.auth.principal import Principal
 from promptops.db import utcnow
 from promptops.runs.models import LATENCY_BOUNDS_MS, LATENCY_BUCKETS, Run, RunRollup
+from promptops.runs.payloads import insert_runs
 from promptops.tenancy.service import scoped
 
 HOUR = 1
@@ -134,9 +135,10 @@ def stamp_runs(runs: Sequence[Run]) -> None:
 
 
 async def store_runs(session: AsyncSession, runs: Sequence[Run]) -> None:
-    """Insert ``runs`` and add them to the rollup, in the caller's transaction."""
+    """Insert ``runs`` (payloads sealed where the project asks for it) and add them to the rollup, in the
+    caller's transaction."""
     stamp_runs(runs)
-    session.add_all(runs)
+    await insert_runs(session, runs)
     await add_runs(session, runs)
 
 

@@ -1,5 +1,8 @@
 """Reading runs: list with filters (newest first, cursor = last id seen) and detail; recording runs made
-elsewhere (SDK traces, :func:`ingest_runs`)."""
+elsewhere (SDK traces, :func:`ingest_runs`).
+
+Every function here that returns runs reveals their payloads (:func:`promptops.runs.payloads.reveal_runs`)
+where the project seals them, so callers always read plaintext (or ``[erased]``)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from promptops.pagination import fetch_page, id_cursor
 from promptops.providers.base import ConnectionConfig
 from promptops.providers.service import Price, ResolvedConnection, cost_usd, list_connections, price_for
 from promptops.runs.models import Run
+from promptops.runs.payloads import reveal_runs, sealed_for
 from promptops.runs.rollup import store_runs
 from promptops.runs.schemas import RunIn
 from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
@@ -70,24 +74,43 @@ async def list_runs(
         stmt = stmt.where(Run.cost_usd <= cost[1])
     if cursor:
         stmt = stmt.where(Run.id < id_cursor(cursor, "run"))
-    return await fetch_page(session, stmt.order_by(Run.id.desc()), limit, lambda row: row.id)
+    rows, next_cursor = await fetch_page(session, stmt.order_by(Run.id.desc()), limit, lambda row: row.id)
+    await reveal_runs(session, rows)
+    return rows, next_cursor
 
 
 async def get_run(session: AsyncSession, principal: Principal, run_id: str) -> Run:
-    return await get_scoped(
+    run = await get_scoped(
         session, principal, Run, run_id, missing=f"Run {run_id} not found", code="run_not_found"
     )
+    await reveal_runs(session, [run])
+    return run
 
 
 async def runs_by_id(session: AsyncSession, principal: Principal, run_ids: Iterable[str]) -> dict[str, Run]:
     """The principal's project's runs with these ids; unknown ids are left out."""
-    return await get_scoped_many(session, principal, Run, run_ids)
+    found = await get_scoped_many(session, principal, Run, run_ids)
+    await reveal_runs(session, found.values())
+    return found
 
 
 async def runs_of_actor(session: AsyncSession, principal: Principal, actor_id: str, limit: int) -> list[Run]:
     """The newest ``limit`` runs one user or key made in the principal's project (privacy exports)."""
     stmt = scoped(select(Run), Run, principal).where(Run.actor_id == actor_id)
-    return list((await session.execute(stmt.order_by(Run.id.desc()).limit(limit))).scalars())
+    rows = list((await session.execute(stmt.order_by(Run.id.desc()).limit(limit))).scalars())
+    await reveal_runs(session, rows)
+    return rows
+
+
+async def runs_of_subject(
+    session: AsyncSession, principal: Principal, subject_id: str, limit: int
+) -> list[Run]:
+    """The newest ``limit`` runs of the principal's project whose payloads are sealed under ``subject_id``
+    (an end user's gateway calls; privacy exports), revealed."""
+    stmt = scoped(select(Run), Run, principal).where(sealed_for(subject_id))
+    rows = list((await session.execute(stmt.order_by(Run.id.desc()).limit(limit))).scalars())
+    await reveal_runs(session, rows)
+    return rows
 
 
 async def delete_runs_before(session: AsyncSession, project_id: str, cutoff: datetime) -> int:
@@ -274,12 +297,13 @@ async def fingerprint_groups(
     for fingerprint, count, first, last, cost in groups:
         sample = (
             await session.execute(
-                scoped(select(Run.input, Run.model, Run.provider), Run, principal)
+                scoped(select(Run), Run, principal)
                 .where(Run.fingerprint == fingerprint)
                 .order_by(Run.created_at.desc())
                 .limit(1)
             )
-        ).one()
+        ).scalar_one()
+        await reveal_runs(session, [sample])
         found.append(
             FingerprintGroup(
                 fingerprint=str(fingerprint),
@@ -397,4 +421,6 @@ async def sample_runs(
         stmt = stmt.where(Run.version_id.in_(sorted(set(version_ids))))
     if sources is not None:
         stmt = stmt.where(Run.source.in_(sorted(set(sources))))
-    return list((await session.execute(stmt.order_by(Run.created_at.desc()).limit(limit))).scalars())
+    rows = list((await session.execute(stmt.order_by(Run.created_at.desc()).limit(limit))).scalars())
+    await reveal_runs(session, rows)
+    return rows

@@ -89,6 +89,18 @@ class ApprovalSettingsIn(ApiModel):
         return value
 
 
+class ProjectPrivacySettingsIn(ApiModel):
+    """``settings.privacy``: personal data in what the project stores."""
+
+    seal_run_payloads: bool = Field(
+        default=False,
+        strict=True,
+        description="Seal runs' inputs, outputs, tool calls and error messages when stored: under the end "
+        "user's key for gateway calls that name one, else under the project's run-payload key, so erasing "
+        "either shreds them (default off; runs stored before it was turned on stay as they are)",
+    )
+
+
 class ProjectSettingsIn(ApiModel):
     deployable_labels: list[str] | None = Field(
         default=None, max_length=20, description="Labels whose moves are deployments (need label:deploy)"
@@ -96,6 +108,9 @@ class ProjectSettingsIn(ApiModel):
     lint: LintSettingsIn | None = Field(default=None, description="Prompt lint configuration")
     approvals: ApprovalSettingsIn | None = Field(
         default=None, description="Labels that need approvals before a version may take them"
+    )
+    privacy: ProjectPrivacySettingsIn | None = Field(
+        default=None, description="Personal-data settings (sealing run payloads)"
     )
     gateway_rate_limit_per_minute: int | None = Field(
         default=None,
