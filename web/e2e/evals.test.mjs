@@ -194,7 +194,14 @@ test("evaluate two versions on a dataset, drill into a case, export CSV and comp
   await page.evaluate(() => localStorage.setItem("promptops.theme", "light"));
 
   // A viewer reads evaluations but cannot start or cancel one: the buttons say why (on focus, for keyboards).
-  const third = await adminApi(env.server.url, "POST", "/api/v1/evals", { name: "to cancel", prompts: [`${PROMPT}@1`], dataset: DATASET, concurrency: 1 });
+  // It must still be running when the engineer cancels it, after the viewer's visit (tens of seconds on a busy
+  // machine): the reviews twelve times over (384 cases, one at a time) keep it busy long enough.
+  const LONG = `${DATASET}-long`;
+  const longCases = Array.from({ length: 12 }, (_, k) =>
+    CASES.map((c) => ({ ...c, id: `${c.id}-${k}`, input: { review: `${c.input.review} (${k + 1})` } })),
+  ).flat(); // distinct inputs: no answer comes from a cache
+  await adminApi(env.server.url, "POST", "/api/v1/datasets", { name: LONG, description: "reviews, many times", cases: longCases });
+  const third = await adminApi(env.server.url, "POST", "/api/v1/evals", { name: "to cancel", prompts: [`${PROMPT}@1`], dataset: LONG, concurrency: 1 });
   await adminApi(env.server.url, "POST", "/api/v1/members", { email: "eval-viewer@example.com", role: "Viewer", password: "viewer-password-1" });
   const viewer = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
   const viewerPage = await viewer.newPage();
