@@ -44,9 +44,14 @@ describe("in a browser", () => {
     const page = await browser.newPage();
     await page.route(`${server.url}/__sdk/**`, (route) => {
       const file = new URL(route.request().url()).pathname.slice("/__sdk/".length);
+      if (file === "page.html") {
+        // An application page on the server's origin (the server's own answers carry a CSP that runs no script).
+        route.fulfill({ body: "<!doctype html><title>app</title>", contentType: "text/html" });
+        return;
+      }
       route.fulfill({ body: readFileSync(join(DIST, file), "utf8"), contentType: "text/javascript" });
     });
-    await page.goto(`${server.url}/readyz`);
+    await page.goto(`${server.url}/__sdk/page.html`);
     const traceId = unique("t");
     // A string, not a function: vitest would rewrite a dynamic import() inside a function it compiles.
     const script = `(async () => {
