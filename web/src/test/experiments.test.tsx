@@ -2,31 +2,13 @@ import { MantineProvider } from "@mantine/core";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { MemoryRouter, Route, Routes } from "react-router";
 import type { Schemas } from "../api/client";
 import { MeProvider, type Me } from "../auth";
 import ExperimentsPage, { ExperimentDetail, actionsFor, interval, num, yRange } from "../pages/ExperimentsPage";
+import { network } from "./network";
 
-// The API client keeps the fetch it found on import: give it one this file answers.
-const network = vi.hoisted(() => {
-  const state: { handler: ((request: Request) => Promise<Response>) | null; seen: Request[] } = { handler: null, seen: [] };
-  const NodeRequest = globalThis.Request;
-  class PageRequest extends NodeRequest {
-    constructor(input: RequestInfo | URL, init?: RequestInit) {
-      super(typeof input === "string" ? new URL(input, "http://localhost") : input, init);
-    }
-  }
-  globalThis.Request = PageRequest;
-  const nodeFetch = globalThis.fetch;
-  globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit) => {
-    if (!state.handler) return nodeFetch(input, init);
-    const request = new PageRequest(input, init);
-    state.seen.push(request);
-    return state.handler(request);
-  };
-  return state;
-});
 
 type Experiment = Schemas["ExperimentOut"];
 type Results = Schemas["ResultsOut"];

@@ -2,30 +2,11 @@ import { MantineProvider } from "@mantine/core";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { DriftPanel } from "../pages/MonitoringPage";
 import { chartRows, monitorQuery, servingText, signalRows, type Drift, type Series, type Stats } from "../pages/monitoring/model";
+import { network } from "./network";
 
-// The API client is made on import and keeps the fetch and Request it found then: before any import runs, give
-// it ones that resolve relative URLs against the page's origin (as a browser does) and that this file answers.
-const network = vi.hoisted(() => {
-  const state: { handler: ((request: Request) => Promise<Response>) | null; seen: Request[] } = { handler: null, seen: [] };
-  const NodeRequest = globalThis.Request;
-  class PageRequest extends NodeRequest {
-    constructor(input: RequestInfo | URL, init?: RequestInit) {
-      super(typeof input === "string" ? new URL(input, "http://localhost") : input, init);
-    }
-  }
-  globalThis.Request = PageRequest;
-  const nodeFetch = globalThis.fetch;
-  globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit) => {
-    if (!state.handler) return nodeFetch(input, init);
-    const request = new PageRequest(input, init);
-    state.seen.push(request);
-    return state.handler(request);
-  };
-  return state;
-});
 
 const NOW = Date.parse("2026-12-02T20:44:31.500Z");
 

@@ -4,25 +4,11 @@ import { render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import type { ReactNode } from "react";
 import { MemoryRouter, Route, Routes } from "react-router";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import LoginPage from "../pages/LoginPage";
 import { TwoFactor } from "../pages/settings/TwoFactor";
+import { network } from "./network";
 
-// The API client keeps the fetch it found on import: install one this file answers (see search.test.tsx).
-const network = vi.hoisted(() => {
-  const state: { handler: ((request: Request) => Promise<Response>) | null } = { handler: null };
-  const NodeRequest = globalThis.Request;
-  class PageRequest extends NodeRequest {
-    constructor(input: RequestInfo | URL, init?: RequestInit) {
-      super(typeof input === "string" ? new URL(input, "http://localhost") : input, init);
-    }
-  }
-  globalThis.Request = PageRequest;
-  const nodeFetch = globalThis.fetch;
-  globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit) =>
-    state.handler ? state.handler(new PageRequest(input, init)) : nodeFetch(input, init);
-  return state;
-});
 
 afterEach(() => {
   network.handler = null;
