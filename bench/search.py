@@ -67,9 +67,10 @@ from numpy.typing import NDArray
 from resolve import drop_postgres, postgres_database
 from server import HEADERS, KEY, free_port, wait_ready
 
+from promptops.search import embed as search_embed
 from promptops.search import service as search_service
 from promptops.search.embed import embedder
-from promptops.search.index import embedding_text, name_words
+from promptops.search.index import content_text, make_vectors, name_text
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "similarity"
@@ -95,6 +96,7 @@ def code_state() -> dict[str, Any]:
         "commit": git("rev-parse", "--short", "HEAD"),
         "search_code_uncommitted": bool(git("status", "--porcelain", "src/promptops/search")),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "embedding_model": EMBEDDINGS[0],
     }
 
 
@@ -125,6 +127,7 @@ class Server:
             "PROMPTOPS_BOOTSTRAP_ADMIN_KEY": KEY,
             "PROMPTOPS_LOAD_EXAMPLES": "false",
             "PROMPTOPS_LOG_LEVEL": "warning",
+            "PROMPTOPS_SEARCH_EMBEDDINGS": EMBEDDINGS[0],
         }
         started = time.perf_counter()
         with self.log.open("ab") as out:
@@ -489,16 +492,13 @@ def similar_lists(api: httpx.Client, ids: Sequence[str], names: dict[str, str]) 
 
 
 def hybrid_floor() -> float:
-    """The cosine below which the product leaves a vector neighbour out of a hybrid ranking."""
-    return float(getattr(search_service, "HYBRID_MIN_SIMILARITY", search_service.MIN_SIMILARITY))
+    """The cosine below which the product leaves a vector neighbour out of a hybrid ranking (model's)."""
+    return search_service.profile().hybrid_min_similarity
 
 
 def duplicate_threshold() -> float:
-    """The product's near-duplicate threshold (on its duplicate score, or on the cosine in older versions)."""
-    value = getattr(search_service, "DUPLICATE_SCORE", None)
-    if value is None:
-        value = getattr(search_service, "DUPLICATE_SIMILARITY")  # noqa: B009 (older versions)
-    return float(value)
+    """The product's near-duplicate threshold on its duplicate score (the embedding model's)."""
+    return search_service.profile().duplicate_score
 
 
 def search_rankings(
@@ -559,6 +559,9 @@ def cv_choice(
     return {**rank_metrics(held, relevant), "chosen": chosen}
 
 
+EMBEDDINGS = ["minilm"]  # the model the bench's servers run (--embeddings)
+
+
 def quality(args: argparse.Namespace) -> dict[str, Any]:
     prompts = read_jsonl(DATA / "prompts.jsonl")
     pairs = read_jsonl(DATA / "pairs.jsonl")
@@ -599,7 +602,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     verdict = np.array([n.duplicate for n in found])
     ids = [p["id"] for p in prompts]
     index = {pid: i for i, pid in enumerate(ids)}
-    texts = [embedding_text(by_id[i].get("description", ""), by_id[i]["template"]) for i in ids]
+    texts = [content_text(by_id[i].get("description", ""), by_id[i]["template"]) for i in ids]
     word_lists = [words(t) for t in texts]
     word_sets = [set(w) for w in word_lists]
     stem_sets = [{stem(w) for w in ws} for ws in word_lists]
@@ -611,7 +614,10 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     model = embedder()
     as_product = model.embed(texts)
     no_placeholders = model.embed([_PLACEHOLDER.sub(" ", t) for t in texts])
-    with_name = model.embed([f"{name_words(by_id[i]['name'])}\n{t}" for i, t in zip(ids, texts, strict=True)])
+    with_name, _ = make_vectors(
+        [(by_id[i]["name"], by_id[i].get("description", ""), by_id[i]["template"]) for i in ids]
+    )
+    name_vectors = model.embed([name_text(by_id[i]["name"]) for i in ids])
     cos_product = pair_scores(lambda a, b: float(as_product[a] @ as_product[b]))
     cos_no_placeholders = pair_scores(lambda a, b: float(no_placeholders[a] @ no_placeholders[b]))
     jac = pair_scores(lambda a, b: jaccard(word_sets[a], word_sets[b]))
@@ -734,8 +740,8 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
             t,
             s,
             names,
-            k=search_service.RRF_K,
-            semantic_weight=1.0,
+            k=search_service.profile().rrf_k,
+            semantic_weight=search_service.profile().semantic_weight,
             min_similarity=hybrid_floor(),
         )
         for t, s in zip(text_ranked, sem_ranked, strict=True)
@@ -748,10 +754,9 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
             ]
         )
     )
+    floors = sorted({0.0, 0.25, 0.3, 0.35, 0.45, hybrid_floor()})
     fusion_options: dict[str, list[list[str]]] = {}
-    for k, weight, floor in itertools.product(
-        (1, 5, 10, 20, 60), (0.5, 1.0, 1.5, 2.0, 3.0), (0.0, 0.25, 0.35, 0.45)
-    ):
+    for k, weight, floor in itertools.product((1, 5, 10, 20, 60), (0.5, 1.0, 1.5, 2.0, 3.0), floors):
         fusion_options[f"k={k} w_sem={weight} min_sim={floor}"] = [
             fuse(t, s, names, k=k, semantic_weight=weight, min_similarity=floor)
             for t, s in zip(text_ranked, sem_ranked, strict=True)
@@ -765,21 +770,31 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         order = np.argsort(-sims, kind="stable")[:100]
         sem_with_name.append([(ids[j], float(sims[j])) for j in order])
     fusion_name_options: dict[str, list[list[str]]] = {}
-    for k, weight, floor in itertools.product(
-        (1, 5, 10, 20, 60), (0.5, 1.0, 1.5, 2.0, 3.0), (0.0, 0.25, 0.35, 0.45)
-    ):
+    for k, weight, floor in itertools.product((1, 5, 10, 20, 60), (0.5, 1.0, 1.5, 2.0, 3.0), floors):
         fusion_name_options[f"k={k} w_sem={weight} min_sim={floor}"] = [
             fuse(t, s, names, k=k, semantic_weight=weight, min_similarity=floor)
             for t, s in zip(text_ranked, sem_with_name, strict=True)
         ]
+    name_weight_options: dict[str, list[list[str]]] = {}
+    for weight in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0):
+        mixed = unit(as_product + weight * name_vectors)
+        name_weight_options[f"name_weight={weight}"] = [
+            [ids[j] for j in np.argsort(-(mixed @ qv), kind="stable")[:100]] for qv in query_vectors
+        ]
     search_alternatives = {
         "hybrid, product constants, recomputed here (check)": rank_metrics(reproduced, relevant),
+        "semantic, name weight of the search vectors chosen by CV": cv_choice(
+            len(queries), name_weight_options, relevant
+        ),
         "hybrid, fusion constants chosen by CV": cv_choice(len(queries), fusion_options, relevant),
-        "semantic, vectors of name words + description + text": rank_metrics(
+        "semantic, product vectors recomputed here (content + name_weight * name)": rank_metrics(
             [[pid for pid, _ in r] for r in sem_with_name], relevant
         ),
         "hybrid with those vectors, product constants": rank_metrics(
-            fusion_name_options[f"k={search_service.RRF_K} w_sem=1.0 min_sim={hybrid_floor()}"],
+            fusion_name_options[
+                f"k={search_service.profile().rrf_k} w_sem={search_service.profile().semantic_weight}"
+                f" min_sim={hybrid_floor()}"
+            ],
             relevant,
         ),
         "hybrid with those vectors, fusion constants chosen by CV": cv_choice(
@@ -1476,9 +1491,17 @@ def main() -> None:
     parser.add_argument(
         "--registry-sample", type=int, default=4000, help="versions always written through the registry"
     )
+    parser.add_argument(
+        "--embeddings",
+        choices=search_embed.MODELS,
+        default="minilm",
+        help="search embedding model of the servers (PROMPTOPS_SEARCH_EMBEDDINGS) and of this process",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the figures are written")
     args = parser.parse_args()
+    EMBEDDINGS[0] = args.embeddings
+    search_embed.configure(args.embeddings)
     output: Path = args.output
     previous = json.loads(output.read_text()) if output.exists() else {}
     results: dict[str, Any] = {

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         default="auto",
         description="Background jobs: procrastinate on PostgreSQL, in-process on SQLite (auto), or forced.",
     )
+    search_embeddings: Literal["minilm", "static"] = Field(
+        default="minilm",
+        description="Search embedding model: all-MiniLM-L6-v2 (minilm, accurate, ~40 ms a prompt) or WordLlama "
+        "static subword vectors (static, ~0.2 ms a prompt, less accurate).",
+    )
     run_workers: bool = Field(
         default=True, description="This server process also runs job workers (false: API-only replica)."
     )

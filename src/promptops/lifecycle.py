@@ -5,6 +5,7 @@ job queue; :func:`running` starts and stops them (migrating and bootstrapping fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,7 +30,9 @@ from promptops.providers.service import rotate_secrets
 from promptops.registry import service as registry_service
 from promptops.runs.recorder import RunRecorder
 from promptops.runtime import Runtime
+from promptops.search import embed as search_embed
 from promptops.search.index import refresh_embeddings as search_refresh_embeddings
+from promptops.search.index import stale_embeddings as search_stale_embeddings
 from promptops.search.vectors import indexes as search_indexes
 from promptops.templates import limits as template_limits
 
@@ -51,8 +54,22 @@ def build_runtime(settings: Settings) -> Runtime:
     runtime.api_key_cache.ttl = settings.api_key_cache_ttl_seconds
     hardening.configure(settings)  # password policy, login lockout, API key expiry policy
     template_limits.configure(settings)  # these settings' PROMPTOPS_TEMPLATE_* values, not the environment's
+    search_embed.configure(settings.search_embeddings)  # the search embedding model (minilm or static)
     search_indexes.configure(settings.data_dir / "search-index")  # vector indexes persisted between runs
     return runtime
+
+
+async def _refresh_search_vectors(db: Database) -> int:
+    """Embed again the search documents another model or recipe made (a model change can take minutes for a
+    large registry; search meanwhile leaves those documents out of semantic results)."""
+    log.info("search_vectors_refresh_started", versions=await search_stale_embeddings(db))
+    try:
+        done = await search_refresh_embeddings(db)
+    except Exception as exc:  # logged; the next start tries again
+        log.error("search_vectors_refresh_failed", error_type=type(exc).__name__, error=str(exc))
+        raise
+    log.info("search_vectors_refreshed", versions=done)
+    return done
 
 
 @asynccontextmanager
@@ -76,9 +93,8 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
     indexed = await registry_service.index_missing_versions(db)
     if indexed:
         log.info("search_index_backfilled", versions=indexed)
-    reembedded = await search_refresh_embeddings(db)  # vectors from an older model or text recipe
-    if reembedded:
-        log.info("search_vectors_refreshed", versions=reembedded)
+    if await search_stale_embeddings(db):  # vectors from another model or recipe: embedded again meanwhile
+        runtime.search_refresh = asyncio.create_task(_refresh_search_vectors(db))
     preload_adapters()
     runtime.recorder.start()
     runtime.exposures.start()
@@ -94,6 +110,11 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
+        if runtime.search_refresh is not None:
+            runtime.search_refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runtime.search_refresh
+            runtime.search_refresh = None
         if runtime.scheduler is not None:
             await runtime.scheduler.stop()
             runtime.scheduler = None

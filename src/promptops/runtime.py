@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ class Runtime:
     jobs: JobQueue = field(default_factory=lambda: UnstartedQueue())
     # Periodic tasks (promptops.jobs.periodic); set while a process that runs workers is running.
     scheduler: Scheduler | None = None
+    # embeds again, in the background, search documents whose vectors another model or recipe made (lifecycle)
+    search_refresh: asyncio.Task[int] | None = None
     # Authenticated API keys by key digest (see promptops.auth.deps); per server, dropped on revocation.
     api_key_cache: TTLCache[Any] = field(default_factory=lambda: TTLCache(ttl=0))
 

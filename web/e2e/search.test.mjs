@@ -8,7 +8,7 @@ import { ADMIN, adminApi, expectAccessible, signIn, useServerAndBrowser } from "
 const TRIAGE =
   "You are a support agent. Read the customer ticket below and classify it as billing, shipping, or technical. " +
   "Reply with the category only.\n\nTicket: {{ ticket }}";
-// The same instructions in slightly different words: a near-duplicate (about 93% similar).
+// The same instructions in slightly different words, without the description: a near-duplicate (about 83% similar).
 const SORTER =
   "You are a support agent. Read the customer ticket below and classify it as billing, shipping or technical. " +
   "Reply with only the category.\n\nTicket: {{ ticket }}";
@@ -104,7 +104,7 @@ test("a user searches prompts, opens one, sees similar prompts, is warned of nea
   const warning = page.getByTestId("near-duplicates");
   await warning.getByText("support/ticket-sorter@1 is saved.", { exact: false }).waitFor();
   const line = await warning.getByRole("listitem").first().textContent();
-  assert.match(line ?? "", /^9\d% similar to support\/triage@1$/);
+  assert.match(line ?? "", /^[89]\d% similar to support\/triage@1$/);
   await expectAccessible(page, "near-duplicate warning");
   const sorterSimilar = page.getByRole("region", { name: "Similar prompts" });
   await sorterSimilar.getByRole("link", { name: "support/triage" }).waitFor();
@@ -118,7 +118,7 @@ test("a user searches prompts, opens one, sees similar prompts, is warned of nea
   await page.getByTestId("near-duplicates").waitFor({ state: "detached", timeout: 10_000 });
   const item = page.getByRole("region", { name: "Similar prompts" }).getByRole("listitem").filter({ has: page.getByRole("link", { name: "support/ticket-sorter" }) });
   await item.waitFor();
-  assert.match((await item.textContent()) ?? "", /9\d% similar/);
+  assert.match((await item.textContent()) ?? "", /[89]\d% similar/);
   await expectAccessible(page, "prompt page with similar prompts");
 
   // Save a new version in the editor that still says the same: the warning names the near-duplicate.

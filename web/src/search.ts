@@ -134,16 +134,15 @@ function isEditable(target: EventTarget | null): boolean {
   return element.isContentEditable === true || element.closest(TYPING) !== null;
 }
 
-/** The server's default duplicate score (meaning and shared words, 0–1) from which prompts are grouped. */
-export const DEFAULT_THRESHOLD = 0.26;
-/** The duplicates view's score floor from the address: 0.05–1 (what the server takes), else the default. */
-export function readThreshold(value: string | null): number {
+/** The duplicates view's score floor from the address: 0.05–1 (what the server takes), else null (the server's
+ * default, which depends on its embedding model: 0.27 for the default model). */
+export function readThreshold(value: string | null): number | null {
   const parsed = value === null || value.trim() === "" ? Number.NaN : Number(value);
-  return Number.isFinite(parsed) && parsed >= 0.05 && parsed <= 1 ? parsed : DEFAULT_THRESHOLD;
+  return Number.isFinite(parsed) && parsed >= 0.05 && parsed <= 1 ? parsed : null;
 }
-export const THRESHOLDS = [0.2, DEFAULT_THRESHOLD, 0.35, 0.5, 0.7];
-/** How strict a duplicate-score floor is, in words. */
-export function thresholdLabel(threshold: number): string {
-  const name = threshold < DEFAULT_THRESHOLD ? "loose" : threshold === DEFAULT_THRESHOLD ? "default" : threshold < 0.5 ? "strict" : "very strict";
+export const THRESHOLDS = [0.2, 0.35, 0.5, 0.7];
+/** How strict a duplicate-score floor is, in words, next to the server's default floor. */
+export function thresholdLabel(threshold: number, serverDefault: number): string {
+  const name = threshold === serverDefault ? "default" : threshold < serverDefault ? "loose" : threshold < 0.5 ? "strict" : "very strict";
   return `${threshold.toFixed(2)} (${name})`;
 }

@@ -94,9 +94,14 @@ def similar(
     name: Annotated[str, typer.Argument(help="Prompt name or id.")],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=50)] = 10,
     min_similarity: Annotated[
-        float,
-        typer.Option("--min-similarity", min=0.0, max=1.0, help="Leave out prompts less similar than this."),
-    ] = 0.35,
+        float | None,
+        typer.Option(
+            "--min-similarity",
+            min=0.0,
+            max=1.0,
+            help="Leave out prompts less similar than this (default: the embedding model's, 0.35).",
+        ),
+    ] = None,
     project: ProjectOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -108,7 +113,8 @@ def similar(
         output.print_json(data)
         return
     if not data["items"]:
-        output.echo(f"No prompt is at least {min_similarity:.0%} similar to {data['prompt']['name']}.")
+        floor = "" if min_similarity is None else f"at least {min_similarity:.0%} "
+        output.echo(f"No prompt is {floor}similar to {data['prompt']['name']}.")
         return
     output.table(
         ["Similarity", "Duplicate?", "Prompt", "Version", "Project", "Description"],
@@ -128,9 +134,14 @@ def similar(
 
 def duplicates(
     threshold: Annotated[
-        float,
-        typer.Option("--threshold", min=0.05, max=1.0, help="Duplicate score from which prompts are linked."),
-    ] = 0.26,
+        float | None,
+        typer.Option(
+            "--threshold",
+            min=0.05,
+            max=1.0,
+            help="Duplicate score from which prompts are linked (default: the embedding model's, 0.27).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Groups of prompts in this project whose latest versions are near-duplicates of each other."""
@@ -139,7 +150,7 @@ def duplicates(
         output.print_json(data)
         return
     if not data["clusters"]:
-        output.echo(f"No near-duplicates at a duplicate score of {threshold:g}.")
+        output.echo(f"No near-duplicates at a duplicate score of {data['threshold']:g}.")
         return
     output.table(
         ["Cluster", "Score", "Prompts"],

@@ -561,8 +561,14 @@ async def similar(
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
     min_similarity: Annotated[
-        float, Query(alias="minSimilarity", ge=0.0, le=1.0)
-    ] = search_service.MIN_SIMILARITY,
+        float | None,
+        Query(
+            alias="minSimilarity",
+            ge=0.0,
+            le=1.0,
+            description="Lowest cosine similarity reported (default: the embedding model's, 0.35 for the default)",
+        ),
+    ] = None,
     projects: search_api.Projects = None,
 ) -> SimilarListOut:
     async with runtime_of(request).db.transaction() as session:

@@ -119,9 +119,14 @@ async def duplicates(
     request: Request,
     principal: Reader,
     threshold: Annotated[
-        float,
-        Query(ge=0.05, le=1.0, description="Duplicate score from which prompts are linked (default 0.26)"),
-    ] = service.DUPLICATE_SCORE,
+        float | None,
+        Query(
+            ge=0.05,
+            le=1.0,
+            description="Duplicate score from which prompts are linked (default: the embedding model's, 0.27 "
+            "for the default model)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DuplicatesOut:
     async with runtime_of(request).db.transaction() as session:
@@ -129,7 +134,7 @@ async def duplicates(
         here = await service.readable_projects(session, principal)
     name = here[principal.project_id]
     return DuplicatesOut(
-        threshold=threshold,
+        threshold=service.profile().duplicate_score if threshold is None else threshold,
         clusters=[
             DuplicateClusterOut(
                 score=c.score,

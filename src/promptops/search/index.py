@@ -7,6 +7,7 @@ a rolled-back transaction leaves the index exactly as the registry it mirrors.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -14,13 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, or_, select, text, update
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Table, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.db import Database, utcnow
-from promptops.search.embed import embedder, to_bytes
+from promptops.search.embed import embedder, from_bytes, to_bytes
 from promptops.search.models import SearchDocument, SearchTerm
 
 Scope = Literal["all", "version", "labels"]
@@ -77,21 +80,54 @@ def body_text(template: str | None, messages: Sequence[Mapping[str, Any]] | None
     return "\n".join(lines)
 
 
-def embedding_text(description: str, body: str, name: str = "") -> str:
-    """What a vector is made from: the words of the prompt's ``name`` (for the index: a name says what a prompt
-    is for, and searches name it), its description, then its instruction text. Duplicate scores compare
-    content vectors made without the name (service.content_vectors)."""
-    head = "\n".join(part for part in (_WORDS.sub(" ", name).strip(), description) if part)
-    return f"{head}\n{body}" if head else body
+def content_text(description: str, body: str) -> str:
+    """What a prompt says: its description, then its instruction text (what duplicates are compared on: a copy
+    is usually saved under another name)."""
+    return f"{description}\n{body}" if description else body
 
 
-# Stored with each vector: the model and the recipe of its text (embedding_text). Documents with another value
-# are embedded again at start-up (refresh_embeddings), so a new recipe reaches existing prompts.
-RECIPE = "name-desc-text"
+def name_text(name: str) -> str:
+    """``support/triage-ticket`` -> ``support triage ticket``: a name says what a prompt is for, and searches name
+    it."""
+    return _WORDS.sub(" ", name).strip()
+
+
+# Stored with each vector: the model and the recipe of its vectors (make_vectors). Documents with another value
+# are embedded again in the background after start-up (refresh_embeddings), so a new model or recipe reaches
+# existing prompts.
+RECIPE = "content+name"
 
 
 def embedding_label(model_name: str) -> str:
     return f"{model_name}:{RECIPE}"
+
+
+def make_vectors(
+    items: Sequence[tuple[str, str, str]], contents: Sequence[bytes | None] | None = None
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The search and content vectors of (name, description, body) items. The content vector embeds the
+    description and text; the search vector (what the vector index holds) adds the vector of the name's words
+    with the model's ``name_weight``. ``contents`` gives content vectors already made by this model (None: make
+    it), so a rename embeds only the name. CPU-bound: call it in a worker thread from async code."""
+    model = embedder()
+    known = list(contents) if contents is not None else [None] * len(items)
+    content = np.zeros((len(items), model.dimensions), dtype=np.float32)
+    missing = [i for i, blob in enumerate(known) if blob is None]
+    for i, blob in enumerate(known):
+        if blob is not None:
+            content[i] = from_bytes(blob)
+    if missing:
+        content[missing] = model.embed([content_text(items[i][1], items[i][2]) for i in missing])
+    names = sorted({name_text(item[0]) for item in items} - {""})
+    by_name = dict(zip(names, model.embed(names), strict=True))
+    search = content.copy()
+    for i, item in enumerate(items):
+        vector = by_name.get(name_text(item[0]))
+        if vector is not None:
+            search[i] += model.profile.name_weight * vector
+    norms = np.linalg.norm(search, axis=1, keepdims=True)
+    search = np.where(norms > 0, search / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+    return search, content
 
 
 async def index_prompt(
@@ -101,11 +137,13 @@ async def index_prompt(
     (name, description, tags, archived) and labels; ``version`` only which one is the latest (a new version);
     ``labels`` only the labels (a label move). Unchanged documents are not rewritten."""
     now = utcnow()
-    model = embedder()
     if new:
+        label = embedding_label(embedder().name)
         bodies = [body_text(v.template, v.messages) for v in new]
-        vectors = model.embed([embedding_text(prompt.description, b, prompt.name) for b in bodies])
-        for version, body, vector in zip(new, bodies, vectors, strict=True):
+        vectors, contents = await asyncio.to_thread(
+            make_vectors, [(prompt.name, prompt.description, b) for b in bodies]
+        )
+        for version, body, vector, content in zip(new, bodies, vectors, contents, strict=True):
             session.add(
                 SearchDocument(
                     version_id=version.version_id,
@@ -128,8 +166,9 @@ async def index_prompt(
                     content_hash=version.content_hash,
                     created_at=version.created_at,
                     updated_at=prompt.updated_at,
-                    embedding_model=embedding_label(model.name),
+                    embedding_model=label,
                     embedding=to_bytes(vector),
+                    content_embedding=to_bytes(content),
                     changed_at=now,
                 )
             )
@@ -197,6 +236,7 @@ _SET_VECTOR = (
     .where(_DOCS.c.version_id == bindparam("b_version_id"))
     .values(
         embedding=bindparam("b_embedding"),
+        content_embedding=bindparam("b_content"),
         embedding_model=bindparam("b_label"),
         changed_at=bindparam("b_now"),
     )
@@ -204,11 +244,14 @@ _SET_VECTOR = (
 
 
 async def _reembed_renamed(session: AsyncSession, prompt: PromptState, now: datetime) -> None:
-    """Vectors of the prompt's documents made from another name or description, made again."""
+    """Vectors of the prompt's documents made from another name or description, made again (a new name alone
+    keeps the content vectors and embeds only the name)."""
     doc = SearchDocument
     rows = (
         await session.execute(
-            select(doc.version_id, doc.body).where(
+            select(
+                doc.version_id, doc.body, doc.description, doc.content_embedding, doc.embedding_model
+            ).where(
                 doc.prompt_id == prompt.prompt_id,
                 or_(doc.prompt_name != prompt.name, doc.description != prompt.description),
             )
@@ -216,43 +259,80 @@ async def _reembed_renamed(session: AsyncSession, prompt: PromptState, now: date
     ).all()
     if not rows:
         return
-    model = embedder()
-    vectors = model.embed([embedding_text(prompt.description, row.body, prompt.name) for row in rows])
-    label = embedding_label(model.name)
+    label = embedding_label(embedder().name)
+    keep = [
+        r.content_embedding if r.description == prompt.description and r.embedding_model == label else None
+        for r in rows
+    ]
+    vectors, contents = await asyncio.to_thread(
+        make_vectors, [(prompt.name, prompt.description, r.body) for r in rows], keep
+    )
     await session.execute(
         _SET_VECTOR,
         [
-            {"b_version_id": row.version_id, "b_embedding": to_bytes(v), "b_label": label, "b_now": now}
-            for row, v in zip(rows, vectors, strict=True)
+            {
+                "b_version_id": row.version_id,
+                "b_embedding": to_bytes(v),
+                "b_content": to_bytes(c),
+                "b_label": label,
+                "b_now": now,
+            }
+            for row, v, c in zip(rows, vectors, contents, strict=True)
         ],
     )
 
 
-async def refresh_embeddings(db: Database, batch: int = 500) -> int:
-    """Embed again every document whose vector was made by another model or text recipe (see RECIPE), in
-    transactions of ``batch``; returns how many. The vector indexes pick the new vectors up like any change.
-    Cheap when none is stale (one query)."""
-    model = embedder()
-    label = embedding_label(model.name)
+async def stale_embeddings(db: Database) -> int:
+    """How many documents have vectors of another model or recipe (or none of their content)."""
+    label = embedding_label(embedder().name)
+    async with db.transaction() as session:
+        stale = await session.scalar(
+            select(func.count())
+            .select_from(_DOCS)
+            .where(or_(_DOCS.c.embedding_model != label, _DOCS.c.content_embedding.is_(None)))
+        )
+    return int(stale or 0)
+
+
+async def refresh_embeddings(db: Database, batch: int = 64) -> int:
+    """Embed again every document whose vectors were made by another model or recipe (see RECIPE), in short
+    transactions of ``batch`` documents, embedding in a worker thread; returns how many. The vector indexes pick
+    the new vectors up like any change (until then a stale document is left out of semantic results, never
+    mixed in). Run in the background after start-up (lifecycle); cheap when none is stale (one query)."""
+    label = embedding_label(embedder().name)
     done = 0
     while True:
-        async with db.transaction(write=True) as session:
+        async with db.transaction() as session:
             rows = (
                 await session.execute(
                     select(_DOCS.c.version_id, _DOCS.c.prompt_name, _DOCS.c.description, _DOCS.c.body)
-                    .where(_DOCS.c.embedding_model != label)
+                    .where(or_(_DOCS.c.embedding_model != label, _DOCS.c.content_embedding.is_(None)))
+                    .order_by(_DOCS.c.latest.desc(), _DOCS.c.version_id)
                     .limit(batch)
                 )
             ).all()
-            if not rows:
-                return done
-            vectors = model.embed([embedding_text(r.description, r.body, r.prompt_name) for r in rows])
-            now = utcnow()
-            await session.execute(
-                _SET_VECTOR,
+        if not rows:
+            return done
+        vectors, contents = await asyncio.to_thread(
+            make_vectors, [(r.prompt_name, r.description, r.body) for r in rows]
+        )
+        async with db.transaction(write=True) as session:
+            await session.execute(  # unless renamed meanwhile (the rename embedded it again)
+                _SET_VECTOR.where(
+                    _DOCS.c.prompt_name == bindparam("b_name"),
+                    _DOCS.c.description == bindparam("b_description"),
+                ),
                 [
-                    {"b_version_id": r.version_id, "b_embedding": to_bytes(v), "b_label": label, "b_now": now}
-                    for r, v in zip(rows, vectors, strict=True)
+                    {
+                        "b_name": r.prompt_name,
+                        "b_description": r.description,
+                        "b_version_id": r.version_id,
+                        "b_embedding": to_bytes(v),
+                        "b_content": to_bytes(c),
+                        "b_label": label,
+                        "b_now": utcnow(),
+                    }
+                    for r, v, c in zip(rows, vectors, contents, strict=True)
                 ],
             )
         done += len(rows)

@@ -50,7 +50,11 @@ class SearchDocument(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the prompt's, for the "updated" filter
     embedding_model: Mapped[str] = mapped_column(String(64))
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    embedding: Mapped[bytes] = mapped_column(
+        LargeBinary
+    )  # search vector: content and name (index.make_vectors)
+    # vector of the description and text alone, for duplicate scores (None: made by a release before 0023)
+    content_embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -8,6 +8,7 @@ the caller cannot read is reported as not found, never searched.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,8 +25,8 @@ from sqlalchemy.orm import defer
 from promptops.auth.principal import Principal
 from promptops.errors import NotFound, ValidationProblem
 from promptops.governance.rbac import Permission, has_permission
-from promptops.search.embed import clean, embedder, from_bytes
-from promptops.search.index import embedding_text
+from promptops.search.embed import Profile, clean, embedder, from_bytes
+from promptops.search.index import content_text, embedding_label
 from promptops.search.models import SearchDocument, SearchTerm
 from promptops.search.vectors import indexes
 from promptops.tenancy import service as tenancy
@@ -34,22 +35,19 @@ Mode = Literal["hybrid", "text", "semantic"]
 MODES: tuple[Mode, ...] = ("hybrid", "text", "semantic")
 MAX_QUERY_CHARS = 1000
 MAX_TERMS = 32
-# Reciprocal rank fusion: score = TEXT_WEIGHT / (RRF_K + text rank) + SEMANTIC_WEIGHT / (RRF_K + semantic rank).
-RRF_K = 60
+# Reciprocal rank fusion: score = TEXT_WEIGHT / (k + text rank) + semantic_weight / (k + semantic rank), with the
+# model's k and semantic_weight (Profile).
 TEXT_WEIGHT = 1.0
-SEMANTIC_WEIGHT = 1.0
 CANDIDATES = 100  # per ranking, before fusion and paging
-# Below this cosine similarity a prompt is not reported as similar (default of /similar's minSimilarity).
-MIN_SIMILARITY = 0.35
-# Below this cosine a vector neighbour is not fused into a hybrid ranking. Chosen by 5-fold cross-validation over
-# the queries of bench/data/similarity with RRF_K and the weights fixed at the usual 60 and 1 (0.25 in four
-# folds; held-out recall@5 0.908 against 0.898 at 0.35): bench/search.py measures it again.
-HYBRID_MIN_SIMILARITY = 0.25
-# Duplicate score = COSINE_WEIGHT * vector cosine + (1 - COSINE_WEIGHT) * shared stemmed words (Jaccard). On the
-# hand-labelled pairs of bench/data/similarity, 5-fold cross-validation chose the threshold 0.256-0.261 in every
-# fold (held-out accuracy 0.92 against 0.89 for the cosine alone); bench/search.py measures it again.
-COSINE_WEIGHT = 0.4
-DUPLICATE_SCORE = 0.26
+# The cosine thresholds and the duplicate score's blend depend on the embedding model: each model's Profile
+# (promptops.search.embed) holds its constants, chosen by 5-fold cross-validation on the hand-labelled pairs and
+# queries of bench/data/similarity and measured again by bench/search.py.
+
+
+def profile() -> Profile:
+    return embedder().profile
+
+
 SIMILAR_CANDIDATES = 50  # nearest by meaning that are scored as duplicates
 SAVE_CANDIDATES = 10  # on every save, fewer: a copy is among the nearest by meaning
 CLUSTER_NEIGHBOURS = 10
@@ -383,14 +381,17 @@ _query_vectors: dict[str, NDArray[np.float32]] = {}
 QUERY_CACHE = 2048  # query texts whose vector is kept (the same searches come back: paging, typing, retries)
 
 
-def query_vector(text_: str) -> NDArray[np.float32]:
-    """The vector of a search text, from a small in-process cache (oldest entries dropped first)."""
-    found = _query_vectors.get(text_)
+async def query_vector(text_: str) -> NDArray[np.float32]:
+    """The vector of a search text, from a small in-process cache (oldest entries dropped first); embedded in a
+    worker thread (a few milliseconds of CPU) so the event loop keeps serving."""
+    model = embedder()
+    key = f"{model.name}\n{text_}"
+    found = _query_vectors.get(key)
     if found is None:
-        found = embedder().embed([text_])[0]
+        found = (await asyncio.to_thread(model.embed, [text_]))[0]
         if len(_query_vectors) >= QUERY_CACHE:
             _query_vectors.pop(next(iter(_query_vectors)))
-        _query_vectors[text_] = found
+        _query_vectors[key] = found
     return found
 
 
@@ -487,20 +488,22 @@ async def search(
     if mode in ("hybrid", "semantic"):
         corrected = " ".join(fixed.get(t, t) for t in terms_of(query)) if fixed else query
         vector_hits = await _vector_ranking(
-            session, query_vector(corrected), list(projects), filters, CANDIDATES
+            session, await query_vector(corrected), list(projects), filters, CANDIDATES
         )
         if mode == "hybrid":
-            vector_hits = [(d, s) for d, s in vector_hits if s >= HYBRID_MIN_SIMILARITY]
+            floor = profile().hybrid_min_similarity
+            vector_hits = [(d, s) for d, s in vector_hits if s >= floor]
     hits: dict[str, Hit] = {}
+    fusion = profile()
     for rank, (ref, _score) in enumerate(text_hits[:CANDIDATES], start=1):
         hit = hits.setdefault(ref.prompt_id, Hit(ref, projects[ref.project_id]))
         hit.text_rank = rank
-        hit.score += TEXT_WEIGHT / (RRF_K + rank)
+        hit.score += TEXT_WEIGHT / (fusion.rrf_k + rank)
     for rank, (ref, similarity) in enumerate(vector_hits, start=1):
         hit = hits.setdefault(ref.prompt_id, Hit(ref, projects[ref.project_id]))
         hit.semantic_rank = rank
         hit.similarity = round(similarity, 4)
-        hit.score += SEMANTIC_WEIGHT / (RRF_K + rank)
+        hit.score += fusion.semantic_weight / (fusion.rrf_k + rank)
     ordered = sorted(hits.values(), key=lambda h: (-h.score, h.ref.prompt_name, h.ref.project_id))
     page = ordered[offset : offset + limit]
     if page:  # the rankings read only ids and names: the page's documents in full (not their vectors)
@@ -510,7 +513,7 @@ async def search(
             for doc in (
                 await session.execute(
                     select(d)
-                    .options(defer(d.embedding))
+                    .options(defer(d.embedding), defer(d.content_embedding))
                     .where(d.version_id.in_([h.ref.version_id for h in page]))
                 )
             ).scalars()
@@ -518,8 +521,8 @@ async def search(
         for hit in page:
             hit.loaded = full.get(hit.ref.version_id)
         page = [hit for hit in page if hit.loaded is not None]  # gone since the ranking (a concurrent delete)
-    weights = {"text": TEXT_WEIGHT, "semantic": SEMANTIC_WEIGHT}
-    top = weights.get(mode, max(weights.values())) / (RRF_K + 1)
+    weights = {"text": TEXT_WEIGHT, "semantic": fusion.semantic_weight}
+    top = weights.get(mode, max(weights.values())) / (fusion.rrf_k + 1)
     for hit in page:
         hit.score = round(hit.score / top, 6)  # 1.0 = ranked first by the method that weighs most
         body = hit.doc.body
@@ -576,15 +579,21 @@ def word_stems(text_: str) -> frozenset[str]:
     return frozenset(w[:5] for w in _WORD.findall(clean(text_).lower()) if w not in _STOP)
 
 
-def content_text(doc: SearchDocument) -> str:
-    """What two prompts are compared on: their instruction (description and text), not their names (a copy is
-    usually saved under another name)."""
-    return embedding_text(doc.description, doc.body)
-
-
 def content_vectors(docs: Sequence[SearchDocument]) -> NDArray[np.float32]:
-    """The vectors of the documents' content (the index's vectors carry their names too: for search)."""
-    return embedder().embed([content_text(doc) for doc in docs])
+    """The vectors of the documents' content (description and text; the index's vectors carry their names too:
+    for search), as stored by the index (embedded here only for a document the refresh has not reached)."""
+    model = embedder()
+    label = embedding_label(model.name)
+    out = np.zeros((len(docs), model.dimensions), dtype=np.float32)
+    missing = []
+    for i, doc in enumerate(docs):
+        if doc.content_embedding is not None and doc.embedding_model == label:
+            out[i] = from_bytes(doc.content_embedding)
+        else:
+            missing.append(i)
+    if missing:
+        out[missing] = model.embed([content_text(docs[i].description, docs[i].body) for i in missing])
+    return out
 
 
 def duplicate_score(
@@ -592,18 +601,20 @@ def duplicate_score(
 ) -> float:
     """How likely two prompts are the same instruction reworded: the meaning of their content (cosine of
     content vectors) blended with the words they share (Jaccard of stemmed words of description and text).
-    Measured on bench/data/similarity (bench/search.py): a pair is a near-duplicate from DUPLICATE_SCORE.
+    Measured on bench/data/similarity (bench/search.py): a pair is a near-duplicate from the model's
+    ``duplicate_score`` (Profile).
     ``stems`` caches the words of documents by version id (when one document is compared with many)."""
     cache = {} if stems is None else stems
     words = []
     for doc in (a, b):
         found = cache.get(doc.version_id)
         if found is None:
-            found = cache[doc.version_id] = word_stems(content_text(doc))
+            found = cache[doc.version_id] = word_stems(content_text(doc.description, doc.body))
         words.append(found)
     union = words[0] | words[1]
     jaccard = len(words[0] & words[1]) / len(union) if union else 0.0
-    return COSINE_WEIGHT * max(cosine, 0.0) + (1 - COSINE_WEIGHT) * jaccard
+    weight = profile().cosine_weight
+    return weight * max(cosine, 0.0) + (1 - weight) * jaccard
 
 
 @dataclass(frozen=True)
@@ -615,7 +626,7 @@ class Similar:
 
     @property
     def duplicate(self) -> bool:
-        return self.duplicate_score >= DUPLICATE_SCORE
+        return self.duplicate_score >= profile().duplicate_score
 
 
 async def _latest_doc(session: AsyncSession, principal: Principal, name_or_id: str) -> SearchDocument:
@@ -672,7 +683,7 @@ async def similar(
     name_or_id: str,
     *,
     limit: int = 10,
-    min_similarity: float = MIN_SIMILARITY,
+    min_similarity: float | None = None,
     projects: Sequence[str] = (),
 ) -> tuple[SearchDocument, str, list[Similar]]:
     """Prompts whose latest text means about the same as this prompt's latest version: the nearest by meaning,
@@ -682,7 +693,8 @@ async def similar(
     scope = _choose(mine, principal, projects)
     doc = await _latest_doc(session, principal, name_or_id)
     found = await _neighbours(session, doc, scope, max(limit, SIMILAR_CANDIDATES))
-    return doc, mine[doc.project_id], [s for s in found if s.similarity >= min_similarity][:limit]
+    floor = profile().min_similarity if min_similarity is None else min_similarity
+    return doc, mine[doc.project_id], [s for s in found if s.similarity >= floor][:limit]
 
 
 async def near_duplicates(session: AsyncSession, principal: Principal, version_id: str) -> list[Similar]:
@@ -704,9 +716,9 @@ async def duplicate_clusters(
     session: AsyncSession, principal: Principal, *, threshold: float | None = None, limit: int = 100
 ) -> list[Cluster]:
     """Groups of prompts in the principal's project whose latest versions are near-duplicates of each other
-    (linked by a duplicate score of at least ``threshold``, default DUPLICATE_SCORE)."""
+    (linked by a duplicate score of at least ``threshold``, default: the model's duplicate_score)."""
     principal.require(Permission.PROMPT_READ)
-    threshold = DUPLICATE_SCORE if threshold is None else threshold
+    threshold = profile().duplicate_score if threshold is None else threshold
     if not 0.05 <= threshold <= 1.0:
         raise ValidationProblem("threshold must be between 0.05 and 1", code="bad_threshold")
     index = await indexes.current(session, principal.project_id)

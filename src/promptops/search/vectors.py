@@ -27,7 +27,8 @@ from usearch.index import Index
 
 from promptops.db import utcnow
 from promptops.logging import log
-from promptops.search.embed import DIMENSIONS, from_bytes
+from promptops.search.embed import embedder, from_bytes
+from promptops.search.index import embedding_label
 from promptops.search.models import SearchDocument
 
 LOOK_BACK = timedelta(seconds=30)
@@ -61,7 +62,7 @@ class ProjectIndex:
 
 
 def _new_index() -> Index:
-    return Index(ndim=DIMENSIONS, metric="ip", dtype="f16")
+    return Index(ndim=embedder().dimensions, metric="ip", dtype="f16")
 
 
 class VectorIndexes:
@@ -87,7 +88,7 @@ class VectorIndexes:
             try:
                 meta = json.loads(files[1].read_text())
                 index = Index.restore(str(files[0]))
-                if index is not None and index.ndim == DIMENSIONS and meta.get("dimensions") == DIMENSIONS:
+                if index is not None and meta.get("model") == embedding_label(embedder().name):
                     return ProjectIndex(project_id, index, datetime.fromisoformat(meta["watermark"]))
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 log.warning("search_index_unreadable", project_id=project_id, error_type=type(exc).__name__)
@@ -102,7 +103,8 @@ class VectorIndexes:
         project.index.save(str(tmp))
         tmp.replace(files[0])
         meta = {
-            "dimensions": DIMENSIONS,
+            "model": embedding_label(embedder().name),
+            "dimensions": project.index.ndim,
             "watermark": project.watermark.isoformat(),
             "size": len(project.index),
         }
@@ -140,17 +142,20 @@ class VectorIndexes:
         fresh = [r for r in rows if project.applied.get(r.vector_key) != r.changed_at]
         wanted = [r.vector_key for r in fresh if r.latest and not r.archived]
         vectors: dict[int, bytes] = {}
+        label = embedding_label(embedder().name)
         for start in range(0, len(wanted), 2000):
             chunk = wanted[start : start + 2000]
-            found = await session.execute(
+            found = await session.execute(  # a vector of another model waits for the refresh (never mixed in)
                 select(doc.vector_key, doc.embedding).where(
-                    doc.project_id == project.project_id, doc.vector_key.in_(chunk)
+                    doc.project_id == project.project_id,
+                    doc.vector_key.in_(chunk),
+                    doc.embedding_model == label,
                 )
             )
             vectors.update({k: e for k, e in found})
-        if since is None and wanted:
-            keys = np.array(wanted, dtype=np.uint64)
-            matrix = np.stack([from_bytes(vectors[k]) for k in wanted])
+        if since is None and vectors:
+            keys = np.array(list(vectors), dtype=np.uint64)
+            matrix = np.stack([from_bytes(v) for v in vectors.values()])
             project.index.add(keys, matrix, threads=2)
         else:
             for row in fresh:

@@ -1,5 +1,5 @@
 // Groups of prompts in the current project whose latest versions mean nearly the same: candidates to merge,
-// archive or tell apart. The duplicate-score floor is in the address (?threshold=0.35; default 0.26).
+// archive or tell apart. The duplicate-score floor is in the address (?threshold=0.35; default: the server's, which the answer names).
 import { Anchor, Badge, Button, Group, Loader, Paper, Select, Stack, Table, Text, Title } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { Link, useSearchParams } from "react-router";
@@ -7,17 +7,26 @@ import { api, unwrap } from "../api/client";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { TableHead } from "../components/TableHead";
 import { promptUrl } from "../paths";
-import { DEFAULT_THRESHOLD, THRESHOLDS, readThreshold, thresholdLabel } from "../search";
+import { THRESHOLDS, readThreshold, thresholdLabel } from "../search";
 
 export default function DuplicatesPage() {
   const [params, setParams] = useSearchParams();
-  const threshold = readThreshold(params.get("threshold"));
+  const chosen = readThreshold(params.get("threshold"));
+  // the server's default floor (its embedding model's), learnt from an answer without a chosen floor
+  const defaults = useQuery({
+    queryKey: ["search", "duplicates", null],
+    queryFn: () => unwrap(api.GET("/api/v1/search/duplicates", { params: { query: {} } })),
+  });
   const duplicates = useQuery({
-    queryKey: ["search", "duplicates", threshold],
-    queryFn: () => unwrap(api.GET("/api/v1/search/duplicates", { params: { query: { threshold } } })),
+    queryKey: ["search", "duplicates", chosen],
+    queryFn: () => unwrap(api.GET("/api/v1/search/duplicates", { params: { query: chosen === null ? {} : { threshold: chosen } } })),
     placeholderData: keepPreviousData,
   });
-  const choices = [...new Set([...THRESHOLDS, threshold])].sort((a, b) => a - b).map((t) => ({ value: String(t), label: thresholdLabel(t) }));
+  const serverDefault = chosen === null ? duplicates.data?.threshold : defaults.data?.threshold;
+  const threshold = chosen ?? serverDefault;
+  const choices = [...new Set([...THRESHOLDS, ...(serverDefault === undefined ? [] : [serverDefault]), ...(threshold === undefined ? [] : [threshold])])]
+    .sort((a, b) => a - b)
+    .map((t) => ({ value: String(t), label: thresholdLabel(t, serverDefault ?? Number.NaN) }));
   const clusters = duplicates.data?.clusters ?? [];
 
   return (
@@ -38,16 +47,16 @@ export default function DuplicatesPage() {
         <Select
           label="Duplicate score"
           data={choices}
-          value={String(threshold)}
+          value={threshold === undefined ? null : String(threshold)}
           allowDeselect={false}
-          onChange={(value) => setParams(value && Number(value) !== DEFAULT_THRESHOLD ? { threshold: value } : {}, { replace: true })}
+          onChange={(value) => setParams(value && Number(value) !== serverDefault ? { threshold: value } : {}, { replace: true })}
           w={180}
         />
         {duplicates.isFetching && <Loader size="sm" role="status" aria-label="Loading" />}
       </Group>
       <ErrorNotice error={duplicates.error} title="Duplicates could not be found" />
       {duplicates.data && clusters.length === 0 && (
-        <Text data-testid="no-duplicates">No prompts of this project reach a duplicate score of {threshold.toFixed(2)} with each other.</Text>
+        <Text data-testid="no-duplicates">No prompts of this project reach a duplicate score of {duplicates.data.threshold.toFixed(2)} with each other.</Text>
       )}
       {clusters.length > 0 && (
         <Text size="sm" role="status">

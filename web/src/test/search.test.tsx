@@ -125,14 +125,16 @@ describe("wordings", () => {
   });
 
   it("reads the duplicates threshold within what the server takes", () => {
-    expect(readThreshold(null)).toBe(0.26);
+    expect(readThreshold(null)).toBe(null);
     expect(readThreshold("0.35")).toBe(0.35);
-    expect(readThreshold("0.01")).toBe(0.26);
-    expect(readThreshold("1.5")).toBe(0.26);
-    expect(readThreshold("abc")).toBe(0.26);
-    expect(readThreshold("")).toBe(0.26);
-    expect(thresholdLabel(0.26)).toBe("0.26 (default)");
-    expect(thresholdLabel(0.7)).toBe("0.70 (very strict)");
+    expect(readThreshold("0.01")).toBe(null);
+    expect(readThreshold("1.5")).toBe(null);
+    expect(readThreshold("abc")).toBe(null);
+    expect(readThreshold("")).toBe(null);
+    expect(thresholdLabel(0.27, 0.27)).toBe("0.27 (default)");
+    expect(thresholdLabel(0.2, 0.27)).toBe("0.20 (loose)");
+    expect(thresholdLabel(0.35, 0.27)).toBe("0.35 (strict)");
+    expect(thresholdLabel(0.7, 0.27)).toBe("0.70 (very strict)");
   });
 
   it("trusts only a well-formed saved state from history", () => {
