@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
+
+from promptops.db import utcnow
 from promptops.search.embed import embedder
+from promptops.search.index import PENDING
+from promptops.search.models import SearchDocument
 from tests.support.app import Api
 
 PROMPTS: list[dict[str, Any]] = [
@@ -171,3 +176,32 @@ async def test_similar_and_near_duplicates(api: Api) -> None:
     ]
     assert (await api.get("/api/v1/prompts/nope/similar")).status_code == 404
     assert (await api.get("/api/v1/search/duplicates", params={"threshold": 2})).status_code == 422
+
+
+async def test_a_document_waiting_for_its_vectors(api: Api) -> None:
+    """A version indexed without vectors (a bulk backfill, or a model change, before the background refresh
+    reaches it) is found by words, left out of the vector index and of duplicate clusters, and its own similar
+    prompts are computed from a vector made on the spot."""
+    await seed(api)
+    twin = {
+        "name": "cs/refund-email",
+        "description": "Reply to a refund request",
+        "template": "Write a polite email replying to a customer who asks for a refund of order {{ order }}. "
+        "Explain our refund policy and the next steps.",
+    }
+    assert (await api.post("/api/v1/prompts", json=twin)).status_code == 201
+    async with api.app.state.runtime.db.transaction(write=True) as session:
+        await session.execute(
+            update(SearchDocument)
+            .where(SearchDocument.prompt_name == "cs/refund-email")
+            .values(embedding_model=PENDING, embedding=b"", content_embedding=None, changed_at=utcnow())
+        )
+    text = (await api.get("/api/v1/search", params={"q": "refund email", "mode": "text"})).json()
+    assert "cs/refund-email" in [h["name"] for h in text["items"]]
+    meaning = (await api.get("/api/v1/search", params={"q": "refund email", "mode": "semantic"})).json()
+    assert "cs/refund-email" not in [h["name"] for h in meaning["items"]]
+    r = await api.get("/api/v1/prompts/cs/refund-email/similar")
+    assert r.status_code == 200, r.text
+    assert r.json()["items"][0]["name"] == "support/refund-reply" and r.json()["items"][0]["duplicate"]
+    clusters = (await api.get("/api/v1/search/duplicates")).json()["clusters"]
+    assert not any("cs/refund-email" in [p["name"] for p in c["prompts"]] for c in clusters)

@@ -143,10 +143,13 @@ async def test_restart_catches_up_stale_corrupt_or_missing_index(db_url: str, tm
         await session.execute(delete(SearchDocument).where(SearchDocument.prompt_name == "late/arrival"))
     api, client, lifespan = await open_api(db_url, tmp_path, data_dir=data)
     try:
+        # written again at start for words at once; embedded by the background refresh, then found by meaning
+        assert await hits(api, "haiku", mode="text") == ["default:late/arrival"]
+        refresh = api.app.state.runtime.search_refresh
+        assert refresh is not None and await refresh == 1
         assert (await hits(api, "a short poem about fall foliage", mode="semantic"))[
             0
         ] == "default:late/arrival"
-        assert await hits(api, "haiku", mode="text") == ["default:late/arrival"]
     finally:
         await client.aclose()
         await lifespan.__aexit__(None, None, None)

@@ -106,8 +106,11 @@ async def _index(
     prompt: Prompt,
     new: Sequence[PromptVersion] = (),
     scope: search_index.Scope = "all",
+    *,
+    embed: bool = True,
 ) -> None:
-    """Bring the search index's documents of ``prompt`` up to date, in the caller's transaction."""
+    """Bring the search index's documents of ``prompt`` up to date, in the caller's transaction (``embed``
+    False: new documents wait for the background embedding, search_index.index_prompt)."""
     labels: dict[str, list[str]] = {}
     for label in (await labels_of_prompt(session, prompt.id)).values():
         labels.setdefault(label.version_id, []).append(label.name)
@@ -122,7 +125,7 @@ async def _index(
         updated_at=prompt.updated_at,
         labels=labels,
     )
-    await search_index.index_prompt(session, state, [_version_text(v) for v in new], scope=scope)
+    await search_index.index_prompt(session, state, [_version_text(v) for v in new], scope=scope, embed=embed)
 
 
 # --- lookups --------------------------------------------------------------------------------------------------
@@ -1585,7 +1588,9 @@ async def _check_lint_gate(
 
 async def index_missing_versions(db: Database, batch: int = 200) -> int:
     """Index every version that has no search document yet (a database from before search, or an index table
-    emptied by hand); returns how many were indexed. Cheap when nothing is missing (two counts)."""
+    emptied by hand); returns how many were indexed. Their words are searchable at once; their vectors are made
+    by the background embedding that start-up runs after this (search_index.refresh_embeddings). Cheap when
+    nothing is missing (two counts)."""
     async with db.transaction() as session:
         versions = int((await session.execute(select(func.count()).select_from(PromptVersion))).scalar_one())
         if await search_service.document_count(session) >= versions:
@@ -1633,6 +1638,6 @@ async def _index_batch(db: Database, after: str, batch: int, *, skip: bool = Fal
         for prompt in prompts:
             missing = [v for v in rows if v.prompt_id == prompt.id and v.id not in have]
             if missing:
-                await _index(session, prompt, missing)
+                await _index(session, prompt, missing, embed=False)
                 indexed += len(missing)
     return indexed, prompts[-1].id

@@ -96,6 +96,7 @@ def name_text(name: str) -> str:
 # are embedded again in the background after start-up (refresh_embeddings), so a new model or recipe reaches
 # existing prompts.
 RECIPE = "content+name"
+PENDING = "pending"  # the embedding_model of a document whose vectors the background refresh has not made yet
 
 
 def embedding_label(model_name: str) -> str:
@@ -131,18 +132,29 @@ def make_vectors(
 
 
 async def index_prompt(
-    session: AsyncSession, prompt: PromptState, new: Sequence[VersionText] = (), *, scope: Scope = "all"
+    session: AsyncSession,
+    prompt: PromptState,
+    new: Sequence[VersionText] = (),
+    *,
+    scope: Scope = "all",
+    embed: bool = True,
 ) -> None:
     """Add documents for ``new`` versions and bring the others up to date: ``all`` their prompt-level fields
     (name, description, tags, archived) and labels; ``version`` only which one is the latest (a new version);
-    ``labels`` only the labels (a label move). Unchanged documents are not rewritten."""
+    ``labels`` only the labels (a label move). Unchanged documents are not rewritten. ``embed`` False (a bulk
+    backfill): the new documents get no vectors here; refresh_embeddings makes them (PENDING until then)."""
     now = utcnow()
     if new:
-        label = embedding_label(embedder().name)
         bodies = [body_text(v.template, v.messages) for v in new]
-        vectors, contents = await asyncio.to_thread(
-            make_vectors, [(prompt.name, prompt.description, b) for b in bodies]
-        )
+        if embed:
+            label = embedding_label(embedder().name)
+            made = await asyncio.to_thread(
+                make_vectors, [(prompt.name, prompt.description, b) for b in bodies]
+            )
+            vectors: list[bytes] = [to_bytes(v) for v in made[0]]
+            contents: list[bytes | None] = [to_bytes(c) for c in made[1]]
+        else:
+            label, vectors, contents = PENDING, [b""] * len(new), [None] * len(new)
         for version, body, vector, content in zip(new, bodies, vectors, contents, strict=True):
             session.add(
                 SearchDocument(
@@ -167,8 +179,8 @@ async def index_prompt(
                     created_at=version.created_at,
                     updated_at=prompt.updated_at,
                     embedding_model=label,
-                    embedding=to_bytes(vector),
-                    content_embedding=to_bytes(content),
+                    embedding=vector,
+                    content_embedding=content,
                     changed_at=now,
                 )
             )

@@ -26,7 +26,7 @@ from promptops.auth.principal import Principal
 from promptops.errors import NotFound, ValidationProblem
 from promptops.governance.rbac import Permission, has_permission
 from promptops.search.embed import Profile, clean, embedder, from_bytes
-from promptops.search.index import content_text, embedding_label
+from promptops.search.index import content_text, embedding_label, make_vectors
 from promptops.search.models import SearchDocument, SearchTerm
 from promptops.search.vectors import indexes
 from promptops.tenancy import service as tenancy
@@ -642,11 +642,19 @@ async def _latest_doc(session: AsyncSession, principal: Principal, name_or_id: s
     return found
 
 
+async def _search_vector(doc: SearchDocument) -> NDArray[np.float32]:
+    """The document's search vector as stored, or made now when the background refresh has not reached it."""
+    if doc.embedding_model == embedding_label(embedder().name):
+        return from_bytes(doc.embedding)
+    made = await asyncio.to_thread(make_vectors, [(doc.prompt_name, doc.description, doc.body)])
+    return made[0][0]
+
+
 async def _neighbours(
     session: AsyncSession, doc: SearchDocument, projects: dict[str, str], candidates: int
 ) -> list[Similar]:
     """The nearest prompts by meaning (other than ``doc``'s own), scored as duplicates, best score first."""
-    scores = await _nearest(session, from_bytes(doc.embedding), list(projects), 2 * (candidates + 1))
+    scores = await _nearest(session, await _search_vector(doc), list(projects), 2 * (candidates + 1))
     if not scores:
         return []
     d = SearchDocument
@@ -728,8 +736,10 @@ async def duplicate_clusters(
         .scalars()
         .all()
     )
+    label = embedding_label(embedder().name)
     by_key = {doc.vector_key: doc for doc in docs}
-    content = {doc.vector_key: vector for doc, vector in zip(docs, content_vectors(docs), strict=True)}
+    ready = [doc for doc in docs if doc.embedding_model == label]
+    content = {doc.vector_key: vector for doc, vector in zip(ready, content_vectors(ready), strict=True)}
     stems: dict[str, frozenset[str]] = {}
     parent = {k: k for k in by_key}
     weakest: dict[int, float] = {}
@@ -741,9 +751,11 @@ async def duplicate_clusters(
         return k
 
     for doc in docs:
+        if doc.embedding_model != label:  # not embedded yet (the background refresh): not in the index either
+            continue
         for key, _ in index.search(from_bytes(doc.embedding), CLUSTER_NEIGHBOURS + 1):
             other = by_key.get(key)
-            if other is None or key == doc.vector_key:
+            if other is None or key == doc.vector_key or key not in content:
                 continue
             cosine = float(content[key] @ content[doc.vector_key])
             score = duplicate_score(doc, other, cosine, stems)
