@@ -1,7 +1,8 @@
 """Prompt search: quality on a labelled set, and latency and index build time at scale, on SQLite and PostgreSQL.
 
     .venv/bin/python bench/search.py [--scale 100000 | --quick] [--skip-quality] [--skip-scale] [--skip-pg]
-                                     [--concurrency 8] [--requests 800] [--output bench/results/search.json]
+                                     [--concurrency 8] [--requests 800] [--embeddings minilm|static]
+                                     [--output bench/results/search.json]
 
 The default run takes about an hour on a 2-core machine (most of it writing and indexing 100,000 versions
 twice); ``--quick`` about ten minutes.
@@ -29,7 +30,8 @@ distinct). They are written in-process through the registry's service layer (``c
 ``create_version`` with the system principal, 100 prompts per transaction, so each version is indexed in its
 transaction as in production). When the registry path would take longer than ``--write-budget`` seconds for
 all N, its rate is measured on the first versions and the rest are bulk-inserted as plain rows and indexed by
-the product's own start-up backfill (``registry.service.index_missing_versions``), which is timed. Then a real
+the product's own start-up backfill (``registry.service.index_missing_versions``, words) and background
+embedding (``search.index.refresh_embeddings``, vectors), both timed. Then a real
 ``promptops serve`` on that database: start-up, the first semantic query (it builds the project's vector index
 from the rows), process RSS before and after, search latency (p50/p95/p99) for text, semantic and hybrid with 8
 concurrent clients (httpx, queries drawn from queries.jsonl) and with 1; then a restart that loads the persisted

@@ -1,7 +1,8 @@
 // Browser journey of single sign-on: a real `promptops serve`, a real OpenID Connect provider (panva's
 // oidc-provider, tests/support/oidc_idp, on 127.0.0.1) and chromium. "Sign in with SSO" on the login page goes
 // to the provider's own login and consent pages and comes back signed in with the role the group mapping gives;
-// a refused callback comes back to the login page with the reason.
+// signing out ends the provider's session too (RP-initiated logout); a refused callback comes back to the login
+// page with the reason.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -20,7 +21,7 @@ function startIdp(base) {
   writeFileSync(
     config,
     JSON.stringify({
-      clients: [{ client_id: "promptops", client_secret: "e2e-client-secret-0123456789", redirect_uris: [`${base}/api/v1/auth/sso/corp/callback`] }],
+      clients: [{ client_id: "promptops", client_secret: "e2e-client-secret-0123456789", redirect_uris: [`${base}/api/v1/auth/sso/corp/callback`], post_logout_redirect_uris: [`${base}/login`] }],
       users: { alice: { password: USER.password, email: USER.email, name: "Alice", groups: ["prompt-engineers"] } },
     }),
   );
@@ -72,6 +73,17 @@ test("Sign in with SSO through the identity provider's pages, with the mapped ro
   await page.waitForURL(`${env.server.url}/datasets`);
   assert.equal(await page.getByTestId("whoami").textContent(), USER.email);
   await page.getByText("PromptEngineer", { exact: true }).waitFor();
+
+  // Signing out ends the provider's session too: its end-session page, then back to the login page.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/session/end`));
+  await page.getByRole("button", { name: "Yes, sign me out" }).click();
+  await page.waitForURL(`${env.server.url}/login`);
+  await page.getByRole("link", { name: "Sign in with SSO" }).waitFor();
+  // the provider asks for the password again: its session ended as well
+  await page.getByRole("link", { name: "Sign in with SSO" }).click();
+  await page.waitForURL((url) => url.href.startsWith(idp.issuer));
+  await page.locator('input[name="password"]').waitFor();
   await page.close();
 });
 

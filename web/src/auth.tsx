@@ -37,15 +37,28 @@ export function useCan(permission: string): boolean {
   return useMe().permissions.includes(permission);
 }
 
+/** Where the browser goes after signing out: the identity provider's end-session page when the session came
+ * from single sign-on (it ends the provider's session too, then comes back to /login), else /login. */
+export async function signOutTarget(): Promise<string> {
+  try {
+    const { endSessionUrl } = await unwrap(api.GET("/api/v1/auth/sso/end-session"));
+    if (endSessionUrl && /^https?:\/\//i.test(endSessionUrl)) return endSessionUrl;
+  } catch {
+    // not an SSO session, or the provider is unreachable: sign out here only
+  }
+  return "/login";
+}
+
 export function useSignOut() {
   const client = useQueryClient();
   return async () => {
+    const next = await signOutTarget(); // asked while still signed in
     try {
       await unwrap(api.POST("/api/v1/auth/logout"));
     } finally {
       client.clear();
       await client.invalidateQueries();
-      window.location.assign("/login");
+      window.location.assign(next);
     }
   };
 }

@@ -2,7 +2,7 @@
 //
 //   node server.mjs CONFIG.json      prints "LISTENING <port>" once it serves http://127.0.0.1:<port>
 //
-// CONFIG: {"clients": [{client_id, client_secret, redirect_uris}], "users": {"alice": {password, email?, name,
+// CONFIG: {"clients": [{client_id, client_secret, redirect_uris, post_logout_redirect_uris?}], "users": {"alice": {password, email?, name,
 // groups?, claims?}}} (claims: more claims as they are, e.g. hd, roles, realm_access). Users sign in through plain HTML forms (login, then consent) that a test POSTs.
 // Test controls under /__test/ (loopback only, like everything here):
 //   POST /__test/rotate              a new signing key (published first; the old one stays in the JWKS)
@@ -57,6 +57,7 @@ function build() {
       client_id: c.client_id,
       client_secret: c.client_secret,
       redirect_uris: c.redirect_uris,
+      post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
       grant_types: ["authorization_code"],
       response_types: ["code"],
       token_endpoint_auth_method: "client_secret_basic",

@@ -4,6 +4,7 @@ import { render, screen } from "@testing-library/react";
 import type { ReactNode } from "react";
 import { MemoryRouter, Route, Routes } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { signOutTarget } from "../auth";
 import LoginPage from "../pages/LoginPage";
 import { safeNext } from "../pages/login/SsoSignIn";
 import { network } from "./network";
@@ -81,5 +82,28 @@ describe("Sign in with SSO", () => {
     expect(safeNext("https://evil.example.com")).toBe("/");
     expect(safeNext("/prompts")).toBe("/prompts");
     expect(safeNext(null)).toBe("/");
+  });
+});
+
+describe("signing out", () => {
+  function endSession(answer: Response) {
+    network.handler = async (request) => {
+      expect(new URL(request.url).pathname).toBe("/api/v1/auth/sso/end-session");
+      return answer;
+    };
+  }
+
+  it("goes to the identity provider's end-session page after an SSO sign-in", async () => {
+    endSession(json({ endSessionUrl: "http://idp.test/session/end?client_id=promptops" }));
+    expect(await signOutTarget()).toBe("http://idp.test/session/end?client_id=promptops");
+  });
+
+  it("stays here for a password sign-in, an error, or an address that is not http(s)", async () => {
+    endSession(json({ endSessionUrl: null }));
+    expect(await signOutTarget()).toBe("/login");
+    endSession(json({ type: "about:blank", title: "Forbidden", status: 403 }, 403));
+    expect(await signOutTarget()).toBe("/login");
+    endSession(json({ endSessionUrl: "javascript:alert(1)" }));
+    expect(await signOutTarget()).toBe("/login");
   });
 });
