@@ -17,6 +17,7 @@ from promptops.slack.notify import notify_once
 from tests.approvals.support import PROMPT, add_version, label_version, set_rules
 from tests.slack.slack_stub import SlackStub
 from tests.slack.test_slack import TEAM, command, link, link_admin, member, signed, slack_app
+from tests.slack.test_socket_mode import acked, socket_bot, until
 from tests.support.fake_llm_server import FakeLLMServer
 from tests.support.provider_support import fake_fixture, shared_fake_fixture  # noqa: F401 (fixtures)
 
@@ -108,4 +109,46 @@ async def test_approve_and_reject_from_the_channel_notice(sapi: Any, slack: Slac
     rid = r.json()["id"]
     status, text = await click(api, slack, "U0REV", "approval_reject", rid)
     assert "You rejected" in text and "rejected (0/1 approvals)" in text
+    assert await label_version(api) == 2
+
+
+async def test_approve_over_socket_mode(db_url: str, tmp_path: Path, sapi: Any, slack: SlackStub) -> None:
+    """The same button press arriving as a Socket Mode ``interactive`` envelope: acknowledged at once, decided as
+    the linked user, answered through the response_url."""
+    api = sapi
+    author = await member(api, "author@example.test", "PromptEngineer")
+    reviewer = await member(api, "reviewer@example.test", "PromptEngineer")
+    for slack_user, token in (("U0AUTH", author), ("U0REV", reviewer)):
+        assert (await link(api, slack_user, token)).status_code == 201
+    r = await api.post(
+        "/api/v1/prompts", json={"name": PROMPT, "template": "v1 {{ t }}", "labels": ["production"]}
+    )
+    assert r.status_code == 201, r.text
+    await set_rules(api, {"production": {"required": 1}})
+    await add_version(api, author, "v2 {{ t }}")
+    r = await api.put(f"/api/v1/prompts/{PROMPT}/labels/production", author, json={"version": 2})
+    assert r.status_code == 202, r.text
+    rid = r.json()["id"]
+
+    def press(user: str, hook: str) -> str:
+        return slack.send_envelope(
+            "interactive",
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM},
+                "user": {"id": user, "team_id": TEAM},
+                "actions": [{"action_id": "approval_approve", "value": rid, "type": "button"}],
+                "response_url": f"{slack.url}/hooks/T/{hook}",
+            },
+        )
+
+    async with socket_bot(db_url, tmp_path, slack):
+        await acked(slack, press("U0AUTH", "sock-author"))  # four eyes: refused, told why
+        await until(lambda: slack.calls_to("/hooks/T/sock-author"), "the answer to the author")
+        assert "four-eyes" in slack.calls_to("/hooks/T/sock-author")[0].body["text"]
+        assert await label_version(api) == 1
+        await acked(slack, press("U0REV", "sock-reviewer"))
+        await until(lambda: slack.calls_to("/hooks/T/sock-reviewer"), "the answer to the reviewer")
+        (answer,) = slack.calls_to("/hooks/T/sock-reviewer")
+        assert answer.problems == [] and "now serves v2" in answer.body["text"]
     assert await label_version(api) == 2

@@ -92,11 +92,7 @@ async def interactions(request: Request, background: BackgroundTasks) -> Respons
         raise ValidationProblem("The interaction payload is not JSON", code="slack_bad_request") from None
     if not isinstance(payload, dict):
         raise ValidationProblem("The interaction payload is not an object", code="slack_bad_request")
-    runtime = runtime_of(request)
-    answer = await handling.handle_interaction(runtime, payload)
-    response_url = payload.get("response_url")
-    if answer is not None and isinstance(response_url, str) and len(response_url) <= handling.MAX_TEXT:
-        background.add_task(handling.respond, runtime, response_url, answer)
+    answer = await handling.answer_interaction(runtime_of(request), payload, _deferrer(background))
     return Response(status_code=200 if answer is not None else 204)
 
 

@@ -191,6 +191,18 @@ async def handle_interaction(runtime: Runtime, payload: Mapping[str, Any]) -> di
     return bk.reply(f":white_check_mark: You {verb} request `{r.id}`: {state}.")
 
 
+async def answer_interaction(
+    runtime: Runtime, payload: Mapping[str, Any], defer: Defer
+) -> dict[str, Any] | None:
+    """Handle an interactivity payload (HTTP mode's POST or a Socket Mode ``interactive`` envelope) and send its
+    answer to the payload's response_url once Slack has been acknowledged; None when the action is not ours."""
+    answer = await handle_interaction(runtime, payload)
+    response_url = payload.get("response_url")
+    if answer is not None and isinstance(response_url, str) and len(response_url) <= MAX_TEXT:
+        defer(respond, runtime, response_url, answer)
+    return answer
+
+
 EventOutcome = Literal["handled", "repeated", "ignored"]
 
 

@@ -4,8 +4,9 @@
 connection with ``hello`` and then sends envelopes ``{"type", "envelope_id", "payload"}``. Each must be
 acknowledged with ``{"envelope_id"}`` within 3 seconds, or Slack retries it (and shows the user an error for a
 slash command). A slash command's acknowledgement carries its answer (``{"envelope_id", "payload": message}``),
-the same message HTTP mode answers; commands and events go through :mod:`promptops.slack.handling`, the one code
-path both modes share. slack_sdk's aiohttp client does the connection work: reconnecting when Slack asks
+the same message HTTP mode answers; an ``interactive`` envelope (an approval notice's Approve / Reject button) is
+acknowledged at once and answered through its response_url. Commands, events and interactions go through
+:mod:`promptops.slack.handling`, the one code path both modes share. slack_sdk's aiohttp client does the connection work: reconnecting when Slack asks
 (``disconnect``) or the link goes stale, ping/pong.
 """
 
@@ -92,6 +93,9 @@ class SocketModeBot:
         except Exception as exc:  # deferred work is best-effort, like HTTP mode's background tasks
             log.warning("slack deferred %s failed: %s", getattr(func, "__name__", "work"), type(exc).__name__)
 
+    async def _interaction(self, payload: dict[str, Any]) -> None:
+        await handling.answer_interaction(self.runtime, payload, self._defer)
+
     async def _on_request(self, client: AsyncBaseSocketModeClient, request: SocketModeRequest) -> None:
         """Answer one envelope; an envelope left unacknowledged (an exception here) is retried by Slack."""
         if request.type == "slash_commands":
@@ -103,9 +107,14 @@ class SocketModeBot:
                 answer = await handling.answer_command(self.runtime, invocation, self._defer)
             await client.send_socket_mode_response(SocketModeResponse(request.envelope_id, answer))
             return
+        if request.type == "interactive":  # approval buttons: acknowledged at once, decided right after
+            await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
+            if isinstance(request.payload, dict):
+                self._defer(self._interaction, request.payload)
+            return
         if request.type == "events_api":
             outcome = await handling.handle_event(self.runtime, request.payload, self._defer)
             if outcome == "repeated":
                 log.info("slack event retry %s acknowledged again", request.retry_attempt)
-        # events_api, interactive (cards only carry link buttons) and anything newer: acknowledged, no payload
+        # events_api and anything newer: acknowledged, no payload
         await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
