@@ -160,9 +160,15 @@ class MiniLMEmbedder:
     )
 
     def __init__(self) -> None:
+        import scipy.special  # noqa: F401 (loads scipy's BLAS too, so the limit below covers it)
         from safetensors.numpy import load
+        from threadpoolctl import ThreadpoolController
         from tokenizers import Tokenizer
 
+        # One BLAS thread per call, for the whole process: the small matrix products of one prompt gain little
+        # from a second thread, and on a busy server (concurrent requests, a worker beside it) OpenBLAS's
+        # spinning threads made an embedding 3 times slower. Concurrency comes from the requests themselves.
+        ThreadpoolController().limit(limits=1, user_api="blas")
         with zipfile.ZipFile(_package_dir("all_minilm_l6_v2") / "model.zip") as archive:
             weights = load(archive.read("model.safetensors"))
             self._tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
