@@ -4,8 +4,9 @@
                                      [--concurrency 8] [--requests 800] [--embeddings minilm|static]
                                      [--output bench/results/search.json]
 
-The default run takes about an hour on a 2-core machine (most of it writing and indexing 100,000 versions
-twice); ``--quick`` about ten minutes.
+``--quick`` (5,000 versions) takes about 25 minutes on a 2-core machine. The default 100,000-version run
+embeds every version on each database: with the default model (about 18 versions a second per process on a
+loaded 2-core machine) expect 3-4 hours; ``--embeddings static`` about an hour.
 
 Quality (a real ``promptops serve`` on SQLite, everything through the REST API): every prompt of
 bench/data/similarity/prompts.jsonl is created as a registry prompt, then
