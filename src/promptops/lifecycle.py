@@ -112,7 +112,8 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
     finally:
         if runtime.search_refresh is not None:
             runtime.search_refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # cancelled, or failed earlier (logged when it happened): neither stops the shutdown
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await runtime.search_refresh
             runtime.search_refresh = None
         if runtime.scheduler is not None:

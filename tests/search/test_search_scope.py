@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from sqlalchemy import delete, func, select, update
 
+from promptops import lifecycle
 from promptops.search.embed import embedder, to_bytes
 from promptops.search.index import embedding_label, make_vectors
 from promptops.search.models import SearchDocument
@@ -215,3 +217,44 @@ async def stored_vector(api: Api, name: str) -> bytes:
                 )
             )
         ).scalar_one()
+
+
+async def test_a_failed_refresh_is_logged_and_does_not_stop_the_server(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background refresh failing (the database gone away, say) leaves the server running and searching
+    by words; shutting down afterwards is clean, and the next start tries again."""
+    data = tmp_path / "server"
+    api, client, lifespan = await open_api(db_url, tmp_path, data_dir=data)
+    try:
+        async with api.app.state.runtime.db.transaction(write=True) as session:
+            await session.execute(
+                update(SearchDocument).values(embedding_model="old", content_embedding=None)
+            )
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+    async def broken(db: object) -> int:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(lifecycle, "search_refresh_embeddings", broken)
+    api, client, lifespan = await open_api(db_url, tmp_path, data_dir=data)
+    try:
+        refresh = api.app.state.runtime.search_refresh
+        assert refresh is not None
+        with pytest.raises(RuntimeError, match="went away"):
+            await refresh
+        r = await api.get("/api/v1/search", params={"q": "sentiment", "mode": "text"})
+        assert r.status_code == 200 and r.json()["items"]
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)  # no error from the failed task
+    monkeypatch.undo()
+    api, client, lifespan = await open_api(db_url, tmp_path, data_dir=data)
+    try:
+        refresh = api.app.state.runtime.search_refresh
+        assert refresh is not None and await refresh >= 1
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
