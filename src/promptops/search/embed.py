@@ -75,7 +75,7 @@ def clean(text: str) -> str:
     return _SPACE.sub(" ", _JINJA.sub(" ", text)).strip()
 
 
-def _unit_rows(matrix: NDArray[np.float32]) -> NDArray[np.float32]:
+def unit_rows(matrix: NDArray[np.float32]) -> NDArray[np.float32]:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return np.where(norms > 0, matrix / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
 
@@ -113,7 +113,7 @@ class StaticEmbedder:
             ids = encoding.ids[:MAX_TOKENS]
             if ids:
                 out[row] = self._table[ids].mean(axis=0)
-        return _unit_rows(out)
+        return unit_rows(out)
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,8 @@ class MiniLMEmbedder:
     )
 
     def __init__(self) -> None:
-        import scipy.special  # noqa: F401 (loads scipy's BLAS too, so the limit below covers it)
         from safetensors.numpy import load
+        from scipy.special import erf  # loads scipy's BLAS too, so the limit below covers it
         from threadpoolctl import ThreadpoolController
         from tokenizers import Tokenizer
 
@@ -169,6 +169,7 @@ class MiniLMEmbedder:
         # from a second thread, and on a busy server (concurrent requests, a worker beside it) OpenBLAS's
         # spinning threads made an embedding 3 times slower. Concurrency comes from the requests themselves.
         ThreadpoolController().limit(limits=1, user_api="blas")
+        self._erf = erf
         with zipfile.ZipFile(_package_dir("all_minilm_l6_v2") / "model.zip") as archive:
             weights = load(archive.read("model.safetensors"))
             self._tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
@@ -216,8 +217,7 @@ class MiniLMEmbedder:
 
     def _encode(self, ids: list[int]) -> NDArray[np.float32]:
         """The mean of the last layer's token states for one window of token ids ([CLS] ... [SEP])."""
-        from scipy.special import erf
-
+        erf = self._erf
         n, width = len(ids), self.dimensions
         size = width // self.heads
         x = _layer_norm(self._words[ids] + self._positions[:n] + self._segment, self._norm)
@@ -251,7 +251,7 @@ class MiniLMEmbedder:
             for start in range(0, len(ids), step):
                 chunk = ids[start : start + step]
                 out[row] += self._encode([self._cls, *chunk, self._sep]) * len(chunk)
-        return _unit_rows(out)
+        return unit_rows(out)
 
 
 _lock = threading.Lock()
@@ -261,14 +261,20 @@ MODELS = tuple(_FACTORIES)
 _default = "minilm"
 
 
-def configure(name: str) -> None:
-    """The deployment's search model (PROMPTOPS_SEARCH_EMBEDDINGS), used where no model is named."""
-    global _default
-    if name not in _FACTORIES:
+def _factory(name: str) -> Callable[[], Embedder]:
+    factory = _FACTORIES.get(name)
+    if factory is None:
         raise ValidationProblem(
             f"Unknown embedding model {name!r}: use one of {', '.join(MODELS)}",
             code="unknown_embedding_model",
         )
+    return factory
+
+
+def configure(name: str) -> None:
+    """The deployment's search model (PROMPTOPS_SEARCH_EMBEDDINGS), used where no model is named."""
+    global _default
+    _factory(name)
     _default = name
 
 
@@ -276,12 +282,7 @@ def embedder(name: str | None = None) -> Embedder:
     """The embedder called ``name`` (default: the configured one), loaded once per process (minilm: about
     0.5 s and 100 MB; static: 20 ms and 32 MB)."""
     chosen = _default if name is None else name
-    factory = _FACTORIES.get(chosen)
-    if factory is None:
-        raise ValidationProblem(
-            f"Unknown embedding model {chosen!r}: use one of {', '.join(MODELS)}",
-            code="unknown_embedding_model",
-        )
+    factory = _factory(chosen)
     with _lock:
         found = _embedders.get(chosen)
         if found is None:

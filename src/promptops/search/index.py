@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.db import Database, utcnow
-from promptops.search.embed import embedder, from_bytes, to_bytes
+from promptops.search.embed import embedder, from_bytes, to_bytes, unit_rows
 from promptops.search.models import SearchDocument, SearchTerm
 
 Scope = Literal["all", "version", "labels"]
@@ -126,9 +126,7 @@ def make_vectors(
         vector = by_name.get(name_text(item[0]))
         if vector is not None:
             search[i] += model.profile.name_weight * vector
-    norms = np.linalg.norm(search, axis=1, keepdims=True)
-    search = np.where(norms > 0, search / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
-    return search, content
+    return unit_rows(search), content
 
 
 async def index_prompt(

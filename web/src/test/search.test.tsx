@@ -24,24 +24,7 @@ import {
   thresholdLabel,
   searchHref,
 } from "../search";
-
-// The API client is made on import and keeps the fetch and Request it found then: before any import runs, give
-// it ones that resolve relative URLs against the page's origin (as a browser does; Node's do not) and that this
-// file can answer from. A request no test answers goes to the real network (and fails in a unit test).
-const network = vi.hoisted(() => {
-  const state: { handler: ((request: Request) => Promise<Response>) | null } = { handler: null };
-  const NodeRequest = globalThis.Request;
-  class PageRequest extends NodeRequest {
-    constructor(input: RequestInfo | URL, init?: RequestInit) {
-      super(typeof input === "string" ? new URL(input, "http://localhost") : input, init);
-    }
-  }
-  globalThis.Request = PageRequest;
-  const nodeFetch = globalThis.fetch;
-  globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit) =>
-    state.handler ? state.handler(new PageRequest(input, init)) : nodeFetch(input, init);
-  return state;
-});
+import { network } from "./network";
 
 const ME = {
   userId: "usr_1",
