@@ -31,6 +31,7 @@ from promptops.registry import service as registry_service
 from promptops.runs.recorder import RunRecorder
 from promptops.runtime import Runtime
 from promptops.search import embed as search_embed
+from promptops.search import spaces as search_spaces
 from promptops.search.index import refresh_embeddings as search_refresh_embeddings
 from promptops.search.index import stale_embeddings as search_stale_embeddings
 from promptops.search.vectors import indexes as search_indexes
@@ -55,6 +56,8 @@ def build_runtime(settings: Settings) -> Runtime:
     hardening.configure(settings)  # password policy, login lockout, API key expiry policy
     template_limits.configure(settings)  # these settings' PROMPTOPS_TEMPLATE_* values, not the environment's
     search_embed.configure(settings.search_embeddings)  # the search embedding model (minilm or static)
+    search_spaces.configure(runtime.caller)  # projects' own provider embedding models are called through it
+    search_spaces.forget()
     search_indexes.configure(settings.data_dir / "search-index")  # vector indexes persisted between runs
     return runtime
 
@@ -70,6 +73,55 @@ async def _refresh_search_vectors(db: Database) -> int:
         raise
     log.info("search_vectors_refreshed", versions=done)
     return done
+
+
+KEEP_EMBEDDED_SECONDS = 3.0  # how often the background embedding looks for versions other processes saved
+FULL_LOOK_EVERY = 100  # every this many looks (about 5 minutes), for vectors of a model their project left
+RETRY_SECONDS = (
+    10.0,
+    600.0,
+)  # a project whose provider model failed is tried again after 10 s, doubling to 10 min
+
+
+async def _keep_search_vectors(runtime: Runtime) -> None:
+    """Embed, as they come, the search documents saved waiting for their vectors (a project's provider model is
+    never called inside a write), woken by writes of this process and every few seconds for other processes'.
+    A project whose provider fails is tried again later with a growing delay; the others are not held up."""
+    wakeup = search_spaces.wakeup_event()
+    if runtime.search_refresh is not None:  # the start-up refresh goes first
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await runtime.search_refresh
+    loop = asyncio.get_running_loop()
+    retry: dict[str, tuple[float, float]] = {}  # project -> (when, delay)
+    looks = 0
+    while True:
+        looks += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), KEEP_EMBEDDED_SECONDS)
+        if wakeup.is_set():
+            wakeup.clear()
+            await asyncio.sleep(0.2)  # the write that woke us commits
+        now = loop.time()
+        failed: set[str] = set()
+        try:
+            done = await search_refresh_embeddings(
+                runtime.db,
+                # now and then every document, not only those waiting: a save in another process that had
+                # not yet seen a project's new model (spaces.SETTINGS_TTL) wrote vectors of the old one
+                pending_only=looks % FULL_LOOK_EVERY != 0,
+                skip={p for p, (when, _) in retry.items() if when > now},
+                failed=failed,
+            )
+        except Exception as exc:  # the database, say: logged, tried again at the next look
+            log.error("search_vectors_embedding_failed", error_type=type(exc).__name__, error=str(exc))
+            continue
+        for project_id in failed:
+            delay = min(retry.get(project_id, (0.0, RETRY_SECONDS[0] / 2))[1] * 2, RETRY_SECONDS[1])
+            retry[project_id] = (now + delay, delay)
+        for project_id in [p for p in retry if p not in failed and retry[p][0] <= now]:
+            del retry[project_id]
+        if done:
+            log.info("search_vectors_embedded", versions=done)
 
 
 @asynccontextmanager
@@ -95,6 +147,7 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
         log.info("search_index_backfilled", versions=indexed)
     if await search_stale_embeddings(db):  # vectors from another model or recipe: embedded again meanwhile
         runtime.search_refresh = asyncio.create_task(_refresh_search_vectors(db))
+    runtime.search_keeper = asyncio.create_task(_keep_search_vectors(runtime))
     preload_adapters()
     runtime.recorder.start()
     runtime.exposures.start()
@@ -110,6 +163,11 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
+        if runtime.search_keeper is not None:
+            runtime.search_keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runtime.search_keeper
+            runtime.search_keeper = None
         if runtime.search_refresh is not None:
             runtime.search_refresh.cancel()
             # cancelled, or failed earlier (logged when it happened): neither stops the shutdown

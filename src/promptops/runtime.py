@@ -36,6 +36,8 @@ class Runtime:
     scheduler: Scheduler | None = None
     # embeds again, in the background, search documents whose vectors another model or recipe made (lifecycle)
     search_refresh: asyncio.Task[int] | None = None
+    # embeds, as they come, search documents saved waiting for their vectors (a project's provider model; lifecycle)
+    search_keeper: asyncio.Task[None] | None = None
     # Authenticated API keys by key digest (see promptops.auth.deps); per server, dropped on revocation.
     api_key_cache: TTLCache[Any] = field(default_factory=lambda: TTLCache(ttl=0))
 

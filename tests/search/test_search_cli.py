@@ -1,8 +1,14 @@
-"""``promptops search``, ``promptops prompts similar`` and ``promptops prompts duplicates`` against a live server."""
+"""``promptops search``, ``promptops prompts similar``, ``promptops prompts duplicates`` and ``promptops
+search-embeddings`` against a live server."""
 
 from __future__ import annotations
 
-from tests.support.cli_support import Cli
+import time
+from pathlib import Path
+
+from tests.support.cli_support import Cli, admin_cli, running_server_with_fake
+from tests.support.fake_llm_server import EMBEDDING_DIM, FakeLLMServer
+from tests.support.provider_support import fake_fixture, shared_fake_fixture  # noqa: F401 (fixtures)
 
 
 def test_search_similar_and_duplicates(cli: Cli) -> None:
@@ -34,3 +40,28 @@ def test_search_similar_and_duplicates(cli: Cli) -> None:
     assert bad.exit_code != 0 and "mode" in (bad.stdout + bad.stderr)
     missing = cli.run("prompts", "similar", "no/such")
     assert missing.exit_code != 0 and "no/such" in (missing.stdout + missing.stderr)
+
+
+def test_search_embeddings_commands(db_url: str, tmp_path: Path, fake: FakeLLMServer) -> None:
+    """``promptops search-embeddings``: a provider model for the project's search, against a loopback server
+    speaking the OpenAI embeddings API; searches by meaning use it once the versions are embedded again."""
+    with running_server_with_fake(db_url, tmp_path, fake) as live:
+        cli = admin_cli(live.url, tmp_path)
+        shown = cli.ok("search-embeddings", "show").stdout
+        assert "the server's offline model" in shown
+        bad = cli.run("search-embeddings", "set", "--connection", "nowhere", "--model", "m")
+        assert bad.exit_code != 0 and "nowhere" in (bad.stdout + bad.stderr)
+
+        data = cli.json("search-embeddings", "set", "-c", "fake", "-m", "text-embedding-3-small", "--json")
+        assert (data["source"], data["connection"], data["dimensions"]) == ("provider", "fake", EMBEDDING_DIM)
+        deadline = time.monotonic() + 30
+        while cli.json("search-embeddings", "show", "--json")["documentsWaiting"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert "fake/text-embedding-3-small" in cli.ok("search-embeddings", "show").stdout
+        cli.ok("prompts", "create", "cs/refund", "--template", "Write a refund email to the customer.")
+        found = cli.json("search", "refund email customer", "--mode", "semantic", "--json")
+        assert found["items"][0]["name"] == "cs/refund" and found["warnings"] == []
+        assert any(r.path.endswith("/embeddings") for r in fake.requests)
+
+        assert "the server's offline model" in cli.ok("search-embeddings", "reset").stdout

@@ -36,7 +36,7 @@ Reader = Annotated[Principal, Depends(require(P.RUN_READ))]
 SeriesLimit = Annotated[
     int, Query(ge=1, le=50, description="Largest groups shown as series (the rest: 'other')")
 ]
-RunSource = Annotated[str | None, Query(pattern="^(playground|eval|gateway|sdk|experiment)$")]
+RunSource = Annotated[str | None, Query(pattern="^(playground|eval|gateway|sdk|experiment|search)$")]
 
 
 @router.get(

@@ -86,6 +86,7 @@ app.add_typer(privacy_cli.app, name="privacy")
 app.command("gateway")(gateway_cli.gateway)
 app.command("slack")(slack_cli.slack)
 app.command("search")(search_cli.search)
+app.add_typer(search_cli.embeddings_app, name="search-embeddings")
 app.add_typer(sso_cli.app, name="sso")
 
 

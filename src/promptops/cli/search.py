@@ -1,5 +1,6 @@
-"""``promptops search``, ``promptops prompts similar`` and ``promptops prompts duplicates``: search through the
-REST API (words, meaning or both), a prompt's look-alikes, and the project's clusters of near-duplicates."""
+"""``promptops search``, ``promptops prompts similar``, ``promptops prompts duplicates`` and ``promptops
+search-embeddings``: search through the REST API (words, meaning or both), a prompt's look-alikes, the project's
+clusters of near-duplicates, and the embedding model the project's search uses."""
 
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ def search(
     if as_json:
         output.print_json(data)
         return
+    for warning in data.get("warnings", []):
+        output.echo(f"Warning: {warning}")
     if not data["items"]:
         output.echo(f"No prompt matches {query!r}.")
         return
@@ -159,3 +162,80 @@ def duplicates(
             for i, c in enumerate(data["clusters"], start=1)
         ],
     )
+
+
+embeddings_app = typer.Typer(
+    help="The embedding model this project's search uses: the server's offline model (default) or one of the "
+    "project's provider connections.",
+    no_args_is_help=True,
+)
+
+
+def _print_settings(data: dict[str, Any]) -> None:
+    model = data["model"] if data["source"] == "deployment" else f"{data['connection']}/{data['model']}"
+    source = (
+        "the server's offline model" if data["source"] == "deployment" else "the project's provider model"
+    )
+    output.echo(f"{model}  ({source})")
+    output.echo(
+        f"duplicate score from {data['duplicateScore']:g}, similar from {data['minSimilarity']:g}"
+        + (f", {data['dimensions']} dimensions" if data.get("dimensions") else "")
+    )
+    if data["documentsWaiting"]:
+        output.echo(
+            f"{data['documentsWaiting']} versions wait for their vectors (embedded in the background)."
+        )
+
+
+@embeddings_app.command("show")
+def embeddings_show(as_json: JsonFlag = False) -> None:
+    """Show the model the project's search embeds prompts with."""
+    data = client().get("/api/v1/search/settings")
+    if as_json:
+        output.print_json(data)
+    else:
+        _print_settings(data)
+
+
+@embeddings_app.command("set")
+def embeddings_set(
+    connection: Annotated[
+        str, typer.Option("--connection", "-c", help="A provider connection of the project that can embed.")
+    ],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Its embedding model, e.g. text-embedding-3-small.")
+    ],
+    duplicate_score: Annotated[
+        float | None,
+        typer.Option(
+            "--duplicate-score", min=0.01, max=1.0, help="Near-duplicate from this score (default 0.55)."
+        ),
+    ] = None,
+    min_similarity: Annotated[
+        float | None,
+        typer.Option("--min-similarity", min=0.01, max=1.0, help="Similar from this cosine (default 0.4)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search with a provider model: checked with one call now, then every version is embedded again by it."""
+    body = {
+        "connection": connection,
+        "model": model,
+        "duplicateScore": duplicate_score,
+        "minSimilarity": min_similarity,
+    }
+    data = client().put("/api/v1/search/settings", body)
+    if as_json:
+        output.print_json(data)
+    else:
+        _print_settings(data)
+
+
+@embeddings_app.command("reset")
+def embeddings_reset(as_json: JsonFlag = False) -> None:
+    """Search with the server's offline model again (every version is embedded again by it)."""
+    data = client().delete("/api/v1/search/settings")
+    if as_json:
+        output.print_json(data)
+    else:
+        _print_settings(data)

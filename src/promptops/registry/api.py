@@ -147,7 +147,10 @@ def resolved_from(r: service.Resolved) -> ResolvedOut:
 async def saved_out(db: Database, principal: Principal, resolved: ResolvedOut) -> PromptSavedOut:
     """The saved prompt and version (committed), with the project's near-duplicates of the new text: read in
     a transaction of its own, so the shared vector index only ever learns committed rows; and the approval
-    requests its gated ``labels`` became."""
+    requests its gated ``labels`` became. A project that searches with a provider model saved the version
+    waiting for its vectors: they are made here first, with no transaction open (if the provider fails, the
+    background embedding makes them later and the answer lists no near-duplicates)."""
+    await search_service.embed_waiting(db, [resolved.version.id])
     async with db.transaction() as session:
         near = await search_service.near_duplicates(session, principal, resolved.version.id)
         pending = await approvals.open_for_version(session, principal, resolved.version.id)

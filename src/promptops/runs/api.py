@@ -33,7 +33,7 @@ async def list_runs(
     model: Annotated[str | None, Query(max_length=200)] = None,
     provider: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["ok", "error"] | None = None,
-    source: Literal["playground", "eval", "gateway", "sdk", "experiment"] | None = None,
+    source: Literal["playground", "eval", "gateway", "sdk", "experiment", "search"] | None = None,
     since: Since = None,
     until: Until = None,
     trace_id: Annotated[str | None, Query(alias="traceId", max_length=64)] = None,

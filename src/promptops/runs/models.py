@@ -43,7 +43,7 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(10))  # ok | error
     error_class: Mapped[str | None] = mapped_column(String(60), nullable=True)
     error_message: Mapped[str | None] = mapped_column(String(2000), nullable=True)
-    source: Mapped[str] = mapped_column(String(20))  # playground | eval | gateway | sdk | experiment
+    source: Mapped[str] = mapped_column(String(20))  # playground | eval | gateway | sdk | experiment | search
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     attempt: Mapped[int] = mapped_column(
         Integer, default=1

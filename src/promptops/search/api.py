@@ -12,7 +12,8 @@ from promptops.auth.principal import Principal
 from promptops.governance.rbac import Permission as P
 from promptops.pagination import Since, Until
 from promptops.runtime import runtime_of
-from promptops.search import service
+from promptops.search import service, spaces
+from promptops.search.embed import embedder
 from promptops.search.models import SearchDocument
 from promptops.search.schemas import (
     DuplicateClusterOut,
@@ -20,11 +21,14 @@ from promptops.search.schemas import (
     PromptRefOut,
     SearchHitOut,
     SearchOut,
+    SearchSettingsIn,
+    SearchSettingsOut,
     SegmentOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 Reader = Annotated[Principal, Depends(require(P.PROMPT_READ))]
+Manager = Annotated[Principal, Depends(require(P.PROVIDER_MANAGE))]
 Projects = Annotated[
     list[str] | None,
     Query(
@@ -87,14 +91,19 @@ async def search(
         projects=projects or (),
         all_versions=all_versions,
     )
-    async with runtime_of(request).db.transaction() as session:
+    db = runtime_of(request).db
+    provided = service.QueryVectors()
+    if mode != "text":  # a project's provider model embeds the query first, with no transaction open
+        provided = await service.provider_query_vectors(db, principal, q, filters.projects)
+    async with db.transaction() as session:
         page = await service.search(
-            session, principal, q, mode=mode, filters=filters, limit=limit, offset=offset
+            session, principal, q, mode=mode, filters=filters, limit=limit, offset=offset, provided=provided
         )
     return SearchOut(
         query=q,
         mode=page.mode,
         corrections=page.corrections,
+        warnings=page.warnings,
         total=page.total,
         items=[
             SearchHitOut(
@@ -132,9 +141,10 @@ async def duplicates(
     async with runtime_of(request).db.transaction() as session:
         clusters = await service.duplicate_clusters(session, principal, threshold=threshold, limit=limit)
         here = await service.readable_projects(session, principal)
+        space = await spaces.space_of(session, principal.project_id)
     name = here[principal.project_id]
     return DuplicatesOut(
-        threshold=service.profile().duplicate_score if threshold is None else threshold,
+        threshold=space.profile.duplicate_score if threshold is None else threshold,
         clusters=[
             DuplicateClusterOut(
                 score=c.score,
@@ -143,3 +153,66 @@ async def duplicates(
             for c in clusters
         ],
     )
+
+
+def _settings_out(found: spaces.Settings, waiting: int) -> SearchSettingsOut:
+    space, row = found.space, found.row
+    return SearchSettingsOut(
+        project_id=found.project_id,
+        source="deployment" if space.local else "provider",
+        connection=space.connection,
+        model=space.model or embedder().name,
+        duplicate_score=space.profile.duplicate_score,
+        min_similarity=space.profile.min_similarity,
+        dimensions=found.dimensions if not space.local else embedder().dimensions,
+        documents_waiting=waiting,
+        updated_by=None if row is None else row.updated_by,
+        updated_at=None if row is None else row.updated_at,
+    )
+
+
+@router.get(
+    "/search/settings",
+    response_model=SearchSettingsOut,
+    summary="The embedding model the project's search uses",
+)
+async def get_settings(request: Request, principal: Reader) -> SearchSettingsOut:
+    db = runtime_of(request).db
+    async with db.transaction() as session:
+        found = await spaces.get_settings(session, principal)
+    return _settings_out(found, await spaces.waiting_documents(db, principal.project_id))
+
+
+@router.put(
+    "/search/settings",
+    response_model=SearchSettingsOut,
+    summary="Search the project with a provider embedding model (its prompts are embedded again)",
+)
+async def put_settings(body: SearchSettingsIn, request: Request, principal: Manager) -> SearchSettingsOut:
+    db = runtime_of(request).db
+    async with db.transaction() as session:  # a connection the project has, that can embed, before any call
+        await spaces.check_connection(session, principal, body.connection, body.model)
+    dimensions = await spaces.probe(principal, body.connection, body.model)  # no transaction open
+    async with db.transaction(write=True) as session:
+        found = await spaces.set_settings(
+            session,
+            principal,
+            connection=body.connection,
+            model=body.model,
+            duplicate_score=body.duplicate_score,
+            min_similarity=body.min_similarity,
+            dimensions=dimensions,
+        )
+    return _settings_out(found, await spaces.waiting_documents(db, principal.project_id))
+
+
+@router.delete(
+    "/search/settings",
+    response_model=SearchSettingsOut,
+    summary="Search the project with the deployment's offline model again",
+)
+async def delete_settings(request: Request, principal: Manager) -> SearchSettingsOut:
+    db = runtime_of(request).db
+    async with db.transaction(write=True) as session:
+        found = await spaces.reset_settings(session, principal)
+    return _settings_out(found, await spaces.waiting_documents(db, principal.project_id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -22,9 +22,25 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from promptops.auth.principal import Principal, system_principal
 from promptops.db import Database, utcnow
 from promptops.search.embed import embedder, from_bytes, to_bytes, unit_rows
-from promptops.search.models import SearchDocument, SearchTerm
+from promptops.search.models import SearchDocument, SearchSettings, SearchTerm
+from promptops.search.spaces import (
+    PENDING,
+    RECIPE,
+    ProviderEmbedding,
+    Space,
+    embedding_label,
+    local_space,
+    log_failure,
+    provider,
+    space_of,
+    wake,
+)
+from promptops.tenancy.service import project_org_ids
+
+__all__ = ["PENDING", "RECIPE", "embedding_label"]  # kept here for the modules that read them from the index
 
 Scope = Literal["all", "version", "labels"]
 _WORDS = re.compile(r"[/_.\-:]+")
@@ -92,24 +108,14 @@ def name_text(name: str) -> str:
     return _WORDS.sub(" ", name).strip()
 
 
-# Stored with each vector: the model and the recipe of its vectors (make_vectors). Documents with another value
-# are embedded again in the background after start-up (refresh_embeddings), so a new model or recipe reaches
-# existing prompts.
-RECIPE = "content+name"
-PENDING = "pending"  # the embedding_model of a document whose vectors the background refresh has not made yet
-
-
-def embedding_label(model_name: str) -> str:
-    return f"{model_name}:{RECIPE}"
-
-
 def make_vectors(
     items: Sequence[tuple[str, str, str]], contents: Sequence[bytes | None] | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """The search and content vectors of (name, description, body) items. The content vector embeds the
-    description and text; the search vector (what the vector index holds) adds the vector of the name's words
-    with the model's ``name_weight``. ``contents`` gives content vectors already made by this model (None: make
-    it), so a rename embeds only the name. CPU-bound: call it in a worker thread from async code."""
+    """The search and content vectors of (name, description, body) items by the deployment's model. The content
+    vector embeds the description and text; the search vector (what the vector index holds) adds the vector of
+    the name's words with the model's ``name_weight``. ``contents`` gives content vectors already made by this
+    model (None: make it), so a rename embeds only the name. CPU-bound: call it in a worker thread from async
+    code."""
     model = embedder()
     known = list(contents) if contents is not None else [None] * len(items)
     content = np.zeros((len(items), model.dimensions), dtype=np.float32)
@@ -120,13 +126,34 @@ def make_vectors(
     if missing:
         content[missing] = model.embed([content_text(items[i][1], items[i][2]) for i in missing])
     names = sorted({name_text(item[0]) for item in items} - {""})
-    by_name = dict(zip(names, model.embed(names), strict=True))
+    return _with_names(
+        items, content, dict(zip(names, model.embed(names), strict=True)), model.profile.name_weight
+    )
+
+
+def _with_names(
+    items: Sequence[tuple[str, str, str]],
+    content: NDArray[np.float32],
+    by_name: Mapping[str, NDArray[np.float32]],
+    weight: float,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     search = content.copy()
     for i, item in enumerate(items):
         vector = by_name.get(name_text(item[0]))
         if vector is not None:
-            search[i] += model.profile.name_weight * vector
+            search[i] += weight * vector
     return unit_rows(search), content
+
+
+async def provider_vectors(
+    embedding: ProviderEmbedding, principal: Principal, space: Space, items: Sequence[tuple[str, str, str]]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """make_vectors with a project's provider model: one batch of calls for the contents and the names."""
+    texts = [content_text(description, body) for _, description, body in items]
+    names = sorted({name_text(item[0]) for item in items} - {""})
+    made = await embedding(principal, space, texts + names)
+    by_name = dict(zip(names, made[len(texts) :], strict=True))
+    return _with_names(items, made[: len(texts)], by_name, space.profile.name_weight)
 
 
 async def index_prompt(
@@ -142,17 +169,19 @@ async def index_prompt(
     ``labels`` only the labels (a label move). Unchanged documents are not rewritten. ``embed`` False (a bulk
     backfill): the new documents get no vectors here; refresh_embeddings makes them (PENDING until then)."""
     now = utcnow()
+    space = await space_of(session, prompt.project_id)
     if new:
         bodies = [body_text(v.template, v.messages) for v in new]
-        if embed:
-            label = embedding_label(embedder().name)
+        if embed and space.local:
+            label = space.label
             made = await asyncio.to_thread(
                 make_vectors, [(prompt.name, prompt.description, b) for b in bodies]
             )
             vectors: list[bytes] = [to_bytes(v) for v in made[0]]
             contents: list[bytes | None] = [to_bytes(c) for c in made[1]]
-        else:
+        else:  # a bulk backfill, or a provider model: never called inside a write (the refresh calls it)
             label, vectors, contents = PENDING, [b""] * len(new), [None] * len(new)
+            wake()
         for version, body, vector, content in zip(new, bodies, vectors, contents, strict=True):
             session.add(
                 SearchDocument(
@@ -186,7 +215,7 @@ async def index_prompt(
     doc = SearchDocument
     dialect = session.get_bind().dialect.name
     if scope == "all":
-        await _reembed_renamed(session, prompt, now)
+        await _reembed_renamed(session, prompt, space, now)
         await session.execute(
             update(doc)
             .where(doc.prompt_id == prompt.prompt_id)
@@ -253,9 +282,10 @@ _SET_VECTOR = (
 )
 
 
-async def _reembed_renamed(session: AsyncSession, prompt: PromptState, now: datetime) -> None:
+async def _reembed_renamed(session: AsyncSession, prompt: PromptState, space: Space, now: datetime) -> None:
     """Vectors of the prompt's documents made from another name or description, made again (a new name alone
-    keeps the content vectors and embeds only the name)."""
+    keeps the content vectors and embeds only the name); with a provider model they wait for the background
+    embedding."""
     doc = SearchDocument
     rows = (
         await session.execute(
@@ -269,7 +299,23 @@ async def _reembed_renamed(session: AsyncSession, prompt: PromptState, now: date
     ).all()
     if not rows:
         return
-    label = embedding_label(embedder().name)
+    if not space.local:
+        await session.execute(
+            _SET_VECTOR,
+            [
+                {
+                    "b_version_id": r.version_id,
+                    "b_embedding": b"",
+                    "b_content": None,
+                    "b_label": PENDING,
+                    "b_now": now,
+                }
+                for r in rows
+            ],
+        )
+        wake()
+        return
+    label = space.label
     keep = [
         r.content_embedding if r.description == prompt.description and r.embedding_model == label else None
         for r in rows
@@ -292,60 +338,114 @@ async def _reembed_renamed(session: AsyncSession, prompt: PromptState, now: date
     )
 
 
+_SETTINGS = cast(Table, SearchSettings.__table__)
+
+
+def _stale(pending_only: bool) -> Any:
+    """Documents whose vectors are not their project's current model's (or that wait for theirs)."""
+    if pending_only:
+        return _DOCS.c.embedding_model == PENDING
+    expected = func.coalesce(_SETTINGS.c.label, local_space().label)
+    return or_(_DOCS.c.embedding_model != expected, _DOCS.c.content_embedding.is_(None))
+
+
 async def stale_embeddings(db: Database) -> int:
-    """How many documents have vectors of another model or recipe (or none of their content)."""
-    label = embedding_label(embedder().name)
+    """How many documents have vectors of another model or recipe than their project's (or none yet)."""
     async with db.transaction() as session:
         stale = await session.scalar(
             select(func.count())
-            .select_from(_DOCS)
-            .where(or_(_DOCS.c.embedding_model != label, _DOCS.c.content_embedding.is_(None)))
+            .select_from(_DOCS.outerjoin(_SETTINGS, _SETTINGS.c.project_id == _DOCS.c.project_id))
+            .where(_stale(False))
         )
     return int(stale or 0)
 
 
-async def refresh_embeddings(db: Database, batch: int = 64) -> int:
-    """Embed again every document whose vectors were made by another model or recipe (see RECIPE), in short
-    transactions of ``batch`` documents, embedding in a worker thread; returns how many. The vector indexes pick
-    the new vectors up like any change (until then a stale document is left out of semantic results, never
-    mixed in). Run in the background after start-up (lifecycle); cheap when none is stale (one query)."""
-    label = embedding_label(embedder().name)
+async def refresh_embeddings(
+    db: Database,
+    batch: int = 64,
+    *,
+    pending_only: bool = False,
+    skip: Collection[str] = (),
+    failed: set[str] | None = None,
+    only: Sequence[str] | None = None,
+) -> int:
+    """Embed every document whose vectors were made by another model or recipe than its project's (see RECIPE),
+    or that waits for them (``pending_only``: only those, found by an index), in short transactions of ``batch``
+    documents; returns how many. The deployment's model runs in a worker thread; a project's provider model is
+    called with no transaction open. A project whose provider fails is logged, added to ``failed`` and left for a
+    later pass (as are the projects in ``skip``); the others go on. The vector indexes pick the new vectors up
+    like any change (until then a stale document is left out of semantic results, never mixed in). Run in the
+    background (lifecycle); cheap when none is stale (one query). ``only``: just these versions (a save that wants
+    its near-duplicates at once)."""
     done = 0
+    passed: set[str] = set(skip)
     while True:
         async with db.transaction() as session:
-            rows = (
-                await session.execute(
-                    select(_DOCS.c.version_id, _DOCS.c.prompt_name, _DOCS.c.description, _DOCS.c.body)
-                    .where(or_(_DOCS.c.embedding_model != label, _DOCS.c.content_embedding.is_(None)))
-                    .order_by(_DOCS.c.latest.desc(), _DOCS.c.version_id)
-                    .limit(batch)
+            stmt = (
+                select(
+                    _DOCS.c.version_id,
+                    _DOCS.c.project_id,
+                    _DOCS.c.prompt_name,
+                    _DOCS.c.description,
+                    _DOCS.c.body,
                 )
-            ).all()
+                .select_from(_DOCS.outerjoin(_SETTINGS, _SETTINGS.c.project_id == _DOCS.c.project_id))
+                .where(_stale(pending_only))
+                .order_by(_DOCS.c.latest.desc(), _DOCS.c.version_id)
+                .limit(batch)
+            )
+            if passed:
+                stmt = stmt.where(_DOCS.c.project_id.not_in(sorted(passed)))
+            if only is not None:
+                stmt = stmt.where(_DOCS.c.version_id.in_(list(only)))
+            rows = (await session.execute(stmt)).all()
+            by_project: dict[str, list[Any]] = {}
+            for row in rows:
+                by_project.setdefault(row.project_id, []).append(row)
+            spaces = {pid: await space_of(session, pid) for pid in by_project}
+            orgs = await project_org_ids(session, [p for p, sp in spaces.items() if not sp.local])
         if not rows:
             return done
-        vectors, contents = await asyncio.to_thread(
-            make_vectors, [(r.prompt_name, r.description, r.body) for r in rows]
-        )
-        async with db.transaction(write=True) as session:
-            await session.execute(  # unless renamed meanwhile (the rename embedded it again)
-                _SET_VECTOR.where(
-                    _DOCS.c.prompt_name == bindparam("b_name"),
-                    _DOCS.c.description == bindparam("b_description"),
-                ),
-                [
-                    {
-                        "b_name": r.prompt_name,
-                        "b_description": r.description,
-                        "b_version_id": r.version_id,
-                        "b_embedding": to_bytes(v),
-                        "b_content": to_bytes(c),
-                        "b_label": label,
-                        "b_now": utcnow(),
-                    }
-                    for r, v, c in zip(rows, vectors, contents, strict=True)
-                ],
-            )
-        done += len(rows)
+        for project_id, group in by_project.items():
+            space = spaces[project_id]
+            items = [(r.prompt_name, r.description, r.body) for r in group]
+            if space.local:
+                vectors, contents = await asyncio.to_thread(make_vectors, items)
+            else:
+                embedding = provider()
+                if embedding is None or project_id not in orgs:
+                    passed.add(project_id)
+                    continue
+                try:
+                    vectors, contents = await provider_vectors(
+                        embedding, system_principal(project_id, orgs[project_id]), space, items
+                    )
+                except Exception as exc:  # the provider or its answer; the project waits for a later pass
+                    log_failure(project_id, space, exc)
+                    passed.add(project_id)
+                    if failed is not None:
+                        failed.add(project_id)
+                    continue
+            async with db.transaction(write=True) as session:
+                await session.execute(  # unless renamed meanwhile (the rename embedded it again)
+                    _SET_VECTOR.where(
+                        _DOCS.c.prompt_name == bindparam("b_name"),
+                        _DOCS.c.description == bindparam("b_description"),
+                    ),
+                    [
+                        {
+                            "b_name": r.prompt_name,
+                            "b_description": r.description,
+                            "b_version_id": r.version_id,
+                            "b_embedding": to_bytes(v),
+                            "b_content": to_bytes(c),
+                            "b_label": space.label,
+                            "b_now": utcnow(),
+                        }
+                        for r, v, c in zip(group, vectors, contents, strict=True)
+                    ],
+                )
+            done += len(group)
 
 
 async def _add_terms(session: AsyncSession, dialect: str, project_id: str, texts: Sequence[str]) -> None:

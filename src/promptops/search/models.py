@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from promptops.db import Base, UTCDateTime, utcnow
@@ -24,6 +24,8 @@ class SearchDocument(Base):
         Index("ix_search_documents_project_changed", "project_id", "changed_at"),
         Index("ix_search_documents_prompt", "prompt_id"),
         Index("ix_search_documents_vector_key", "vector_key", unique=True),
+        # the background embedding finds documents waiting for their vectors (index.PENDING) by this
+        Index("ix_search_documents_embedding_model", "embedding_model"),
     )
 
     version_id: Mapped[str] = mapped_column(
@@ -66,3 +68,22 @@ class SearchTerm(Base):
 
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
     term: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class SearchSettings(Base):
+    """A project's own embedding model for search: a provider connection of the project and one of its embedding
+    models (such as OpenAI's ``text-embedding-3-small``). No row: the deployment's offline model
+    (PROMPTOPS_SEARCH_EMBEDDINGS). ``label`` is what the project's documents' ``embedding_model`` must hold for
+    their vectors to be used; documents with another are embedded again in the background."""
+
+    __tablename__ = "search_settings"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    connection: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(64))
+    # the thresholds cosines of this model are read with (None: the provider defaults, spaces.PROVIDER_PROFILE)
+    duplicate_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    min_similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

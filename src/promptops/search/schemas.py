@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from promptops.schemas import ApiOut
+from promptops.schemas import ApiModel, ApiOut
 
 
 class SegmentOut(ApiOut):
@@ -46,14 +46,22 @@ class SearchOut(ApiOut):
     )
     total: int = Field(description="Prompts found (up to 100 per ranking)")
     items: list[SearchHitOut]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Projects searched by words only, and why (their provider embedding model gave no vector)",
+    )
 
 
 class SimilarOut(PromptRefOut):
     similarity: float = Field(description="Cosine similarity of the two latest versions' text vectors (0-1)")
     duplicate_score: float = Field(
-        description="0.4 x similarity + 0.6 x the share of stemmed words the two texts have in common (0-1)"
+        description="The embedding model's blend of similarity and the share of stemmed words the two texts have "
+        "in common (0-1; 0.3 x similarity + 0.7 x shared words for the default model)"
     )
-    duplicate: bool = Field(description="duplicateScore >= 0.26: probably the same instruction reworded")
+    duplicate: bool = Field(
+        description="duplicateScore at or above the model's threshold (0.27 for the default model): probably the "
+        "same instruction reworded"
+    )
 
 
 class SimilarListOut(ApiOut):
@@ -69,3 +77,43 @@ class DuplicateClusterOut(ApiOut):
 class DuplicatesOut(ApiOut):
     threshold: float
     clusters: list[DuplicateClusterOut]
+
+
+class SearchSettingsIn(ApiModel):
+    """Search this project with a provider embedding model instead of the deployment's offline model."""
+
+    connection: str = Field(
+        min_length=1,
+        max_length=100,
+        description="A provider connection of the project that can embed (openai, azure_openai), or 'local'",
+    )
+    model: str = Field(
+        min_length=1, max_length=200, description="The embedding model, e.g. text-embedding-3-small"
+    )
+    duplicate_score: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Duplicate score from which two prompts are near-duplicates (default 0.55 for provider models)",
+    )
+    min_similarity: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Lowest cosine reported as similar (default 0.4 for provider models)",
+    )
+
+
+class SearchSettingsOut(ApiOut):
+    project_id: str
+    source: str = Field(description="'deployment': the server's offline model; 'provider': the project's own")
+    connection: str | None
+    model: str = Field(description="The embedding model's name")
+    duplicate_score: float = Field(description="Duplicate score from which prompts are near-duplicates")
+    min_similarity: float = Field(description="Lowest cosine reported as similar")
+    dimensions: int | None = Field(
+        default=None, description="The provider model's vector length, when checked"
+    )
+    documents_waiting: int = Field(description="The project's prompt versions waiting for their vectors")
+    updated_by: str | None = None
+    updated_at: datetime | None = None

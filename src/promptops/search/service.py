@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -22,12 +22,14 @@ from sqlalchemy import Select, bindparam, func, literal_column, or_, select, tab
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from promptops.auth.principal import Principal
+from promptops.auth.principal import Principal, system_principal
+from promptops.db import Database
 from promptops.errors import NotFound, ValidationProblem
 from promptops.governance.rbac import Permission, has_permission
 from promptops.search.embed import Profile, clean, embedder, from_bytes
-from promptops.search.index import content_text, embedding_label, make_vectors
+from promptops.search.index import content_text, make_vectors, refresh_embeddings
 from promptops.search.models import SearchDocument, SearchTerm
+from promptops.search.spaces import Space, local_space, log_failure, provider, space_of, spaces_of
 from promptops.search.vectors import indexes
 from promptops.tenancy import service as tenancy
 
@@ -45,6 +47,7 @@ CANDIDATES = 100  # per ranking, before fusion and paging
 
 
 def profile() -> Profile:
+    """The deployment's model's constants (a project with its own model has its own: spaces.Space.profile)."""
     return embedder().profile
 
 
@@ -161,6 +164,7 @@ class SearchPage:
     total: int  # candidates found (capped at CANDIDATES per ranking)
     mode: Mode
     corrections: dict[str, str] = field(default_factory=dict)  # misspelled query word -> the word searched
+    warnings: list[str] = field(default_factory=list)  # projects searched by words only, and why
 
 
 # --- scope ----------------------------------------------------------------------------------------------------
@@ -346,25 +350,30 @@ async def corrections(session: AsyncSession, terms: list[str], projects: Sequenc
 
 
 async def _nearest(
-    session: AsyncSession, vector: NDArray[np.float32], projects: Sequence[str], count: int
+    session: AsyncSession, vectors: Mapping[str, NDArray[np.float32]], spaces: Mapping[str, Space], count: int
 ) -> dict[int, float]:
-    """Vector key -> cosine of the ``count`` nearest latest versions of each project (approximate)."""
+    """Vector key -> cosine of the ``count`` nearest latest versions of each project (approximate), by the
+    vector of the project's space (``vectors``: space label -> vector; a project without one is skipped)."""
     found: dict[int, float] = {}
-    for project_id in projects:
-        index = await indexes.current(session, project_id)
+    for project_id, space in spaces.items():
+        vector = vectors.get(space.label)
+        if vector is None:
+            continue
+        index = await indexes.current(session, project_id, space)
         found.update(index.search(vector, count))
     return found
 
 
 async def _vector_ranking(
     session: AsyncSession,
-    vector: NDArray[np.float32],
-    projects: Sequence[str],
+    vectors: Mapping[str, NDArray[np.float32]],
+    spaces: Mapping[str, Space],
     filters: Filters,
     limit: int,
 ) -> list[tuple[Ref, float]]:
     """The nearest latest versions by meaning that pass the filters, best first."""
-    scores = await _nearest(session, vector, projects, limit * 2)
+    projects = list(spaces)
+    scores = await _nearest(session, vectors, spaces, limit * 2)
     if not scores:
         return []
     d = SearchDocument
@@ -381,18 +390,73 @@ _query_vectors: dict[str, NDArray[np.float32]] = {}
 QUERY_CACHE = 2048  # query texts whose vector is kept (the same searches come back: paging, typing, retries)
 
 
+def _remember(key: str, vector: NDArray[np.float32]) -> None:
+    if len(_query_vectors) >= QUERY_CACHE:
+        _query_vectors.pop(next(iter(_query_vectors)))
+    _query_vectors[key] = vector
+
+
 async def query_vector(text_: str) -> NDArray[np.float32]:
-    """The vector of a search text, from a small in-process cache (oldest entries dropped first); embedded in a
-    worker thread (a few milliseconds of CPU) so the event loop keeps serving."""
+    """The vector of a search text by the deployment's model, from a small in-process cache (oldest entries
+    dropped first); embedded in a worker thread (a few milliseconds of CPU) so the event loop keeps serving."""
     model = embedder()
     key = f"{model.name}\n{text_}"
     found = _query_vectors.get(key)
     if found is None:
         found = (await asyncio.to_thread(model.embed, [text_]))[0]
-        if len(_query_vectors) >= QUERY_CACHE:
-            _query_vectors.pop(next(iter(_query_vectors)))
-        _query_vectors[key] = found
+        _remember(key, found)
     return found
+
+
+@dataclass(frozen=True)
+class QueryVectors:
+    """A search text embedded by the provider models of the projects searched, before the search opens its
+    transaction (a model call never runs inside one): space label -> vector; ``failed``: label -> why not."""
+
+    vectors: Mapping[str, NDArray[np.float32]] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+async def provider_query_vectors(
+    db: Database, principal: Principal, query: str, wanted: Sequence[str] = ()
+) -> QueryVectors:
+    """The query's vectors by the provider models of the projects a search of ``wanted`` reads (none when they
+    all use the deployment's model: then nothing is called). Cached like query_vector."""
+    async with db.transaction() as session:
+        projects = await readable_projects(session, principal, wanted)
+        found = await spaces_of(session, projects)
+        orgs = await tenancy.project_org_ids(session, [p for p, sp in found.items() if not sp.local])
+    vectors: dict[str, NDArray[np.float32]] = {}
+    failed: dict[str, str] = {}
+    embedding = provider()
+    for project_id, space in found.items():
+        if space.local or space.label in vectors or space.label in failed:
+            continue
+        key = f"{space.label}\n{query}"
+        cached = _query_vectors.get(key)
+        if cached is not None:
+            vectors[space.label] = cached
+            continue
+        if embedding is None:
+            failed[space.label] = "this process cannot call provider models"
+            continue
+        try:
+            made = (await embedding(_acting(principal, project_id, orgs), space, [query]))[0]
+        except Exception as exc:  # the provider: searched by words meanwhile
+            log_failure(project_id, space, exc)
+            failed[space.label] = getattr(exc, "detail", None) or type(exc).__name__
+            continue
+        _remember(key, made)
+        vectors[space.label] = made
+    return QueryVectors(vectors, failed)
+
+
+def _acting(principal: Principal, project_id: str, orgs: Mapping[str, str]) -> Principal:
+    """Who a query embedding is made for: the caller in its own project; the server for another project the
+    caller may read (the call uses and is recorded in that project, whose connection it is)."""
+    if project_id == principal.project_id or project_id not in orgs:
+        return principal
+    return system_principal(project_id, orgs[project_id])
 
 
 # --- snippets -------------------------------------------------------------------------------------------------
@@ -463,7 +527,10 @@ async def search(
     filters: Filters = Filters(),
     limit: int = 20,
     offset: int = 0,
+    provided: QueryVectors = QueryVectors(),
 ) -> SearchPage:
+    """``provided``: the query's vectors by projects' provider models (provider_query_vectors); a project whose
+    model has none is searched by words only, with a warning."""
     if mode not in MODES:
         raise ValidationProblem(
             f"Unknown mode {mode!r}: use one of {', '.join(MODES)}", code="bad_search_mode"
@@ -481,20 +548,32 @@ async def search(
         terms = terms + [w for w in fixed.values() if w not in terms]
     text_hits: list[tuple[Ref, float]] = []
     vector_hits: list[tuple[Ref, float]] = []
+    spaces = await spaces_of(session, projects)
+    own = spaces.get(principal.project_id) or next(iter(spaces.values()))
+    warnings: list[str] = []
     if mode in ("hybrid", "text"):
         text_hits = _best_per_prompt(
             await _text_ranking(session, terms, list(projects), filters, CANDIDATES * 3)
         )
     if mode in ("hybrid", "semantic"):
         corrected = " ".join(fixed.get(t, t) for t in terms_of(query)) if fixed else query
-        vector_hits = await _vector_ranking(
-            session, await query_vector(corrected), list(projects), filters, CANDIDATES
-        )
+        vectors = dict(provided.vectors)
+        if any(space.local for space in spaces.values()):
+            vectors[local_space().label] = await query_vector(corrected)
+        for project_id, space in spaces.items():
+            if space.label not in vectors:
+                why = provided.failed.get(space.label, "the query was not embedded")
+                warnings.append(
+                    f"{projects[project_id]}: searched by words only; its embedding model {space.description} "
+                    f"gave no vector ({why})"
+                )
+        vector_hits = await _vector_ranking(session, vectors, spaces, filters, CANDIDATES)
         if mode == "hybrid":
-            floor = profile().hybrid_min_similarity
-            vector_hits = [(d, s) for d, s in vector_hits if s >= floor]
+            vector_hits = [
+                (d, s) for d, s in vector_hits if s >= spaces[d.project_id].profile.hybrid_min_similarity
+            ]
     hits: dict[str, Hit] = {}
-    fusion = profile()
+    fusion = own.profile
     for rank, (ref, _score) in enumerate(text_hits[:CANDIDATES], start=1):
         hit = hits.setdefault(ref.prompt_id, Hit(ref, projects[ref.project_id]))
         hit.text_rank = rank
@@ -528,7 +607,7 @@ async def search(
         body = hit.doc.body
         source = body if any(_matches(body, terms)) else hit.doc.description or body
         hit.snippet = snippet(source, terms)
-    return SearchPage(page, len(ordered), mode, fixed)
+    return SearchPage(page, len(ordered), mode, fixed, warnings)
 
 
 def _matches(text_: str, terms: Sequence[str]) -> list[bool]:
@@ -579,31 +658,41 @@ def word_stems(text_: str) -> frozenset[str]:
     return frozenset(w[:5] for w in _WORD.findall(clean(text_).lower()) if w not in _STOP)
 
 
-def content_vectors(docs: Sequence[SearchDocument]) -> NDArray[np.float32]:
+def content_vectors(docs: Sequence[SearchDocument], space: Space) -> NDArray[np.float32]:
     """The vectors of the documents' content (description and text; the index's vectors carry their names too:
-    for search), as stored by the index (embedded here only for a document the refresh has not reached)."""
-    model = embedder()
-    label = embedding_label(model.name)
-    out = np.zeros((len(docs), model.dimensions), dtype=np.float32)
+    for search), as stored by the index; for a document the refresh has not reached, embedded here by the
+    deployment's model, or zero with a provider model (never called here)."""
+    ready = [
+        from_bytes(doc.content_embedding)
+        for doc in docs
+        if doc.content_embedding is not None and doc.embedding_model == space.label
+    ]
+    dimensions = len(ready[0]) if ready else embedder().dimensions
+    out = np.zeros((len(docs), dimensions), dtype=np.float32)
     missing = []
     for i, doc in enumerate(docs):
-        if doc.content_embedding is not None and doc.embedding_model == label:
+        if doc.content_embedding is not None and doc.embedding_model == space.label:
             out[i] = from_bytes(doc.content_embedding)
         else:
             missing.append(i)
-    if missing:
-        out[missing] = model.embed([content_text(docs[i].description, docs[i].body) for i in missing])
+    if missing and space.local:
+        out[missing] = embedder().embed([content_text(docs[i].description, docs[i].body) for i in missing])
     return out
 
 
 def duplicate_score(
-    a: SearchDocument, b: SearchDocument, cosine: float, stems: dict[str, frozenset[str]] | None = None
+    a: SearchDocument,
+    b: SearchDocument,
+    cosine: float,
+    stems: dict[str, frozenset[str]] | None = None,
+    weight: float | None = None,
 ) -> float:
     """How likely two prompts are the same instruction reworded: the meaning of their content (cosine of
     content vectors) blended with the words they share (Jaccard of stemmed words of description and text).
     Measured on bench/data/similarity (bench/search.py): a pair is a near-duplicate from the model's
     ``duplicate_score`` (Profile).
-    ``stems`` caches the words of documents by version id (when one document is compared with many)."""
+    ``stems`` caches the words of documents by version id (when one document is compared with many); ``weight``
+    is the cosine's share (default: the deployment's model's)."""
     cache = {} if stems is None else stems
     words = []
     for doc in (a, b):
@@ -613,7 +702,7 @@ def duplicate_score(
         words.append(found)
     union = words[0] | words[1]
     jaccard = len(words[0] & words[1]) / len(union) if union else 0.0
-    weight = profile().cosine_weight
+    weight = profile().cosine_weight if weight is None else weight
     return weight * max(cosine, 0.0) + (1 - weight) * jaccard
 
 
@@ -623,10 +712,11 @@ class Similar:
     project_name: str
     similarity: float  # cosine of the content vectors (description and text)
     duplicate_score: float
+    threshold: float  # the duplicate score from which it is a near-duplicate (its model's)
 
     @property
     def duplicate(self) -> bool:
-        return self.duplicate_score >= profile().duplicate_score
+        return self.duplicate_score >= self.threshold
 
 
 async def _latest_doc(session: AsyncSession, principal: Principal, name_or_id: str) -> SearchDocument:
@@ -642,10 +732,13 @@ async def _latest_doc(session: AsyncSession, principal: Principal, name_or_id: s
     return found
 
 
-async def _search_vector(doc: SearchDocument) -> NDArray[np.float32]:
-    """The document's search vector as stored, or made now when the background refresh has not reached it."""
-    if doc.embedding_model == embedding_label(embedder().name):
+async def _search_vector(doc: SearchDocument, space: Space) -> NDArray[np.float32] | None:
+    """The document's search vector as stored, or made now by the deployment's model when the background
+    refresh has not reached it (None: a provider model's vector not made yet)."""
+    if doc.embedding_model == space.label:
         return from_bytes(doc.embedding)
+    if not space.local:
+        return None
     made = await asyncio.to_thread(make_vectors, [(doc.prompt_name, doc.description, doc.body)])
     return made[0][0]
 
@@ -653,14 +746,21 @@ async def _search_vector(doc: SearchDocument) -> NDArray[np.float32]:
 async def _neighbours(
     session: AsyncSession, doc: SearchDocument, projects: dict[str, str], candidates: int
 ) -> list[Similar]:
-    """The nearest prompts by meaning (other than ``doc``'s own), scored as duplicates, best score first."""
-    scores = await _nearest(session, await _search_vector(doc), list(projects), 2 * (candidates + 1))
+    """The nearest prompts by meaning (other than ``doc``'s own), scored as duplicates, best score first; among
+    the projects whose model is the document's project's (vectors of two models are not comparable)."""
+    spaces = await spaces_of(session, {doc.project_id, *projects})
+    space = spaces[doc.project_id]
+    vector = await _search_vector(doc, space)
+    if vector is None:
+        return []
+    same = {pid: sp for pid, sp in spaces.items() if pid in projects and sp.label == space.label}
+    scores = await _nearest(session, {space.label: vector}, same, 2 * (candidates + 1))
     if not scores:
         return []
     d = SearchDocument
     rows = (
         await session.execute(
-            _filtered(select(d), list(projects), Filters()).where(d.vector_key.in_(list(scores)))
+            _filtered(select(d), list(same), Filters()).where(d.vector_key.in_(list(scores)))
         )
     ).scalars()
     others = sorted(
@@ -669,15 +769,17 @@ async def _neighbours(
     )[:candidates]
     if not others:
         return []
-    vectors = content_vectors([doc, *others])
+    vectors = content_vectors([doc, *others], space)
     cosines = vectors[1:] @ vectors[0]
     stems: dict[str, frozenset[str]] = {}
+    weight = space.profile.cosine_weight
     found = [
         Similar(
             other,
             projects[other.project_id],
             round(float(cosine), 4),
-            round(duplicate_score(doc, other, float(cosine), stems), 4),
+            round(duplicate_score(doc, other, float(cosine), stems, weight), 4),
+            space.profile.duplicate_score,
         )
         for other, cosine in zip(others, cosines, strict=True)
     ]
@@ -701,7 +803,8 @@ async def similar(
     scope = _choose(mine, principal, projects)
     doc = await _latest_doc(session, principal, name_or_id)
     found = await _neighbours(session, doc, scope, max(limit, SIMILAR_CANDIDATES))
-    floor = profile().min_similarity if min_similarity is None else min_similarity
+    own = await space_of(session, doc.project_id)
+    floor = own.profile.min_similarity if min_similarity is None else min_similarity
     return doc, mine[doc.project_id], [s for s in found if s.similarity >= floor][:limit]
 
 
@@ -726,20 +829,23 @@ async def duplicate_clusters(
     """Groups of prompts in the principal's project whose latest versions are near-duplicates of each other
     (linked by a duplicate score of at least ``threshold``, default: the model's duplicate_score)."""
     principal.require(Permission.PROMPT_READ)
-    threshold = profile().duplicate_score if threshold is None else threshold
+    space = await space_of(session, principal.project_id)
+    threshold = space.profile.duplicate_score if threshold is None else threshold
     if not 0.05 <= threshold <= 1.0:
         raise ValidationProblem("threshold must be between 0.05 and 1", code="bad_threshold")
-    index = await indexes.current(session, principal.project_id)
+    index = await indexes.current(session, principal.project_id, space)
     d = SearchDocument
     docs = (
         (await session.execute(select(d).where(d.project_id == principal.project_id, d.latest, ~d.archived)))
         .scalars()
         .all()
     )
-    label = embedding_label(embedder().name)
+    label = space.label
     by_key = {doc.vector_key: doc for doc in docs}
     ready = [doc for doc in docs if doc.embedding_model == label]
-    content = {doc.vector_key: vector for doc, vector in zip(ready, content_vectors(ready), strict=True)}
+    content = {
+        doc.vector_key: vector for doc, vector in zip(ready, content_vectors(ready, space), strict=True)
+    }
     stems: dict[str, frozenset[str]] = {}
     parent = {k: k for k in by_key}
     weakest: dict[int, float] = {}
@@ -758,7 +864,7 @@ async def duplicate_clusters(
             if other is None or key == doc.vector_key or key not in content:
                 continue
             cosine = float(content[key] @ content[doc.vector_key])
-            score = duplicate_score(doc, other, cosine, stems)
+            score = duplicate_score(doc, other, cosine, stems, space.profile.cosine_weight)
             if score < threshold:
                 continue
             a, b = root(doc.vector_key), root(key)
@@ -778,6 +884,12 @@ async def duplicate_clusters(
 
 
 # --- upkeep ---------------------------------------------------------------------------------------------------
+
+
+async def embed_waiting(db: Database, version_ids: Sequence[str]) -> int:
+    """Make the vectors of these versions now if they wait for them (a project's provider model; a failure is
+    logged and left to the background embedding); cheap when none waits (one query)."""
+    return await refresh_embeddings(db, pending_only=True, only=version_ids)
 
 
 async def indexed_versions(session: AsyncSession, version_ids: Sequence[str]) -> set[str]:

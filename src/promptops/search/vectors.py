@@ -28,8 +28,8 @@ from usearch.index import Index
 from promptops.db import utcnow
 from promptops.logging import log
 from promptops.search.embed import embedder, from_bytes
-from promptops.search.index import embedding_label
 from promptops.search.models import SearchDocument
+from promptops.search.spaces import Space
 
 LOOK_BACK = timedelta(seconds=30)
 SAVE_EVERY = 500  # changes applied since the last save
@@ -38,31 +38,51 @@ SAVE_EVERY = 500  # changes applied since the last save
 @dataclass
 class ProjectIndex:
     project_id: str
-    index: Index
+    label: str  # the space (model) whose vectors it holds
+    index: Index | None  # made with the first vector (a provider model's dimensions are known from it)
     watermark: datetime | None = None
     # changed_at of each version applied within the look-back, so a row is not applied twice
     applied: dict[int, datetime] = field(default_factory=dict)
     unsaved: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    def _fits(self, dimensions: int) -> Index | None:
+        if self.index is None:
+            self.index = _new_index(dimensions)
+        if self.index.ndim != dimensions:  # a model that changed its dimensions under the same name
+            log.warning("search_vector_dimensions_differ", project_id=self.project_id, dimensions=dimensions)
+            return None
+        return self.index
+
     def put(self, key: int, vector: NDArray[np.float32]) -> None:
-        if self.index.contains(key):
-            self.index.remove(key)
-        self.index.add(key, vector)
+        index = self._fits(len(vector))
+        if index is None:
+            return
+        if index.contains(key):
+            index.remove(key)
+        index.add(key, vector)
+
+    def add_many(self, keys: NDArray[np.uint64], matrix: NDArray[np.float32]) -> None:
+        index = self._fits(matrix.shape[1])
+        if index is not None:
+            index.add(keys, matrix, threads=2)
 
     def drop(self, key: int) -> None:
-        if self.index.contains(key):
+        if self.index is not None and self.index.contains(key):
             self.index.remove(key)
 
+    def __len__(self) -> int:
+        return 0 if self.index is None else len(self.index)
+
     def search(self, vector: NDArray[np.float32], count: int) -> list[tuple[int, float]]:
-        if len(self.index) == 0 or count <= 0:
+        if self.index is None or len(self.index) == 0 or count <= 0 or len(vector) != self.index.ndim:
             return []
         matches = self.index.search(vector, min(count, len(self.index)))
         return [(int(k), float(1.0 - d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
 
 
-def _new_index() -> Index:
-    return Index(ndim=embedder().dimensions, metric="ip", dtype="f16")
+def _new_index(dimensions: int) -> Index:
+    return Index(ndim=dimensions, metric="ip", dtype="f16")
 
 
 class VectorIndexes:
@@ -82,28 +102,32 @@ class VectorIndexes:
             return None
         return self.directory / f"{project_id}.usearch", self.directory / f"{project_id}.json"
 
-    def _load(self, project_id: str) -> ProjectIndex:
+    def _load(self, project_id: str, space: Space) -> ProjectIndex:
         files = self._files(project_id)
         if files is not None and files[0].exists() and files[1].exists():
             try:
                 meta = json.loads(files[1].read_text())
                 index = Index.restore(str(files[0]))
-                if index is not None and meta.get("model") == embedding_label(embedder().name):
-                    return ProjectIndex(project_id, index, datetime.fromisoformat(meta["watermark"]))
+                if index is not None and meta.get("model") == space.label:
+                    return ProjectIndex(
+                        project_id, space.label, index, datetime.fromisoformat(meta["watermark"])
+                    )
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 log.warning("search_index_unreadable", project_id=project_id, error_type=type(exc).__name__)
-        return ProjectIndex(project_id, _new_index())
+        return ProjectIndex(
+            project_id, space.label, _new_index(embedder().dimensions) if space.local else None
+        )
 
     def save(self, project: ProjectIndex) -> None:
         files = self._files(project.project_id)
-        if files is None or project.watermark is None:
+        if files is None or project.watermark is None or project.index is None:
             return
         files[0].parent.mkdir(parents=True, exist_ok=True)
         tmp = files[0].with_suffix(".tmp")
         project.index.save(str(tmp))
         tmp.replace(files[0])
         meta = {
-            "model": embedding_label(embedder().name),
+            "model": project.label,
             "dimensions": project.index.ndim,
             "watermark": project.watermark.isoformat(),
             "size": len(project.index),
@@ -117,13 +141,14 @@ class VectorIndexes:
                 with contextlib.suppress(OSError):
                     self.save(project)
 
-    async def current(self, session: AsyncSession, project_id: str) -> ProjectIndex:
-        """The project's index, caught up with the rows this session can see."""
+    async def current(self, session: AsyncSession, project_id: str, space: Space) -> ProjectIndex:
+        """The project's index of its space's vectors, caught up with the rows this session can see (another
+        space's index, after a model change, is replaced)."""
         key = (str(session.get_bind().engine.url), project_id)
         with self._guard:
             project = self._projects.get(key)
-            if project is None:
-                project = self._projects[key] = self._load(project_id)
+            if project is None or project.label != space.label:
+                project = self._projects[key] = self._load(project_id, space)
         async with project.lock:
             await self._catch_up(session, project)
         return project
@@ -142,7 +167,7 @@ class VectorIndexes:
         fresh = [r for r in rows if project.applied.get(r.vector_key) != r.changed_at]
         wanted = [r.vector_key for r in fresh if r.latest and not r.archived]
         vectors: dict[int, bytes] = {}
-        label = embedding_label(embedder().name)
+        label = project.label
         for start in range(0, len(wanted), 2000):
             chunk = wanted[start : start + 2000]
             found = await session.execute(  # a vector of another model waits for the refresh (never mixed in)
@@ -156,7 +181,7 @@ class VectorIndexes:
         if since is None and vectors:
             keys = np.array(list(vectors), dtype=np.uint64)
             matrix = np.stack([from_bytes(v) for v in vectors.values()])
-            project.index.add(keys, matrix, threads=2)
+            project.add_many(keys, matrix)
         else:
             for row in fresh:
                 if row.latest and not row.archived and row.vector_key in vectors:

@@ -1,6 +1,6 @@
 // Search results for the header's search box: by words, by meaning, or both (hybrid), with tag and label
 // filters, across the current project or every project the user can read. Everything is in the address.
-import { Badge, Button, Group, Loader, Paper, SegmentedControl, Stack, Switch, TagsInput, Text, Title } from "@mantine/core";
+import { Alert, Badge, Button, Group, Loader, Paper, SegmentedControl, Stack, Switch, TagsInput, Text, Title } from "@mantine/core";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { Link, useNavigate, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
@@ -132,6 +132,11 @@ export default function SearchPage() {
         </Text>
       )}
       {state.q && <ErrorNotice error={results.error} title="The search failed" />}
+      {data?.warnings?.map((warning) => (
+        <Alert key={warning} color="yellow" title="Searched by words only">
+          {warning}
+        </Alert>
+      ))}
       {data && data.items.length === 0 && <NoResults state={state} set={set} />}
       {data && data.items.length > 0 && (
         <>

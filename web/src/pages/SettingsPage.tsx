@@ -1,6 +1,7 @@
 // Project settings: members and their roles, API keys (the secret is shown once, with a copy button) and
 // provider connections (keys are write-only: the server shows only a hint), model prices, and which labels are
-// protected and how lint applies (settings/ProjectPolicy.tsx). Each tab is shown to the roles
+// protected and how lint applies (settings/ProjectPolicy.tsx), and the embedding model search uses
+// (settings/SearchEmbeddings.tsx). Each tab is shown to the roles
 // that can read it; write controls to the roles that can change it.
 import {
   Badge,
@@ -26,6 +27,7 @@ import { useCan, useMe } from "../auth";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { TableHead } from "../components/TableHead";
 import { LabelAndLintPolicy, ModelPrices } from "./settings/ProjectPolicy";
+import { SearchEmbeddings } from "./settings/SearchEmbeddings";
 import { TwoFactor } from "./settings/TwoFactor";
 
 const ROLES: Schemas["MeOut"]["role"][] = ["Viewer", "QAAnalyst", "PromptEngineer", "PromptOpsAdmin", "ComplianceOfficer"];
@@ -275,6 +277,7 @@ export default function SettingsPage() {
     { value: "providers", label: "Providers", allowed: useCan("provider:manage"), body: <Providers /> },
     { value: "models", label: "Model prices", allowed: useCan("prompt:read"), body: <ModelPrices /> },
     { value: "policy", label: "Labels and lint", allowed: useCan("project:read"), body: <LabelAndLintPolicy /> },
+    { value: "search", label: "Search", allowed: useCan("prompt:read"), body: <SearchEmbeddings /> },
     { value: "security", label: "My sign-in", allowed: useMe().kind === "user", body: <TwoFactor /> },
   ].filter((t) => t.allowed);
   const tab = params.get("tab") ?? tabs[0]?.value ?? "members";
