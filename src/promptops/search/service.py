@@ -9,6 +9,9 @@ the caller cannot read is reported as not found, never searched.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import functools
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from promptops.auth.principal import Principal, system_principal
+from promptops.cache import TTLCache
 from promptops.db import Database
 from promptops.errors import NotFound, ValidationProblem
 from promptops.governance.rbac import Permission, has_permission
@@ -197,11 +201,23 @@ def _choose(mine: dict[str, str], principal: Principal, wanted: Sequence[str]) -
     return chosen
 
 
+# project id -> name, for the answers of searches of the caller's own project (a rename shows within seconds)
+_project_names: TTLCache[str] = TTLCache(ttl=10.0)
+
+
 async def readable_projects(
     session: AsyncSession, principal: Principal, wanted: Sequence[str] = ()
 ) -> dict[str, str]:
     """Project id -> name of the projects to search: the principal's own by default, the named ones, or every
     readable one for ``*``; a project the principal cannot read is NotFound."""
+    if not wanted:  # the principal's own project (it was authenticated for it): only its name is needed
+        principal.require(Permission.PROMPT_READ)
+        pid = principal.project_id
+        name = _project_names.get(pid)
+        if name is None:
+            name = await tenancy.project_name(session, pid) or pid  # the system principal: its id
+            _project_names.put(pid, name)
+        return {pid: name}
     return _choose(await _readable(session, principal), principal, wanted)
 
 
@@ -209,6 +225,19 @@ def latest_only(filters: Filters) -> bool:
     """Whether only each prompt's latest version is searched: unless every version is asked for or a label
     (a label names its own version: production may be v3 while v4 is the latest)."""
     return not filters.all_versions and all(label == "latest" for label in filters.labels)
+
+
+def _narrowed(filters: Filters) -> bool:
+    """Whether filters beyond the project and the latest versions apply (they may drop full-text matches, so
+    more are read before them)."""
+    return bool(
+        filters.tags
+        or [label for label in filters.labels if label != "latest"]
+        or filters.model
+        or filters.author
+        or filters.updated_after
+        or filters.updated_before
+    )
 
 
 def _filtered(stmt: Select[Any], projects: Sequence[str], filters: Filters) -> Select[Any]:
@@ -281,7 +310,8 @@ async def _text_ranking(
             .where(text(f"{fts.name} MATCH :match").bindparams(match=" OR ".join(quoted)))
             .where(literal_column(f"{fts.name}.project_id").in_(list(projects)))  # before the window's limit
             .order_by(literal_column("rank"))
-            .limit(FTS_WINDOW)
+            # the latest-only table holds nothing the filters below drop, unless narrowed: then read further
+            .limit(limit if latest_only(filters) and not _narrowed(filters) else FTS_WINDOW)
             .subquery()
         )
         stmt = select(*_ref_columns(), matched.c.rank).join(matched, matched.c.key == d.vector_key)
@@ -299,6 +329,13 @@ async def _text_ranking(
 # --- misspelled words -----------------------------------------------------------------------------------------
 
 
+_known_terms: dict[
+    tuple[str, str], None
+] = {}  # (project id, word) known to be in its vocabulary, oldest first
+KNOWN_TERMS = 100_000
+_unknown_terms: TTLCache[str] = TTLCache(ttl=30.0)  # (projects, word) -> its correction ("": none), for 30 s
+
+
 def _max_edits(term: str) -> int:
     return 1 if len(term) <= 6 else 2
 
@@ -307,17 +344,29 @@ async def corrections(session: AsyncSession, terms: list[str], projects: Sequenc
     """Query words no prompt of these projects uses, mapped to the closest word that one does (same first
     letter, at most 1 edit for words up to 6 letters, 2 for longer ones; transpositions count as one)."""
     candidates = [t for t in terms if len(t) >= 4 and t.isalpha()]
-    if not candidates:
-        return {}
-    t = SearchTerm
-    known = set(
-        (
-            await session.execute(
-                select(t.term).where(t.project_id.in_(list(projects)), t.term.in_(candidates)).distinct()
-            )
-        ).scalars()
-    )
+    # a word a project has used stays in its vocabulary (never removed): remembered, not looked up again
+    candidates = [c for c in candidates if not any((p, c) in _known_terms for p in projects)]
+    # an unknown word's correction is remembered for a while (a word a prompt starts to use then is searched as
+    # typed all the same: the correction is searched besides it)
+    scope = tuple(sorted(projects))
     fixed: dict[str, str] = {}
+    for term in list(candidates):
+        remembered = _unknown_terms.get((scope, term))
+        if remembered is not None:
+            candidates.remove(term)
+            if remembered:
+                fixed[term] = remembered
+    if not candidates:
+        return fixed
+    t = SearchTerm
+    known: set[str] = set()
+    for project_id, term in await session.execute(
+        select(t.project_id, t.term).where(t.project_id.in_(list(projects)), t.term.in_(candidates))
+    ):
+        known.add(term)
+        if len(_known_terms) >= KNOWN_TERMS:
+            _known_terms.pop(next(iter(_known_terms)))
+        _known_terms[(project_id, term)] = None
     for term in candidates:
         if term in known:
             continue
@@ -343,6 +392,7 @@ async def corrections(session: AsyncSession, terms: list[str], projects: Sequenc
                 best = (distance, word)
         if best is not None:
             fixed[term] = best[1]
+        _unknown_terms.put((scope, term), best[1] if best is not None else "")
     return fixed
 
 
@@ -466,43 +516,51 @@ def _stem(term: str) -> str:
     return term[: max(4, len(term) - 2)] if len(term) > 4 else term
 
 
-def snippet(text_: str, terms: Sequence[str], width: int = 28) -> list[Segment]:
-    """The window of ``width`` words of ``text_`` holding most query terms, the matching words marked (looked
-    for in the first SNIPPET_WORDS words: a long template costs no more than that)."""
-    words = text_.split(maxsplit=SNIPPET_WORDS)[:SNIPPET_WORDS]
-    tokens = list(enumerate(words))
-    if not tokens:
-        return []
-    # a word matches when one of its runs of word characters starts with a term's stem (one compiled pattern)
-    starts = re.compile(
+@functools.lru_cache(maxsize=256)
+def _term_starts(terms: tuple[str, ...]) -> re.Pattern[str]:
+    """A word matches when one of its runs of word characters starts with a term's stem (one compiled pattern)."""
+    return re.compile(
         r"(?<!\w)(?:"
         + "|".join(re.escape(_stem(t)) for t in sorted(set(terms), key=len, reverse=True))
         + ")",
         re.IGNORECASE,
     )
-    marks = [starts.search(w) is not None for _, w in tokens]
-    # the best window by a running sum (one pass, whatever the width)
-    count = sum(marks[:width])
-    best, best_count = 0, count
-    for start in range(1, max(1, len(tokens) - width + 1)):
-        count += marks[start + width - 1] - marks[start - 1]
-        if count > best_count:
-            best, best_count = start, count
-    window = tokens[best : best + width]
-    pieces: list[tuple[str, bool]] = [("… ", False)] if best > 0 else []
-    for position, (_, word) in enumerate(window):
-        pieces.append((word, marks[best + position]))
-        if position < len(window) - 1:
-            pieces.append((" ", False))
-    if best + width < len(tokens):
-        pieces.append((" …", False))
-    segments: list[Segment] = []
-    for piece, matched in pieces:
-        if segments and segments[-1].match == matched:
-            segments[-1] = Segment(segments[-1].text + piece, matched)
+
+
+def snippet(text_: str, terms: Sequence[str], width: int = 28) -> list[Segment]:
+    """The window of ``width`` words of ``text_`` holding most query terms, the matching words marked (looked
+    for in the first SNIPPET_WORDS words: a long template costs no more than that)."""
+    words = text_.split(maxsplit=SNIPPET_WORDS)[:SNIPPET_WORDS]
+    if not words:
+        return []
+    # the words joined by newlines (no word holds one) and searched in one pass; a match marks its word
+    offsets = list(itertools.accumulate((len(w) + 1 for w in words), initial=0))
+    marks = [False] * len(words)
+    for found in _term_starts(tuple(terms)).finditer("\n".join(words)):
+        marks[bisect.bisect_right(offsets, found.start()) - 1] = True
+    # the first window with the most marked words
+    span = min(width, len(words))
+    sums = list(itertools.accumulate(marks, initial=0))
+    counts = [sums[i + span] - sums[i] for i in range(len(words) - span + 1)]
+    best = counts.index(max(counts))
+    window = words[best : best + width]
+    runs: list[tuple[bool, list[str]]] = []  # consecutive pieces that match or not, joined once at the end
+
+    def add(piece: str, matched: bool) -> None:
+        if runs and runs[-1][0] == matched:
+            runs[-1][1].append(piece)
         else:
-            segments.append(Segment(piece, matched))
-    return segments
+            runs.append((matched, [piece]))
+
+    if best > 0:
+        add("… ", False)
+    for position, word in enumerate(window):
+        add(word, marks[best + position])
+        if position < len(window) - 1:
+            add(" ", False)
+    if best + width < len(words):
+        add(" …", False)
+    return [Segment("".join(parts), matched) for matched, parts in runs]
 
 
 # --- search ---------------------------------------------------------------------------------------------------
@@ -553,7 +611,14 @@ async def search(
     warnings: list[str] = []
     if mode in ("hybrid", "text"):
         text_hits = _best_per_prompt(
-            await _text_ranking(session, terms, list(projects), filters, CANDIDATES * 3)
+            # one document per prompt unless every version is searched (then the best of each prompt is kept)
+            await _text_ranking(
+                session,
+                terms,
+                list(projects),
+                filters,
+                CANDIDATES if latest_only(filters) else CANDIDATES * 3,
+            )
         )
     if mode in ("hybrid", "semantic"):
         corrected = " ".join(fixed.get(t, t) for t in terms_of(query)) if fixed else query

@@ -96,6 +96,11 @@ async def list_projects(session: AsyncSession, principal: Principal) -> list[tup
     return [(p, r) for p, r in rows]
 
 
+async def project_name(session: AsyncSession, project_id: str) -> str | None:
+    """The project's name (None: no such project)."""
+    return await session.scalar(select(Project.name).where(Project.id == project_id))
+
+
 async def create_project(
     session: AsyncSession, principal: Principal, name: str, description: str = ""
 ) -> Project:
