@@ -147,7 +147,8 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
         log.info("search_index_backfilled", versions=indexed)
     if await search_stale_embeddings(db):  # vectors from another model or recipe: embedded again meanwhile
         runtime.search_refresh = asyncio.create_task(_refresh_search_vectors(db))
-    runtime.search_keeper = asyncio.create_task(_keep_search_vectors(runtime))
+    if settings.run_workers:  # where background work runs (API-only replicas leave it to those processes)
+        runtime.search_keeper = asyncio.create_task(_keep_search_vectors(runtime))
     preload_adapters()
     runtime.recorder.start()
     runtime.exposures.start()
