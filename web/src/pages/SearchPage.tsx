@@ -133,8 +133,10 @@ export default function SearchPage() {
       )}
       {state.q && <ErrorNotice error={results.error} title="The search failed" />}
       {data?.warnings?.map((warning) => (
-        <Alert key={warning} color="yellow" title="Searched by words only">
-          {warning}
+        <Alert key={warning} variant="light" color="yellow" styles={{ title: { color: "var(--mantine-color-text)" } }} title="Searched by words only">
+          <Text size="sm" c="var(--mantine-color-text)">
+            {warning}
+          </Text>
         </Alert>
       ))}
       {data && data.items.length === 0 && <NoResults state={state} set={set} />}
