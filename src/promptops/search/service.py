@@ -329,9 +329,8 @@ async def _text_ranking(
 # --- misspelled words -----------------------------------------------------------------------------------------
 
 
-_known_terms: dict[
-    tuple[str, str], None
-] = {}  # (project id, word) known to be in its vocabulary, oldest first
+# (project id, word) known to be in the project's vocabulary, oldest first
+_known_terms: dict[tuple[str, str], None] = {}
 KNOWN_TERMS = 100_000
 _unknown_terms: TTLCache[str] = TTLCache(ttl=30.0)  # (projects, word) -> its correction ("": none), for 30 s
 
