@@ -82,7 +82,8 @@ async def test_a_project_searches_with_its_provider_model(
         assert body["duplicateScore"] == pytest.approx(spaces.PROVIDER_PROFILE.duplicate_score)
         assert body["documentsWaiting"] >= len(PROMPTS)  # every version of the project, example prompts too
 
-        assert (await embedded(api))["documentsWaiting"] == 0
+        done = await embedded(api)
+        assert (done["documentsWaiting"], done["dimensions"]) == (0, EMBEDDING_DIM)
         calls = fake.requests_to("/embeddings")
         assert calls and all(c.body["model"] == MODEL for c in calls)
         texts = [t for c in calls for t in c.body["input"]]

@@ -87,6 +87,7 @@ test("an admin searches the project with a provider model, and a failing provide
   await expectAccessible(page, "search settings");
   const settings = await adminApi(env.server.url, "GET", "/api/v1/search/settings");
   assert.equal(settings.documentsWaiting, 0);
+  assert.equal(settings.dimensions, 64); // as the check call answered
 
   // search by meaning with the provider's vectors
   await page.goto(`${env.server.url}/search?q=refund+email+for+the+customer&mode=semantic`);

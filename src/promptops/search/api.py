@@ -164,7 +164,7 @@ def _settings_out(found: spaces.Settings, waiting: int) -> SearchSettingsOut:
         model=space.model or embedder().name,
         duplicate_score=space.profile.duplicate_score,
         min_similarity=space.profile.min_similarity,
-        dimensions=found.dimensions if not space.local else embedder().dimensions,
+        dimensions=found.dimensions or None,
         documents_waiting=waiting,
         updated_by=None if row is None else row.updated_by,
         updated_at=None if row is None else row.updated_at,

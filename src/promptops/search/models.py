@@ -85,5 +85,8 @@ class SearchSettings(Base):
     # the thresholds cosines of this model are read with (None: the provider defaults, spaces.PROVIDER_PROFILE)
     duplicate_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     min_similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dimensions: Mapped[int | None] = mapped_column(
+        Integer, nullable=True
+    )  # of its vectors, from the check call
     updated_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

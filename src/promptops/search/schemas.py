@@ -111,9 +111,7 @@ class SearchSettingsOut(ApiOut):
     model: str = Field(description="The embedding model's name")
     duplicate_score: float = Field(description="Duplicate score from which prompts are near-duplicates")
     min_similarity: float = Field(description="Lowest cosine reported as similar")
-    dimensions: int | None = Field(
-        default=None, description="The provider model's vector length, when checked"
-    )
+    dimensions: int | None = Field(default=None, description="The length of the project's vectors")
     documents_waiting: int = Field(description="The project's prompt versions waiting for their vectors")
     updated_by: str | None = None
     updated_at: datetime | None = None

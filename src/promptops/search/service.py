@@ -33,7 +33,15 @@ from promptops.governance.rbac import Permission, has_permission
 from promptops.search.embed import Profile, clean, embedder, from_bytes
 from promptops.search.index import content_text, make_vectors, refresh_embeddings
 from promptops.search.models import SearchDocument, SearchTerm
-from promptops.search.spaces import Space, local_space, log_failure, provider, space_of, spaces_of
+from promptops.search.spaces import (
+    Space,
+    cached_space,
+    local_space,
+    log_failure,
+    provider,
+    space_of,
+    spaces_of,
+)
 from promptops.search.vectors import indexes
 from promptops.tenancy import service as tenancy
 
@@ -471,6 +479,10 @@ async def provider_query_vectors(
 ) -> QueryVectors:
     """The query's vectors by the provider models of the projects a search of ``wanted`` reads (none when they
     all use the deployment's model: then nothing is called). Cached like query_vector."""
+    if not wanted:  # the caller's own project, known to use the deployment's model: no transaction needed
+        own = cached_space(principal.project_id)
+        if own is not None and own.local:
+            return QueryVectors()
     async with db.transaction() as session:
         projects = await readable_projects(session, principal, wanted)
         found = await spaces_of(session, projects)

@@ -136,6 +136,12 @@ async def spaces_of(session: AsyncSession, project_ids: Iterable[str]) -> dict[s
     return {pid: found[pid] for pid in ids}
 
 
+def cached_space(project_id: str) -> Space | None:
+    """The project's space if this process knows it (None: not looked up in the last few seconds)."""
+    found = _spaces.get(project_id)
+    return None if found is None else (local_space() if found.local else found)
+
+
 async def space_of(session: AsyncSession, project_id: str) -> Space:
     return (await spaces_of(session, [project_id]))[project_id]
 
@@ -215,7 +221,13 @@ class Settings:
     project_id: str
     space: Space
     row: SearchSettings | None
-    dimensions: int | None = None  # of the provider model, when it was just checked
+
+    @property
+    def dimensions(self) -> int:
+        """The length of the project's vectors (a provider model's, as its check call answered)."""
+        if self.row is None:
+            return embedder().dimensions
+        return self.row.dimensions or 0
 
 
 async def get_settings(session: AsyncSession, principal: Principal) -> Settings:
@@ -286,6 +298,7 @@ async def set_settings(
     changed = row.label != label
     row.connection, row.model, row.label = connection, model, label
     row.duplicate_score, row.min_similarity = duplicate_score, min_similarity
+    row.dimensions = dimensions
     row.updated_by, row.updated_at = principal.id, utcnow()
     await session.flush()
     waiting = await _renew(session, principal.project_id) if changed else 0
@@ -303,7 +316,7 @@ async def set_settings(
         },
     )
     forget(principal.project_id)
-    return Settings(principal.project_id, _space(row), row, dimensions)
+    return Settings(principal.project_id, _space(row), row)
 
 
 async def reset_settings(session: AsyncSession, principal: Principal) -> Settings:

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("label", sa.String(64), nullable=False),
         sa.Column("duplicate_score", sa.Float(), nullable=True),
         sa.Column("min_similarity", sa.Float(), nullable=True),
+        sa.Column("dimensions", sa.Integer(), nullable=True),
         sa.Column("updated_by", sa.String(40), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
