@@ -164,7 +164,7 @@ def _settings_out(found: spaces.Settings, waiting: int) -> SearchSettingsOut:
         model=space.model or embedder().name,
         duplicate_score=space.profile.duplicate_score,
         min_similarity=space.profile.min_similarity,
-        dimensions=found.dimensions or None,
+        dimensions=found.dimensions,
         documents_waiting=waiting,
         updated_by=None if row is None else row.updated_by,
         updated_at=None if row is None else row.updated_at,
@@ -180,7 +180,7 @@ async def get_settings(request: Request, principal: Reader) -> SearchSettingsOut
     db = runtime_of(request).db
     async with db.transaction() as session:
         found = await spaces.get_settings(session, principal)
-    return _settings_out(found, await spaces.waiting_documents(db, principal.project_id))
+        return _settings_out(found, await spaces.waiting_documents(session, principal.project_id))
 
 
 @router.put(
@@ -203,7 +203,7 @@ async def put_settings(body: SearchSettingsIn, request: Request, principal: Mana
             min_similarity=body.min_similarity,
             dimensions=dimensions,
         )
-    return _settings_out(found, await spaces.waiting_documents(db, principal.project_id))
+        return _settings_out(found, await spaces.waiting_documents(session, principal.project_id))
 
 
 @router.delete(
@@ -215,4 +215,4 @@ async def delete_settings(request: Request, principal: Manager) -> SearchSetting
     db = runtime_of(request).db
     async with db.transaction(write=True) as session:
         found = await spaces.reset_settings(session, principal)
-    return _settings_out(found, await spaces.waiting_documents(db, principal.project_id))
+        return _settings_out(found, await spaces.waiting_documents(session, principal.project_id))

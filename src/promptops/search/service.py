@@ -738,19 +738,16 @@ def content_vectors(docs: Sequence[SearchDocument], space: Space) -> NDArray[np.
     """The vectors of the documents' content (description and text; the index's vectors carry their names too:
     for search), as stored by the index; for a document the refresh has not reached, embedded here by the
     deployment's model, or zero with a provider model (never called here)."""
-    ready = [
-        from_bytes(doc.content_embedding)
-        for doc in docs
+    stored = {
+        i: from_bytes(doc.content_embedding)
+        for i, doc in enumerate(docs)
         if doc.content_embedding is not None and doc.embedding_model == space.label
-    ]
-    dimensions = len(ready[0]) if ready else embedder().dimensions
+    }
+    dimensions = len(next(iter(stored.values()))) if stored else embedder().dimensions
     out = np.zeros((len(docs), dimensions), dtype=np.float32)
-    missing = []
-    for i, doc in enumerate(docs):
-        if doc.content_embedding is not None and doc.embedding_model == space.label:
-            out[i] = from_bytes(doc.content_embedding)
-        else:
-            missing.append(i)
+    for i, vector in stored.items():
+        out[i] = vector
+    missing = [i for i in range(len(docs)) if i not in stored]
     if missing and space.local:
         out[missing] = embedder().embed([content_text(docs[i].description, docs[i].body) for i in missing])
     return out

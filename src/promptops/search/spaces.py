@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
 from promptops.cache import TTLCache
-from promptops.db import Database, utcnow
+from promptops.db import utcnow
 from promptops.errors import ValidationProblem
 from promptops.governance import audit
 from promptops.logging import log
@@ -223,11 +223,9 @@ class Settings:
     row: SearchSettings | None
 
     @property
-    def dimensions(self) -> int:
-        """The length of the project's vectors (a provider model's, as its check call answered)."""
-        if self.row is None:
-            return embedder().dimensions
-        return self.row.dimensions or 0
+    def dimensions(self) -> int | None:
+        """The length of the project's vectors (a provider model's, as its check call answered; None: unknown)."""
+        return embedder().dimensions if self.row is None else self.row.dimensions
 
 
 async def get_settings(session: AsyncSession, principal: Principal) -> Settings:
@@ -349,14 +347,13 @@ async def _renew(session: AsyncSession, project_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def waiting_documents(db: Database, project_id: str) -> int:
+async def waiting_documents(session: AsyncSession, project_id: str) -> int:
     """How many of the project's documents wait for their vectors."""
-    async with db.transaction() as session:
-        count = await session.scalar(
-            select(func.count())
-            .select_from(SearchDocument)
-            .where(SearchDocument.project_id == project_id, SearchDocument.embedding_model == PENDING)
-        )
+    count = await session.scalar(
+        select(func.count())
+        .select_from(SearchDocument)
+        .where(SearchDocument.project_id == project_id, SearchDocument.embedding_model == PENDING)
+    )
     return int(count or 0)
 
 
