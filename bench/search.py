@@ -1,7 +1,7 @@
 """Prompt search: quality on a labelled set, and latency and index build time at scale, on SQLite and PostgreSQL.
 
     .venv/bin/python bench/search.py [--scale 100000 | --quick] [--skip-quality] [--skip-scale] [--skip-pg]
-                                     [--concurrency 8] [--requests 800] [--embeddings minilm|static]
+                                     [--skip-sqlite] [--workers 2] [--concurrency 8] [--requests 800] [--embeddings minilm|static]
                                      [--output bench/results/search.json]
 
 ``--quick`` (5,000 versions) takes about 25 minutes on a 2-core machine. The default 100,000-version run
@@ -35,8 +35,10 @@ the product's own start-up backfill (``registry.service.index_missing_versions``
 embedding (``search.index.refresh_embeddings``, vectors), both timed. Then a real
 ``promptops serve`` on that database: start-up, the first semantic query (it builds the project's vector index
 from the rows), process RSS before and after, search latency (p50/p95/p99) for text, semantic and hybrid with 8
-concurrent clients (httpx, queries drawn from queries.jsonl) and with 1; then a restart that loads the persisted
-index. SQLite, then PostgreSQL (a fresh database, dropped at the end).
+concurrent clients (httpx, queries drawn from queries.jsonl) and with 1, and the same for ``GET /api/v1/projects``
+(the floor: what an authenticated request with no search costs); then a restart that loads the persisted
+index. SQLite, then PostgreSQL (a fresh database, dropped at the end), where the load is measured again with
+``promptops serve --workers N`` (``--workers``, default 2: one process per core of this machine).
 
 Prints tables and writes bench/results/search.json (a run that skips a part keeps that part's earlier figures).
 """
@@ -46,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import itertools
 import json
 import math
@@ -113,7 +116,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 class Server:
     """``promptops serve`` on a database and data folder that outlive it (so it can be restarted)."""
 
-    def __init__(self, database_url: str, data_dir: Path, log: Path) -> None:
+    def __init__(self, database_url: str, data_dir: Path, log: Path, workers: int = 1) -> None:
+        self.workers = workers  # promptops serve --workers (PostgreSQL)
         self.database_url = database_url
         self.data_dir = data_dir
         self.log = log
@@ -135,7 +139,13 @@ class Server:
         started = time.perf_counter()
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "promptops"), "serve", "--port", str(port)],
+                [
+                    str(Path(sys.executable).parent / "promptops"),
+                    "serve",
+                    "--port",
+                    str(port),
+                    *(["--workers", str(self.workers)] if self.workers > 1 else []),
+                ],
                 env=env,
                 stdout=out,
                 stderr=out,
@@ -153,16 +163,30 @@ class Server:
                 self.proc.wait()
         self.proc = None
 
-    def rss_mb(self) -> float | None:
+    def pids(self) -> list[int]:
+        """The server's process and, with several workers, the worker processes uvicorn started."""
         if self.proc is None:
-            return None
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-        except OSError:
-            return None
-        return None
+            return []
+        found = [self.proc.pid]
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+                found += [int(c) for c in (task / "children").read_text().split()]
+        return found
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds used so far by the server's processes."""
+        times = [cpu_seconds(pid) for pid in self.pids()]
+        return None if not times or None in times else sum(t for t in times if t is not None)
+
+    def rss_mb(self) -> float | None:
+        """Resident memory of the server's processes, summed."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return round(total / 1024, 1) if total else None
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, headers=HEADERS, timeout=300)
@@ -1298,6 +1322,8 @@ async def write_corpus(database_url: str, specs: list[Spec], budget_s: float, sa
 
 
 async def load(base: str, mode: str, queries: list[str], total: int, concurrency: int) -> dict[str, Any]:
+    """``total`` searches of ``mode`` from ``concurrency`` clients; mode ``floor`` asks ``GET /api/v1/projects``
+    instead (an authenticated read with no search: what every API request costs this server)."""
     latencies: list[float] = []
     errors = 0
     counter = itertools.count()
@@ -1308,7 +1334,12 @@ async def load(base: str, mode: str, queries: list[str], total: int, concurrency
             nonlocal errors
             while (i := next(counter)) < total:
                 t0 = time.perf_counter()
-                r = await client.get("/api/v1/search", params={"q": queries[i % len(queries)], "mode": mode})
+                if mode == "floor":
+                    r = await client.get("/api/v1/projects")
+                else:
+                    r = await client.get(
+                        "/api/v1/search", params={"q": queries[i % len(queries)], "mode": mode}
+                    )
                 latencies.append(time.perf_counter() - t0)
                 if r.status_code != 200:
                     errors += 1
@@ -1332,6 +1363,38 @@ def timed_get(api: httpx.Client, params: dict[str, Any]) -> float:
     t0 = time.perf_counter()
     ok(api.get("/api/v1/search", params=params))
     return round(time.perf_counter() - t0, 3)
+
+
+def latencies(args: argparse.Namespace, server: Server, name: str, queries: list[str]) -> dict[str, Any]:
+    """Search latency of each mode (and of the floor: an authenticated request with no search) with
+    ``args.concurrency`` clients and with one, and the server's CPU per request."""
+
+    def measured(mode: str, total: int, concurrency: int) -> dict[str, Any]:
+        load_avg = os.getloadavg()[0]
+        cpu0 = server.cpu_s()
+        result = asyncio.run(load(server.base, mode, queries, total, concurrency))
+        cpu1 = server.cpu_s()
+        if cpu0 is not None and cpu1 is not None:
+            # server CPU per request: unlike latency it hardly depends on other work on the machine
+            result["server_cpu_ms_per_request"] = round(1000 * (cpu1 - cpu0) / total, 2)
+        result["load_average_before"] = round(load_avg, 2)
+        return result
+
+    out: dict[str, Any] = {}
+    for mode in (*MODES, "floor"):
+        asyncio.run(load(server.base, mode, queries, 40, args.concurrency))  # warm-up
+        out[mode] = {
+            f"c{args.concurrency}": measured(mode, args.requests, args.concurrency),
+            "c1": measured(mode, max(100, args.requests // 4), 1),
+        }
+        c = out[mode][f"c{args.concurrency}"]
+        print(
+            f"  [{name}] {mode:8s} c{args.concurrency}: p50 {c['p50_ms']:.1f} p95 {c['p95_ms']:.1f} "
+            f"p99 {c['p99_ms']:.1f} ms, {c['rps']:.0f} req/s; c1 p50 {out[mode]['c1']['p50_ms']:.1f} "
+            f"p95 {out[mode]['c1']['p95_ms']:.1f} ms",
+            flush=True,
+        )
+    return out
 
 
 def scale_backend(args: argparse.Namespace, backend: str, specs: list[Spec]) -> dict[str, Any]:
@@ -1364,11 +1427,11 @@ def scale_backend(args: argparse.Namespace, backend: str, specs: list[Spec]) -> 
         out["background_embedding_s"] = asyncio.run(wait_for_vectors(url))
         with server.client() as api:
             out["rss_mb_at_start"] = server.rss_mb()
-            cpu0 = cpu_seconds(server.proc.pid) if server.proc else None
+            cpu0 = server.cpu_s()
             out["first_semantic_query_s"] = timed_get(
                 api, {"q": "summarise a support ticket", "mode": "semantic"}
             )
-            cpu1 = cpu_seconds(server.proc.pid) if server.proc else None
+            cpu1 = server.cpu_s()
             if cpu0 is not None and cpu1 is not None:
                 out["index_build_cpu_s"] = round(cpu1 - cpu0, 2)
             out["rss_mb_after_index"] = server.rss_mb()
@@ -1377,36 +1440,18 @@ def scale_backend(args: argparse.Namespace, backend: str, specs: list[Spec]) -> 
             out["index_file_mb"] = round(sum(f.stat().st_size for f in files) / 2**20, 1)
             meta = sorted((data_dir / "search-index").glob("*.json"))
             out["index_size"] = json.loads(meta[0].read_text()).get("size") if meta else None
-        latency: dict[str, Any] = {}
-
-        def measured(mode: str, total: int, concurrency: int) -> dict[str, Any]:
-            pid = server.proc.pid if server.proc else 0
-            load_avg = os.getloadavg()[0]
-            cpu0 = cpu_seconds(pid)
-            result = asyncio.run(load(server.base, mode, queries, total, concurrency))
-            cpu1 = cpu_seconds(pid)
-            if cpu0 is not None and cpu1 is not None:
-                # server CPU per request: unlike latency it hardly depends on other work on the machine
-                result["server_cpu_ms_per_request"] = round(1000 * (cpu1 - cpu0) / total, 2)
-            result["load_average_before"] = round(load_avg, 2)
-            return result
-
-        for mode in MODES:
-            asyncio.run(load(server.base, mode, queries, 40, args.concurrency))  # warm-up
-            latency[mode] = {
-                f"c{args.concurrency}": measured(mode, args.requests, args.concurrency),
-                "c1": measured(mode, max(100, args.requests // 4), 1),
-            }
-            c = latency[mode][f"c{args.concurrency}"]
-            print(
-                f"  [{backend}] {mode:8s} c{args.concurrency}: p50 {c['p50_ms']:.1f} p95 {c['p95_ms']:.1f} "
-                f"p99 {c['p99_ms']:.1f} ms, {c['rps']:.0f} req/s; c1 p50 {latency[mode]['c1']['p50_ms']:.1f} "
-                f"p95 {latency[mode]['c1']['p95_ms']:.1f} ms",
-                flush=True,
-            )
-        out["latency"] = latency
+        out["latency"] = latencies(args, server, backend, queries)
         out["rss_mb_after_load"] = server.rss_mb()
         server.stop()
+        if backend == "postgresql" and args.workers > 1:  # the same load on several server processes
+            several = Server(url, data_dir, tmp / "server.log", workers=args.workers)
+            try:
+                several.start()
+                out["workers"] = args.workers
+                out["latency_workers"] = latencies(args, several, f"{backend} x{args.workers}", queries)
+                out["rss_mb_workers"] = several.rss_mb()
+            finally:
+                several.stop()
 
         # warm restart: the persisted index is loaded and caught up
         try:
@@ -1459,16 +1504,24 @@ def print_scale(s: dict[str, Any]) -> None:
                 f"the saved index) {r['restart_first_semantic_query_s']} s, RSS {r['restart_rss_mb_after_index']} MB; "
                 f"RSS after the load test {r['rss_mb_after_load']} MB"
             )
-        for mode, lat in r["latency"].items():
-            for c, m in lat.items():
-                print(
-                    f"    {mode:8s} {c:>3s}: p50 {m['p50_ms']:6.1f}  p95 {m['p95_ms']:6.1f}  p99 {m['p99_ms']:6.1f} ms"
-                    f"  {m['rps']:6.0f} req/s  server CPU {m.get('server_cpu_ms_per_request', float('nan')):5.1f} ms/req"
-                    f"  errors {m['errors']}  (load avg {m['load_average_before']})"
-                )
+        runs = [("1 process", r["latency"])]
+        if "latency_workers" in r:
+            runs.append((f"{r['workers']} workers", r["latency_workers"]))
+        for title, latency in runs:
+            print(f"    {title} (floor: GET /api/v1/projects, an authenticated request with no search):")
+            for mode, lat in latency.items():
+                for c, m in lat.items():
+                    print(
+                        f"    {mode:8s} {c:>3s}: p50 {m['p50_ms']:6.1f}  p95 {m['p95_ms']:6.1f}  p99 {m['p99_ms']:6.1f}"
+                        f" ms  {m['rps']:6.0f} req/s  server CPU"
+                        f" {m.get('server_cpu_ms_per_request', float('nan')):5.1f} ms/req"
+                        f"  errors {m['errors']}  (load avg {m['load_average_before']})"
+                    )
 
 
-def scale(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def scale(
+    args: argparse.Namespace, save: Callable[[dict[str, Any]], None], previous: dict[str, Any] | None
+) -> dict[str, Any]:
     n = 5000 if args.quick else args.scale
     started = time.perf_counter()
     specs = corpus(n)
@@ -1477,7 +1530,7 @@ def scale(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> d
         f"{time.perf_counter() - started:.1f} s",
         flush=True,
     )
-    backends = ["sqlite"] + ([] if args.skip_pg else ["postgresql"])
+    backends = ([] if args.skip_sqlite else ["sqlite"]) + ([] if args.skip_pg else ["postgresql"])
     out: dict[str, Any] = {
         "code": code_state(),
         "versions": sum(len(s.versions) for s in specs),
@@ -1486,9 +1539,15 @@ def scale(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> d
         "requests_per_mode": args.requests,
         "backends": {},
     }
+    if (
+        previous and previous.get("versions") == out["versions"]
+    ):  # a skipped database keeps its earlier figures
+        for backend, figures in previous.get("backends", {}).items():
+            if backend not in backends:
+                out["backends"][backend] = {"code": previous.get("code"), **figures}
     for backend in backends:
         try:
-            out["backends"][backend] = scale_backend(args, backend, specs)
+            out["backends"][backend] = {"code": out["code"], **scale_backend(args, backend, specs)}
         except (SystemExit, Exception) as exc:  # keep the other backend's figures
             print(f"  [{backend}] failed: {exc!r}", flush=True)
             out["backends"][backend] = {"skipped": f"failed: {exc!r}"}
@@ -1505,6 +1564,13 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="PostgreSQL: the load is measured again with `promptops serve --workers N` (1: not)",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=800, help="requests per mode in the concurrent run")
     parser.add_argument(
@@ -1546,7 +1612,7 @@ def main() -> None:
 
     save()
     if not args.skip_scale:
-        results["scale"] = scale(args, save)
+        results["scale"] = scale(args, save, previous.get("scale"))
         print_scale(results["scale"])
     save()
     print(f"\nwrote {output}")

@@ -124,10 +124,10 @@ async def _keep_search_vectors(runtime: Runtime) -> None:
             log.info("search_vectors_embedded", versions=done)
 
 
-@asynccontextmanager
-async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
-    """Start the runtime (migrate, bootstrap a fresh installation, rotate secrets, start the run recorder and
-    the job queue); stop and close everything on exit."""
+async def _bring_up_to_date(runtime: Runtime, *, migrate: bool) -> None:
+    """Start-up writes: migrations, the first admin of a fresh installation, stored secrets re-encrypted with the
+    current key, personal data of older versions sealed, versions missing from the search index indexed (each
+    finds nothing to do the next time)."""
     settings, db = runtime.settings, runtime.db
     if migrate:
         await asyncio.to_thread(upgrade, settings.effective_database_url)
@@ -145,6 +145,26 @@ async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
     indexed = await registry_service.index_missing_versions(db)
     if indexed:
         log.info("search_index_backfilled", versions=indexed)
+
+
+async def prepare(settings: Settings) -> None:
+    """What one process does before several processes serve the same database (``promptops serve --workers``):
+    make the data folder's secret key, migrate the database, bootstrap a fresh installation and do the start-up
+    writes, so the workers starting together find it all done instead of racing to do it."""
+    runtime = build_runtime(settings)
+    try:
+        await _bring_up_to_date(runtime, migrate=True)
+    finally:
+        await runtime.caller.aclose()
+        await runtime.db.dispose()
+
+
+@asynccontextmanager
+async def running(runtime: Runtime, *, migrate: bool) -> AsyncIterator[Runtime]:
+    """Start the runtime (migrate, bootstrap a fresh installation, rotate secrets, start the run recorder and
+    the job queue); stop and close everything on exit."""
+    settings, db = runtime.settings, runtime.db
+    await _bring_up_to_date(runtime, migrate=migrate)
     if await search_stale_embeddings(db):  # vectors from another model or recipe: embedded again meanwhile
         runtime.search_refresh = asyncio.create_task(_refresh_search_vectors(db))
     if settings.run_workers:  # where background work runs (API-only replicas leave it to those processes)

@@ -21,7 +21,8 @@ from tests.support.cli_support import free_port
 class ServerProcess:
     """``promptops serve`` as a child process on ``db_url`` (that can be killed and started again)."""
 
-    def __init__(self, db_url: str, tmp_path: Path) -> None:
+    def __init__(self, db_url: str, tmp_path: Path, *args: str) -> None:
+        self.args = list(args)  # more ``promptops serve`` options
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (tmp_path / "server.log").open("ab")
@@ -38,7 +39,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [str(Path(sys.executable).parent / "promptops"), "serve", "--port", str(self.port)]
+        command = [str(Path(sys.executable).parent / "promptops"), "serve", "--port", str(self.port), *self.args]
         self.proc = subprocess.Popen(command, env=self.env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 60
         while True:

@@ -98,12 +98,37 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Port (default PROMPTOPS_PORT or 8000).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port, to use more than one CPU core (PostgreSQL only; "
+            "about one per core).",
+        ),
+    ] = 1,
     reload: Annotated[bool, typer.Option("--reload", help="Restart on code changes (development).")] = False,
 ) -> None:
     """Run the PromptOps server (migrates the database and bootstraps a fresh installation on start)."""
     from promptops.cli.serving import run_server
 
-    run_server("promptops.app:build_default_app", host=host, port=port, reload=reload)
+    if workers > 1:
+        import asyncio
+
+        from promptops.config import get_settings
+        from promptops.lifecycle import prepare
+
+        settings = get_settings()
+        if not settings.effective_database_url.startswith("postgresql"):
+            raise typer.BadParameter(
+                "several workers need PostgreSQL (set PROMPTOPS_DATABASE_URL): the embedded SQLite database "
+                "is served by one process",
+                param_hint="--workers",
+            )
+        if reload:
+            raise typer.BadParameter("--reload runs one process; leave out --workers", param_hint="--workers")
+        asyncio.run(prepare(settings))  # once, before the workers start together
+    run_server("promptops.app:build_default_app", host=host, port=port, workers=workers, reload=reload)
 
 
 @app.command()

@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -97,17 +99,17 @@ class VectorIndexes:
         self.directory = directory
         self._projects.clear()
 
-    def _files(self, project_id: str) -> tuple[Path, Path] | None:
-        if self.directory is None:
-            return None
-        return self.directory / f"{project_id}.usearch", self.directory / f"{project_id}.json"
+    def _meta(self, project_id: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"{project_id}.json"
 
     def _load(self, project_id: str, space: Space) -> ProjectIndex:
-        files = self._files(project_id)
-        if files is not None and files[0].exists() and files[1].exists():
+        meta_file = self._meta(project_id)
+        if meta_file is not None and meta_file.exists():
             try:
-                meta = json.loads(files[1].read_text())
-                index = Index.restore(str(files[0]))
+                meta = json.loads(meta_file.read_text())
+                # the index file the metadata names (written before it); an older version named it by project
+                name = meta.get("file", f"{project_id}.usearch")
+                index = Index.restore(str(meta_file.with_name(Path(name).name)))
                 if index is not None and meta.get("model") == space.label:
                     return ProjectIndex(
                         project_id, space.label, index, datetime.fromisoformat(meta["watermark"])
@@ -119,21 +121,45 @@ class VectorIndexes:
         )
 
     def save(self, project: ProjectIndex) -> None:
-        files = self._files(project.project_id)
-        if files is None or project.watermark is None or project.index is None:
+        """Write the index under a name of its own, then replace the metadata that names it: processes that
+        share the folder (``promptops serve --workers N``) never mix one's index with another's watermark, and
+        a reader sees a whole index and its own watermark, or no file (and rebuilds from the rows)."""
+        meta_file = self._meta(project.project_id)
+        if meta_file is None or project.watermark is None or project.index is None:
             return
-        files[0].parent.mkdir(parents=True, exist_ok=True)
-        tmp = files[0].with_suffix(".tmp")
-        project.index.save(str(tmp))
-        tmp.replace(files[0])
+        meta_file.parent.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex
+        index_file = meta_file.with_name(f"{project.project_id}.{token}.usearch")
+        project.index.save(str(index_file))
         meta = {
             "model": project.label,
             "dimensions": project.index.ndim,
             "watermark": project.watermark.isoformat(),
             "size": len(project.index),
+            "file": index_file.name,
         }
-        files[1].write_text(json.dumps(meta))
+        tmp = meta_file.with_name(f"{meta_file.name}.{token}.tmp")
+        tmp.write_text(json.dumps(meta))
+        tmp.replace(meta_file)
         project.unsaved = 0
+        self._clean(project.project_id, keep=index_file)
+
+    def _clean(self, project_id: str, keep: Path) -> None:
+        """Remove the project's index files that the metadata no longer names (and metadata a crash left half
+        written), once older than a minute: another process may have just written one and be about to name it."""
+        meta_file = self._meta(project_id)
+        if meta_file is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            named = json.loads(meta_file.read_text()).get("file")
+            cutoff = time.time() - 60
+            leftovers = [
+                *meta_file.parent.glob(f"{project_id}.*usearch"),
+                *meta_file.parent.glob(f"{meta_file.name}.*.tmp"),
+            ]
+            for path in leftovers:
+                if path.name not in (named, keep.name) and path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
 
     def save_all(self) -> None:
         for project in list(self._projects.values()):
