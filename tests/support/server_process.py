@@ -39,7 +39,13 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [str(Path(sys.executable).parent / "promptops"), "serve", "--port", str(self.port), *self.args]
+        command = [
+            str(Path(sys.executable).parent / "promptops"),
+            "serve",
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
         self.proc = subprocess.Popen(command, env=self.env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 60
         while True:
