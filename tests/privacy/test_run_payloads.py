@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
+
 from tests.gateway.support import drained, gateway_app, openai_client
 from tests.privacy.test_erasure_api import stored_text
 from tests.support.app import Api
@@ -173,3 +176,88 @@ async def test_without_the_setting_runs_are_stored_as_before(
         assert_plain(await all_runs(api, ids))
         stored = await stored_text(api)
         assert "Quokka-4411" in stored and "Wombat-7702" in stored and "$sealed" not in stored
+
+
+async def cases_of(api: Api, name: str, version: int) -> dict[str, dict[str, Any]]:
+    """{source run id: case} of a dataset version."""
+    r = await api.get(f"/api/v1/datasets/{name}/versions/{version}/cases", params={"limit": 50})
+    assert r.status_code == 200, r.text
+    return {c["sourceRunId"]: c for c in r.json()["items"]}
+
+
+async def test_dataset_cases_copied_from_sealed_runs_are_sealed_and_erased_with_them(
+    db_url: str, tmp_path: Path, fake: FakeLLMServer
+) -> None:
+    """A case made from a sealed run is stored sealed under the run's subject: it reads as plaintext (cases,
+    export, the subject's access export), stays sealed through edits, and reads ``[erased]`` once its subject
+    is erased, while the other subject's case still reads."""
+    async with gateway_app(db_url, tmp_path, fake) as api:
+        project_id = await set_sealing(api, True)
+        ids = await record_runs(api)
+        name = "support/sealed-cases"
+        r = await api.post(
+            "/api/v1/datasets/from-runs", json={"name": name, "runIds": [ids["gateway"], ids["sdk"]]}
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["added"] == 2
+        cases = await cases_of(api, name, 1)
+        gateway, sdk = cases[ids["gateway"]], cases[ids["sdk"]]
+        assert (
+            gateway["input"]["messages"][0]["content"] == GATEWAY_TEXT
+            and "Quokka-4411" in gateway["expected"]
+        )
+        assert sdk["input"] == {"input": SDK_INPUT} and sdk["expected"] == SDK_OUTPUT
+        r = await api.get(f"/api/v1/datasets/{name}/export", params={"format": "jsonl"})
+        assert r.status_code == 200 and GATEWAY_TEXT in r.text and SDK_OUTPUT in r.text
+
+        # An edit by operations and a full resend (as a client that round-trips the cases) stay sealed.
+        r = await api.post(
+            f"/api/v1/datasets/{name}/versions",
+            json={"operations": [{"op": "update", "key": sdk["key"], "tags": ["reviewed"]}]},
+        )
+        assert r.status_code == 201, r.text
+        exported = [orjson.loads(line) for line in r_lines(await api.get(f"/api/v1/datasets/{name}/export"))]
+        for case in exported:
+            case["tags"] = [*case.get("tags", []), "resent"]
+        r = await api.post(f"/api/v1/datasets/{name}/versions", json={"cases": exported})
+        assert r.status_code == 201, r.text
+        assert (await cases_of(api, name, 3))[ids["sdk"]]["expected"] == SDK_OUTPUT
+        assert leaked(await stored_text(api)) == []  # cases too: no plaintext in the database
+
+        # The end user's access export lists the copies of their run (one per version).
+        r = await api.post("/api/v1/privacy/subjects/resolve", json={"endUser": END_USER})
+        subject = r.json()["subjectId"]
+        r = await api.get(f"/api/v1/privacy/subjects/{subject}/export")
+        assert r.status_code == 200, r.text
+        copies = r.json()["datasetCases"]
+        assert sorted(c["version"] for c in copies) == [1, 2, 3]
+        assert {c["dataset"] for c in copies} == {name} and all(
+            c["sourceRunId"] == ids["gateway"] for c in copies
+        )
+        assert copies[0]["input"]["messages"][0]["content"] == GATEWAY_TEXT
+
+        # Erasing the end user shreds their copies in every version; the project subject's case still reads.
+        r = await api.post(f"/api/v1/privacy/subjects/{subject}/erase")
+        assert r.status_code == 200, r.text
+        for version in (1, 2, 3):
+            after = await cases_of(api, name, version)
+            assert after[ids["gateway"]]["input"] == {"input": "[erased]"}
+            assert after[ids["gateway"]]["expected"] == "[erased]"
+            assert after[ids["sdk"]]["expected"] == SDK_OUTPUT
+        r = await api.get(f"/api/v1/privacy/subjects/{subject}/export")
+        assert leaked(r.text) == [] and r.json()["datasetCases"][0]["expected"] == "[erased]"
+
+        r = await api.post(f"/api/v1/privacy/subjects/rpl_{project_id.split('_', 1)[1]}/erase")
+        assert r.status_code == 200, r.text
+        after = await cases_of(api, name, 3)
+        assert (
+            after[ids["sdk"]]["input"] == {"input": "[erased]"}
+            and after[ids["sdk"]]["expected"] == "[erased]"
+        )
+        r = await api.get(f"/api/v1/datasets/{name}/export", params={"format": "jsonl"})
+        assert r.status_code == 200 and leaked(r.text) == []
+
+
+def r_lines(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [line for line in response.text.splitlines() if line.strip()]

@@ -127,6 +127,7 @@ class Case:
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     source_run_id: str | None = None
+    subject_id: str | None = None  # the data subject whose key seals it at rest (promptops.datasets.sealing)
 
     def canonical(self) -> dict[str, Any]:
         """What the content hash covers (everything but the run a case came from)."""
@@ -377,6 +378,7 @@ def make_case(
     tags: Any = None,
     metadata: Any = None,
     source_run_id: str | None = None,
+    subject_id: str | None = None,
     input_column: str = "input",
 ) -> Case:
     """A normalized :class:`Case`; raises :class:`CaseError` naming the bad field."""
@@ -388,6 +390,7 @@ def make_case(
         tags=normalize_tags(tags),
         metadata=normalize_metadata(metadata),
         source_run_id=source_run_id,
+        subject_id=subject_id,
     )
     size = len(orjson.dumps(case.canonical()))
     if size > MAX_CASE_BYTES:

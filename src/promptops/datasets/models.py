@@ -58,6 +58,7 @@ class DatasetCase(Base):
         UniqueConstraint("dataset_version_id", "key"),
         Index("ix_dataset_cases_version_position", "dataset_version_id", "position"),
         Index("ix_dataset_cases_project", "project_id"),
+        Index("ix_dataset_cases_subject", "project_id", "subject_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -70,3 +71,5 @@ class DatasetCase(Base):
     tags: Mapped[list] = mapped_column(JSONType, default=list)
     metadata_: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
     source_run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # the subject a case copied from a sealed run is sealed under (promptops.datasets.sealing); None: plain
+    subject_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,7 +29,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth.principal import Principal
-from promptops.datasets import formats
+from promptops.datasets import formats, sealing
 from promptops.datasets.formats import Case
 from promptops.datasets.models import Dataset, DatasetCase, DatasetVersion
 from promptops.datasets.recover import recover_variables
@@ -41,6 +41,7 @@ from promptops.ids import has_prefix, new_id
 from promptops.pagination import decode_cursor, decode_int_cursor, encode_cursor, fetch_page, filter_by_name
 from promptops.registry import service as registry
 from promptops.registry.refs import NAME_RE
+from promptops.runs import payloads as run_payloads
 from promptops.runs import service as runs_service
 from promptops.tenancy.service import get_scoped, get_scoped_many, scoped
 
@@ -191,7 +192,9 @@ async def list_cases(
             stmt = stmt.offset(offset)
         if limit is not None:
             stmt = stmt.limit(limit)
-        return list((await session.execute(stmt)).scalars())
+        found = list((await session.execute(stmt)).scalars())
+        await sealing.reveal_cases(session, found)
+        return found
     # Tags live in a JSON column: filter in Python, reading in chunks until the page is full.
     wanted = list(tags)
     result: list[DatasetCase] = []
@@ -208,8 +211,9 @@ async def list_cases(
                 continue
             result.append(case)
             if limit is not None and len(result) >= limit:
-                return result
-        if len(chunk) < INSERT_CHUNK:
+                break
+        if len(chunk) < INSERT_CHUNK or (limit is not None and len(result) >= limit):
+            await sealing.reveal_cases(session, result)
             return result
         last = chunk[-1].position
 
@@ -218,7 +222,27 @@ async def cases_by_id(
     session: AsyncSession, principal: Principal, case_ids: Iterable[str]
 ) -> dict[str, DatasetCase]:
     """The principal's project's cases with these ids (any dataset version); unknown ids are left out."""
-    return await get_scoped_many(session, principal, DatasetCase, case_ids)
+    found = await get_scoped_many(session, principal, DatasetCase, case_ids)
+    await sealing.reveal_cases(session, found.values())
+    return found
+
+
+async def cases_of_subject(
+    session: AsyncSession, principal: Principal, subject_id: str, limit: int
+) -> list[tuple[DatasetCase, str, int]]:
+    """The principal's project's cases sealed under ``subject_id`` (copied from its runs), revealed, newest
+    dataset versions first: (case, dataset name, version number)."""
+    rows = await session.execute(
+        select(DatasetCase, Dataset.name, DatasetVersion.version)
+        .join(DatasetVersion, DatasetVersion.id == DatasetCase.dataset_version_id)
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+        .where(DatasetCase.project_id == principal.project_id, DatasetCase.subject_id == subject_id)
+        .order_by(DatasetVersion.created_at.desc(), DatasetCase.position)
+        .limit(limit)
+    )
+    found = [(case, name, version) for case, name, version in rows]
+    await sealing.reveal_cases(session, [case for case, _, _ in found])
+    return found
 
 
 async def load_cases(session: AsyncSession, principal: Principal, version_id: str) -> list[Case]:
@@ -232,12 +256,17 @@ async def load_cases(session: AsyncSession, principal: Principal, version_id: st
             DatasetCase.tags,
             DatasetCase.metadata_,
             DatasetCase.source_run_id,
+            DatasetCase.subject_id,
         )
         .where(DatasetCase.dataset_version_id == version_id)
         .order_by(DatasetCase.position)
     )
+    stored = rows.all()
+    values = await sealing.reveal_values(session, [(row.input, row.expected) for row in stored])
     cases = []
-    for key, inputs, expected, tags, metadata, run_id in rows:
+    for (key, _, _, tags, metadata, run_id, subject_id), (inputs, expected) in zip(
+        stored, values, strict=True
+    ):
         case_input, case_metadata = formats.from_row(inputs, metadata)
         cases.append(
             Case(
@@ -247,6 +276,7 @@ async def load_cases(session: AsyncSession, principal: Principal, version_id: st
                 tags=tuple(tags or ()),
                 metadata=case_metadata,
                 source_run_id=run_id,
+                subject_id=subject_id,
             )
         )
     return cases
@@ -358,8 +388,10 @@ async def _write_version(
                 "tags": list(case.tags),
                 "metadata_": stored_metadata,
                 "source_run_id": case.source_run_id,
+                "subject_id": case.subject_id,
             }
         )
+    await sealing.seal_rows(session, rows)
     for start in range(0, len(rows), INSERT_CHUNK):
         await session.execute(insert(DatasetCase), rows[start : start + INSERT_CHUNK])
     await audit.record(
@@ -426,6 +458,23 @@ async def create_dataset(
     return dataset, version
 
 
+async def _keep_subjects(session: AsyncSession, version_id: str, cases: Sequence[Case]) -> list[Case]:
+    """A case sent again in full (an edit, an import) under the key of a case sealed under a data subject stays
+    sealed under it, even if its text changed (sealing more is the safe side)."""
+    rows = await session.execute(
+        select(DatasetCase.key, DatasetCase.subject_id).where(
+            DatasetCase.dataset_version_id == version_id, DatasetCase.subject_id.is_not(None)
+        )
+    )
+    subjects = {key: subject for key, subject in rows}
+    if not subjects:
+        return list(cases)
+    return [
+        replace(c, subject_id=subjects[c.key]) if c.subject_id is None and c.key in subjects else c
+        for c in cases
+    ]
+
+
 async def _save(
     session: AsyncSession,
     principal: Principal,
@@ -442,6 +491,7 @@ async def _save(
         latest = await get_version(session, dataset)
         if latest.content_hash == formats.content_hash(cases):
             return Saved(dataset, latest, created=False)
+        cases = await _keep_subjects(session, latest.id, cases)
     version = await _write_version(
         session, principal, dataset, cases, commit_message=commit_message, source=source, extra=extra
     )
@@ -565,6 +615,7 @@ def apply_operations(current: Sequence[Case], operations: Sequence[Operation]) -
                     tags=list(old.tags) if op.tags is UNSET else op.tags,
                     metadata=old.metadata if op.metadata is UNSET else op.metadata,
                     source_run_id=old.source_run_id,
+                    subject_id=old.subject_id,
                 )
             except formats.CaseError as exc:
                 column = f" {exc.column}" if exc.column else ""
@@ -742,7 +793,10 @@ async def _version_templates(
 
 
 def run_to_case(
-    run: Run, version: PromptVersion | None, expected_from: Literal["output", "none"]
+    run: Run,
+    version: PromptVersion | None,
+    expected_from: Literal["output", "none"],
+    subject_id: str | None = None,
 ) -> tuple[Case, bool]:
     """The case a run becomes, and whether its variables were recovered.
 
@@ -750,6 +804,7 @@ def run_to_case(
     (see :mod:`promptops.datasets.recover`), else ``{"input": <prompt text>}`` for text calls or
     ``{"messages": [...]}`` for chat calls. Expected: the run's output (``expected_from='output'``) or
     nothing. Tags: ``source:<run source>``. Metadata: the run id, model, provider, prompt version and time.
+    ``subject_id``: the subject the run's payload is sealed under; the case is sealed under it too.
     """
     recovered = None
     if version is not None:
@@ -779,6 +834,7 @@ def run_to_case(
         tags=[f"source:{run.source}"] if run.source else None,
         metadata={k: v for k, v in metadata.items() if v is not None},
         source_run_id=run.id,
+        subject_id=subject_id,
     )
     return case, recovered is not None
 
@@ -808,11 +864,14 @@ async def from_runs(
     if not runs:
         raise ValidationProblem("No runs match; nothing to add", code="no_runs")
     versions = await _version_templates(session, principal, {r.version_id for r in runs if r.version_id})
+    subjects = await run_payloads.sealed_subjects(session, [r.id for r in runs])
     by_key: dict[str, Case] = {}
     duplicates = recovered = 0
     for run in runs:  # newest first: the first case of a key wins
         try:
-            case, was_recovered = run_to_case(run, versions.get(run.version_id or ""), expected_from)
+            case, was_recovered = run_to_case(
+                run, versions.get(run.version_id or ""), expected_from, subjects.get(run.id)
+            )
         except formats.CaseError as exc:
             raise ValidationProblem(f"Run {run.id}: {exc.message}", code="invalid_case")
         if case.key in by_key:

@@ -53,6 +53,9 @@ class PrivacyExportOut(ApiOut):
     memberships: list[dict[str, Any]]
     feedback: list[dict[str, Any]]
     runs: list[dict[str, Any]]
+    dataset_cases: list[dict[str, Any]] = Field(
+        description="Dataset cases copied from the subject's sealed runs (sealed under the subject's key)."
+    )
     audit_events: list[dict[str, Any]]
     truncated: list[str] = Field(description="Sections cut at the export limit (newest kept).")
 

@@ -7,7 +7,8 @@ name no end user where the project seals them: promptops.runs.payloads). Every o
 principal's project: another project's subjects are simply not found.
 
 Erasure shreds the subject's data key. Every field sealed with it (a user's email and name, the feedback
-``user`` and ``notes`` of that subject, the payloads of runs sealed under it) becomes unreadable in the
+``user`` and ``notes`` of that subject, the payloads of runs sealed under it and the dataset cases copied from
+those runs) becomes unreadable in the
 database, its backups and every export, and reads answer ``[erased]``; for a user the account is disabled,
 its email lookup hash and password hash dropped and its sessions revoked. Nothing in the audit chain changes
 (it holds subject ids and digests only), so ``audit verify`` still passes.
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from promptops.auth import service as auth_service
 from promptops.auth.principal import Principal, system_principal
+from promptops.datasets import service as datasets_service
 from promptops.db import utcnow
 from promptops.errors import Conflict, NotFound, ValidationProblem
 from promptops.feedback import service as feedback_service
@@ -153,6 +155,22 @@ async def export(session: AsyncSession, principal: Principal, subject_id: str) -
             await feedback_service.feedback_of_subject(session, principal, subject_id), "feedback", truncated
         )
     ]
+    dataset_cases = [
+        {
+            "id": case.id,
+            "dataset": name,
+            "version": version,
+            "key": case.key,
+            "input": case.input,
+            "expected": case.expected,
+            "sourceRunId": case.source_run_id,
+        }
+        for case, name, version in _cut(
+            await datasets_service.cases_of_subject(session, principal, subject_id, EXPORT_LIMIT + 1),
+            "datasetCases",
+            truncated,
+        )
+    ]
     events, _ = await audit_service.list_events(session, principal, user=subject_id, limit=EXPORT_LIMIT + 1)
     audit_events = [
         {
@@ -174,6 +192,7 @@ async def export(session: AsyncSession, principal: Principal, subject_id: str) -
             "kind": subject.kind,
             "feedback": len(feedback),
             "runs": len(runs),
+            "datasetCases": len(dataset_cases),
             "auditEvents": len(audit_events),
         },
     )
@@ -187,6 +206,7 @@ async def export(session: AsyncSession, principal: Principal, subject_id: str) -
         "memberships": memberships,
         "feedback": feedback,
         "runs": runs,
+        "dataset_cases": dataset_cases,
         "audit_events": audit_events,
         "truncated": truncated,
     }

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -45,6 +45,29 @@ ERASED_TOOL_CALLS: list[dict[str, Any]] = [{"content": vault.ERASED}]
 def payload_subject(project_id: str) -> str:
     """The subject whose key seals a project's run payloads that name no end user."""
     return PAYLOAD_SUBJECT_PREFIX + project_id.split("_", 1)[-1]
+
+
+def subject_kind(subject_id: str) -> str:
+    """The kind of a subject that seals run payloads: the project's (``rpl_...``) or an end user's."""
+    return PAYLOAD_KIND if subject_id.startswith(PAYLOAD_SUBJECT_PREFIX) else END_USER_KIND
+
+
+async def sealed_subjects(session: AsyncSession, run_ids: Sequence[str]) -> dict[str, str]:
+    """{run id: the subject its payload is sealed under} for those of ``run_ids`` that are sealed (read from the
+    stored columns, which loaded runs no longer show once revealed)."""
+    out: dict[str, str] = {}
+    for start in range(0, len(run_ids), 500):
+        rows = await session.execute(
+            select(Run.id, Run.input, Run.output).where(Run.id.in_(run_ids[start : start + 500]))
+        )
+        for run_id, inputs, output in rows:
+            token = inputs.get(SEALED) if isinstance(inputs, dict) else None
+            if not isinstance(token, str):
+                token = output if vault.is_sealed(output) else None
+            subject = vault.subject_of(token) if token else None
+            if subject:
+                out[run_id] = subject
+    return out
 
 
 def seals_run_payloads(settings: dict[str, Any]) -> bool:
