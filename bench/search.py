@@ -176,7 +176,8 @@ class Server:
     def cpu_s(self) -> float | None:
         """CPU seconds used so far by the server's processes."""
         times = [cpu_seconds(pid) for pid in self.pids()]
-        return None if not times or None in times else sum(t for t in times if t is not None)
+        known = [t for t in times if t is not None]
+        return sum(known) if known and len(known) == len(times) else None
 
     def rss_mb(self) -> float | None:
         """Resident memory of the server's processes, summed."""
@@ -1539,9 +1540,8 @@ def scale(
         "requests_per_mode": args.requests,
         "backends": {},
     }
-    if (
-        previous and previous.get("versions") == out["versions"]
-    ):  # a skipped database keeps its earlier figures
+    # a skipped database keeps its earlier figures
+    if previous and previous.get("versions") == out["versions"]:
         for backend, figures in previous.get("backends", {}).items():
             if backend not in backends:
                 out["backends"][backend] = {"code": previous.get("code"), **figures}

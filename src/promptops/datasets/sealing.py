@@ -13,7 +13,7 @@ edited later keeps its subject (and stays sealed); cases typed or imported by ha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -31,24 +31,15 @@ ERASED_INPUT: dict[str, Any] = {"input": vault.ERASED}
 async def seal_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Seal, in place, the ``input`` and ``expected`` of the case rows about to be inserted that have a subject
     (one key read per subject)."""
-    sealers: dict[str, Callable[[str], str]] = {}
+    sealers = run_payloads.Sealers(session)
     for row in rows:
         subject = row.get("subject_id")
         if not subject:
             continue
-        seal = sealers.get(subject)
-        if seal is None:
-            seal = sealers[subject] = await vault.sealer(
-                session, subject, kind=run_payloads.subject_kind(subject), project_id=row["project_id"]
-            )
+        seal = await sealers.of_subject(row["project_id"], subject)
         row["input"] = {SEALED: seal(orjson.dumps(row["input"]).decode())}
         if row.get("expected"):
             row["expected"] = seal(row["expected"])
-
-
-def _input_token(value: Any) -> str | None:
-    token = value.get(SEALED) if isinstance(value, dict) else None
-    return token if isinstance(token, str) else None
 
 
 async def reveal_values(
@@ -56,14 +47,17 @@ async def reveal_values(
 ) -> list[tuple[Any, str | None]]:
     """The plaintext (input, expected) of stored case values (plain ones unchanged); one key query."""
     tokens = [
-        t for inputs, expected in values for t in (_input_token(inputs), expected) if vault.is_sealed(t)
+        t
+        for inputs, expected in values
+        for t in (run_payloads.sealed_token(inputs), expected)
+        if vault.is_sealed(t)
     ]
     if not tokens:
         return list(values)
     plain = await vault.reveal_many(session, tokens)
     out: list[tuple[Any, str | None]] = []
     for inputs, expected in values:
-        token = _input_token(inputs)
+        token = run_payloads.sealed_token(inputs)
         if token is not None:
             text = plain.get(token, vault.ERASED)
             inputs = ERASED_INPUT if text == vault.ERASED else orjson.loads(text)

@@ -182,6 +182,21 @@ async def list_cases(
     ``after_position`` starts after a position (keyset paging, what the REST cursor uses); ``limit`` caps
     the answer. The version must belong to the principal's project (404 otherwise).
     """
+    found = await _select_cases(session, principal, version_id, tags, limit, offset, after_position)
+    await sealing.reveal_cases(session, found)  # sealed cases read as plaintext (datasets.sealing)
+    return found
+
+
+async def _select_cases(
+    session: AsyncSession,
+    principal: Principal,
+    version_id: str,
+    tags: Sequence[str] | None,
+    limit: int | None,
+    offset: int,
+    after_position: int | None,
+) -> list[DatasetCase]:
+    """The cases :func:`list_cases` answers, as stored."""
     await _version_in_project(session, principal, version_id)
     stmt = select(DatasetCase).where(DatasetCase.dataset_version_id == version_id)
     if after_position is not None:
@@ -192,9 +207,7 @@ async def list_cases(
             stmt = stmt.offset(offset)
         if limit is not None:
             stmt = stmt.limit(limit)
-        found = list((await session.execute(stmt)).scalars())
-        await sealing.reveal_cases(session, found)
-        return found
+        return list((await session.execute(stmt)).scalars())
     # Tags live in a JSON column: filter in Python, reading in chunks until the page is full.
     wanted = list(tags)
     result: list[DatasetCase] = []
@@ -211,9 +224,8 @@ async def list_cases(
                 continue
             result.append(case)
             if limit is not None and len(result) >= limit:
-                break
-        if len(chunk) < INSERT_CHUNK or (limit is not None and len(result) >= limit):
-            await sealing.reveal_cases(session, result)
+                return result
+        if len(chunk) < INSERT_CHUNK:
             return result
         last = chunk[-1].position
 

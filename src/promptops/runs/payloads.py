@@ -47,6 +47,12 @@ def payload_subject(project_id: str) -> str:
     return PAYLOAD_SUBJECT_PREFIX + project_id.split("_", 1)[-1]
 
 
+def sealed_token(value: Any) -> str | None:
+    """The token of a sealed JSON value (``{"$sealed": token}``), else None."""
+    token = value.get(SEALED) if isinstance(value, dict) else None
+    return token if isinstance(token, str) else None
+
+
 def subject_kind(subject_id: str) -> str:
     """The kind of a subject that seals run payloads: the project's (``rpl_...``) or an end user's."""
     return PAYLOAD_KIND if subject_id.startswith(PAYLOAD_SUBJECT_PREFIX) else END_USER_KIND
@@ -61,9 +67,7 @@ async def sealed_subjects(session: AsyncSession, run_ids: Sequence[str]) -> dict
             select(Run.id, Run.input, Run.output).where(Run.id.in_(run_ids[start : start + 500]))
         )
         for run_id, inputs, output in rows:
-            token = inputs.get(SEALED) if isinstance(inputs, dict) else None
-            if not isinstance(token, str):
-                token = output if vault.is_sealed(output) else None
+            token = sealed_token(inputs) or (output if vault.is_sealed(output) else None)
             subject = vault.subject_of(token) if token else None
             if subject:
                 out[run_id] = subject
@@ -99,7 +103,7 @@ def _sealed_values(values: dict[str, Any], seal: Callable[[str], str]) -> dict[s
     return out
 
 
-class _Sealers:
+class Sealers:
     """One sealing function per subject of a batch (each subject's key is read once)."""
 
     def __init__(self, session: AsyncSession) -> None:
@@ -107,12 +111,18 @@ class _Sealers:
         self._made: dict[str, Callable[[str], str]] = {}
 
     async def of(self, project_id: str, end_user: str | None) -> Callable[[str], str]:
+        """The sealer of a run of ``project_id`` that names ``end_user`` (None: the project's key)."""
         if end_user:
-            subject, kind = await vault.end_user_subject(self.session, project_id, end_user), END_USER_KIND
+            subject = await vault.end_user_subject(self.session, project_id, end_user)
         else:
-            subject, kind = payload_subject(project_id), PAYLOAD_KIND
+            subject = payload_subject(project_id)
+        return await self.of_subject(project_id, subject)
+
+    async def of_subject(self, project_id: str, subject: str) -> Callable[[str], str]:
         if subject not in self._made:
-            self._made[subject] = await vault.sealer(self.session, subject, kind=kind, project_id=project_id)
+            self._made[subject] = await vault.sealer(
+                self.session, subject, kind=subject_kind(subject), project_id=project_id
+            )
         return self._made[subject]
 
 
@@ -123,7 +133,7 @@ async def insert_runs(session: AsyncSession, runs: Sequence[Run]) -> None:
     sealing = await sealing_projects(session, (run.project_id for run in runs))
     if not sealing:
         return
-    sealers = _Sealers(session)
+    sealers = Sealers(session)
     plain: list[tuple[Run, dict[str, Any]]] = []
     for run in runs:
         if run.project_id not in sealing:
@@ -147,7 +157,7 @@ async def seal_rows(
     sealing = await sealing_projects(session, (row["project_id"] for row in rows))
     if not sealing:
         return
-    sealers = _Sealers(session)
+    sealers = Sealers(session)
     for row, end_user in zip(rows, end_users, strict=True):
         if row["project_id"] in sealing:
             row.update(_sealed_values(row, await sealers.of(row["project_id"], end_user)))
@@ -155,8 +165,8 @@ async def seal_rows(
 
 def _tokens(run: Run) -> list[str]:
     found: list[str] = []
-    if isinstance(run.input, dict) and isinstance(run.input.get(SEALED), str):
-        found.append(run.input[SEALED])
+    if (token := sealed_token(run.input)) is not None:
+        found.append(token)
     if vault.is_sealed(run.output):
         found.append(str(run.output))
     if isinstance(run.tool_calls, list) and run.tool_calls and isinstance(run.tool_calls[0], dict):
@@ -181,8 +191,8 @@ async def reveal_runs(session: AsyncSession, runs: Iterable[Run]) -> None:
         return
     plain = await vault.reveal_many(session, (t for _, tokens in sealed for t in tokens))
     for run, _ in sealed:
-        if isinstance(run.input, dict) and isinstance(run.input.get(SEALED), str):
-            set_committed_value(run, "input", _json(plain[run.input[SEALED]], ERASED_INPUT))
+        if (token := sealed_token(run.input)) is not None:
+            set_committed_value(run, "input", _json(plain[token], ERASED_INPUT))
         if vault.is_sealed(run.output):
             set_committed_value(run, "output", plain[str(run.output)])
         if isinstance(run.tool_calls, list) and run.tool_calls and isinstance(run.tool_calls[0], dict):
